@@ -1,0 +1,102 @@
+//! `podgrace mutate`: the webhook's engine on a file, printing the patch, the mutated manifest or
+//! a diff on stdout and the warnings and record on stderr.
+
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+
+use super::policy::load_one;
+use super::{MutateArgs, Output, read_input};
+use crate::engine::{self, Context};
+use crate::manifest::{self, prefix_patch};
+use crate::policy::{EffectivePolicy, annotations};
+
+pub(super) fn run(args: &MutateArgs) -> anyhow::Result<ExitCode> {
+    let file = args.file.display().to_string();
+    let text = read_input(&args.file)?;
+    let mut docs = manifest::read_documents(&text).with_context(|| file.clone())?;
+    let cluster = args
+        .cluster_policy
+        .as_deref()
+        .map(|p| load_one(p, &args.policy_key))
+        .transpose()?;
+    let namespace = args
+        .namespace_policy
+        .as_deref()
+        .map(|p| load_one(p, &args.policy_key))
+        .transpose()?;
+    let policy = EffectivePolicy::new(cluster.as_ref(), namespace.as_ref());
+    let problems = policy.check();
+    if let Some(first) = problems.first() {
+        bail!("the policies do not combine into a complete policy: {first}");
+    }
+    let ctx = Context {
+        kube_version: args.kube_version,
+    };
+
+    let original: Vec<Value> = docs.iter().map(|d| d.value.clone()).collect();
+    let mut patches = Vec::new();
+    for doc in &mut docs {
+        let Some(target) = &doc.target else { continue };
+        // The webhook ignores bad annotations with a warning; a preview should insist.
+        if let Some(e) = annotations::read(&target.pod.metadata).errors.first() {
+            bail!("{file}: {}: {e}", target.label);
+        }
+        let m = engine::mutate(&target.pod, &policy, &ctx).with_context(|| format!("{file}: {}", target.label))?;
+        for w in &m.warnings {
+            eprintln!("warning: {}: {w}", target.label);
+        }
+        match &m.record.skipped {
+            Some(why) => eprintln!("{}: skipped: {why}", target.label),
+            None if m.patch.0.is_empty() => eprintln!("{}: nothing to change", target.label),
+            None => {
+                for c in &m.record.containers {
+                    eprintln!("{}: {}: {}", target.label, c.name, c.items.join(" "));
+                }
+                if let Some(g) = &m.record.grace {
+                    eprintln!("{}: terminationGracePeriodSeconds {g}", target.label);
+                }
+            }
+        }
+        let patch = prefix_patch(&m.patch, &target.path);
+        json_patch::patch(&mut doc.value, &patch.0)
+            .with_context(|| format!("{file}: {}: the patch does not apply (a bug in podgrace)", target.label))?;
+        patches.push((target.label.clone(), patch));
+    }
+
+    match args.output {
+        Output::Patch => {
+            let out = if patches.len() == 1 {
+                serde_json::to_value(&patches[0].1)?
+            } else {
+                Value::Array(
+                    patches
+                        .iter()
+                        .map(|(label, p)| json!({ "object": label, "patch": p }))
+                        .collect(),
+                )
+            };
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        Output::Pod => print!("{}", yaml_stream(docs.iter().map(|d| &d.value))?),
+        Output::Diff => {
+            let before = yaml_stream(original.iter())?;
+            let after = yaml_stream(docs.iter().map(|d| &d.value))?;
+            let diff = similar::TextDiff::from_lines(&before, &after);
+            print!("{}", diff.unified_diff().context_radius(3).header(&file, &format!("{file} (mutated)")));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn yaml_stream<'a>(values: impl Iterator<Item = &'a Value>) -> anyhow::Result<String> {
+    let mut out = String::new();
+    for (i, v) in values.enumerate() {
+        if i > 0 {
+            out.push_str("---\n");
+        }
+        out.push_str(&serde_yaml::to_string(v)?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,60 @@
+//! `podgrace policy check` and `podgrace policy defaults`.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use super::{PolicyCommand, read_input};
+use crate::policy::parse::layers_from_file_text;
+use crate::policy::{EffectivePolicy, PolicyError, PolicyLayer, defaults};
+
+pub(super) fn run(cmd: &PolicyCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        PolicyCommand::Defaults => {
+            print!("{}", serde_yaml::to_string(&defaults::builtin()).context("rendering defaults")?);
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Check {
+            files,
+            cluster_policy,
+            policy_key,
+        } => {
+            let cluster = match cluster_policy {
+                Some(path) => Some(load_one(path, policy_key)?),
+                None => None,
+            };
+            let mut failed = false;
+            for path in files {
+                let text = read_input(path)?;
+                for result in layers_from_file_text(&path.display().to_string(), &text, policy_key) {
+                    let checked = result.and_then(|layer| {
+                        let errors = EffectivePolicy::new(cluster.as_ref(), Some(&layer)).check();
+                        if errors.is_empty() {
+                            Ok(layer)
+                        } else {
+                            Err(PolicyError { origin: layer.origin.name.clone(), errors })
+                        }
+                    });
+                    match checked {
+                        Ok(layer) => println!("ok: {}", layer.origin),
+                        Err(e) => {
+                            eprintln!("invalid: {e}");
+                            failed = true;
+                        }
+                    }
+                }
+            }
+            Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+        }
+    }
+}
+
+/// Loads a file that must hold exactly one valid policy.
+pub(super) fn load_one(path: &std::path::Path, key: &str) -> anyhow::Result<PolicyLayer> {
+    let text = read_input(path)?;
+    let mut layers = layers_from_file_text(&path.display().to_string(), &text, key);
+    if layers.len() != 1 {
+        anyhow::bail!("{}: expected one policy, found {}", path.display(), layers.len());
+    }
+    Ok(layers.remove(0)?)
+}

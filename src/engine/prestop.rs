@@ -1,0 +1,254 @@
+//! The preStop hook podgrace wants on a container, and what it can tell about hooks users wrote.
+
+use k8s_openapi::api::core::v1::{Container, EnvVar, ExecAction, LifecycleHandler, Pod, SleepAction};
+
+use super::env;
+use super::nacos as nacos_hook;
+use super::shell;
+use crate::kube_version::KubeVersion;
+use crate::nacos::Instance;
+use crate::policy::spec::SleepHandler;
+use crate::policy::{Action, ContainerPolicy, NacosAction, defaults};
+
+/// A hook podgrace would install.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hook {
+    /// The handler for `lifecycle.preStop`.
+    pub handler: LifecycleHandler,
+    /// Time the hook takes at most, counted in the grace budget.
+    pub seconds: u32,
+    /// Short description for the record (`sleep 10s`, `nacos v1 + sleep 30s`).
+    pub label: String,
+    /// The hook runs `/bin/sh` inside the application image.
+    pub uses_shell: bool,
+    /// Environment variables the hook reads.
+    pub env: Vec<EnvVar>,
+}
+
+/// The desired hook (if any) and notes for the user.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HookPlan {
+    /// The hook, or `None` when the policy adds none.
+    pub hook: Option<Hook>,
+    /// Warnings about choices made.
+    pub warnings: Vec<String>,
+}
+
+/// Plans the hook for container `c` of `pod`.
+pub fn plan(pod: &Pod, c: &Container, policy: &ContainerPolicy, version: Option<KubeVersion>) -> HookPlan {
+    let mut plan = HookPlan::default();
+    plan.hook = match &policy.action {
+        Action::None => None,
+        Action::Sleep => sleep_hook(policy, version, &mut plan.warnings),
+        Action::Exec { command, duration } => Some(Hook {
+            handler: exec(command.clone()),
+            seconds: *duration,
+            label: format!("exec {}", command[0]),
+            uses_shell: shell::is_shell(&command[0]),
+            env: Vec::new(),
+        }),
+        Action::Nginx => Some(nginx_hook(policy)),
+        Action::Nacos(nacos) => match nacos_instance(pod, c, nacos) {
+            Some(instance) => Some(nacos_shell_hook(policy, nacos, &instance)),
+            None => {
+                plan.warnings.push(
+                    "nacos: no port to deregister (set preStop.nacos.port); only the drain sleep is added"
+                        .to_owned(),
+                );
+                sleep_hook(policy, version, &mut plan.warnings)
+            }
+        },
+    };
+    plan
+}
+
+/// A plain drain sleep, native or exec depending on the policy and the cluster.
+fn sleep_hook(policy: &ContainerPolicy, version: Option<KubeVersion>, warnings: &mut Vec<String>) -> Option<Hook> {
+    let seconds = policy.sleep;
+    if seconds == 0 {
+        // No hook at all: valid on every release, unlike `sleep.seconds: 0` (1.33+).
+        return None;
+    }
+    let native = match (policy.sleep_handler, version) {
+        (SleepHandler::Exec, _) => false,
+        (SleepHandler::Auto, v) => v.is_none_or(KubeVersion::has_native_sleep),
+        (SleepHandler::Native, Some(v)) if !v.has_native_sleep() => {
+            warnings.push(format!(
+                "native sleep needs Kubernetes 1.30+ and the cluster is {v}: used exec sleep instead"
+            ));
+            false
+        }
+        (SleepHandler::Native, _) => true,
+    };
+    Some(if native {
+        Hook {
+            handler: LifecycleHandler {
+                sleep: Some(SleepAction {
+                    seconds: i64::from(seconds),
+                }),
+                ..Default::default()
+            },
+            seconds,
+            label: format!("sleep {seconds}s"),
+            uses_shell: false,
+            env: Vec::new(),
+        }
+    } else {
+        Hook {
+            handler: shell_handler(format!("sleep {seconds}")),
+            seconds,
+            label: format!("exec sleep {seconds}s"),
+            uses_shell: true,
+            env: Vec::new(),
+        }
+    })
+}
+
+/// Drain, then `nginx -s quit` (graceful: finish in-flight requests, close keep-alives), then
+/// wait for the master (PID 1) to exit, bounded by the shutdown allowance: returning earlier
+/// would let the kubelet's SIGTERM turn the graceful quit into a fast shutdown.
+fn nginx_hook(policy: &ContainerPolicy) -> Hook {
+    let mut script = String::new();
+    if policy.sleep > 0 {
+        script.push_str(&format!("sleep {}; ", policy.sleep));
+    }
+    script.push_str(&format!(
+        "nginx -s quit; i=0; while [ \"$i\" -lt {} ] && kill -0 1 2>/dev/null; do sleep 1; i=$((i+1)); done",
+        policy.shutdown
+    ));
+    Hook {
+        handler: shell_handler(script),
+        seconds: policy.sleep,
+        label: if policy.sleep > 0 {
+            format!("sleep {}s + nginx quit", policy.sleep)
+        } else {
+            "nginx quit".to_owned()
+        },
+        uses_shell: true,
+        env: Vec::new(),
+    }
+}
+
+fn nacos_shell_hook(policy: &ContainerPolicy, nacos: &NacosAction, instance: &Instance) -> Hook {
+    let ip_env = policy.pod_ip_env.as_deref().unwrap_or(defaults::POD_IP_ENV);
+    Hook {
+        handler: shell_handler(nacos_hook::script(nacos, instance, ip_env, policy.sleep)),
+        seconds: nacos.deregistration_seconds() + policy.sleep,
+        label: format!("nacos {} + sleep {}s", nacos.api.as_str(), policy.sleep),
+        uses_shell: true,
+        env: nacos_env(nacos, ip_env),
+    }
+}
+
+/// The variables a Nacos deregistration reads: the pod IP and, with a login, the credentials
+/// from the Secret (optional, so that a missing Secret never keeps the pod from starting).
+pub fn nacos_env(nacos: &NacosAction, ip_env: &str) -> Vec<EnvVar> {
+    let mut vars = vec![env::field(ip_env, "status.podIP")];
+    if let Some(auth) = &nacos.auth {
+        vars.push(env::secret(nacos_hook::USERNAME_ENV, &auth.secret, &auth.username_key));
+        vars.push(env::secret(nacos_hook::PASSWORD_ENV, &auth.secret, &auth.password_key));
+    }
+    vars
+}
+
+/// The instance a container registers as: service name from policy, else the pod's
+/// `app.kubernetes.io/name` or `app` label, else the container name; port from policy, else the
+/// container's first TCP port.
+pub fn nacos_instance(pod: &Pod, c: &Container, nacos: &NacosAction) -> Option<Instance> {
+    let labels = pod.metadata.labels.as_ref();
+    let label = |k: &str| labels.and_then(|l| l.get(k)).cloned();
+    let service = nacos
+        .service
+        .clone()
+        .or_else(|| label("app.kubernetes.io/name"))
+        .or_else(|| label("app"))
+        .unwrap_or_else(|| c.name.clone());
+    let port = nacos.port.or_else(|| {
+        super::probes::first_tcp_port(c).and_then(|p| u16::try_from(p).ok())
+    })?;
+    Some(Instance {
+        namespace_id: nacos.namespace_id.clone(),
+        group: nacos.group.clone(),
+        service,
+        cluster: nacos.cluster.clone(),
+        port,
+        ephemeral: nacos.ephemeral,
+    })
+}
+
+fn exec(command: Vec<String>) -> LifecycleHandler {
+    LifecycleHandler {
+        exec: Some(ExecAction {
+            command: Some(command),
+        }),
+        ..Default::default()
+    }
+}
+
+fn shell_handler(script: String) -> LifecycleHandler {
+    exec(vec!["/bin/sh".to_owned(), "-c".to_owned(), script])
+}
+
+/// Best-effort upper bound of a user's hook: a native sleep, or the `sleep N` and curl
+/// `-m`/`--max-time N` found in an exec command. `None` when nothing can be read.
+pub fn estimate_seconds(h: &LifecycleHandler) -> Option<u32> {
+    if let Some(s) = &h.sleep {
+        return u32::try_from(s.seconds).ok();
+    }
+    let command = h.exec.as_ref()?.command.as_ref()?;
+    let words: Vec<&str> = command
+        .iter()
+        .flat_map(|a| a.split(|c: char| c.is_whitespace() || ";&|()".contains(c)))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut total: Option<u32> = None;
+    for pair in words.windows(2) {
+        let counts = matches!(pair[0], "sleep" | "-m" | "--max-time")
+            || pair[0].ends_with("/sleep");
+        if counts && let Ok(n) = pair[1].trim_end_matches('s').parse::<u32>() {
+            total = Some(total.unwrap_or(0).saturating_add(n));
+        }
+    }
+    total
+}
+
+/// Whether a hook sends nginx a graceful quit.
+pub fn quits_nginx(h: &LifecycleHandler) -> bool {
+    h.exec
+        .as_ref()
+        .and_then(|e| e.command.as_ref())
+        .is_some_and(|c| c.iter().any(|a| a.contains("quit") || a == "--nginx"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exec_hook(args: &[&str]) -> LifecycleHandler {
+        exec(args.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn estimates_read_sleeps_and_curl_timeouts() {
+        let seed = exec_hook(&[
+            "/bin/sh",
+            "-c",
+            "curl -s --connect-timeout 10 -m 20 -X POST \"http://nacos:8848/x\" && sleep 35",
+        ]);
+        assert_eq!(estimate_seconds(&seed), Some(55));
+        assert_eq!(estimate_seconds(&exec_hook(&["/bin/sleep", "9"])), Some(9));
+        assert_eq!(estimate_seconds(&exec_hook(&["/opt/offline.sh"])), None);
+        let native = LifecycleHandler {
+            sleep: Some(SleepAction { seconds: 12 }),
+            ..Default::default()
+        };
+        assert_eq!(estimate_seconds(&native), Some(12));
+    }
+
+    #[test]
+    fn nginx_quit_is_recognised() {
+        assert!(quits_nginx(&exec_hook(&["nginx", "-s", "quit"])));
+        assert!(quits_nginx(&exec_hook(&["/bin/sh", "-c", "sleep 5 && nginx -s quit"])));
+        assert!(!quits_nginx(&exec_hook(&["/bin/sh", "-c", "sleep 5"])));
+    }
+}

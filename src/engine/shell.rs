@@ -1,0 +1,73 @@
+//! POSIX shell quoting for the hooks that podgrace writes as `/bin/sh -c` scripts.
+
+/// Quotes `s` as one shell word: single quotes, with embedded `'` written as `'\''`. Nothing
+/// inside single quotes is expanded, so any policy value is safe.
+pub fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for c in s.chars() {
+        if c == '\'' {
+            out.push_str("'\\''");
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// Percent-encodes a URL query component (RFC 3986 unreserved characters pass through). The
+/// result contains no shell metacharacters either.
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    #[test]
+    fn quoted_words_survive_a_real_shell_unchanged() {
+        for word in ["plain", "it's", "$(rm -rf /)", "a b\tc\nd", "`x`", "\\", "\"q\"", "", "*"] {
+            let out = Command::new("/bin/sh")
+                .arg("-c")
+                .arg(format!("printf '%s' {}", quote(word)))
+                .output()
+                .expect("run /bin/sh");
+            assert_eq!(String::from_utf8_lossy(&out.stdout), word, "{word:?}");
+        }
+    }
+
+    #[test]
+    fn url_encoding_keeps_unreserved_and_escapes_the_rest() {
+        assert_eq!(url_encode("DEFAULT_GROUP"), "DEFAULT_GROUP");
+        assert_eq!(url_encode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+    }
+}
+
+/// Whether `program` (a path or a name) is a POSIX-family shell.
+pub fn is_shell(program: &str) -> bool {
+    let name = program.rsplit('/').next().unwrap_or(program);
+    matches!(name, "sh" | "bash" | "ash" | "dash" | "zsh" | "ksh" | "mksh")
+}
+
+/// The script of a `sh -c SCRIPT` argv (flags may be combined, as in `-ec`).
+pub fn dash_c_script(argv: &[String]) -> Option<&str> {
+    let (program, rest) = argv.split_first()?;
+    if !is_shell(program) {
+        return None;
+    }
+    let pos = rest
+        .iter()
+        .position(|a| a.starts_with('-') && !a.starts_with("--") && a.contains('c'))?;
+    rest.get(pos + 1).map(String::as_str)
+}

@@ -1,0 +1,13 @@
+//! podgrace: a Kubernetes mutating admission webhook that gives pods graceful termination.
+//!
+//! Layers, inner to outer (arrows point inwards only):
+//! - [`policy`]: the policy format, validation and merging (pure);
+//! - [`engine`]: `Pod` + policy → JSON patch + warnings (pure, no I/O, no async);
+//! - adapters: the HTTPS server, TLS, policy stores and the CLI.
+
+pub mod kube_version;
+pub mod policy;
+pub mod engine;
+pub mod nacos;
+pub mod manifest;
+pub mod cli;

@@ -1,0 +1,169 @@
+//! The pod-level layer: a small, documented set of `podgrace.io/...` annotations (and the opt-out
+//! label) that override the namespace policy for one workload.
+//!
+//! | key | values |
+//! |---|---|
+//! | label or annotation `podgrace.io/inject` | `disabled`/`false` skips the pod |
+//! | `podgrace.io/action` | `sleep`, `exec`, `nginx`, `nacos`, `none` |
+//! | `podgrace.io/sleep-seconds` | 0-3600 |
+//! | `podgrace.io/shutdown-seconds` | 0-3600 |
+//! | `podgrace.io/readiness` | `disabled`/`false` to inject no readiness probe |
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::error::FieldError;
+use super::seconds::Seconds;
+use super::spec::{ActionKind, PolicySpec, PreStopSpec, ReadinessSpec};
+
+/// Opt-out label/annotation key.
+pub const INJECT: &str = "podgrace.io/inject";
+/// preStop action override.
+pub const ACTION: &str = "podgrace.io/action";
+/// Drain sleep override.
+pub const SLEEP_SECONDS: &str = "podgrace.io/sleep-seconds";
+/// Application shutdown override.
+pub const SHUTDOWN_SECONDS: &str = "podgrace.io/shutdown-seconds";
+/// Readiness injection switch.
+pub const READINESS: &str = "podgrace.io/readiness";
+
+/// What a pod's labels and annotations ask of podgrace.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PodOverrides {
+    /// The pod opted out.
+    pub opt_out: bool,
+    /// The overriding layer (empty when nothing is set).
+    pub spec: PolicySpec,
+    /// Annotations that could not be read; they are ignored, and reported.
+    pub errors: Vec<FieldError>,
+}
+
+impl PodOverrides {
+    /// The override layer, if it sets anything.
+    pub fn layer(&self) -> Option<&PolicySpec> {
+        (self.spec != PolicySpec::default()).then_some(&self.spec)
+    }
+}
+
+/// Reads the overrides from a pod's (or pod template's) metadata.
+pub fn read(meta: &ObjectMeta) -> PodOverrides {
+    let mut out = PodOverrides::default();
+    let empty = BTreeMap::new();
+    let annotations = meta.annotations.as_ref().unwrap_or(&empty);
+    let labels = meta.labels.as_ref().unwrap_or(&empty);
+
+    for (kind, map) in [("label", labels), ("annotation", annotations)] {
+        if let Some(v) = map.get(INJECT) {
+            match switch(v) {
+                Some(on) => out.opt_out |= !on,
+                None => out.errors.push(FieldError::new(
+                    format!("{kind} {INJECT}"),
+                    format!("expected enabled or disabled, got {v:?}"),
+                )),
+            }
+        }
+    }
+
+    let mut pre_stop = PreStopSpec::default();
+    if let Some(v) = annotations.get(ACTION) {
+        match serde_yaml::from_str::<ActionKind>(v.trim()) {
+            Ok(a) if !v.trim().is_empty() => pre_stop.action = Some(a),
+            _ => out.errors.push(FieldError::new(
+                format!("annotation {ACTION}"),
+                format!("expected one of sleep, exec, nginx, nacos, none, got {v:?}"),
+            )),
+        }
+    }
+    pre_stop.sleep_seconds = seconds(annotations, SLEEP_SECONDS, &mut out.errors);
+    if pre_stop != PreStopSpec::default() {
+        out.spec.pre_stop = Some(pre_stop);
+    }
+    out.spec.shutdown_seconds = seconds(annotations, SHUTDOWN_SECONDS, &mut out.errors);
+    if let Some(v) = annotations.get(READINESS) {
+        match switch(v) {
+            Some(false) => {
+                out.spec.readiness = Some(ReadinessSpec {
+                    inject: Some(false),
+                    ..Default::default()
+                })
+            }
+            Some(true) => {}
+            None => out.errors.push(FieldError::new(
+                format!("annotation {READINESS}"),
+                format!("expected enabled or disabled, got {v:?}"),
+            )),
+        }
+    }
+    out
+}
+
+fn switch(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "enabled" | "true" => Some(true),
+        "disabled" | "false" => Some(false),
+        _ => None,
+    }
+}
+
+fn seconds(
+    annotations: &BTreeMap<String, String>,
+    key: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<Seconds> {
+    let v = annotations.get(key)?;
+    match v.parse::<Seconds>() {
+        Ok(s) => Some(s),
+        Err(e) => {
+            errors.push(FieldError::new(format!("annotation {key}"), e.to_string()));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> ObjectMeta {
+        let map = |p: &[(&str, &str)]| {
+            Some(p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        };
+        ObjectMeta {
+            labels: map(labels),
+            annotations: map(annotations),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn opt_out_by_label_or_annotation() {
+        assert!(read(&meta(&[(INJECT, "disabled")], &[])).opt_out);
+        assert!(read(&meta(&[], &[(INJECT, "false")])).opt_out);
+        assert!(!read(&meta(&[(INJECT, "enabled")], &[])).opt_out);
+    }
+
+    #[test]
+    fn overrides_become_a_policy_layer() {
+        let o = read(&meta(
+            &[],
+            &[(ACTION, "none"), (SLEEP_SECONDS, "20"), (SHUTDOWN_SECONDS, "45"), (READINESS, "disabled")],
+        ));
+        assert!(o.errors.is_empty(), "{:?}", o.errors);
+        let ps = o.spec.pre_stop.as_ref().unwrap();
+        assert_eq!(ps.action, Some(ActionKind::None));
+        assert_eq!(ps.sleep_seconds.map(|s| s.get()), Some(20));
+        assert_eq!(o.spec.shutdown_seconds.map(|s| s.get()), Some(45));
+        assert_eq!(o.spec.readiness.as_ref().unwrap().inject, Some(false));
+    }
+
+    #[test]
+    fn bad_values_are_reported_by_key_and_ignored() {
+        let o = read(&meta(&[], &[(SLEEP_SECONDS, "ten"), (ACTION, "sleepy"), (SHUTDOWN_SECONDS, "9999")]));
+        assert_eq!(o.errors.len(), 3);
+        let text: Vec<String> = o.errors.iter().map(|e| e.to_string()).collect();
+        assert!(text.iter().any(|t| t.starts_with("annotation podgrace.io/sleep-seconds: ") && t.contains("\"ten\"")));
+        assert!(text.iter().any(|t| t.contains("9999")));
+        assert!(o.layer().is_none());
+    }
+}

@@ -1,0 +1,238 @@
+//! Reading policies from text: a bare policy document (YAML or JSON) or a ConfigMap manifest
+//! that carries one under a key.
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use serde::Deserialize;
+
+use super::error::{FieldError, PolicyError};
+use super::spec::PolicySpec;
+use super::validate::validate_layer;
+
+/// The ConfigMap key that holds a namespace policy.
+pub const POLICY_KEY: &str = "policy.yaml";
+
+/// Where a policy layer came from: shown in errors, logs and the pod's `podgrace.io/policy`
+/// annotation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// Human name: a file path or `namespace/configmap`.
+    pub name: String,
+    /// Version: a ConfigMap's resourceVersion, or a content hash for files.
+    pub version: String,
+}
+
+impl Origin {
+    /// An origin whose version is a short hash of the policy text.
+    pub fn hashed(name: impl Into<String>, text: &str) -> Self {
+        Origin {
+            name: name.into(),
+            version: content_hash(text),
+        }
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.name, self.version)
+    }
+}
+
+/// A parsed and validated policy layer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PolicyLayer {
+    /// The settings.
+    pub spec: PolicySpec,
+    /// Where they came from.
+    pub origin: Origin,
+}
+
+/// First 12 hex digits of the SHA-256 of `text`: stable across processes and releases, so two
+/// replicas report the same version for the same policy.
+pub fn content_hash(text: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    digest.as_ref()[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Parses one policy document. Empty documents (or only comments) are the empty policy.
+pub fn parse_spec(text: &str) -> Result<PolicySpec, FieldError> {
+    let meaningful = text
+        .lines()
+        .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#') && l.trim() != "---");
+    if !meaningful {
+        return Ok(PolicySpec::default());
+    }
+    let de = serde_yaml::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        let message = err.into_inner().to_string();
+        // serde_yaml prefixes its own (shorter) path; the full one is already in `path`.
+        let message = match message.split_once(": ") {
+            Some((prefix, rest)) if !prefix.contains(' ') && path.starts_with(prefix) => rest.to_owned(),
+            _ => message,
+        };
+        FieldError::new(path, message)
+    })
+}
+
+/// Parses and validates a policy document into a layer.
+pub fn load_layer(text: &str, origin: Origin) -> Result<PolicyLayer, PolicyError> {
+    let spec = parse_spec(text).map_err(|e| PolicyError {
+        origin: origin.name.clone(),
+        errors: vec![e],
+    })?;
+    let errors = validate_layer(&spec);
+    if !errors.is_empty() {
+        return Err(PolicyError {
+            origin: origin.name,
+            errors,
+        });
+    }
+    Ok(PolicyLayer { spec, origin })
+}
+
+/// Parses the policy carried by a ConfigMap (under [`POLICY_KEY`] or `key`).
+pub fn layer_from_configmap(cm: &ConfigMap, key: &str) -> Result<PolicyLayer, PolicyError> {
+    let name = format!(
+        "configmap {}/{}",
+        cm.metadata.namespace.as_deref().unwrap_or("-"),
+        cm.metadata.name.as_deref().unwrap_or("-")
+    );
+    let Some(text) = cm.data.as_ref().and_then(|d| d.get(key)) else {
+        return Err(PolicyError {
+            origin: name,
+            errors: vec![FieldError::new(
+                format!("data[{key:?}]"),
+                format!("missing: the policy must be stored under the key {key:?}"),
+            )],
+        });
+    };
+    let version = cm
+        .metadata
+        .resource_version
+        .clone()
+        .unwrap_or_else(|| content_hash(text));
+    load_layer(text, Origin { name, version })
+}
+
+/// A policy file as found on disk: either a bare policy or one or more ConfigMap manifests.
+/// Returns one result per policy found, in document order.
+pub fn layers_from_file_text(
+    file: &str,
+    text: &str,
+    key: &str,
+) -> Vec<Result<PolicyLayer, PolicyError>> {
+    let mut out = Vec::new();
+    let mut any = false;
+    for (index, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let value = match serde_yaml::Value::deserialize(doc) {
+            Ok(v) => v,
+            Err(e) => {
+                out.push(Err(PolicyError {
+                    origin: file.to_owned(),
+                    errors: vec![FieldError::new("", e.to_string())],
+                }));
+                return out;
+            }
+        };
+        if value.is_null() {
+            continue;
+        }
+        any = true;
+        let is_configmap = value.get("kind").and_then(|k| k.as_str()) == Some("ConfigMap");
+        if is_configmap {
+            match serde_yaml::from_value::<ConfigMap>(value) {
+                Ok(cm) => out.push(layer_from_configmap(&cm, key).map_err(|mut e| {
+                    e.origin = format!("{file}: {}", e.origin);
+                    e
+                })),
+                Err(e) => out.push(Err(PolicyError {
+                    origin: format!("{file} (document {})", index + 1),
+                    errors: vec![FieldError::new("", format!("not a valid ConfigMap: {e}"))],
+                })),
+            }
+        } else if out.is_empty() && index == 0 {
+            // A bare policy: parse the text itself so that errors carry line numbers.
+            out.push(load_layer(text, Origin::hashed(file, text)));
+            return out;
+        }
+    }
+    if !any {
+        out.push(load_layer("", Origin::hashed(file, "")));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_are_errors_that_list_the_allowed_ones() {
+        let err = parse_spec("preStop:\n  acton: sleep\n").unwrap_err();
+        assert_eq!(err.path, "preStop.acton");
+        assert!(err.message.starts_with("unknown field `acton`"), "{err}");
+        assert!(err.message.contains("`action`"), "{err}");
+        assert!(err.message.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn wrong_enum_values_list_the_allowed_values_with_the_field_path() {
+        let err = parse_spec("preStop:\n  action: slep\n").unwrap_err();
+        assert_eq!(err.path, "preStop.action");
+        assert!(err.message.contains("`sleep`, `exec`, `nginx`, `nacos`, `none`"), "{err}");
+    }
+
+    #[test]
+    fn wrong_types_name_the_field() {
+        let err = parse_spec("shutdownSeconds: soon\n").unwrap_err();
+        assert_eq!(err.path, "shutdownSeconds");
+        assert!(err.message.contains("between 0 and 3600"), "{err}");
+        let err = parse_spec("rules:\n  - match: {image: nginx*}\n    set: {bufferSeconds: 4000}\n")
+            .unwrap_err();
+        assert_eq!(err.path, "rules[0].set.bufferSeconds");
+    }
+
+    #[test]
+    fn json_is_accepted_and_comments_alone_are_the_empty_policy() {
+        let spec = parse_spec(r#"{"shutdownSeconds": 20}"#).unwrap();
+        assert_eq!(spec.shutdown_seconds.map(|s| s.get()), Some(20));
+        assert_eq!(parse_spec("# nothing yet\n").unwrap(), PolicySpec::default());
+        assert_eq!(parse_spec("").unwrap(), PolicySpec::default());
+    }
+
+    #[test]
+    fn malformed_yaml_is_an_error_not_a_panic() {
+        let err = parse_spec("preStop: [unclosed\n").unwrap_err();
+        assert!(!err.message.is_empty());
+    }
+
+    #[test]
+    fn configmaps_carry_the_policy_under_the_key_and_their_resource_version() {
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: podgrace-policy, namespace: shop, resourceVersion: \"42\"}\ndata:\n  policy.yaml: |\n    shutdownSeconds: 45\n";
+        let layers = layers_from_file_text("cm.yaml", text, POLICY_KEY);
+        let layer = layers[0].as_ref().unwrap();
+        assert_eq!(layer.spec.shutdown_seconds.map(|s| s.get()), Some(45));
+        assert_eq!(layer.origin.version, "42");
+        assert_eq!(layer.origin.name, "configmap shop/podgrace-policy");
+    }
+
+    #[test]
+    fn a_configmap_without_the_key_says_which_key_is_missing() {
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: podgrace-policy, namespace: shop}\ndata:\n  policy.yml: 'x: 1'\n";
+        let err = layers_from_file_text("cm.yaml", text, POLICY_KEY)
+            .remove(0)
+            .unwrap_err();
+        assert!(err.to_string().contains("\"policy.yaml\""), "{err}");
+    }
+
+    #[test]
+    fn content_hash_is_stable() {
+        assert_eq!(content_hash("a"), content_hash("a"));
+        assert_ne!(content_hash("a"), content_hash("b"));
+        assert_eq!(content_hash("a").len(), 12);
+    }
+}

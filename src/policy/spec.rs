@@ -1,0 +1,423 @@
+//! The policy file format: what operators write in the cluster default policy, in a namespace's
+//! `podgrace-policy` ConfigMap and inside rules.
+//!
+//! Every field is optional because a policy is a *layer*: it only says what it changes. Unknown
+//! fields are errors (`deny_unknown_fields`) so that a misspelt key is reported instead of being
+//! silently ignored, and enums list their allowed values in the error.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde::{Deserialize, Serialize};
+
+use super::seconds::Seconds;
+
+/// One policy layer (cluster default, namespace, or the `set` of a rule).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicySpec {
+    /// What runs before SIGTERM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_stop: Option<PreStopSpec>,
+    /// How long the application itself needs after SIGTERM (e.g. Spring Boot's
+    /// `timeout-per-shutdown-phase`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shutdown_seconds: Option<Seconds>,
+    /// Safety margin added to every container budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buffer_seconds: Option<Seconds>,
+    /// Whether podgrace may raise `terminationGracePeriodSeconds` (it never lowers it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_period: Option<GraceMode>,
+    /// Downward-API environment variables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<EnvSpec>,
+    /// Readiness probe injection for containers that have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness: Option<ReadinessSpec>,
+    /// Framework presets (environment variables that turn on graceful shutdown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presets: Option<Vec<Preset>>,
+    /// Which containers podgrace touches at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containers: Option<ContainerSelection>,
+    /// Where the `podgrace prestop` helper binary comes from when `preStop.helper` is `inject`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub helper_image: Option<HelperImageSpec>,
+    /// Overrides for containers matched by name, image or pod labels. Rules of all layers apply
+    /// after all base settings, in order (cluster rules first), so the last match wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<Vec<Rule>>,
+}
+
+/// The `preStop` section.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PreStopSpec {
+    /// The action: `sleep`, `exec`, `nginx`, `nacos` or `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<ActionKind>,
+    /// Drain time: the whole hook for `sleep`, the wait before `nginx -s quit`, the wait after
+    /// deregistration for `nacos`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sleep_seconds: Option<Seconds>,
+    /// How a sleep is expressed: the native `sleep` handler, `exec` of `/bin/sh -c sleep`, or
+    /// `auto` (native when the API server is known to support it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sleep_handler: Option<SleepHandler>,
+    /// What to do when the container already has a preStop hook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub existing: Option<ExistingHook>,
+    /// `inject` runs the hook with podgrace's own helper binary (no shell or curl needed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub helper: Option<HelperMode>,
+    /// Parameters of the `exec` action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecSpec>,
+    /// Parameters of the `nacos` action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nacos: Option<NacosSpec>,
+}
+
+/// The preStop actions podgrace knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionKind {
+    /// Sleep for `sleepSeconds` so that routers stop sending traffic first.
+    Sleep,
+    /// Run a command given by the policy.
+    Exec,
+    /// `nginx -s quit` after the drain sleep, then wait for the master to exit.
+    Nginx,
+    /// Mark the instance `enabled=false` in Nacos, then sleep.
+    Nacos,
+    /// Add no hook.
+    None,
+}
+
+impl ActionKind {
+    /// The policy spelling of the action.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::Sleep => "sleep",
+            ActionKind::Exec => "exec",
+            ActionKind::Nginx => "nginx",
+            ActionKind::Nacos => "nacos",
+            ActionKind::None => "none",
+        }
+    }
+}
+
+/// How a sleep is written into the pod.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SleepHandler {
+    /// `lifecycle.preStop.sleep.seconds` (Kubernetes ≥ 1.30 with the feature on by default).
+    Native,
+    /// `exec: ["/bin/sh", "-c", "sleep N"]`: needs a shell in the image.
+    Exec,
+    /// Native when the API server version is unknown or ≥ 1.30, exec otherwise.
+    Auto,
+}
+
+/// What happens to a preStop hook the user already wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExistingHook {
+    /// Leave it alone and warn (two handlers in one hook make the pod invalid, so never merge).
+    Keep,
+    /// Replace it with podgrace's hook.
+    Replace,
+}
+
+/// Whether the preStop runs through the injected `podgrace prestop` helper.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HelperMode {
+    /// Use the native sleep handler or a shell command in the application image.
+    None,
+    /// Add an init container that copies the helper into a shared volume and call it.
+    Inject,
+}
+
+/// Parameters of the `exec` action.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExecSpec {
+    /// The command, as an argv list (no shell unless you write one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// How long the command takes at most; counted in the grace period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<Seconds>,
+}
+
+/// Parameters of the `nacos` action.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NacosSpec {
+    /// Base URL of the Nacos server, e.g. `http://nacos.nacos:8848`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// Which HTTP API generation the server speaks: `v1`, `v2` or `v3`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<NacosApi>,
+    /// Nacos namespace id (`public` when empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_id: Option<String>,
+    /// Group name (`DEFAULT_GROUP` by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_name: Option<String>,
+    /// Service name; defaults to the pod label `app.kubernetes.io/name`, then `app`, then the
+    /// container name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_name: Option<String>,
+    /// Cluster name (`DEFAULT` by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_name: Option<String>,
+    /// Registered port; defaults to the container's first TCP port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Whether the instance is ephemeral (registered by a live client); `true` by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ephemeral: Option<bool>,
+    /// Bound on each HTTP call (login, update), in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<Seconds>,
+    /// Login credentials, read by the pod from a Secret (never copied into the pod spec).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<NacosAuthSpec>,
+}
+
+/// The Nacos HTTP API generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NacosApi {
+    /// Nacos 1.x/2.x Open API `/nacos/v1/ns/instance`.
+    V1,
+    /// Nacos 2.x Open API `/nacos/v2/ns/instance`.
+    V2,
+    /// Nacos 3.x admin API `/nacos/v3/admin/ns/instance`.
+    V3,
+}
+
+impl NacosApi {
+    /// The policy spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NacosApi::V1 => "v1",
+            NacosApi::V2 => "v2",
+            NacosApi::V3 => "v3",
+        }
+    }
+}
+
+/// Where the Nacos login comes from.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NacosAuthSpec {
+    /// Name of a Secret in the pod's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+    /// Key of the user name in that Secret (`username` by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_key: Option<String>,
+    /// Key of the password in that Secret (`password` by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_key: Option<String>,
+}
+
+/// Raise-only or hands-off handling of `terminationGracePeriodSeconds`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GraceMode {
+    /// Raise to the largest container budget when that is longer; never lower.
+    Raise,
+    /// Never change it; only warn when it is too short.
+    Keep,
+}
+
+/// Downward-API environment variables.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnvSpec {
+    /// Name of the variable set from `status.podIP`; empty to inject none (the `nacos` action
+    /// still adds it because it needs the address).
+    #[serde(rename = "podIP", default, skip_serializing_if = "Option::is_none")]
+    pub pod_ip: Option<String>,
+    /// Further downward-API variables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra: Option<Vec<FieldEnv>>,
+}
+
+/// One environment variable from a pod field.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FieldEnv {
+    /// Variable name.
+    pub name: String,
+    /// Downward-API field path, e.g. `metadata.name`.
+    pub field_path: String,
+}
+
+/// Readiness probe injection.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReadinessSpec {
+    /// Add a readiness probe to containers that have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inject: Option<bool>,
+    /// `tcp` (connect to the port) or `http` (GET `path`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handler: Option<ProbeHandler>,
+    /// HTTP path; required for the `http` handler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Port number or name; defaults to the container's first TCP port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<IntOrString>,
+    /// `HTTP` or `HTTPS` for the `http` handler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<ProbeScheme>,
+    /// Probe timings, as in the Kubernetes Probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_delay_seconds: Option<Seconds>,
+    /// See the Kubernetes Probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_seconds: Option<Seconds>,
+    /// See the Kubernetes Probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<Seconds>,
+    /// See the Kubernetes Probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_threshold: Option<u32>,
+    /// See the Kubernetes Probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_threshold: Option<u32>,
+}
+
+/// Readiness probe handler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeHandler {
+    /// `tcpSocket`.
+    Tcp,
+    /// `httpGet`.
+    Http,
+}
+
+/// HTTP probe scheme.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProbeScheme {
+    /// Plain HTTP.
+    #[serde(rename = "HTTP")]
+    Http,
+    /// HTTPS without certificate verification (as the kubelet does).
+    #[serde(rename = "HTTPS")]
+    Https,
+}
+
+impl ProbeScheme {
+    /// The Kubernetes spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeScheme::Http => "HTTP",
+            ProbeScheme::Https => "HTTPS",
+        }
+    }
+}
+
+/// Framework presets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    /// `SERVER_SHUTDOWN=graceful` and the shutdown-phase timeout set to `shutdownSeconds`.
+    SpringBoot,
+}
+
+impl Preset {
+    /// The policy spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Preset::SpringBoot => "spring-boot",
+        }
+    }
+}
+
+/// Container selection by name (glob patterns with `*` and `?`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainerSelection {
+    /// Only these containers (all when empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include: Option<Vec<String>>,
+    /// Never these containers (service-mesh proxies by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude: Option<Vec<String>>,
+}
+
+/// Image and pull policy of the helper init container.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HelperImageSpec {
+    /// Image reference of podgrace itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// `Always`, `IfNotPresent` or `Never`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_policy: Option<PullPolicy>,
+}
+
+/// Kubernetes image pull policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PullPolicy {
+    /// Always pull.
+    Always,
+    /// Pull when the node does not have it.
+    IfNotPresent,
+    /// Never pull.
+    Never,
+}
+
+impl PullPolicy {
+    /// The Kubernetes spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PullPolicy::Always => "Always",
+            PullPolicy::IfNotPresent => "IfNotPresent",
+            PullPolicy::Never => "Never",
+        }
+    }
+}
+
+/// A rule: settings applied to the containers its `match` selects.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rule {
+    /// Optional name, used in records and error messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// What the rule selects; every given criterion must match.
+    #[serde(rename = "match", default)]
+    pub matcher: Match,
+    /// The settings it applies (a policy without `rules`, `containers`, `gracePeriod` or
+    /// `helperImage`).
+    #[serde(default)]
+    pub set: PolicySpec,
+}
+
+/// Rule selection criteria.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Match {
+    /// Glob on the container name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
+    /// Glob on the image; a pattern without `/` is matched against the last path segment
+    /// (`nginx*` matches `docker.io/library/nginx:1.27`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Pod labels that must all be present with these values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_labels: Option<BTreeMap<String, String>>,
+}
