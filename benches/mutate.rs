@@ -1,1 +1,48 @@
-fn main(){}
+//! `mutate`: the engine on a typical 3-container pod (application, log shipper, Istio proxy) with a
+//! cluster policy and rules. Also measured in the same run, as baselines: parsing that pod's JSON
+//! into a k8s-openapi Pod (what any webhook pays before deciding anything) and the full pure path
+//! (parse + engine + patch serialization).
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use k8s_openapi::api::core::v1::Pod;
+use podgrace::engine::{self, Context};
+use podgrace::policy::{EffectivePolicy, Origin, load_layer};
+use std::hint::black_box;
+
+const POD: &str = include_str!("../tests/fixtures/manifests/multi-container.yaml");
+const CLUSTER: &str = include_str!("../tests/fixtures/policies/cluster.yaml");
+
+fn bench(c: &mut Criterion) {
+    let value: serde_json::Value = serde_yaml::from_str(POD).unwrap();
+    let json = serde_json::to_vec(&value).unwrap();
+    let pod: Pod = serde_json::from_slice(&json).unwrap();
+    let cluster = load_layer(CLUSTER, Origin::hashed("cluster", CLUSTER)).unwrap();
+    let policy = EffectivePolicy::new(Some(&cluster), None);
+    let ctx = Context::default();
+    assert!(
+        !engine::mutate(&pod, &policy, &ctx)
+            .unwrap()
+            .patch
+            .0
+            .is_empty()
+    );
+
+    let mut g = c.benchmark_group("mutate");
+    g.bench_function("baseline_parse_pod", |b| {
+        b.iter(|| serde_json::from_slice::<Pod>(black_box(&json)).unwrap())
+    });
+    g.bench_function("engine_3_containers", |b| {
+        b.iter(|| engine::mutate(black_box(&pod), &policy, &ctx).unwrap())
+    });
+    g.bench_function("parse_engine_serialize", |b| {
+        b.iter(|| {
+            let pod: Pod = serde_json::from_slice(black_box(&json)).unwrap();
+            let m = engine::mutate(&pod, &policy, &ctx).unwrap();
+            serde_json::to_vec(&m.patch).unwrap()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -72,7 +72,10 @@ mod tests {
     fn parses_common_spellings() {
         assert_eq!("1.30".parse(), Ok(KubeVersion::new(1, 30)));
         assert_eq!("v1.36.2".parse(), Ok(KubeVersion::new(1, 36)));
-        assert_eq!(KubeVersion::from_parts("1", "29+"), Some(KubeVersion::new(1, 29)));
+        assert_eq!(
+            KubeVersion::from_parts("1", "29+"),
+            Some(KubeVersion::new(1, 29))
+        );
         assert!("latest".parse::<KubeVersion>().is_err());
         assert!("1".parse::<KubeVersion>().is_err());
     }

@@ -5,9 +5,9 @@
 //! - [`engine`]: `Pod` + policy → JSON patch + warnings (pure, no I/O, no async);
 //! - adapters: the HTTPS server, TLS, policy stores and the CLI.
 
-pub mod kube_version;
-pub mod policy;
-pub mod engine;
-pub mod nacos;
-pub mod manifest;
 pub mod cli;
+pub mod engine;
+pub mod kube_version;
+pub mod manifest;
+pub mod nacos;
+pub mod policy;

@@ -23,7 +23,9 @@ pub enum ManifestError {
         why: String,
     },
     /// Nothing podgrace could mutate.
-    #[error("no Pod, workload or AdmissionReview found (documents: {0}); expected a Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, PodTemplate or an AdmissionReview")]
+    #[error(
+        "no Pod, workload or AdmissionReview found (documents: {0}); expected a Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, PodTemplate or an AdmissionReview"
+    )]
     NothingToMutate(String),
     /// An AdmissionReview without a request object.
     #[error("AdmissionReview without request.object")]
@@ -79,8 +81,15 @@ pub fn read_documents(text: &str) -> Result<Vec<Document>, ManifestError> {
         if value.get("kind").and_then(Value::as_str) == Some("AdmissionReview") {
             // Preview what the webhook would answer: the document becomes the request's object.
             let request = value.get_mut("request").ok_or(ManifestError::EmptyReview)?;
-            namespace = request.get("namespace").and_then(Value::as_str).map(str::to_owned);
-            value = request.get_mut("object").map(Value::take).filter(|o| !o.is_null()).ok_or(ManifestError::EmptyReview)?;
+            namespace = request
+                .get("namespace")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            value = request
+                .get_mut("object")
+                .map(Value::take)
+                .filter(|o| !o.is_null())
+                .ok_or(ManifestError::EmptyReview)?;
         }
         let mut target = find_target(&value)?;
         if let (Some(t), Some(ns)) = (&mut target, namespace) {
@@ -91,7 +100,13 @@ pub fn read_documents(text: &str) -> Result<Vec<Document>, ManifestError> {
     if !docs.iter().any(|d| d.target.is_some()) {
         let kinds: Vec<String> = docs
             .iter()
-            .map(|d| d.value.get("kind").and_then(Value::as_str).unwrap_or("no kind").to_owned())
+            .map(|d| {
+                d.value
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .unwrap_or("no kind")
+                    .to_owned()
+            })
             .collect();
         return Err(ManifestError::NothingToMutate(if kinds.is_empty() {
             "none".to_owned()
@@ -107,7 +122,9 @@ fn find_target(doc: &Value) -> Result<Option<Target>, ManifestError> {
     let kind = s(doc, "kind").unwrap_or_default();
     let api_version = s(doc, "apiVersion").unwrap_or_default();
     let meta = doc.get("metadata").cloned().unwrap_or(Value::Null);
-    let name = s(&meta, "name").or_else(|| s(&meta, "generateName")).unwrap_or_else(|| "-".into());
+    let name = s(&meta, "name")
+        .or_else(|| s(&meta, "generateName"))
+        .unwrap_or_else(|| "-".into());
     let Some(path) = template_path(&api_version, &kind) else {
         return Ok(None);
     };
@@ -190,16 +207,23 @@ mod tests {
     fn cronjobs_reach_their_nested_template() {
         let text = "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: c}\nspec:\n  schedule: '* * * * *'\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers: [{name: j, image: busybox}]\n";
         let docs = read_documents(text).unwrap();
-        assert_eq!(docs[0].target.as_ref().unwrap().path, vec!["spec", "jobTemplate", "spec", "template"]);
+        assert_eq!(
+            docs[0].target.as_ref().unwrap().path,
+            vec!["spec", "jobTemplate", "spec", "template"]
+        );
     }
 
     #[test]
     fn non_pod_objects_and_garbage_are_clear_errors() {
-        let err = read_documents("apiVersion: v1\nkind: Service\nmetadata: {name: s}\n").unwrap_err();
+        let err =
+            read_documents("apiVersion: v1\nkind: Service\nmetadata: {name: s}\n").unwrap_err();
         assert!(err.to_string().contains("documents: Service"), "{err}");
         let err = read_documents("kind: [oops").unwrap_err();
         assert!(err.to_string().starts_with("invalid YAML/JSON"), "{err}");
-        let err = read_documents("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: 3}\n").unwrap_err();
+        let err = read_documents(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: 3}\n",
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("spec.containers"), "{err}");
     }
 
@@ -219,7 +243,10 @@ mod tests {
 
     #[test]
     fn patches_move_under_the_template() {
-        let patch: Patch = serde_json::from_value(json!([{"op": "add", "path": "/spec/containers/0/env", "value": []}])).unwrap();
+        let patch: Patch = serde_json::from_value(
+            json!([{"op": "add", "path": "/spec/containers/0/env", "value": []}]),
+        )
+        .unwrap();
         let moved = prefix_patch(&patch, &["spec".into(), "template".into()]);
         assert_eq!(
             serde_json::to_value(moved).unwrap(),

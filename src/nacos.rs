@@ -94,15 +94,21 @@ pub fn access_token(body: &str) -> Option<String> {
 /// A hint for a failed call, naming the usual cause of each status.
 pub fn failure_hint(api: NacosApi, status: u16) -> &'static str {
     match (status, api) {
-        (403 | 401, _) => "authentication failed: check the credentials Secret or the server's auth settings",
+        (403 | 401, _) => {
+            "authentication failed: check the credentials Secret or the server's auth settings"
+        }
         (410, NacosApi::V1 | NacosApi::V2) => {
             "the server refuses this API generation (Nacos 3 without API compatibility): use apiVersion v3"
         }
         (404, NacosApi::V1 | NacosApi::V2) => {
             "path not found (Nacos 3.2+ ships without v1/v2 APIs): use apiVersion v3"
         }
-        (404, NacosApi::V3) => "path not found: the server is older than Nacos 3, use apiVersion v1 or v2",
-        (400, _) => "bad request: check serviceName, groupName and namespaceId (the service must exist)",
+        (404, NacosApi::V3) => {
+            "path not found: the server is older than Nacos 3, use apiVersion v1 or v2"
+        }
+        (400, _) => {
+            "bad request: check serviceName, groupName and namespaceId (the service must exist)"
+        }
         _ => "unexpected answer",
     }
 }
@@ -149,16 +155,29 @@ mod tests {
     #[test]
     fn success_is_read_per_generation() {
         assert!(update_succeeded(NacosApi::V1, 200, "ok"));
-        assert!(!update_succeeded(NacosApi::V1, 200, "caused: service not found"));
-        assert!(update_succeeded(NacosApi::V2, 200, r#"{"code": 0, "message": "success", "data": "ok"}"#));
-        assert!(!update_succeeded(NacosApi::V3, 200, r#"{"code":21004,"message":"instance error"}"#));
+        assert!(!update_succeeded(
+            NacosApi::V1,
+            200,
+            "caused: service not found"
+        ));
+        assert!(update_succeeded(
+            NacosApi::V2,
+            200,
+            r#"{"code": 0, "message": "success", "data": "ok"}"#
+        ));
+        assert!(!update_succeeded(
+            NacosApi::V3,
+            200,
+            r#"{"code":21004,"message":"instance error"}"#
+        ));
         assert!(!update_succeeded(NacosApi::V3, 403, ""));
     }
 
     #[test]
     fn tokens_come_from_the_login_json() {
         assert_eq!(
-            access_token(r#"{"accessToken":"eyJ.a.b","tokenTtl":18000,"globalAdmin":true}"#).as_deref(),
+            access_token(r#"{"accessToken":"eyJ.a.b","tokenTtl":18000,"globalAdmin":true}"#)
+                .as_deref(),
             Some("eyJ.a.b")
         );
         assert_eq!(access_token("unknown user!"), None);

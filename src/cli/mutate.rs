@@ -43,7 +43,8 @@ pub(super) fn run(args: &MutateArgs) -> anyhow::Result<ExitCode> {
         if let Some(e) = annotations::read(&target.pod.metadata).errors.first() {
             bail!("{file}: {}: {e}", target.label);
         }
-        let m = engine::mutate(&target.pod, &policy, &ctx).with_context(|| format!("{file}: {}", target.label))?;
+        let m = engine::mutate(&target.pod, &policy, &ctx)
+            .with_context(|| format!("{file}: {}", target.label))?;
         for w in &m.warnings {
             eprintln!("warning: {}: {w}", target.label);
         }
@@ -60,8 +61,12 @@ pub(super) fn run(args: &MutateArgs) -> anyhow::Result<ExitCode> {
             }
         }
         let patch = prefix_patch(&m.patch, &target.path);
-        json_patch::patch(&mut doc.value, &patch.0)
-            .with_context(|| format!("{file}: {}: the patch does not apply (a bug in podgrace)", target.label))?;
+        json_patch::patch(&mut doc.value, &patch.0).with_context(|| {
+            format!(
+                "{file}: {}: the patch does not apply (a bug in podgrace)",
+                target.label
+            )
+        })?;
         patches.push((target.label.clone(), patch));
     }
 
@@ -84,7 +89,12 @@ pub(super) fn run(args: &MutateArgs) -> anyhow::Result<ExitCode> {
             let before = yaml_stream(original.iter())?;
             let after = yaml_stream(docs.iter().map(|d| &d.value))?;
             let diff = similar::TextDiff::from_lines(&before, &after);
-            print!("{}", diff.unified_diff().context_radius(3).header(&file, &format!("{file} (mutated)")));
+            print!(
+                "{}",
+                diff.unified_diff()
+                    .context_radius(3)
+                    .header(&file, &format!("{file} (mutated)"))
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

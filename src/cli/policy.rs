@@ -11,7 +11,10 @@ use crate::policy::{EffectivePolicy, PolicyError, PolicyLayer, defaults};
 pub(super) fn run(cmd: &PolicyCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         PolicyCommand::Defaults => {
-            print!("{}", serde_yaml::to_string(&defaults::builtin()).context("rendering defaults")?);
+            print!(
+                "{}",
+                serde_yaml::to_string(&defaults::builtin()).context("rendering defaults")?
+            );
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Check {
@@ -26,13 +29,17 @@ pub(super) fn run(cmd: &PolicyCommand) -> anyhow::Result<ExitCode> {
             let mut failed = false;
             for path in files {
                 let text = read_input(path)?;
-                for result in layers_from_file_text(&path.display().to_string(), &text, policy_key) {
+                for result in layers_from_file_text(&path.display().to_string(), &text, policy_key)
+                {
                     let checked = result.and_then(|layer| {
                         let errors = EffectivePolicy::new(cluster.as_ref(), Some(&layer)).check();
                         if errors.is_empty() {
                             Ok(layer)
                         } else {
-                            Err(PolicyError { origin: layer.origin.name.clone(), errors })
+                            Err(PolicyError {
+                                origin: layer.origin.name.clone(),
+                                errors,
+                            })
                         }
                     });
                     match checked {
@@ -44,7 +51,11 @@ pub(super) fn run(cmd: &PolicyCommand) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+            Ok(if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
     }
 }
@@ -54,7 +65,11 @@ pub(super) fn load_one(path: &std::path::Path, key: &str) -> anyhow::Result<Poli
     let text = read_input(path)?;
     let mut layers = layers_from_file_text(&path.display().to_string(), &text, key);
     if layers.len() != 1 {
-        anyhow::bail!("{}: expected one policy, found {}", path.display(), layers.len());
+        anyhow::bail!(
+            "{}: expected one policy, found {}",
+            path.display(),
+            layers.len()
+        );
     }
     Ok(layers.remove(0)?)
 }

@@ -2,7 +2,9 @@
 //! values. A variable the container already defines is never added again or changed: users'
 //! definitions win, and a duplicate name would make the later one silently override the first.
 
-use k8s_openapi::api::core::v1::{Container, EnvVar, EnvVarSource, ObjectFieldSelector, SecretKeySelector};
+use k8s_openapi::api::core::v1::{
+    Container, EnvVar, EnvVarSource, ObjectFieldSelector, SecretKeySelector,
+};
 
 /// `name` ← downward-API `field_path`.
 pub fn field(name: &str, field_path: &str) -> EnvVar {
@@ -50,7 +52,8 @@ pub fn missing(c: &Container, wanted: Vec<EnvVar>) -> Vec<EnvVar> {
     let existing = c.env.as_deref().unwrap_or_default();
     let mut out: Vec<EnvVar> = Vec::with_capacity(wanted.len());
     for var in wanted {
-        let defined = existing.iter().any(|e| e.name == var.name) || out.iter().any(|e| e.name == var.name);
+        let defined =
+            existing.iter().any(|e| e.name == var.name) || out.iter().any(|e| e.name == var.name);
         if !defined {
             out.push(var);
         }
@@ -71,7 +74,11 @@ mod tests {
         };
         let got = missing(
             &c,
-            vec![field("POD_IP", "status.podIP"), field("POD_NAME", "metadata.name"), field("POD_NAME", "metadata.uid")],
+            vec![
+                field("POD_IP", "status.podIP"),
+                field("POD_NAME", "metadata.name"),
+                field("POD_NAME", "metadata.uid"),
+            ],
         );
         assert_eq!(got, vec![field("POD_NAME", "metadata.name")]);
     }
@@ -79,7 +86,10 @@ mod tests {
     #[test]
     fn secret_references_are_optional() {
         let v = secret("U", "nacos-auth", "username");
-        assert_eq!(v.value_from.unwrap().secret_key_ref.unwrap().optional, Some(true));
+        assert_eq!(
+            v.value_from.unwrap().secret_key_ref.unwrap().optional,
+            Some(true)
+        );
         assert!(v.value.is_none());
     }
 }

@@ -59,7 +59,12 @@ impl Decision {
     pub fn summary(&self) -> Option<String> {
         let b = self.largest.as_ref()?;
         Some(match self.raised_to {
-            Some(new) => format!("{} → {new}: {} ({})", self.current, b.arithmetic(), b.container),
+            Some(new) => format!(
+                "{} → {new}: {} ({})",
+                self.current,
+                b.arithmetic(),
+                b.container
+            ),
             None if self.current >= b.total() => format!(
                 "{} ≥ {}: {} ({})",
                 self.current,
@@ -134,13 +139,23 @@ mod tests {
 
     #[test]
     fn unset_means_the_kubernetes_default() {
-        assert_eq!(decide(None, &[budget("a", 0, 20, 5)], GraceMode::Raise).raised_to, None);
-        assert_eq!(decide(None, &[budget("a", 10, 20, 5)], GraceMode::Raise).raised_to, Some(35));
+        assert_eq!(
+            decide(None, &[budget("a", 0, 20, 5)], GraceMode::Raise).raised_to,
+            None
+        );
+        assert_eq!(
+            decide(None, &[budget("a", 10, 20, 5)], GraceMode::Raise).raised_to,
+            Some(35)
+        );
     }
 
     #[test]
     fn the_largest_container_budget_wins_and_keep_mode_never_raises() {
-        let budgets = [budget("sidecar", 5, 5, 5), budget("app", 30, 30, 5), budget("b", 30, 30, 5)];
+        let budgets = [
+            budget("sidecar", 5, 5, 5),
+            budget("app", 30, 30, 5),
+            budget("b", 30, 30, 5),
+        ];
         let d = decide(Some(30), &budgets, GraceMode::Raise);
         assert_eq!(d.largest.as_ref().unwrap().container, "app");
         assert_eq!(d.raised_to, Some(65));

@@ -98,11 +98,18 @@ pub fn mutate(pod: &Pod, policy: &EffectivePolicy, ctx: &Context) -> Result<Muta
             continue;
         }
         let image = c.image.as_deref().unwrap_or_default();
-        let resolution = match policy.resolve(pod.metadata.labels.as_ref(), &c.name, image, overrides.layer()) {
+        let resolution = match policy.resolve(
+            pod.metadata.labels.as_ref(),
+            &c.name,
+            image,
+            overrides.layer(),
+        ) {
             Ok(r) => r,
             Err(e) => {
-                m.warnings
-                    .push(warnings::container(&c.name, &format!("policy incomplete, nothing injected: {e}")));
+                m.warnings.push(warnings::container(
+                    &c.name,
+                    &format!("policy incomplete, nothing injected: {e}"),
+                ));
                 continue;
             }
         };
@@ -114,20 +121,31 @@ pub fn mutate(pod: &Pod, policy: &EffectivePolicy, ctx: &Context) -> Result<Muta
                 shutdown: resolution.policy.shutdown,
                 buffer: resolution.policy.buffer,
             }),
-            HookOwnership::Kept(estimate) => kept_hooks.push((c.name.clone(), estimate, resolution.policy)),
+            HookOwnership::Kept(estimate) => {
+                kept_hooks.push((c.name.clone(), estimate, resolution.policy))
+            }
         }
     }
 
-    let decision = grace::decide(spec.termination_grace_period_seconds, &budgets, policy.grace_mode());
+    let decision = grace::decide(
+        spec.termination_grace_period_seconds,
+        &budgets,
+        policy.grace_mode(),
+    );
     m.record.grace = decision.summary();
     if let Some(new) = decision.raised_to {
         b.set(["spec", "terminationGracePeriodSeconds"], json!(new));
         m.record.injections.push(Injection::Grace);
         if let Some(summary) = &m.record.grace {
-            m.warnings
-                .push(warnings::pod(&format!("terminationGracePeriodSeconds {summary}")));
+            m.warnings.push(warnings::pod(&format!(
+                "terminationGracePeriodSeconds {summary}"
+            )));
         }
-    } else if let Some(largest) = decision.largest.as_ref().filter(|l| l.total() > decision.current) {
+    } else if let Some(largest) = decision
+        .largest
+        .as_ref()
+        .filter(|l| l.total() > decision.current)
+    {
         m.warnings.push(warnings::pod(&format!(
             "terminationGracePeriodSeconds {} < {} needed by {} (gracePeriod: keep)",
             decision.current,
@@ -200,7 +218,10 @@ fn mutate_container(
         (Some(_), Some(h)) if p.existing == ExistingHook::Replace || existing.is_none() => {
             let value = to_json("preStop handler", &h.handler)?;
             if c.lifecycle.is_some() {
-                b.set(["spec", "containers", idx.as_str(), "lifecycle", "preStop"], value);
+                b.set(
+                    ["spec", "containers", idx.as_str(), "lifecycle", "preStop"],
+                    value,
+                );
             } else {
                 b.set(at("lifecycle"), json!({ "preStop": value }));
             }
@@ -213,7 +234,10 @@ fn mutate_container(
         (None, Some(h)) => {
             let value = to_json("preStop handler", &h.handler)?;
             if c.lifecycle.is_some() {
-                b.set(["spec", "containers", idx.as_str(), "lifecycle", "preStop"], value);
+                b.set(
+                    ["spec", "containers", idx.as_str(), "lifecycle", "preStop"],
+                    value,
+                );
             } else {
                 b.set(at("lifecycle"), json!({ "preStop": value }));
             }
@@ -225,8 +249,10 @@ fn mutate_container(
         }
         (Some(e), wanted) => {
             if wanted.is_some() {
-                m.warnings
-                    .push(warnings::container(&c.name, "kept its own preStop hook (policy preStop.existing: keep)"));
+                m.warnings.push(warnings::container(
+                    &c.name,
+                    "kept its own preStop hook (policy preStop.existing: keep)",
+                ));
             }
             HookOwnership::Kept(prestop::estimate_seconds(e).unwrap_or(0))
         }
@@ -298,7 +324,10 @@ fn mutate_container(
             "nginx without `nginx -s quit` in preStop: SIGTERM makes nginx drop requests",
         ));
     }
-    if let Some(h) = plan.hook.as_ref().filter(|h| h.uses_shell && installed.is_some())
+    if let Some(h) = plan
+        .hook
+        .as_ref()
+        .filter(|h| h.uses_shell && installed.is_some())
         && warnings::may_lack_shell(image)
     {
         m.warnings.push(warnings::container(
@@ -321,7 +350,9 @@ fn write_record(pod: &Pod, record: &Record, decision: &grace::Decision, b: &mut 
     let mut entries = vec![(
         record::INJECTED,
         record::merge_injected(
-            existing.and_then(|a| a.get(record::INJECTED)).map(String::as_str),
+            existing
+                .and_then(|a| a.get(record::INJECTED))
+                .map(String::as_str),
             &record.containers,
         ),
     )];
@@ -336,10 +367,16 @@ fn write_record(pod: &Pod, record: &Record, decision: &grace::Decision, b: &mut 
     entries.retain(|(k, v)| existing.and_then(|a| a.get(*k)) != Some(v));
 
     if pod.metadata == Default::default() {
-        let map: serde_json::Map<String, Value> = entries.into_iter().map(|(k, v)| (k.to_owned(), json!(v))).collect();
+        let map: serde_json::Map<String, Value> = entries
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), json!(v)))
+            .collect();
         b.set(["metadata"], json!({ "annotations": map }));
     } else if existing.is_none() {
-        let map: serde_json::Map<String, Value> = entries.into_iter().map(|(k, v)| (k.to_owned(), json!(v))).collect();
+        let map: serde_json::Map<String, Value> = entries
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), json!(v)))
+            .collect();
         b.set(["metadata", "annotations"], Value::Object(map));
     } else {
         for (k, v) in entries {

@@ -26,16 +26,24 @@ pub fn script(action: &NacosAction, instance: &Instance, ip_env: &str, sleep: u3
     let _ = writeln!(s, "ip=\"${{{ip_env}:-}}\"");
     s.push_str("token=\n");
     s.push_str("if ! command -v curl >/dev/null 2>&1; then\n");
-    s.push_str("  echo 'podgrace: curl not found in the image: cannot deregister from nacos' >&2\n");
+    s.push_str(
+        "  echo 'podgrace: curl not found in the image: cannot deregister from nacos' >&2\n",
+    );
     s.push_str("elif [ -z \"$ip\" ]; then\n");
     let _ = writeln!(
         s,
         "  echo {} >&2",
-        quote(&format!("podgrace: {ip_env} is empty: cannot deregister from nacos"))
+        quote(&format!(
+            "podgrace: {ip_env} is empty: cannot deregister from nacos"
+        ))
     );
     s.push_str("else\n");
     if action.auth.is_some() {
-        let login_url = quote(&format!("{}{}", action.server, nacos::login_path(action.api)));
+        let login_url = quote(&format!(
+            "{}{}",
+            action.server,
+            nacos::login_path(action.api)
+        ));
         let _ = writeln!(s, "  if [ -n \"${{{USERNAME_ENV}:-}}\" ]; then");
         let _ = writeln!(
             s,

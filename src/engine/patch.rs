@@ -69,7 +69,11 @@ mod tests {
     #[test]
     fn lists_are_created_or_appended_and_keys_are_escaped() {
         let mut b = PatchBuilder::default();
-        b.extend_list(["spec", "containers", "0", "env"], false, vec![json!(1), json!(2)]);
+        b.extend_list(
+            ["spec", "containers", "0", "env"],
+            false,
+            vec![json!(1), json!(2)],
+        );
         b.extend_list(["spec", "volumes"], true, vec![json!("v")]);
         b.set(["metadata", "annotations", "podgrace.io/x"], json!("y"));
         let patch = serde_json::to_value(b.finish()).unwrap();

@@ -15,7 +15,10 @@ pub fn env(preset: Preset, shutdown: u32) -> Vec<EnvVar> {
     match preset {
         Preset::SpringBoot => vec![
             env::literal("SERVER_SHUTDOWN", "graceful".to_owned()),
-            env::literal("SPRING_LIFECYCLE_TIMEOUT_PER_SHUTDOWN_PHASE", format!("{shutdown}s")),
+            env::literal(
+                "SPRING_LIFECYCLE_TIMEOUT_PER_SHUTDOWN_PHASE",
+                format!("{shutdown}s"),
+            ),
         ],
     }
 }

@@ -1,6 +1,8 @@
 //! The preStop hook podgrace wants on a container, and what it can tell about hooks users wrote.
 
-use k8s_openapi::api::core::v1::{Container, EnvVar, ExecAction, LifecycleHandler, Pod, SleepAction};
+use k8s_openapi::api::core::v1::{
+    Container, EnvVar, ExecAction, LifecycleHandler, Pod, SleepAction,
+};
 
 use super::env;
 use super::nacos as nacos_hook;
@@ -35,7 +37,12 @@ pub struct HookPlan {
 }
 
 /// Plans the hook for container `c` of `pod`.
-pub fn plan(pod: &Pod, c: &Container, policy: &ContainerPolicy, version: Option<KubeVersion>) -> HookPlan {
+pub fn plan(
+    pod: &Pod,
+    c: &Container,
+    policy: &ContainerPolicy,
+    version: Option<KubeVersion>,
+) -> HookPlan {
     let mut plan = HookPlan::default();
     plan.hook = match &policy.action {
         Action::None => None,
@@ -63,7 +70,11 @@ pub fn plan(pod: &Pod, c: &Container, policy: &ContainerPolicy, version: Option<
 }
 
 /// A plain drain sleep, native or exec depending on the policy and the cluster.
-fn sleep_hook(policy: &ContainerPolicy, version: Option<KubeVersion>, warnings: &mut Vec<String>) -> Option<Hook> {
+fn sleep_hook(
+    policy: &ContainerPolicy,
+    version: Option<KubeVersion>,
+    warnings: &mut Vec<String>,
+) -> Option<Hook> {
     let seconds = policy.sleep;
     if seconds == 0 {
         // No hook at all: valid on every release, unlike `sleep.seconds: 0` (1.33+).
@@ -145,8 +156,16 @@ fn nacos_shell_hook(policy: &ContainerPolicy, nacos: &NacosAction, instance: &In
 pub fn nacos_env(nacos: &NacosAction, ip_env: &str) -> Vec<EnvVar> {
     let mut vars = vec![env::field(ip_env, "status.podIP")];
     if let Some(auth) = &nacos.auth {
-        vars.push(env::secret(nacos_hook::USERNAME_ENV, &auth.secret, &auth.username_key));
-        vars.push(env::secret(nacos_hook::PASSWORD_ENV, &auth.secret, &auth.password_key));
+        vars.push(env::secret(
+            nacos_hook::USERNAME_ENV,
+            &auth.secret,
+            &auth.username_key,
+        ));
+        vars.push(env::secret(
+            nacos_hook::PASSWORD_ENV,
+            &auth.secret,
+            &auth.password_key,
+        ));
     }
     vars
 }
@@ -163,9 +182,9 @@ pub fn nacos_instance(pod: &Pod, c: &Container, nacos: &NacosAction) -> Option<I
         .or_else(|| label("app.kubernetes.io/name"))
         .or_else(|| label("app"))
         .unwrap_or_else(|| c.name.clone());
-    let port = nacos.port.or_else(|| {
-        super::probes::first_tcp_port(c).and_then(|p| u16::try_from(p).ok())
-    })?;
+    let port = nacos
+        .port
+        .or_else(|| super::probes::first_tcp_port(c).and_then(|p| u16::try_from(p).ok()))?;
     Some(Instance {
         namespace_id: nacos.namespace_id.clone(),
         group: nacos.group.clone(),
@@ -203,8 +222,8 @@ pub fn estimate_seconds(h: &LifecycleHandler) -> Option<u32> {
         .collect();
     let mut total: Option<u32> = None;
     for pair in words.windows(2) {
-        let counts = matches!(pair[0], "sleep" | "-m" | "--max-time")
-            || pair[0].ends_with("/sleep");
+        let counts =
+            matches!(pair[0], "sleep" | "-m" | "--max-time") || pair[0].ends_with("/sleep");
         if counts && let Ok(n) = pair[1].trim_end_matches('s').parse::<u32>() {
             total = Some(total.unwrap_or(0).saturating_add(n));
         }
@@ -248,7 +267,11 @@ mod tests {
     #[test]
     fn nginx_quit_is_recognised() {
         assert!(quits_nginx(&exec_hook(&["nginx", "-s", "quit"])));
-        assert!(quits_nginx(&exec_hook(&["/bin/sh", "-c", "sleep 5 && nginx -s quit"])));
+        assert!(quits_nginx(&exec_hook(&[
+            "/bin/sh",
+            "-c",
+            "sleep 5 && nginx -s quit"
+        ])));
         assert!(!quits_nginx(&exec_hook(&["/bin/sh", "-c", "sleep 5"])));
     }
 }

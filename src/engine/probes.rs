@@ -30,7 +30,11 @@ pub enum NoProbe {
 pub fn readiness(c: &Container, r: &Readiness) -> Result<(Probe, String), NoProbe> {
     let port = match &r.port {
         Some(IntOrString::String(name)) => {
-            let declared = c.ports.iter().flatten().any(|p| p.name.as_deref() == Some(name));
+            let declared = c
+                .ports
+                .iter()
+                .flatten()
+                .any(|p| p.name.as_deref() == Some(name));
             if !declared {
                 return Err(NoProbe::UnknownPortName(name.clone()));
             }
@@ -115,7 +119,10 @@ mod tests {
 
     #[test]
     fn no_port_means_no_probe() {
-        assert_eq!(readiness(&container(&[]), &default_readiness()), Err(NoProbe::NoPort));
+        assert_eq!(
+            readiness(&container(&[]), &default_readiness()),
+            Err(NoProbe::NoPort)
+        );
     }
 
     #[test]
@@ -123,7 +130,10 @@ mod tests {
         let mut r = default_readiness();
         r.port = Some(IntOrString::String("admin".into()));
         let c = container(&[(8080, Some("http"), None)]);
-        assert_eq!(readiness(&c, &r), Err(NoProbe::UnknownPortName("admin".into())));
+        assert_eq!(
+            readiness(&c, &r),
+            Err(NoProbe::UnknownPortName("admin".into()))
+        );
         r.port = Some(IntOrString::String("http".into()));
         r.handler = ProbeHandler::Http;
         r.path = Some("/ready".into());

@@ -94,13 +94,22 @@ mod tests {
     fn reinvocation_keeps_earlier_entries() {
         let first = merge_injected(
             None,
-            &[ContainerRecord { name: "app".into(), items: vec!["preStop=sleep 10s".into(), "env=POD_IP".into()] }],
+            &[ContainerRecord {
+                name: "app".into(),
+                items: vec!["preStop=sleep 10s".into(), "env=POD_IP".into()],
+            }],
         );
         assert_eq!(first, "app: preStop=sleep 10s env=POD_IP");
         let second = merge_injected(
             Some(&first),
-            &[ContainerRecord { name: "late".into(), items: vec!["env=POD_IP".into()] }],
+            &[ContainerRecord {
+                name: "late".into(),
+                items: vec!["env=POD_IP".into()],
+            }],
         );
-        assert_eq!(second, "app: preStop=sleep 10s env=POD_IP; late: env=POD_IP");
+        assert_eq!(
+            second,
+            "app: preStop=sleep 10s env=POD_IP; late: env=POD_IP"
+        );
     }
 }

@@ -30,6 +30,27 @@ pub fn url_encode(s: &str) -> String {
     out
 }
 
+/// Whether `program` (a path or a name) is a POSIX-family shell.
+pub fn is_shell(program: &str) -> bool {
+    let name = program.rsplit('/').next().unwrap_or(program);
+    matches!(
+        name,
+        "sh" | "bash" | "ash" | "dash" | "zsh" | "ksh" | "mksh"
+    )
+}
+
+/// The script of a `sh -c SCRIPT` argv (flags may be combined, as in `-ec`).
+pub fn dash_c_script(argv: &[String]) -> Option<&str> {
+    let (program, rest) = argv.split_first()?;
+    if !is_shell(program) {
+        return None;
+    }
+    let pos = rest
+        .iter()
+        .position(|a| a.starts_with('-') && !a.starts_with("--") && a.contains('c'))?;
+    rest.get(pos + 1).map(String::as_str)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -37,7 +58,17 @@ mod tests {
 
     #[test]
     fn quoted_words_survive_a_real_shell_unchanged() {
-        for word in ["plain", "it's", "$(rm -rf /)", "a b\tc\nd", "`x`", "\\", "\"q\"", "", "*"] {
+        for word in [
+            "plain",
+            "it's",
+            "$(rm -rf /)",
+            "a b\tc\nd",
+            "`x`",
+            "\\",
+            "\"q\"",
+            "",
+            "*",
+        ] {
             let out = Command::new("/bin/sh")
                 .arg("-c")
                 .arg(format!("printf '%s' {}", quote(word)))
@@ -52,22 +83,4 @@ mod tests {
         assert_eq!(url_encode("DEFAULT_GROUP"), "DEFAULT_GROUP");
         assert_eq!(url_encode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
     }
-}
-
-/// Whether `program` (a path or a name) is a POSIX-family shell.
-pub fn is_shell(program: &str) -> bool {
-    let name = program.rsplit('/').next().unwrap_or(program);
-    matches!(name, "sh" | "bash" | "ash" | "dash" | "zsh" | "ksh" | "mksh")
-}
-
-/// The script of a `sh -c SCRIPT` argv (flags may be combined, as in `-ec`).
-pub fn dash_c_script(argv: &[String]) -> Option<&str> {
-    let (program, rest) = argv.split_first()?;
-    if !is_shell(program) {
-        return None;
-    }
-    let pos = rest
-        .iter()
-        .position(|a| a.starts_with('-') && !a.starts_with("--") && a.contains('c'))?;
-    rest.get(pos + 1).map(String::as_str)
 }

@@ -33,7 +33,11 @@ pub fn fit(s: String) -> String {
 pub fn shell_pid1(c: &Container) -> Option<String> {
     // Without `command` the image's ENTRYPOINT runs, which podgrace cannot see.
     let command = c.command.as_ref().filter(|c| !c.is_empty())?;
-    let argv: Vec<String> = command.iter().chain(c.args.iter().flatten()).cloned().collect();
+    let argv: Vec<String> = command
+        .iter()
+        .chain(c.args.iter().flatten())
+        .cloned()
+        .collect();
     if let Some(script) = shell::dash_c_script(&argv) {
         return (!execs(script)).then(|| {
             format!(
@@ -42,7 +46,11 @@ pub fn shell_pid1(c: &Container) -> Option<String> {
             )
         });
     }
-    let script = if shell::is_shell(&argv[0]) { argv.get(1) } else { argv.first() };
+    let script = if shell::is_shell(&argv[0]) {
+        argv.get(1)
+    } else {
+        argv.first()
+    };
     let script = script.filter(|s| s.ends_with(".sh"))?;
     Some(format!(
         "{script} is PID 1: it must exec the app, or SIGTERM never reaches it"
@@ -52,7 +60,7 @@ pub fn shell_pid1(c: &Container) -> Option<String> {
 /// Whether a `-c` script hands PID 1 to the app with `exec`.
 fn execs(script: &str) -> bool {
     script
-        .split(|c| matches!(c, ';' | '&' | '|' | '\n'))
+        .split([';', '&', '|', '\n'])
         .map(str::trim_start)
         .any(|cmd| cmd == "exec" || cmd.starts_with("exec ") || cmd.starts_with("exec\t"))
 }
@@ -60,9 +68,16 @@ fn execs(script: &str) -> bool {
 /// Images that commonly ship without `/bin/sh`.
 pub fn may_lack_shell(image: &str) -> bool {
     let i = image.to_ascii_lowercase();
-    ["distroless", "cgr.dev/", "chainguard", "paketo", "buildpacks", "scratch"]
-        .iter()
-        .any(|marker| i.contains(marker))
+    [
+        "distroless",
+        "cgr.dev/",
+        "chainguard",
+        "paketo",
+        "buildpacks",
+        "scratch",
+    ]
+    .iter()
+    .any(|marker| i.contains(marker))
 }
 
 #[cfg(test)]
@@ -81,14 +96,32 @@ mod tests {
 
     #[test]
     fn shell_without_exec_is_flagged() {
-        assert!(shell_pid1(&argv_container(&["/bin/sh", "-c", "java -jar app.jar"], &[])).is_some());
+        assert!(
+            shell_pid1(&argv_container(
+                &["/bin/sh", "-c", "java -jar app.jar"],
+                &[]
+            ))
+            .is_some()
+        );
         assert!(shell_pid1(&argv_container(&["bash", "-ec"], &["cd /app && ./run"])).is_some());
     }
 
     #[test]
     fn exec_in_the_script_is_fine() {
-        assert!(shell_pid1(&argv_container(&["/bin/sh", "-c", "exec java -jar app.jar"], &[])).is_none());
-        assert!(shell_pid1(&argv_container(&["sh", "-c", "cd /app && exec ./server"], &[])).is_none());
+        assert!(
+            shell_pid1(&argv_container(
+                &["/bin/sh", "-c", "exec java -jar app.jar"],
+                &[]
+            ))
+            .is_none()
+        );
+        assert!(
+            shell_pid1(&argv_container(
+                &["sh", "-c", "cd /app && exec ./server"],
+                &[]
+            ))
+            .is_none()
+        );
         assert!(shell_pid1(&argv_container(&["java", "-jar", "app.jar"], &[])).is_none());
         assert!(shell_pid1(&argv_container(&[], &["-c", "anything"])).is_none());
     }

@@ -127,7 +127,11 @@ mod tests {
 
     fn meta(labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> ObjectMeta {
         let map = |p: &[(&str, &str)]| {
-            Some(p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+            Some(
+                p.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
         };
         ObjectMeta {
             labels: map(labels),
@@ -147,7 +151,12 @@ mod tests {
     fn overrides_become_a_policy_layer() {
         let o = read(&meta(
             &[],
-            &[(ACTION, "none"), (SLEEP_SECONDS, "20"), (SHUTDOWN_SECONDS, "45"), (READINESS, "disabled")],
+            &[
+                (ACTION, "none"),
+                (SLEEP_SECONDS, "20"),
+                (SHUTDOWN_SECONDS, "45"),
+                (READINESS, "disabled"),
+            ],
         ));
         assert!(o.errors.is_empty(), "{:?}", o.errors);
         let ps = o.spec.pre_stop.as_ref().unwrap();
@@ -159,10 +168,21 @@ mod tests {
 
     #[test]
     fn bad_values_are_reported_by_key_and_ignored() {
-        let o = read(&meta(&[], &[(SLEEP_SECONDS, "ten"), (ACTION, "sleepy"), (SHUTDOWN_SECONDS, "9999")]));
+        let o = read(&meta(
+            &[],
+            &[
+                (SLEEP_SECONDS, "ten"),
+                (ACTION, "sleepy"),
+                (SHUTDOWN_SECONDS, "9999"),
+            ],
+        ));
         assert_eq!(o.errors.len(), 3);
         let text: Vec<String> = o.errors.iter().map(|e| e.to_string()).collect();
-        assert!(text.iter().any(|t| t.starts_with("annotation podgrace.io/sleep-seconds: ") && t.contains("\"ten\"")));
+        assert!(
+            text.iter()
+                .any(|t| t.starts_with("annotation podgrace.io/sleep-seconds: ")
+                    && t.contains("\"ten\""))
+        );
         assert!(text.iter().any(|t| t.contains("9999")));
         assert!(o.layer().is_none());
     }

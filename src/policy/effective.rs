@@ -89,7 +89,13 @@ impl EffectivePolicy {
         base.rules = None;
         let mut rules = Vec::new();
         let mut description = vec!["builtin".to_owned()];
-        let top = if namespace.is_some() { 2 } else if cluster.is_some() { 1 } else { 0 };
+        let top = if namespace.is_some() {
+            2
+        } else if cluster.is_some() {
+            1
+        } else {
+            0
+        };
         let layers = [
             (0, Some(("builtin", &builtin))),
             (1, cluster.map(|l| ("cluster", &l.spec))),
@@ -109,13 +115,18 @@ impl EffectivePolicy {
         }
         let selection = base.containers.clone().unwrap_or_default();
         let globs = |list: Option<Vec<String>>| -> Vec<WildMatch> {
-            list.unwrap_or_default().iter().map(|p| WildMatch::new(p)).collect()
+            list.unwrap_or_default()
+                .iter()
+                .map(|p| WildMatch::new(p))
+                .collect()
         };
         let helper = base.helper_image.clone().unwrap_or_default();
         EffectivePolicy {
             grace_mode: base.grace_period.unwrap_or(GraceMode::Raise),
             helper_image: (
-                helper.image.unwrap_or_else(|| defaults::HELPER_IMAGE.to_owned()),
+                helper
+                    .image
+                    .unwrap_or_else(|| defaults::HELPER_IMAGE.to_owned()),
                 helper.pull_policy.unwrap_or(PullPolicy::IfNotPresent),
             ),
             include: globs(selection.include),
@@ -127,7 +138,10 @@ impl EffectivePolicy {
     }
 
     /// Convenience for callers holding shared layers.
-    pub fn from_shared(cluster: Option<&Arc<PolicyLayer>>, namespace: Option<&Arc<PolicyLayer>>) -> Self {
+    pub fn from_shared(
+        cluster: Option<&Arc<PolicyLayer>>,
+        namespace: Option<&Arc<PolicyLayer>>,
+    ) -> Self {
         Self::new(cluster.map(|l| &**l), namespace.map(|l| &**l))
     }
 
@@ -245,12 +259,18 @@ mod tests {
     }
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn builtin_defaults_sleep_natively_and_probe_tcp() {
-        let p = EffectivePolicy::builtin().resolve(None, "app", "app:1", None).unwrap().policy;
+        let p = EffectivePolicy::builtin()
+            .resolve(None, "app", "app:1", None)
+            .unwrap()
+            .policy;
         assert_eq!(p.action, Action::Sleep);
         assert_eq!((p.sleep, p.shutdown, p.buffer), (10, 30, 5));
         assert_eq!(p.sleep_handler, SleepHandler::Native);
@@ -261,25 +281,45 @@ mod tests {
     #[test]
     fn nginx_images_get_the_nginx_action_by_builtin_rule() {
         let eff = EffectivePolicy::builtin();
-        for image in ["nginx", "nginx:1.27", "docker.io/library/nginx:1.27-alpine", "nginxinc/nginx-unprivileged:1.27"] {
+        for image in [
+            "nginx",
+            "nginx:1.27",
+            "docker.io/library/nginx:1.27-alpine",
+            "nginxinc/nginx-unprivileged:1.27",
+        ] {
             let r = eff.resolve(None, "web", image, None).unwrap();
             assert_eq!(r.policy.action, Action::Nginx, "{image}");
             assert_eq!(r.rules, vec!["builtin rules[0] (nginx)"]);
         }
-        for image in ["registry.k8s.io/ingress-nginx/controller:v1.11", "my-nginxish/app"] {
-            assert_eq!(eff.resolve(None, "web", image, None).unwrap().policy.action, Action::Sleep, "{image}");
+        for image in [
+            "registry.k8s.io/ingress-nginx/controller:v1.11",
+            "my-nginxish/app",
+        ] {
+            assert_eq!(
+                eff.resolve(None, "web", image, None).unwrap().policy.action,
+                Action::Sleep,
+                "{image}"
+            );
         }
     }
 
     #[test]
     fn namespace_beats_cluster_and_rules_beat_bases() {
-        let cluster = layer("cluster", "shutdownSeconds: 20\nrules:\n- match: {podLabels: {framework: spring-boot}}\n  set: {presets: [spring-boot], shutdownSeconds: 30}\n");
+        let cluster = layer(
+            "cluster",
+            "shutdownSeconds: 20\nrules:\n- match: {podLabels: {framework: spring-boot}}\n  set: {presets: [spring-boot], shutdownSeconds: 30}\n",
+        );
         let ns = layer("ns", "shutdownSeconds: 25\nbufferSeconds: 2\n");
         let eff = EffectivePolicy::new(Some(&cluster), Some(&ns));
         let plain = eff.resolve(None, "app", "app:1", None).unwrap().policy;
         assert_eq!((plain.shutdown, plain.buffer), (25, 2));
         let spring = eff
-            .resolve(Some(&labels(&[("framework", "spring-boot")])), "app", "app:1", None)
+            .resolve(
+                Some(&labels(&[("framework", "spring-boot")])),
+                "app",
+                "app:1",
+                None,
+            )
             .unwrap()
             .policy;
         assert_eq!(spring.shutdown, 30);
@@ -300,7 +340,10 @@ mod tests {
         assert!(eff.selects("app"));
         assert!(!eff.selects("istio-proxy"));
         assert!(!eff.selects("linkerd-proxy"));
-        let ns = layer("ns", "containers: {include: ['app*'], exclude: ['app-debug']}");
+        let ns = layer(
+            "ns",
+            "containers: {include: ['app*'], exclude: ['app-debug']}",
+        );
         let eff = EffectivePolicy::new(None, Some(&ns));
         assert!(eff.selects("app-main"));
         assert!(!eff.selects("app-debug"));
@@ -317,13 +360,21 @@ mod tests {
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert_eq!(errors[0].path, "rules[0].set.preStop.nacos.server");
         let cluster = layer("cluster", "preStop: {nacos: {server: 'http://nacos:8848'}}");
-        assert!(EffectivePolicy::new(Some(&cluster), Some(&ns)).check().is_empty());
+        assert!(
+            EffectivePolicy::new(Some(&cluster), Some(&ns))
+                .check()
+                .is_empty()
+        );
     }
 
     #[test]
     fn description_names_the_layers_and_versions() {
         let cluster = layer("cluster.yaml", "bufferSeconds: 1");
         let eff = EffectivePolicy::new(Some(&cluster), None);
-        assert!(eff.description().starts_with("builtin, cluster.yaml@"), "{}", eff.description());
+        assert!(
+            eff.description().starts_with("builtin, cluster.yaml@"),
+            "{}",
+            eff.description()
+        );
     }
 }

@@ -45,7 +45,17 @@ impl_merge!(ExecSpec {
     nested: [],
 });
 impl_merge!(NacosSpec {
-    leaf: [server, api_version, namespace_id, group_name, service_name, cluster_name, port, ephemeral, timeout_seconds],
+    leaf: [
+        server,
+        api_version,
+        namespace_id,
+        group_name,
+        service_name,
+        cluster_name,
+        port,
+        ephemeral,
+        timeout_seconds
+    ],
     nested: [auth],
 });
 impl_merge!(NacosAuthSpec {
@@ -109,7 +119,10 @@ mod tests {
 
     #[test]
     fn lists_replace_rather_than_append() {
-        let m = merged(&["containers: {exclude: [istio-proxy, linkerd-proxy]}", "containers: {exclude: [vault-agent]}"]);
+        let m = merged(&[
+            "containers: {exclude: [istio-proxy, linkerd-proxy]}",
+            "containers: {exclude: [vault-agent]}",
+        ]);
         assert_eq!(m.containers.unwrap().exclude.unwrap(), vec!["vault-agent"]);
     }
 

@@ -71,7 +71,9 @@ pub fn parse_spec(text: &str) -> Result<PolicySpec, FieldError> {
         let message = err.into_inner().to_string();
         // serde_yaml prefixes its own (shorter) path; the full one is already in `path`.
         let message = match message.split_once(": ") {
-            Some((prefix, rest)) if !prefix.contains(' ') && path.starts_with(prefix) => rest.to_owned(),
+            Some((prefix, rest)) if !prefix.contains(' ') && path.starts_with(prefix) => {
+                rest.to_owned()
+            }
             _ => message,
         };
         FieldError::new(path, message)
@@ -183,7 +185,11 @@ mod tests {
     fn wrong_enum_values_list_the_allowed_values_with_the_field_path() {
         let err = parse_spec("preStop:\n  action: slep\n").unwrap_err();
         assert_eq!(err.path, "preStop.action");
-        assert!(err.message.contains("`sleep`, `exec`, `nginx`, `nacos`, `none`"), "{err}");
+        assert!(
+            err.message
+                .contains("`sleep`, `exec`, `nginx`, `nacos`, `none`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -191,8 +197,9 @@ mod tests {
         let err = parse_spec("shutdownSeconds: soon\n").unwrap_err();
         assert_eq!(err.path, "shutdownSeconds");
         assert!(err.message.contains("between 0 and 3600"), "{err}");
-        let err = parse_spec("rules:\n  - match: {image: nginx*}\n    set: {bufferSeconds: 4000}\n")
-            .unwrap_err();
+        let err =
+            parse_spec("rules:\n  - match: {image: nginx*}\n    set: {bufferSeconds: 4000}\n")
+                .unwrap_err();
         assert_eq!(err.path, "rules[0].set.bufferSeconds");
     }
 
@@ -200,7 +207,10 @@ mod tests {
     fn json_is_accepted_and_comments_alone_are_the_empty_policy() {
         let spec = parse_spec(r#"{"shutdownSeconds": 20}"#).unwrap();
         assert_eq!(spec.shutdown_seconds.map(|s| s.get()), Some(20));
-        assert_eq!(parse_spec("# nothing yet\n").unwrap(), PolicySpec::default());
+        assert_eq!(
+            parse_spec("# nothing yet\n").unwrap(),
+            PolicySpec::default()
+        );
         assert_eq!(parse_spec("").unwrap(), PolicySpec::default());
     }
 

@@ -138,7 +138,8 @@ impl ContainerPolicy {
     /// Resolves a merged spec; fails when a chosen option lacks a required parameter.
     pub fn from_spec(spec: &PolicySpec) -> Result<Self, FieldError> {
         let ps = spec.pre_stop.clone().unwrap_or_default();
-        let secs = |s: Option<super::seconds::Seconds>, d: super::seconds::Seconds| s.unwrap_or(d).get();
+        let secs =
+            |s: Option<super::seconds::Seconds>, d: super::seconds::Seconds| s.unwrap_or(d).get();
         let action = match ps.action.unwrap_or(ActionKind::Sleep) {
             ActionKind::Sleep => Action::Sleep,
             ActionKind::None => Action::None,
@@ -146,7 +147,10 @@ impl ContainerPolicy {
             ActionKind::Exec => {
                 let exec = ps.exec.clone().unwrap_or_default();
                 let command = exec.command.filter(|c| !c.is_empty()).ok_or_else(|| {
-                    FieldError::new("preStop.exec.command", "required when preStop.action is exec")
+                    FieldError::new(
+                        "preStop.exec.command",
+                        "required when preStop.action is exec",
+                    )
                 })?;
                 Action::Exec {
                     command,
@@ -180,7 +184,10 @@ impl ContainerPolicy {
 fn resolve_nacos(spec: Option<&NacosSpec>) -> Result<NacosAction, FieldError> {
     let spec = spec.cloned().unwrap_or_default();
     let server = spec.server.ok_or_else(|| {
-        FieldError::new("preStop.nacos.server", "required when preStop.action is nacos")
+        FieldError::new(
+            "preStop.nacos.server",
+            "required when preStop.action is nacos",
+        )
     })?;
     let auth = match spec.auth {
         Some(auth) => {

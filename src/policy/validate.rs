@@ -121,7 +121,10 @@ fn validate_settings(spec: &PolicySpec, path: &str, errors: &mut Vec<FieldError>
             if !is_env_name(&var.name) {
                 errors.push(FieldError::new(
                     at(&format!("env.extra[{i}].name")),
-                    format!("{:?} is not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)", var.name),
+                    format!(
+                        "{:?} is not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)",
+                        var.name
+                    ),
                 ));
             }
             if !is_field_path(&var.field_path) {
@@ -156,7 +159,10 @@ fn validate_nacos(nacos: &NacosSpec, path: &str, errors: &mut Vec<FieldError>) {
     ];
     for (field, value) in names {
         if let Some(v) = value
-            && (v.is_empty() || v.len() > 256 || v.chars().any(|c| c.is_control()) || v.contains("@@"))
+            && (v.is_empty()
+                || v.len() > 256
+                || v.chars().any(|c| c.is_control())
+                || v.contains("@@"))
         {
             errors.push(FieldError::new(
                 at(field),
@@ -165,7 +171,10 @@ fn validate_nacos(nacos: &NacosSpec, path: &str, errors: &mut Vec<FieldError>) {
         }
     }
     if nacos.port == Some(0) {
-        errors.push(FieldError::new(at("port"), "must be a port between 1 and 65535"));
+        errors.push(FieldError::new(
+            at("port"),
+            "must be a port between 1 and 65535",
+        ));
     }
     if nacos.timeout_seconds.is_some_and(|t| t.get() == 0) {
         errors.push(FieldError::new(
@@ -182,7 +191,10 @@ fn validate_nacos(nacos: &NacosSpec, path: &str, errors: &mut Vec<FieldError>) {
                 format!("{secret:?} is not a valid Secret name (lowercase DNS subdomain)"),
             ));
         }
-        for (field, key) in [("usernameKey", &auth.username_key), ("passwordKey", &auth.password_key)] {
+        for (field, key) in [
+            ("usernameKey", &auth.username_key),
+            ("passwordKey", &auth.password_key),
+        ] {
             if let Some(k) = key
                 && !is_secret_key(k)
             {
@@ -210,7 +222,10 @@ fn validate_readiness(r: &ReadinessSpec, path: &str, errors: &mut Vec<FieldError
     {
         errors.push(FieldError::new(at("port"), why));
     }
-    for (field, value) in [("periodSeconds", r.period_seconds), ("timeoutSeconds", r.timeout_seconds)] {
+    for (field, value) in [
+        ("periodSeconds", r.period_seconds),
+        ("timeoutSeconds", r.timeout_seconds),
+    ] {
         if value.is_some_and(|v| v.get() == 0) {
             errors.push(FieldError::new(at(field), "must be at least 1"));
         }
@@ -250,7 +265,9 @@ pub fn check_server_url(url: &str) -> Result<(), String> {
     }
     let safe = |c: char| c.is_ascii_alphanumeric() || "-._~:[]".contains(c);
     if !authority.chars().all(safe) {
-        return Err(format!("{url:?}: the host may only contain letters, digits, '-', '.', ':' and brackets"));
+        return Err(format!(
+            "{url:?}: the host may only contain letters, digits, '-', '.', ':' and brackets"
+        ));
     }
     if let Some((_, port)) = authority.rsplit_once(':')
         && !authority.ends_with(']')
@@ -258,7 +275,10 @@ pub fn check_server_url(url: &str) -> Result<(), String> {
     {
         return Err(format!("{url:?}: port {port:?} is not between 1 and 65535"));
     }
-    if !path.chars().all(|c| c.is_ascii_alphanumeric() || "-._~/".contains(c)) {
+    if !path
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-._~/".contains(c))
+    {
         return Err(format!(
             "{url:?}: the path may only contain letters, digits and - . _ ~ /; query strings are not allowed"
         ));
@@ -277,17 +297,20 @@ fn is_field_path(s: &str) -> bool {
     if FIELD_PATHS.contains(&s) {
         return true;
     }
-    ["metadata.labels['", "metadata.annotations['"].iter().any(|prefix| {
-        s.strip_prefix(prefix)
-            .and_then(|rest| rest.strip_suffix("']"))
-            .is_some_and(is_label_key)
-    })
+    ["metadata.labels['", "metadata.annotations['"]
+        .iter()
+        .any(|prefix| {
+            s.strip_prefix(prefix)
+                .and_then(|rest| rest.strip_suffix("']"))
+                .is_some_and(is_label_key)
+        })
 }
 
 fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -300,7 +323,8 @@ pub fn is_dns_subdomain(s: &str) -> bool {
 fn is_secret_key(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
 }
 
 /// A label key: an optional DNS-subdomain prefix and a name of at most 63 characters.
@@ -311,7 +335,9 @@ fn is_label_key(s: &str) -> bool {
     };
     let name_ok = !name.is_empty()
         && name.len() <= 63
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric());
     name_ok && prefix.is_none_or(is_dns_subdomain)
@@ -320,7 +346,8 @@ fn is_label_key(s: &str) -> bool {
 fn is_port_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 15
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && s.chars().any(|c| c.is_ascii_lowercase())
         && !s.starts_with('-')
         && !s.ends_with('-')
@@ -368,12 +395,17 @@ mod tests {
             "rules:\n- match: {image: 'x*'}\n  set:\n    preStop:\n      nacos: {server: 'ftp://x'}\n",
         );
         assert_eq!(errs.len(), 1);
-        assert!(errs[0].starts_with("rules[0].set.preStop.nacos.server: "), "{errs:?}");
+        assert!(
+            errs[0].starts_with("rules[0].set.preStop.nacos.server: "),
+            "{errs:?}"
+        );
     }
 
     #[test]
     fn pod_wide_settings_are_refused_inside_rules() {
-        let errs = errors("rules:\n- match: {image: 'x*'}\n  set: {gracePeriod: keep, containers: {exclude: [a]}}\n");
+        let errs = errors(
+            "rules:\n- match: {image: 'x*'}\n  set: {gracePeriod: keep, containers: {exclude: [a]}}\n",
+        );
         assert_eq!(errs.len(), 2, "{errs:?}");
         assert!(errs[0].contains("rules[0].set.containers"));
         assert!(errs[1].contains("rules[0].set.gracePeriod"));
@@ -407,7 +439,8 @@ mod tests {
 
     #[test]
     fn secret_references_are_checked() {
-        let errs = errors("preStop:\n  nacos:\n    auth: {secretName: Nacos_Creds, usernameKey: 'a b'}\n");
+        let errs =
+            errors("preStop:\n  nacos:\n    auth: {secretName: Nacos_Creds, usernameKey: 'a b'}\n");
         assert_eq!(errs.len(), 2, "{errs:?}");
     }
 }

@@ -1,0 +1,26 @@
+# podgrace: the two commands the README promises, and their helpers.
+#   make run   start the standalone webhook (no cluster needed)
+#   make test  every test: cargo tests, then the Helm chart tests in a Python venv
+.PHONY: run test test-rust test-chart deps lint bench load
+
+VENV ?= .venv
+PYTHON ?= python3
+
+run:
+	cargo run -- mutate -f examples/deployment.yaml --namespace-policy examples/namespace-policy.yaml -o diff
+
+# Tools the tests call: /bin/sh and curl run the generated preStop scripts.
+deps:
+	@command -v curl >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq curl; }
+
+test: deps test-rust
+
+test-rust:
+	cargo test --all-targets
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+
+bench:
+	cargo bench --bench mutate

@@ -1,0 +1,206 @@
+//! The command line as users run it: the real binary, real files, exit codes and messages.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use common::*;
+
+fn podgrace(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_podgrace"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn tmp(content: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+    f.write_all(content.as_bytes()).unwrap();
+    f
+}
+
+fn path(f: &tempfile::NamedTempFile) -> &str {
+    f.path().to_str().unwrap()
+}
+
+#[test]
+fn mutate_prints_the_patch_and_warnings_for_a_workload() {
+    let f = fixture("manifests/nginx-front.yaml");
+    let out = podgrace(&["mutate", "-f", f.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let patch: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let first = &patch[0];
+    assert_eq!(first["path"], "/spec/template/spec/containers/0/lifecycle");
+    assert!(
+        text(&out.stderr).contains("nginx: preStop=sleep 10s + nginx quit"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn mutate_shows_the_mutated_manifest_and_a_diff() {
+    let f = fixture("manifests/spring-nacos.yaml");
+    let ns = fixture("policies/shop-nacos.yaml");
+    let out = podgrace(&[
+        "mutate",
+        "-f",
+        f.to_str().unwrap(),
+        "--namespace-policy",
+        ns.to_str().unwrap(),
+        "-o",
+        "pod",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let docs: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&text(&out.stdout))
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    assert_eq!(docs[0]["kind"], "Service", "other documents pass through");
+    assert_eq!(
+        docs[1]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"],
+        71
+    );
+
+    let out = podgrace(&["mutate", "-f", f.to_str().unwrap(), "-o", "diff"]);
+    let diff = text(&out.stdout);
+    assert!(
+        diff.contains("+      terminationGracePeriodSeconds: 45"),
+        "{diff}"
+    );
+    assert!(diff.starts_with("--- "), "{diff}");
+}
+
+#[test]
+fn mutate_reads_standard_input_and_admission_reviews() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_podgrace"))
+        .args(["mutate", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(read_fixture("admission/pod-create-kubectl-apply.json").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let patch: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        patch[0]["path"], "/spec/containers/0/lifecycle",
+        "pod-relative, as the webhook answers"
+    );
+}
+
+#[test]
+fn bad_inputs_fail_with_one_line_naming_the_problem() {
+    let garbage = tmp("kind: [unclosed\n");
+    let service = tmp("apiVersion: v1\nkind: Service\nmetadata: {name: s}\n");
+    let bad_annotation = tmp(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p, annotations: {podgrace.io/sleep-seconds: soon}}\nspec: {containers: [{name: c, image: x}]}\n",
+    );
+    let pod = tmp(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: x}]}\n",
+    );
+    let unknown_field = tmp("preStop:\n  sleepSecs: 10\n");
+    let absurd = tmp("shutdownSeconds: 86400\n");
+    let negative = tmp("preStop: {sleepSeconds: -5}\n");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["mutate", "-f", path(&garbage)], "invalid YAML/JSON"),
+        (vec!["mutate", "-f", path(&service)], "documents: Service"),
+        (
+            vec!["mutate", "-f", path(&bad_annotation)],
+            "annotation podgrace.io/sleep-seconds: expected whole seconds between 0 and 3600, got \"soon\"",
+        ),
+        (
+            vec!["mutate", "-f", "/nonexistent.yaml"],
+            "reading /nonexistent.yaml",
+        ),
+        (
+            vec![
+                "mutate",
+                "-f",
+                path(&pod),
+                "--namespace-policy",
+                path(&unknown_field),
+            ],
+            "preStop.sleepSecs: unknown field `sleepSecs`, expected one of",
+        ),
+        (
+            vec![
+                "mutate",
+                "-f",
+                path(&pod),
+                "--cluster-policy",
+                path(&absurd),
+            ],
+            "shutdownSeconds: expected whole seconds between 0 and 3600, got 86400",
+        ),
+        (
+            vec![
+                "mutate",
+                "-f",
+                path(&pod),
+                "--cluster-policy",
+                path(&negative),
+            ],
+            "preStop.sleepSeconds: expected whole seconds between 0 and 3600, got -5",
+        ),
+        (
+            vec!["mutate", "-f", path(&pod), "--kube-version", "latest"],
+            "expected a Kubernetes version",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = podgrace(&args);
+        let err = text(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
+    }
+}
+
+#[test]
+fn policy_check_accepts_good_files_and_names_the_field_of_bad_ones() {
+    let good = fixture("policies/shop-nacos.yaml");
+    let out = podgrace(&[
+        "policy",
+        "check",
+        good.to_str().unwrap(),
+        fixture("policies/cluster.yaml").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("ok: configmap kevin/podgrace-policy@4711"));
+
+    let bad = tmp("preStop:\n  action: nacos\nreadiness: {handler: http}\n");
+    let out = podgrace(&["policy", "check", path(&bad)]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("preStop.nacos.server: required when preStop.action is nacos"),
+        "{err}"
+    );
+
+    let wrong_enum = tmp("preStop: {existing: merge}\n");
+    let err = text(&podgrace(&["policy", "check", path(&wrong_enum)]).stderr);
+    assert!(
+        err.contains("preStop.existing: unknown variant `merge`, expected `keep` or `replace`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn policy_defaults_are_a_valid_policy() {
+    let out = podgrace(&["policy", "defaults"]);
+    assert!(out.status.success());
+    let f = tmp(&text(&out.stdout));
+    assert!(podgrace(&["policy", "check", path(&f)]).status.success());
+}

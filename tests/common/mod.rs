@@ -1,0 +1,117 @@
+//! Shared helpers for the integration tests: loading fixtures, running the engine on raw JSON the
+//! way the API server's object arrives, and applying patches to that raw JSON.
+#![allow(dead_code)]
+
+pub mod nacos_server;
+
+use std::path::PathBuf;
+
+use k8s_openapi::api::core::v1::Pod;
+use podgrace::engine::{self, Context, Mutation};
+use podgrace::policy::{EffectivePolicy, Origin, PolicyLayer, load_layer};
+use serde_json::Value;
+
+/// Path of a file under tests/fixtures.
+pub fn fixture(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
+
+/// A fixture file's text.
+pub fn read_fixture(rel: &str) -> String {
+    std::fs::read_to_string(fixture(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// The `request.object` of an AdmissionReview fixture, as raw JSON.
+pub fn review_object(rel: &str) -> Value {
+    let review: Value = serde_json::from_str(&read_fixture(rel)).unwrap();
+    review["request"]["object"].clone()
+}
+
+/// A raw pod from YAML.
+pub fn pod_json(yaml: &str) -> Value {
+    serde_yaml::from_str(yaml).unwrap()
+}
+
+/// A validated policy layer from YAML.
+pub fn layer(yaml: &str) -> PolicyLayer {
+    load_layer(yaml, Origin::hashed("test", yaml)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The effective policy of a namespace with the given policy (builtin + it).
+pub fn policy(yaml: &str) -> EffectivePolicy {
+    EffectivePolicy::new(None, Some(&layer(yaml)))
+}
+
+/// Runs the engine on raw pod JSON.
+pub fn mutate_raw(raw: &Value, policy: &EffectivePolicy, ctx: &Context) -> Mutation {
+    let pod: Pod = serde_json::from_value(raw.clone()).expect("test pod deserializes");
+    engine::mutate(&pod, policy, ctx).expect("engine succeeds")
+}
+
+/// Applies the mutation's patch to a copy of `raw`.
+pub fn apply(raw: &Value, m: &Mutation) -> Value {
+    let mut out = raw.clone();
+    json_patch::patch(&mut out, &m.patch.0).unwrap_or_else(|e| {
+        panic!(
+            "patch does not apply: {e}\npatch: {}\npod: {raw:#}",
+            serde_json::to_string_pretty(&m.patch).unwrap()
+        )
+    });
+    out
+}
+
+/// The patch's operations as JSON, for assertions.
+pub fn ops(m: &Mutation) -> Vec<Value> {
+    serde_json::to_value(&m.patch)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Every path the patch touches.
+pub fn paths(m: &Mutation) -> Vec<String> {
+    ops(m)
+        .iter()
+        .map(|o| o["path"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Checks that every operation is an `add` on a member podgrace owns, and that members which
+/// existed in the original are only ones podgrace may replace. Returns the offending paths.
+pub fn foreign_operations(raw: &Value, m: &Mutation) -> Vec<String> {
+    let mut bad = Vec::new();
+    for op in ops(m) {
+        let path = op["path"].as_str().unwrap().to_owned();
+        if op["op"] != "add" {
+            bad.push(format!("{} {path}", op["op"]));
+            continue;
+        }
+        let tokens: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let exists = raw.pointer(&path).is_some_and(|v| !v.is_null());
+        let owned = match tokens.as_slice() {
+            ["metadata"] => !exists,
+            ["metadata", "annotations"] => !exists,
+            ["metadata", "annotations", key] => key.starts_with("podgrace.io~1"),
+            ["spec", "terminationGracePeriodSeconds"] => true,
+            ["spec", "containers", _, "lifecycle"] => !exists,
+            ["spec", "containers", _, "lifecycle", "preStop"] => true,
+            [
+                "spec",
+                "containers",
+                _,
+                "env" | "readinessProbe" | "volumeMounts",
+            ] => !exists,
+            ["spec", "containers", _, "env" | "volumeMounts", "-"] => true,
+            ["spec", "initContainers" | "volumes"] => !exists,
+            ["spec", "initContainers" | "volumes", "-"] => true,
+            _ => false,
+        };
+        if !owned {
+            bad.push(path);
+        }
+    }
+    bad
+}

@@ -1,0 +1,508 @@
+//! The engine's behaviour, one test per sentence of the spec (BRIEF.md §2, issue #2), run on raw
+//! JSON pods the way the API server sends them.
+
+mod common;
+
+use common::*;
+use podgrace::engine::Context;
+use podgrace::kube_version::KubeVersion;
+use podgrace::policy::EffectivePolicy;
+use serde_json::{Value, json};
+
+const APP: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: app, namespace: shop, labels: {app: shop}}
+spec:
+  containers:
+  - name: app
+    image: registry.example/shop:1
+    ports: [{containerPort: 8080}]
+"#;
+
+fn run(raw: &Value, policy: &EffectivePolicy) -> (podgrace::engine::Mutation, Value) {
+    let m = mutate_raw(raw, policy, &Context::default());
+    let out = apply(raw, &m);
+    (m, out)
+}
+
+#[test]
+fn every_admission_fixture_gets_a_patch_that_applies_to_the_object_as_sent() {
+    for f in [
+        "admission/pod-create-kubectl-apply.json",
+        "admission/pod-create-kubectl-run.json",
+        "admission/pod-create-dry-run.json",
+    ] {
+        let raw = review_object(f);
+        let (m, out) = run(&raw, &EffectivePolicy::builtin());
+        assert!(
+            foreign_operations(&raw, &m).is_empty(),
+            "{f}: {:?}",
+            foreign_operations(&raw, &m)
+        );
+        let _: k8s_openapi::api::core::v1::Pod = serde_json::from_value(out.clone()).unwrap();
+        let again = mutate_raw(&out, &EffectivePolicy::builtin(), &Context::default());
+        assert!(
+            again.patch.0.is_empty(),
+            "{f}: not idempotent: {:?}",
+            paths(&again)
+        );
+    }
+}
+
+#[test]
+fn the_apply_fixture_gets_a_sleep_env_probe_and_grace() {
+    let raw = review_object("admission/pod-create-kubectl-apply.json");
+    let (m, out) = run(&raw, &EffectivePolicy::builtin());
+    let c = &out["spec"]["containers"][0];
+    assert_eq!(c["lifecycle"]["preStop"], json!({"sleep": {"seconds": 10}}));
+    assert_eq!(
+        c["env"][0]["valueFrom"]["fieldRef"]["fieldPath"],
+        "status.podIP"
+    );
+    assert_eq!(c["readinessProbe"]["tcpSocket"]["port"], 8080);
+    assert_eq!(out["spec"]["terminationGracePeriodSeconds"], 45);
+    assert_eq!(
+        out["metadata"]["annotations"]["existing"], "yes",
+        "user annotations are kept"
+    );
+    assert_eq!(
+        out["metadata"]["annotations"]["podgrace.io/grace"],
+        "30 → 45: preStop 10s + shutdown 30s + buffer 5s (app)"
+    );
+    assert!(
+        m.warnings
+            .iter()
+            .any(|w| w.contains("terminationGracePeriodSeconds 30 → 45"))
+    );
+    // Fields podgrace does not own are byte-for-byte the same.
+    for key in ["volumes", "tolerations", "securityContext", "dnsPolicy"] {
+        assert_eq!(out["spec"][key], raw["spec"][key], "{key}");
+    }
+    assert_eq!(
+        out["metadata"]["managedFields"],
+        raw["metadata"]["managedFields"]
+    );
+}
+
+#[test]
+fn batch_pods_are_left_alone() {
+    let raw = review_object("admission/pod-create-kubectl-run.json");
+    let m = mutate_raw(&raw, &EffectivePolicy::builtin(), &Context::default());
+    assert!(m.patch.0.is_empty());
+    assert_eq!(
+        m.record.skipped.as_deref(),
+        Some("restartPolicy Never (batch pod)")
+    );
+}
+
+#[test]
+fn fields_unknown_to_k8s_openapi_survive() {
+    let mut raw = pod_json(APP);
+    raw["spec"]["futureField"] = json!({"x": 1});
+    raw["spec"]["containers"][0]["lifecycle"] = json!({"stopSignalFromTheFuture": "SIGQUIT"});
+    raw["spec"]["containers"][0]["env"] =
+        json!([{"name": "A", "value": "1", "futureEnvField": true}]);
+    raw["metadata"]["futureMeta"] = json!("kept");
+    let (m, out) = run(&raw, &EffectivePolicy::builtin());
+    assert!(foreign_operations(&raw, &m).is_empty());
+    assert_eq!(out["spec"]["futureField"], json!({"x": 1}));
+    assert_eq!(
+        out["spec"]["containers"][0]["lifecycle"]["stopSignalFromTheFuture"],
+        "SIGQUIT"
+    );
+    assert_eq!(
+        out["spec"]["containers"][0]["env"][0]["futureEnvField"],
+        true
+    );
+    assert!(out["spec"]["containers"][0]["lifecycle"]["preStop"].is_object());
+}
+
+#[test]
+fn kept_user_prestop_is_never_merged() {
+    let mut raw = pod_json(APP);
+    let hook = json!({"exec": {"command": ["/bin/sh", "-c", "/opt/offline.sh; sleep 20"]}});
+    raw["spec"]["containers"][0]["lifecycle"] = json!({"preStop": hook});
+    let (m, out) = run(&raw, &EffectivePolicy::builtin());
+    assert_eq!(out["spec"]["containers"][0]["lifecycle"]["preStop"], hook);
+    assert!(!paths(&m).iter().any(|p| p.contains("lifecycle")));
+    assert!(
+        m.warnings
+            .iter()
+            .any(|w| w.contains("kept its own preStop hook"))
+    );
+    // Env and readiness are still added.
+    assert!(out["spec"]["containers"][0]["readinessProbe"].is_object());
+}
+
+#[test]
+fn a_kept_hook_too_long_for_the_grace_period_is_warned_about() {
+    let raw = pod_json(&read_fixture("manifests/existing-prestop.yaml"));
+    let template = json!({"apiVersion": "v1", "kind": "Pod", "metadata": raw["spec"]["template"]["metadata"], "spec": raw["spec"]["template"]["spec"]});
+    let (m, out) = run(&template, &EffectivePolicy::builtin());
+    assert!(
+        m.warnings.iter().any(|w| w
+            .contains("kept preStop (~55s) + shutdown 30s + buffer 5s = 90s > grace period 60s")),
+        "{:#?}",
+        m.warnings
+    );
+    assert_eq!(
+        out["spec"]["terminationGracePeriodSeconds"], 60,
+        "a user's hook does not raise the grace"
+    );
+}
+
+#[test]
+fn replace_policy_replaces_the_user_hook_in_place() {
+    let mut raw = pod_json(APP);
+    raw["spec"]["containers"][0]["lifecycle"] = json!({
+        "preStop": {"exec": {"command": ["sleep", "3"]}},
+        "postStart": {"exec": {"command": ["touch", "/tmp/x"]}}
+    });
+    let (m, out) = run(
+        &raw,
+        &policy("preStop: {existing: replace, sleepSeconds: 7}"),
+    );
+    let lc = &out["spec"]["containers"][0]["lifecycle"];
+    assert_eq!(
+        lc["preStop"],
+        json!({"sleep": {"seconds": 7}}),
+        "one handler only"
+    );
+    assert_eq!(lc["postStart"]["exec"]["command"][0], "touch");
+    assert!(paths(&m).contains(&"/spec/containers/0/lifecycle/preStop".to_owned()));
+}
+
+#[test]
+fn grace_never_decreases() {
+    let mut raw = pod_json(APP);
+    raw["spec"]["terminationGracePeriodSeconds"] = json!(600);
+    let (m, out) = run(&raw, &EffectivePolicy::builtin());
+    assert_eq!(out["spec"]["terminationGracePeriodSeconds"], 600);
+    assert!(!paths(&m).contains(&"/spec/terminationGracePeriodSeconds".to_owned()));
+    assert_eq!(
+        out["metadata"]["annotations"]["podgrace.io/grace"],
+        "600 ≥ 45: preStop 10s + shutdown 30s + buffer 5s (app)"
+    );
+}
+
+#[test]
+fn grace_mode_keep_never_raises_and_says_so() {
+    let (m, out) = run(&pod_json(APP), &policy("gracePeriod: keep"));
+    assert!(out["spec"].get("terminationGracePeriodSeconds").is_none());
+    assert!(
+        m.warnings
+            .iter()
+            .any(|w| w.contains("30 < 45 needed by app (gracePeriod: keep)"))
+    );
+}
+
+#[test]
+fn the_operators_nacos_setup_gets_seventy_one_seconds() {
+    let raw = pod_json(
+        read_fixture("manifests/spring-nacos.yaml")
+            .split("---")
+            .nth(1)
+            .unwrap(),
+    );
+    let template = json!({"apiVersion": "v1", "kind": "Pod", "metadata": raw["spec"]["template"]["metadata"], "spec": raw["spec"]["template"]["spec"]});
+    let ns = podgrace::policy::parse::layers_from_file_text(
+        "ns",
+        &read_fixture("policies/shop-nacos.yaml"),
+        "policy.yaml",
+    )
+    .remove(0)
+    .unwrap();
+    let cluster = layer(&read_fixture("policies/cluster.yaml"));
+    let eff = EffectivePolicy::new(Some(&cluster), Some(&ns));
+    let (m, out) = run(&template, &eff);
+    // Login 3 s + update 3 s + sleep 30 s + Spring Boot 30 s + buffer 5 s.
+    assert_eq!(out["spec"]["terminationGracePeriodSeconds"], 71);
+    let c = &out["spec"]["containers"][0];
+    let env: Vec<&str> = c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        env,
+        [
+            "POD_IP",
+            "PODGRACE_NACOS_USERNAME",
+            "PODGRACE_NACOS_PASSWORD",
+            "SERVER_SHUTDOWN",
+            "SPRING_LIFECYCLE_TIMEOUT_PER_SHUTDOWN_PHASE"
+        ]
+    );
+    assert_eq!(
+        c["env"][1]["valueFrom"]["secretKeyRef"],
+        json!({"name": "nacos-credentials", "key": "username", "optional": true})
+    );
+    assert_eq!(c["env"][4]["value"], "30s");
+    assert_eq!(
+        c["readinessProbe"]["httpGet"]["path"],
+        "/actuator/health/readiness"
+    );
+    assert!(
+        m.record
+            .policy
+            .ends_with("configmap kevin/podgrace-policy@4711"),
+        "{}",
+        m.record.policy
+    );
+}
+
+#[test]
+fn credentials_never_appear_in_the_patch() {
+    let eff = policy(
+        "preStop:\n  action: nacos\n  nacos:\n    server: http://nacos:8848\n    auth: {secretName: nacos-auth}\n",
+    );
+    let m = mutate_raw(&pod_json(APP), &eff, &Context::default());
+    let text = serde_json::to_string(&m.patch).unwrap();
+    assert!(text.contains("secretKeyRef"));
+    assert!(
+        !text.contains("\"value\":\"nacos\""),
+        "no literal credentials"
+    );
+}
+
+#[test]
+fn existing_env_vars_are_never_duplicated() {
+    let mut raw = pod_json(APP);
+    raw["spec"]["containers"][0]["env"] = json!([{"name": "POD_IP", "value": "mine"}]);
+    let (m, out) = run(
+        &raw,
+        &policy("env: {extra: [{name: POD_NAME, fieldPath: metadata.name}]}"),
+    );
+    let env = out["spec"]["containers"][0]["env"].as_array().unwrap();
+    assert_eq!(env.len(), 2);
+    assert_eq!(env[0], json!({"name": "POD_IP", "value": "mine"}));
+    assert_eq!(env[1]["name"], "POD_NAME");
+    assert!(paths(&m).contains(&"/spec/containers/0/env/-".to_owned()));
+}
+
+#[test]
+fn readiness_is_added_only_where_missing_and_liveness_never() {
+    let mut raw = pod_json(APP);
+    raw["spec"]["containers"][0]["readinessProbe"] =
+        json!({"httpGet": {"path": "/mine", "port": 8080}});
+    let (m, out) = run(&raw, &EffectivePolicy::builtin());
+    assert_eq!(
+        out["spec"]["containers"][0]["readinessProbe"]["httpGet"]["path"],
+        "/mine"
+    );
+    assert!(out["spec"]["containers"][0].get("livenessProbe").is_none());
+    assert!(!paths(&m).iter().any(|p| p.contains("Probe")));
+}
+
+#[test]
+fn no_port_means_a_warning_instead_of_a_probe() {
+    let raw = review_object("admission/pod-create-dry-run.json");
+    let (m, out) = run(&raw, &EffectivePolicy::builtin());
+    assert!(out["spec"]["containers"][0].get("readinessProbe").is_none());
+    assert!(
+        m.warnings.iter().any(|w| w.contains("no port to probe")),
+        "{:?}",
+        m.warnings
+    );
+    assert!(
+        out["metadata"]["annotations"]["podgrace.io/injected"].is_string(),
+        "annotations map created"
+    );
+}
+
+#[test]
+fn liveness_without_readiness_is_warned_about_when_no_probe_can_be_added() {
+    let raw = pod_json(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    image: x\n    livenessProbe: {exec: {command: [\"true\"]}}\n",
+    );
+    let m = mutate_raw(&raw, &EffectivePolicy::builtin(), &Context::default());
+    assert!(
+        m.warnings
+            .iter()
+            .any(|w| w.contains("liveness probe without readiness probe"))
+    );
+}
+
+#[test]
+fn sleep_handler_follows_the_cluster_version() {
+    let raw = pod_json(APP);
+    let old = Context {
+        kube_version: Some(KubeVersion::new(1, 29)),
+    };
+    let new = Context {
+        kube_version: Some(KubeVersion::new(1, 36)),
+    };
+    let auto = policy("preStop: {sleepHandler: auto}");
+    let hook = |ctx: &Context, p: &EffectivePolicy| {
+        let m = mutate_raw(&raw, p, ctx);
+        apply(&raw, &m)["spec"]["containers"][0]["lifecycle"]["preStop"].clone()
+    };
+    assert_eq!(hook(&new, &auto), json!({"sleep": {"seconds": 10}}));
+    assert_eq!(
+        hook(&old, &auto),
+        json!({"exec": {"command": ["/bin/sh", "-c", "sleep 10"]}})
+    );
+    assert_eq!(
+        hook(&Context::default(), &auto),
+        json!({"sleep": {"seconds": 10}}),
+        "unknown version: native"
+    );
+    // An explicit native choice on a cluster that cannot run it falls back, with a warning.
+    let m = mutate_raw(&raw, &EffectivePolicy::builtin(), &old);
+    assert!(apply(&raw, &m)["spec"]["containers"][0]["lifecycle"]["preStop"]["exec"].is_object());
+    assert!(
+        m.warnings
+            .iter()
+            .any(|w| w.contains("native sleep needs Kubernetes 1.30+"))
+    );
+}
+
+#[test]
+fn a_zero_sleep_adds_no_hook_at_all() {
+    let (m, out) = run(&pod_json(APP), &policy("preStop: {sleepSeconds: 0}"));
+    assert!(out["spec"]["containers"][0].get("lifecycle").is_none());
+    assert!(!paths(&m).iter().any(|p| p.contains("lifecycle")));
+}
+
+#[test]
+fn exec_sleep_on_a_shell_less_image_is_warned_about() {
+    let mut raw = pod_json(APP);
+    raw["spec"]["containers"][0]["image"] = json!("gcr.io/distroless/java21-debian12");
+    let m = mutate_raw(
+        &raw,
+        &policy("preStop: {sleepHandler: exec}"),
+        &Context::default(),
+    );
+    assert!(
+        m.warnings.iter().any(|w| w.contains("needs /bin/sh")),
+        "{:?}",
+        m.warnings
+    );
+}
+
+#[test]
+fn nginx_with_a_hook_that_does_not_quit_is_warned_about() {
+    let mut raw = pod_json(APP);
+    raw["spec"]["containers"][0]["image"] = json!("nginx:1.27");
+    raw["spec"]["containers"][0]["lifecycle"] =
+        json!({"preStop": {"exec": {"command": ["sleep", "5"]}}});
+    let m = mutate_raw(&raw, &EffectivePolicy::builtin(), &Context::default());
+    assert!(
+        m.warnings
+            .iter()
+            .any(|w| w.contains("nginx without `nginx -s quit`"))
+    );
+    // podgrace's own nginx hook quits, so no warning then.
+    raw["spec"]["containers"][0]["lifecycle"] = Value::Null;
+    let m = mutate_raw(&raw, &EffectivePolicy::builtin(), &Context::default());
+    assert!(
+        !m.warnings.iter().any(|w| w.contains("nginx without")),
+        "{:?}",
+        m.warnings
+    );
+}
+
+#[test]
+fn opted_out_pods_and_excluded_containers_are_untouched() {
+    let mut raw = pod_json(APP);
+    raw["metadata"]["labels"]["podgrace.io/inject"] = json!("disabled");
+    assert!(
+        mutate_raw(&raw, &EffectivePolicy::builtin(), &Context::default())
+            .patch
+            .0
+            .is_empty()
+    );
+
+    let mut raw = pod_json(APP);
+    raw["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "istio-proxy", "image": "istio/proxyv2:1.23", "ports": [{"containerPort": 15090}]}));
+    let (m, out) = run(&raw, &EffectivePolicy::builtin());
+    assert_eq!(out["spec"]["containers"][1], raw["spec"]["containers"][1]);
+    assert!(
+        !paths(&m)
+            .iter()
+            .any(|p| p.starts_with("/spec/containers/1"))
+    );
+}
+
+#[test]
+fn bad_annotations_are_ignored_with_a_warning_and_the_rest_still_applies() {
+    let mut raw = pod_json(APP);
+    raw["metadata"]["annotations"] =
+        json!({"podgrace.io/sleep-seconds": "ten", "podgrace.io/shutdown-seconds": "20"});
+    let (m, out) = run(&raw, &EffectivePolicy::builtin());
+    assert!(
+        m.warnings
+            .iter()
+            .any(|w| w.contains("annotation podgrace.io/sleep-seconds") && w.contains("\"ten\""))
+    );
+    assert_eq!(
+        out["spec"]["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"],
+        10
+    );
+    assert_eq!(
+        out["spec"]["terminationGracePeriodSeconds"], 35,
+        "shutdown-seconds 20 was applied"
+    );
+}
+
+#[test]
+fn an_incomplete_policy_for_one_container_skips_it_with_a_warning() {
+    let raw = pod_json(APP);
+    let eff = policy("rules:\n- match: {containerName: app}\n  set: {preStop: {action: exec}}\n");
+    let m = mutate_raw(&raw, &eff, &Context::default());
+    assert!(m.patch.0.is_empty());
+    assert!(
+        m.warnings
+            .iter()
+            .any(|w| w.contains("preStop.exec.command: required")),
+        "{:?}",
+        m.warnings
+    );
+}
+
+#[test]
+fn reinvocation_after_another_webhook_added_a_container_keeps_the_record() {
+    let raw = pod_json(APP);
+    let eff = EffectivePolicy::builtin();
+    let (_, mut out) = run(&raw, &eff);
+    out["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "late", "image": "x", "ports": [{"containerPort": 9000}]}));
+    let (m, again) = run(&out, &eff);
+    assert!(foreign_operations(&out, &m).is_empty());
+    let injected = again["metadata"]["annotations"]["podgrace.io/injected"]
+        .as_str()
+        .unwrap();
+    assert!(injected.starts_with("app: preStop=sleep 10s"), "{injected}");
+    assert!(injected.contains("; late: preStop=sleep 10s"), "{injected}");
+    assert_eq!(
+        again["metadata"]["annotations"]["podgrace.io/grace"],
+        "30 → 45: preStop 10s + shutdown 30s + buffer 5s (app)",
+        "the first run's arithmetic is kept"
+    );
+    assert!(
+        mutate_raw(&again, &eff, &Context::default())
+            .patch
+            .0
+            .is_empty()
+    );
+}
+
+#[test]
+fn output_is_deterministic() {
+    let raw = pod_json(&read_fixture("manifests/multi-container.yaml"));
+    let eff = EffectivePolicy::new(Some(&layer(&read_fixture("policies/cluster.yaml"))), None);
+    let a = mutate_raw(&raw, &eff, &Context::default());
+    let b = mutate_raw(&raw, &eff, &Context::default());
+    assert_eq!(
+        serde_json::to_string(&a.patch).unwrap(),
+        serde_json::to_string(&b.patch).unwrap()
+    );
+    assert_eq!(a.warnings, b.warnings);
+}

@@ -1,0 +1,255 @@
+//! Property tests over generated pods (with fields unknown to k8s-openapi, existing hooks, env,
+//! probes, annotations) and generated policies: the guarantees of the engine hold for all of them.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::*;
+use k8s_openapi::api::core::v1::Pod;
+use podgrace::engine::{self, Context};
+use podgrace::kube_version::KubeVersion;
+use podgrace::policy::EffectivePolicy;
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+fn image() -> impl Strategy<Value = String> {
+    prop::sample::select(vec![
+        "registry.example/app:1",
+        "nginx:1.27",
+        "gcr.io/distroless/java21",
+        "docker.io/istio/proxyv2:1.23",
+        "fluent/fluent-bit:3",
+    ])
+    .prop_map(str::to_owned)
+}
+
+fn ports() -> impl Strategy<Value = Option<Value>> {
+    prop::option::of(prop::collection::vec(
+        (
+            1i64..65535,
+            prop::sample::select(vec![None, Some("TCP"), Some("UDP")]),
+            any::<bool>(),
+        ),
+        0..3,
+    ))
+    .prop_map(|ports| {
+        ports.map(|ps| {
+            let mut seen = HashSet::new();
+            Value::Array(
+                ps.into_iter()
+                    .filter(|(n, proto, _)| seen.insert((*n, proto.unwrap_or("TCP"))))
+                    .enumerate()
+                    .map(|(i, (n, proto, named))| {
+                        let mut p = json!({"containerPort": n});
+                        if let Some(proto) = proto {
+                            p["protocol"] = json!(proto);
+                        }
+                        if named {
+                            p["name"] = json!(format!("p{i}"));
+                        }
+                        p
+                    })
+                    .collect(),
+            )
+        })
+    })
+}
+
+fn lifecycle() -> impl Strategy<Value = Option<Value>> {
+    prop::sample::select(vec![
+        None,
+        Some(json!({})),
+        Some(json!({"preStop": {"sleep": {"seconds": 5}}})),
+        Some(json!({"preStop": {"exec": {"command": ["/bin/sh", "-c", "sleep 40"]}}})),
+        Some(json!({"preStop": {"httpGet": {"path": "/drain", "port": 8080}}})),
+        Some(json!({"postStart": {"exec": {"command": ["touch", "/tmp/x"]}}})),
+        Some(json!({"futureLifecycleField": "x"})),
+        Some(Value::Null),
+    ])
+}
+
+fn env() -> impl Strategy<Value = Option<Value>> {
+    prop::sample::select(vec![
+        None,
+        Some(json!([])),
+        Some(json!([{"name": "POD_IP", "value": "x"}])),
+        Some(json!([{"name": "JAVA_OPTS", "value": "-Xmx1g", "futureEnvField": 1}])),
+        Some(
+            json!([{"name": "SERVER_SHUTDOWN", "value": "immediate"}, {"name": "POD_NAME", "value": "n"}]),
+        ),
+    ])
+}
+
+fn probe() -> impl Strategy<Value = Option<Value>> {
+    prop::sample::select(vec![None, Some(json!({"tcpSocket": {"port": 8080}}))])
+}
+
+fn container() -> impl Strategy<Value = Value> {
+    (
+        image(),
+        ports(),
+        lifecycle(),
+        env(),
+        probe(),
+        probe(),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(image, ports, lifecycle, env, readiness, liveness, shell, unknown)| {
+                let mut c = json!({"image": image});
+                let mut set = |k: &str, v: Option<Value>| {
+                    if let Some(v) = v {
+                        c[k] = v;
+                    }
+                };
+                set("ports", ports);
+                set("lifecycle", lifecycle);
+                set("env", env);
+                set("readinessProbe", readiness);
+                set("livenessProbe", liveness);
+                if shell {
+                    c["command"] = json!(["/bin/sh", "-c", "java -jar app.jar"]);
+                }
+                if unknown {
+                    c["fieldFromTheFuture"] = json!({"a": [1, 2]});
+                }
+                c
+            },
+        )
+}
+
+fn pod() -> impl Strategy<Value = Value> {
+    (
+        prop::collection::vec(container(), 1..4),
+        prop::option::of(0i64..700),
+        prop::sample::select(vec![None, Some("Always"), Some("Never")]),
+        prop::sample::select(vec![
+            None,
+            Some(json!({})),
+            Some(json!({"team": "a"})),
+            Some(json!({"podgrace.io/sleep-seconds": "3", "podgrace.io/readiness": "disabled"})),
+            Some(json!({"podgrace.io/action": "none"})),
+            Some(json!({"podgrace.io/injected": "stale: x"})),
+        ]),
+        prop::sample::select(vec![None, Some(json!({"framework": "spring-boot"})), Some(json!({"app": "shop"}))]),
+        any::<bool>(),
+    )
+        .prop_map(|(mut containers, grace, restart, annotations, labels, with_istio)| {
+            for (i, c) in containers.iter_mut().enumerate() {
+                c["name"] = json!(format!("c{i}"));
+            }
+            if with_istio {
+                containers.push(json!({"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.23"}));
+            }
+            let mut meta = json!({"name": "p", "namespace": "ns", "futureMeta": true});
+            if let Some(a) = annotations {
+                meta["annotations"] = a;
+            }
+            if let Some(l) = labels {
+                meta["labels"] = l;
+            }
+            let mut spec = json!({"containers": containers, "futureSpec": {"x": 1}});
+            if let Some(g) = grace {
+                spec["terminationGracePeriodSeconds"] = json!(g);
+            }
+            if let Some(r) = restart {
+                spec["restartPolicy"] = json!(r);
+            }
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec, "status": {}})
+        })
+}
+
+fn policy_yaml() -> impl Strategy<Value = String> {
+    (
+        prop::sample::select(vec!["sleep", "none", "nginx", "nacos", "exec"]),
+        0u32..60,
+        prop::sample::select(vec!["native", "exec", "auto"]),
+        prop::sample::select(vec!["keep", "replace"]),
+        0u32..120,
+        0u32..10,
+        prop::sample::select(vec!["raise", "keep"]),
+        prop::sample::select(vec!["readiness: {inject: false}", "readiness: {handler: tcp}", "readiness: {handler: http, path: /ready, port: 8080}", ""]),
+        prop::sample::select(vec!["", "presets: [spring-boot]", "env: {podIP: '', extra: [{name: POD_NAME, fieldPath: metadata.name}]}"]),
+        prop::sample::select(vec!["", "rules:\n- match: {image: 'fluent-bit*'}\n  set: {preStop: {action: none}, shutdownSeconds: 2}\n", "rules:\n- match: {podLabels: {framework: spring-boot}}\n  set: {presets: [spring-boot]}\n"]),
+        any::<bool>(),
+    )
+        .prop_map(|(action, sleep, handler, existing, shutdown, buffer, grace, readiness, extra, rules, auth)| {
+            let auth = if auth { "    auth: {secretName: nacos-auth}\n" } else { "" };
+            format!(
+                "preStop:\n  action: {action}\n  sleepSeconds: {sleep}\n  sleepHandler: {handler}\n  existing: {existing}\n  exec: {{command: [/app/drain], durationSeconds: 7}}\n  nacos:\n    server: http://nacos:8848\n{auth}shutdownSeconds: {shutdown}\nbufferSeconds: {buffer}\ngracePeriod: {grace}\n{readiness}\n{extra}\n{rules}"
+            )
+        })
+}
+
+fn version() -> impl Strategy<Value = Option<KubeVersion>> {
+    prop::sample::select(vec![
+        None,
+        Some(KubeVersion::new(1, 29)),
+        Some(KubeVersion::new(1, 36)),
+    ])
+}
+
+fn handler_count(h: &Value) -> usize {
+    ["exec", "httpGet", "tcpSocket", "sleep"]
+        .iter()
+        .filter(|k| h.get(**k).is_some_and(|v| !v.is_null()))
+        .count()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn engine_guarantees_hold(raw in pod(), yaml in policy_yaml(), kube_version in version()) {
+        let eff = EffectivePolicy::new(None, Some(&layer(&yaml)));
+        let ctx = Context { kube_version };
+        let typed: Pod = serde_json::from_value(raw.clone()).unwrap();
+        let m = engine::mutate(&typed, &eff, &ctx).unwrap();
+
+        // Only adds, only on members podgrace owns.
+        let foreign = foreign_operations(&raw, &m);
+        prop_assert!(foreign.is_empty(), "foreign operations {:?}", foreign);
+
+        // Applies to the raw original, keeping unknown fields.
+        let mut out = raw.clone();
+        json_patch::patch(&mut out, &m.patch.0).map_err(|e| TestCaseError::fail(format!("{e}")))?;
+        prop_assert_eq!(&out["spec"]["futureSpec"], &raw["spec"]["futureSpec"]);
+        prop_assert_eq!(&out["metadata"]["futureMeta"], &raw["metadata"]["futureMeta"]);
+
+        // The result is a Pod, with at most one handler per hook and no duplicate env names.
+        let result: Pod = serde_json::from_value(out.clone()).map_err(|e| TestCaseError::fail(format!("{e}")))?;
+        for (c, orig) in out["spec"]["containers"].as_array().unwrap().iter().zip(raw["spec"]["containers"].as_array().unwrap()) {
+            let hook = &c["lifecycle"]["preStop"];
+            if !hook.is_null() {
+                prop_assert_eq!(handler_count(hook), 1, "{}", hook);
+            }
+            let names: Vec<&str> = c["env"].as_array().map(|e| e.iter().filter_map(|v| v["name"].as_str()).collect()).unwrap_or_default();
+            let unique: HashSet<&&str> = names.iter().collect();
+            prop_assert_eq!(unique.len(), names.len(), "duplicate env in {:?}", names);
+            if c["name"] == "istio-proxy" {
+                prop_assert_eq!(c, orig);
+            }
+            prop_assert!(c.get("livenessProbe") == orig.get("livenessProbe"), "liveness never injected");
+        }
+
+        // The grace period never decreases.
+        let before = typed.spec.as_ref().unwrap().termination_grace_period_seconds.unwrap_or(30);
+        let after = result.spec.as_ref().unwrap().termination_grace_period_seconds.unwrap_or(30);
+        prop_assert!(after >= before);
+
+        // Warnings fit the API's recommendation.
+        for w in &m.warnings {
+            prop_assert!(w.chars().count() <= 120, "{}", w);
+        }
+
+        // Idempotent: the engine on its own output changes nothing.
+        let again = engine::mutate(&result, &eff, &ctx).unwrap();
+        prop_assert!(again.patch.0.is_empty(), "second run: {}", serde_json::to_string(&again.patch).unwrap());
+
+        // Deterministic.
+        let twice = engine::mutate(&typed, &eff, &ctx).unwrap();
+        prop_assert_eq!(serde_json::to_string(&twice.patch).unwrap(), serde_json::to_string(&m.patch).unwrap());
+    }
+}
