@@ -6,8 +6,11 @@
 VENV ?= .venv
 PYTHON ?= python3
 
+# The standalone webhook on https://localhost:8443 (self-signed CA in certs/standalone-ca.pem),
+# namespace policies from examples/policies/, cluster default from examples/cluster-policy.yaml.
 run:
-	cargo run -- mutate -f examples/deployment.yaml --namespace-policy examples/namespace-policy.yaml -o diff
+	cargo run -- serve --standalone --listen 127.0.0.1:8443 --ca-out certs/standalone-ca.pem \
+	  --policy-dir examples/policies --cluster-policy examples/cluster-policy.yaml --log-format text
 
 # Tools the tests call: /bin/sh and curl run the generated preStop scripts.
 deps:

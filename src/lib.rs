@@ -5,9 +5,15 @@
 //! - [`engine`]: `Pod` + policy → JSON patch + warnings (pure, no I/O, no async);
 //! - adapters: the HTTPS server, TLS, policy stores and the CLI.
 
+pub mod certs;
 pub mod cli;
 pub mod engine;
 pub mod kube_version;
 pub mod manifest;
+pub mod metrics;
 pub mod nacos;
 pub mod policy;
+pub mod server;
+pub mod store;
+pub mod tls;
+pub mod watch;

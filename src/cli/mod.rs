@@ -1,9 +1,13 @@
 //! The command line: argument definitions (clap, with environment variables for everything a
 //! Deployment sets) and dispatch to one module per subcommand.
 
+mod certs;
+mod logging;
 mod mutate;
 mod policy;
+mod serve;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -23,6 +27,10 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the admission webhook (HTTPS).
+    Serve(Box<ServeArgs>),
+    /// Generate a CA and a serving certificate for the webhook Service.
+    Certs(CertsArgs),
     /// Preview the webhook's patch on a manifest, offline.
     Mutate(MutateArgs),
     /// Validate or show policies.
@@ -31,6 +39,114 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+}
+
+/// `podgrace serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "PODGRACE_LISTEN", default_value = "0.0.0.0:8443")]
+    pub listen: SocketAddr,
+    /// Serving certificate (PEM chain); reloaded when it changes.
+    #[arg(
+        long,
+        env = "PODGRACE_TLS_CERT_FILE",
+        default_value = "/etc/podgrace/tls/tls.crt"
+    )]
+    pub tls_cert_file: PathBuf,
+    /// Serving key (PEM).
+    #[arg(
+        long,
+        env = "PODGRACE_TLS_KEY_FILE",
+        default_value = "/etc/podgrace/tls/tls.key"
+    )]
+    pub tls_key_file: PathBuf,
+    /// No cluster: generate a self-signed certificate and read namespace policies from
+    /// --policy-dir.
+    #[arg(long, env = "PODGRACE_STANDALONE")]
+    pub standalone: bool,
+    /// Standalone mode: where to write the generated CA certificate.
+    #[arg(
+        long,
+        env = "PODGRACE_CA_OUT",
+        default_value = "certs/standalone-ca.pem"
+    )]
+    pub ca_out: PathBuf,
+    /// Standalone mode: extra DNS names or IPs for the generated certificate.
+    #[arg(long, value_name = "NAME")]
+    pub san: Vec<String>,
+    /// Namespace policies from a directory, one file per namespace (`shop.yaml`), instead of
+    /// ConfigMaps.
+    #[arg(long, env = "PODGRACE_POLICY_DIR", value_name = "DIR")]
+    pub policy_dir: Option<PathBuf>,
+    /// Cluster default policy file; reloaded when it changes.
+    #[arg(long, env = "PODGRACE_CLUSTER_POLICY", value_name = "FILE")]
+    pub cluster_policy: Option<PathBuf>,
+    /// Name of the namespace policy ConfigMaps.
+    #[arg(long, env = "PODGRACE_POLICY_NAME", default_value = "podgrace-policy")]
+    pub policy_name: String,
+    /// ConfigMap key holding the policy.
+    #[arg(long, env = "PODGRACE_POLICY_KEY", default_value = crate::policy::POLICY_KEY)]
+    pub policy_key: String,
+    /// Kubernetes version of the cluster, overriding discovery (e.g. 1.29).
+    #[arg(long, env = "PODGRACE_KUBE_VERSION", value_name = "VERSION")]
+    pub kube_version: Option<KubeVersion>,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "PODGRACE_MAX_BODY_BYTES", default_value_t = 6 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Time allowed for a whole request, in seconds.
+    #[arg(long, env = "PODGRACE_REQUEST_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub request_timeout_seconds: u64,
+    /// Time allowed for the TLS handshake and for request headers, in seconds.
+    #[arg(long, env = "PODGRACE_HEADER_TIMEOUT_SECONDS", default_value_t = 5)]
+    pub header_timeout_seconds: u64,
+    /// Open connections at most.
+    #[arg(long, env = "PODGRACE_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// After SIGTERM, seconds to keep accepting while endpoints drop this replica.
+    #[arg(long, env = "PODGRACE_DRAIN_SECONDS", default_value_t = 5)]
+    pub drain_seconds: u64,
+    /// After the drain, seconds in-flight requests may take.
+    #[arg(long, env = "PODGRACE_SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 20)]
+    pub shutdown_timeout_seconds: u64,
+    /// Seconds between re-checks of certificate and policy files (changes are also watched).
+    #[arg(long, env = "PODGRACE_RELOAD_POLL_SECONDS", default_value_t = 60)]
+    pub reload_poll_seconds: u64,
+    /// Log format.
+    #[arg(long, env = "PODGRACE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(long, env = "PODGRACE_LOG", default_value = "info")]
+    pub log: String,
+}
+
+/// Log output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line (production).
+    Json,
+    /// Human-readable lines (local runs).
+    Text,
+}
+
+/// `podgrace certs`.
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// Service name of the webhook.
+    #[arg(long, default_value = "podgrace")]
+    pub service: String,
+    /// Namespace of the webhook.
+    #[arg(long, default_value = "podgrace-system")]
+    pub namespace: String,
+    /// Extra DNS names or IPs.
+    #[arg(long, value_name = "NAME")]
+    pub san: Vec<String>,
+    /// Validity in days.
+    #[arg(long, default_value_t = 365)]
+    pub days: u32,
+    /// Output directory.
+    #[arg(long, default_value = "certs")]
+    pub out_dir: PathBuf,
 }
 
 /// `podgrace mutate`.
@@ -90,6 +206,12 @@ pub enum PolicyCommand {
 /// Runs the command line; errors are printed as one line on stderr.
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
+        Command::Serve(args) => logging::init(args.log_format, &args.log).and_then(|guard| {
+            let code = serve::run(*args);
+            drop(guard);
+            code
+        }),
+        Command::Certs(args) => certs::run(&args),
         Command::Mutate(args) => mutate::run(&args),
         Command::Policy { command } => policy::run(&command),
     };

@@ -2,6 +2,7 @@
 //! way the API server's object arrives, and applying patches to that raw JSON.
 #![allow(dead_code)]
 
+pub mod https;
 pub mod nacos_server;
 
 use std::path::PathBuf;

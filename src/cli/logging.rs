@@ -1,0 +1,28 @@
+//! Logging set-up for long-running commands: JSON lines in production, readable text locally,
+//! written by a background thread so that a slow log sink never adds latency to admissions.
+
+use anyhow::Context as _;
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_subscriber::EnvFilter;
+
+use super::LogFormat;
+
+/// Installs the global subscriber; keep the guard alive until exit to flush.
+pub(super) fn init(format: LogFormat, filter: &str) -> anyhow::Result<WorkerGuard> {
+    let filter =
+        EnvFilter::try_new(filter).with_context(|| format!("invalid log filter {filter:?}"))?;
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    let installed = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+        LogFormat::Text => builder.with_ansi(false).try_init(),
+    };
+    installed.map_err(|e| anyhow::anyhow!("installing the logger: {e}"))?;
+    Ok(guard)
+}

@@ -1,0 +1,156 @@
+//! `podgrace serve`: wires the stores, TLS, metrics and the server together, and turns SIGTERM
+//! into the drain sequence.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use super::ServeArgs;
+use crate::certs;
+use crate::metrics::Metrics;
+use crate::server::{self, AppState, PolicyConfigMap, ServerOptions};
+use crate::store::PolicyStore;
+use crate::store::cache::PolicyCache;
+use crate::store::files;
+use crate::tls::{self, Pair, ReloadingCert};
+
+pub(super) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(args))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let poll = Duration::from_secs(args.reload_poll_seconds.max(1));
+    let mut watches = Vec::new();
+
+    // TLS: generated in standalone mode, otherwise files reloaded on change.
+    let cert = if args.standalone {
+        let mut sans = vec![
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+            "::1".to_owned(),
+        ];
+        sans.extend(args.san.iter().cloned());
+        let generated = certs::generate(&sans, 30)?;
+        write_ca(&args.ca_out, &generated.ca_cert_pem)?;
+        let pair = Pair::from_pem(
+            generated.cert_pem.as_bytes(),
+            generated.key_pem.as_bytes(),
+            "generated",
+        )?;
+        metrics.cert_expiry.set(pair.not_after);
+        eprintln!(
+            "podgrace: standalone mode; CA certificate written to {} (curl --cacert {})",
+            args.ca_out.display(),
+            args.ca_out.display()
+        );
+        ReloadingCert::new(pair)
+    } else {
+        let pair = Pair::from_files(&args.tls_cert_file, &args.tls_key_file)
+            .context("loading the serving certificate (use --standalone to generate one)")?;
+        let cert = ReloadingCert::new(pair);
+        watches.push(tls::reload_on_change(
+            cert.clone(),
+            args.tls_cert_file.clone(),
+            args.tls_key_file.clone(),
+            metrics.clone(),
+            poll,
+        ));
+        cert
+    };
+
+    // Policies: cluster default from a file; namespace policies from a directory.
+    let cache = Arc::new(PolicyCache::new(metrics.clone()));
+    if let Some(path) = &args.cluster_policy {
+        watches.push(files::watch_cluster_policy(
+            cache.clone(),
+            path.clone(),
+            args.policy_key.clone(),
+            poll,
+        ));
+    }
+    if let Some(dir) = &args.policy_dir {
+        watches.push(files::watch_namespace_dir(
+            cache.clone(),
+            dir.clone(),
+            args.policy_key.clone(),
+            poll,
+        ));
+    }
+    cache.mark_synced();
+    let store: Arc<dyn PolicyStore> = cache.clone();
+
+    let state = AppState::new(
+        store,
+        metrics,
+        args.kube_version,
+        PolicyConfigMap {
+            name: args.policy_name.clone(),
+            key: args.policy_key.clone(),
+        },
+    );
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, standalone = args.standalone, "serving");
+    if args.standalone {
+        eprintln!("podgrace: listening on https://{addr}");
+    }
+    let opts = ServerOptions {
+        max_body_bytes: args.max_body_bytes,
+        request_timeout: Duration::from_secs(args.request_timeout_seconds),
+        header_timeout: Duration::from_secs(args.header_timeout_seconds),
+        handshake_timeout: Duration::from_secs(args.header_timeout_seconds),
+        max_connections: args.max_connections,
+        drain: Duration::from_secs(args.drain_seconds),
+        shutdown_timeout: Duration::from_secs(args.shutdown_timeout_seconds),
+    };
+    server::listener::serve(
+        listener,
+        tls::server_config(cert)?,
+        state,
+        opts,
+        stop_signal(),
+    )
+    .await;
+    drop(watches);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn write_ca(path: &PathBuf, pem: &str) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(path, pem).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Resolves on SIGTERM (the kubelet) or SIGINT (a terminal).
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+                _ = int.recv() => tracing::info!("SIGINT received"),
+            }
+        }
+        _ => {
+            tracing::error!("cannot install signal handlers; stop with SIGKILL");
+            std::future::pending::<()>().await
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! The HTTPS admission server. The whole HTTP contract is [`router`]:
+//!
+//! | method | path | answer |
+//! |---|---|---|
+//! | POST | `/mutate` | AdmissionReview for pods: base64 JSON patch, warnings, audit annotations; always allowed |
+//! | POST | `/validate` | AdmissionReview for policy ConfigMaps: denied with the validation message when invalid |
+//! | GET | `/healthz` | 200 while the process serves |
+//! | GET | `/readyz` | 200 once policies are loaded, 503 from the moment shutdown starts |
+//! | GET | `/metrics` | Prometheus text |
+//!
+//! Other paths answer 404, other methods 405. Bodies over the limit answer 413, malformed
+//! reviews 400 with a JSON error. Connections, TLS and shutdown are in [`listener`].
+
+pub mod health;
+pub mod listener;
+pub mod mutate;
+pub mod review;
+pub mod validate;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+
+use crate::engine::Context;
+use crate::kube_version::KubeVersion;
+use crate::metrics::Metrics;
+use crate::store::PolicyStore;
+
+/// Limits and timings of the server.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Time allowed for a whole request (body read and answer).
+    pub request_timeout: Duration,
+    /// Time allowed for a client to send the request headers (slowloris).
+    pub header_timeout: Duration,
+    /// Time allowed for the TLS handshake.
+    pub handshake_timeout: Duration,
+    /// Open connections at most; further clients wait in the listen backlog.
+    pub max_connections: usize,
+    /// After SIGTERM: how long to keep accepting while endpoints are updated.
+    pub drain: Duration,
+    /// After the drain: how long in-flight requests may take before exit.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            max_body_bytes: 6 * 1024 * 1024,
+            request_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(5),
+            max_connections: 1024,
+            drain: Duration::from_secs(5),
+            shutdown_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Which ConfigMaps hold namespace policies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyConfigMap {
+    /// ConfigMap name.
+    pub name: String,
+    /// Key of the policy inside it.
+    pub key: String,
+}
+
+impl Default for PolicyConfigMap {
+    fn default() -> Self {
+        PolicyConfigMap {
+            name: "podgrace-policy".to_owned(),
+            key: crate::policy::POLICY_KEY.to_owned(),
+        }
+    }
+}
+
+/// State shared by the handlers.
+pub struct AppState {
+    /// Where policies come from.
+    pub store: Arc<dyn PolicyStore>,
+    /// The policy ConfigMaps `/validate` checks.
+    pub policy_configmap: PolicyConfigMap,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    context: ArcSwap<Context>,
+    draining: AtomicBool,
+}
+
+impl AppState {
+    /// New state; `kube_version` is the API server version if known.
+    pub fn new(
+        store: Arc<dyn PolicyStore>,
+        metrics: Arc<Metrics>,
+        kube_version: Option<KubeVersion>,
+        policy_configmap: PolicyConfigMap,
+    ) -> Arc<Self> {
+        Arc::new(AppState {
+            store,
+            policy_configmap,
+            metrics,
+            context: ArcSwap::from_pointee(Context { kube_version }),
+            draining: AtomicBool::new(false),
+        })
+    }
+
+    /// What the engine knows about the cluster.
+    pub fn context(&self) -> Context {
+        **self.context.load()
+    }
+
+    /// Records a newly discovered API server version.
+    pub fn set_kube_version(&self, version: Option<KubeVersion>) {
+        self.context.store(Arc::new(Context {
+            kube_version: version,
+        }));
+    }
+
+    /// Marks the server as shutting down: readiness fails from now on.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    /// Whether shutdown has started.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+}
+
+/// The HTTP routes with their limits.
+pub fn router(state: Arc<AppState>, opts: &ServerOptions) -> Router {
+    Router::new()
+        .route("/mutate", post(mutate::mutate))
+        .route("/validate", post(validate::validate))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .layer(DefaultBodyLimit::max(opts.max_body_bytes))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            opts.request_timeout,
+        ))
+        .with_state(state)
+}

@@ -1,0 +1,169 @@
+//! `POST /mutate`: the engine behind an AdmissionReview. Always allowed: an internal failure
+//! answers with no patch, a warning, a log line and a metric, never with a blocked pod.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use k8s_openapi::api::core::v1::Pod;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
+
+use super::AppState;
+use super::review::{self, Decoded, ReviewError};
+use crate::engine;
+use crate::metrics::{EndpointLabel, KindLabel};
+
+const ENDPOINT: &str = "mutate";
+
+/// The handler.
+pub async fn mutate(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    let start = Instant::now();
+    let response = match review::decode_pod(&body) {
+        Ok(Decoded::Typed(req)) => answer(&state, &req, start),
+        Ok(Decoded::Other(req, why)) => {
+            let resp = AdmissionResponse::from(&*req);
+            if req.kind.kind == "Pod" && req.sub_resource.is_none() {
+                // A pod podgrace cannot read is still admitted, untouched.
+                state.metrics.request(ENDPOINT, "error");
+                tracing::error!(uid = %req.uid, error = %why, "pod not readable; admitted without changes");
+                json(&with_warning(
+                    resp,
+                    "podgrace: could not read the pod; nothing injected",
+                ))
+            } else {
+                state.metrics.request(ENDPOINT, "ignored");
+                json(&resp)
+            }
+        }
+        Err(e) => return bad_request(&state, ENDPOINT, e),
+    };
+    state
+        .metrics
+        .latency
+        .get_or_create(&EndpointLabel { endpoint: ENDPOINT })
+        .observe(start.elapsed().as_secs_f64());
+    response
+}
+
+fn answer(state: &AppState, req: &AdmissionRequest<Pod>, start: Instant) -> Response {
+    let resp = AdmissionResponse::from(req);
+    let (Operation::Create, None, Some(pod)) = (&req.operation, &req.sub_resource, &req.object)
+    else {
+        state.metrics.request(ENDPOINT, "ignored");
+        return json(&resp);
+    };
+    let namespace = req.namespace.as_deref().unwrap_or_default();
+    let name = pod
+        .metadata
+        .name
+        .as_deref()
+        .or(pod.metadata.generate_name.as_deref())
+        .unwrap_or(req.name.as_str());
+    let policy = state.store.policy_for(namespace);
+    let ctx = state.context();
+    // The engine does not panic on any input the property tests found; this is the seat belt
+    // that keeps a bug from failing pod creation.
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| engine::mutate(pod, &policy, &ctx)));
+    let mutation = match result {
+        Ok(Ok(m)) => m,
+        Ok(Err(e)) => return internal_error(state, req, namespace, name, &e.to_string()),
+        Err(_) => return internal_error(state, req, namespace, name, "engine panicked"),
+    };
+    let warnings = mutation.warnings;
+    let record = mutation.record;
+    let changed = !mutation.patch.0.is_empty();
+    let mut resp = resp;
+    if changed {
+        resp = match resp.with_patch(mutation.patch) {
+            Ok(r) => r,
+            Err(e) => return internal_error(state, req, namespace, name, &e.to_string()),
+        };
+        for kind in &record.injections {
+            state
+                .metrics
+                .injections
+                .get_or_create(&KindLabel {
+                    kind: kind.as_str(),
+                })
+                .inc();
+        }
+        resp.audit_annotations = audit(&record);
+    }
+    if !warnings.is_empty() {
+        resp.warnings = Some(warnings);
+    }
+    let decision = match (&record.skipped, changed) {
+        (Some(_), _) => "skipped",
+        (None, true) => "patched",
+        (None, false) => "unchanged",
+    };
+    state.metrics.request(ENDPOINT, decision);
+    tracing::info!(
+        uid = %req.uid,
+        namespace,
+        pod = name,
+        dry_run = req.dry_run,
+        decision,
+        reason = record.skipped.as_deref().unwrap_or(""),
+        latency_us = start.elapsed().as_micros() as u64,
+        "admission"
+    );
+    json(&resp)
+}
+
+fn audit(record: &engine::record::Record) -> HashMap<String, String> {
+    let mut audit = HashMap::new();
+    let injected: Vec<String> = record
+        .containers
+        .iter()
+        .map(|c| format!("{}: {}", c.name, c.items.join(" ")))
+        .collect();
+    audit.insert("injected".to_owned(), injected.join("; "));
+    if let Some(g) = &record.grace {
+        audit.insert("grace".to_owned(), g.clone());
+    }
+    audit.insert("policy".to_owned(), record.policy.clone());
+    audit
+}
+
+fn internal_error(
+    state: &AppState,
+    req: &AdmissionRequest<Pod>,
+    namespace: &str,
+    name: &str,
+    error: &str,
+) -> Response {
+    state.metrics.request(ENDPOINT, "error");
+    tracing::error!(uid = %req.uid, namespace, pod = name, error, "mutation failed; pod admitted without changes");
+    json(&with_warning(
+        AdmissionResponse::from(req),
+        "podgrace: internal error; nothing injected",
+    ))
+}
+
+fn with_warning(mut resp: AdmissionResponse, warning: &str) -> AdmissionResponse {
+    resp.warnings = Some(vec![warning.to_owned()]);
+    resp
+}
+
+/// A 200 response carrying the review.
+pub(super) fn json(resp: &AdmissionResponse) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        review::encode(resp),
+    )
+        .into_response()
+}
+
+/// A 400 response with a JSON error body.
+pub(super) fn bad_request(state: &AppState, endpoint: &'static str, e: ReviewError) -> Response {
+    state.metrics.request(endpoint, "bad_request");
+    tracing::warn!(endpoint, error = %e, "bad admission request");
+    let body = serde_json::json!({ "error": e.to_string() });
+    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+}

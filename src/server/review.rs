@@ -1,0 +1,191 @@
+//! AdmissionReview on the wire. Requests decode straight into `kube`'s `AdmissionRequest<Pod>`
+//! (one pass over the body, no intermediate tree). Responses are written by hand around `kube`'s
+//! `AdmissionResponse` because its serializer emits `patch` as an array of numbers; the API
+//! documents a base64 string, which is also a third of the size.
+
+use base64::Engine as _;
+use k8s_openapi::api::core::v1::Pod;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse};
+use kube::core::{DynamicObject, Resource, Status, TypeMeta};
+use serde::{Deserialize, Serialize};
+
+/// Why a body is not an AdmissionReview we can answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    /// Not JSON, or not shaped like an AdmissionReview.
+    #[error("malformed AdmissionReview: {0}")]
+    Malformed(serde_json::Error),
+    /// No `request` to answer.
+    #[error("AdmissionReview has no request")]
+    MissingRequest,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope<T: Resource> {
+    #[serde(default)]
+    api_version: String,
+    #[serde(default)]
+    kind: String,
+    request: Option<AdmissionRequest<T>>,
+}
+
+/// A decoded request.
+pub enum Decoded<T: Resource> {
+    /// The object is the expected type.
+    Typed(Box<AdmissionRequest<T>>),
+    /// Some other object (another kind, or one that does not parse as `T`), with why.
+    Other(Box<AdmissionRequest<DynamicObject>>, String),
+}
+
+fn envelope<T>(body: &[u8]) -> Result<Option<AdmissionRequest<T>>, serde_json::Error>
+where
+    T: Resource + for<'de> Deserialize<'de>,
+{
+    let env: Envelope<T> = serde_json::from_slice(body)?;
+    Ok(env.request.map(|mut req| {
+        req.types = TypeMeta {
+            api_version: env.api_version,
+            kind: env.kind,
+        };
+        req
+    }))
+}
+
+/// Decodes a review whose object should be a `T` (a Pod for `/mutate`, a ConfigMap for
+/// `/validate`). Bodies that are valid reviews of other objects come back as [`Decoded::Other`].
+pub fn decode<T>(body: &[u8]) -> Result<Decoded<T>, ReviewError>
+where
+    T: Resource + for<'de> Deserialize<'de>,
+{
+    match envelope::<T>(body) {
+        Ok(Some(req)) => Ok(Decoded::Typed(Box::new(req))),
+        Ok(None) => Err(ReviewError::MissingRequest),
+        // The common case is handled in one pass; only unusual bodies are parsed twice.
+        Err(typed_err) => match envelope::<DynamicObject>(body) {
+            Ok(Some(req)) => Ok(Decoded::Other(Box::new(req), typed_err.to_string())),
+            Ok(None) => Err(ReviewError::MissingRequest),
+            Err(e) => Err(ReviewError::Malformed(e)),
+        },
+    }
+}
+
+/// Decodes a pod review.
+pub fn decode_pod(body: &[u8]) -> Result<Decoded<Pod>, ReviewError> {
+    decode::<Pod>(body)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Out<'a> {
+    api_version: &'a str,
+    kind: &'a str,
+    response: ResponseOut<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResponseOut<'a> {
+    uid: &'a str,
+    allowed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'a Status>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warnings: Option<&'a Vec<String>>,
+    #[serde(skip_serializing_if = "std::collections::HashMap::is_empty")]
+    audit_annotations: &'a std::collections::HashMap<String, String>,
+}
+
+/// Encodes the AdmissionReview answering with `resp`, in the request's API version.
+pub fn encode(resp: &AdmissionResponse) -> Vec<u8> {
+    let api_version = if resp.types.api_version.is_empty() {
+        "admission.k8s.io/v1"
+    } else {
+        &resp.types.api_version
+    };
+    let out = Out {
+        api_version,
+        kind: "AdmissionReview",
+        response: ResponseOut {
+            uid: &resp.uid,
+            allowed: resp.allowed,
+            status: (!resp.allowed).then_some(&resp.result),
+            patch_type: resp.patch.as_ref().map(|_| "JSONPatch"),
+            patch: resp
+                .patch
+                .as_ref()
+                .map(|p| base64::engine::general_purpose::STANDARD.encode(p)),
+            warnings: resp.warnings.as_ref().filter(|w| !w.is_empty()),
+            audit_annotations: &resp.audit_annotations,
+        },
+    };
+    // Plain strings, bools and maps of strings: serialization cannot fail.
+    serde_json::to_vec(&out).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIXTURE: &[u8] =
+        include_bytes!("../../tests/fixtures/admission/pod-create-kubectl-apply.json");
+
+    #[test]
+    fn the_captured_request_decodes_as_a_pod_review() {
+        let Decoded::Typed(req) = decode_pod(FIXTURE).unwrap() else {
+            panic!("not typed")
+        };
+        assert_eq!(req.uid, "805e6736-4d6b-4f4f-bf08-6ec37a10c773");
+        assert_eq!(req.types.api_version, "admission.k8s.io/v1");
+        assert_eq!(req.namespace.as_deref(), Some("probe"));
+        assert_eq!(req.object.unwrap().spec.unwrap().containers[0].name, "app");
+    }
+
+    #[test]
+    fn other_kinds_decode_as_other() {
+        let body = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"group":"","version":"v1","kind":"ConfigMap"},"resource":{"group":"","version":"v1","resource":"configmaps"},"operation":"CREATE","userInfo":{},"object":{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}},"oldObject":null}}"#;
+        assert!(matches!(decode_pod(body).unwrap(), Decoded::Other(..)));
+    }
+
+    #[test]
+    fn garbage_and_missing_requests_are_errors() {
+        assert!(matches!(
+            decode_pod(b"{not json"),
+            Err(ReviewError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode_pod(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#),
+            Err(ReviewError::MissingRequest)
+        ));
+    }
+
+    #[test]
+    fn patches_are_base64_strings() {
+        let Decoded::Typed(req) = decode_pod(FIXTURE).unwrap() else {
+            panic!()
+        };
+        let patch: json_patch::Patch =
+            serde_json::from_str(r#"[{"op":"add","path":"/metadata/labels/x","value":"y"}]"#)
+                .unwrap();
+        let resp = AdmissionResponse::from(&*req).with_patch(patch).unwrap();
+        let out: serde_json::Value = serde_json::from_slice(&encode(&resp)).unwrap();
+        assert_eq!(out["apiVersion"], "admission.k8s.io/v1");
+        assert_eq!(
+            out["response"]["uid"],
+            "805e6736-4d6b-4f4f-bf08-6ec37a10c773"
+        );
+        assert_eq!(out["response"]["patchType"], "JSONPatch");
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(out["response"]["patch"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(
+            decoded,
+            br#"[{"op":"add","path":"/metadata/labels/x","value":"y"}]"#
+        );
+        assert!(out["response"].get("status").is_none());
+    }
+}

@@ -1,0 +1,76 @@
+//! `POST /validate`: the validating webhook for policy ConfigMaps. An invalid policy is denied at
+//! `kubectl apply` time with the precise message (field path, expected values), checked on top of
+//! the cluster default exactly as the store would load it.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::Response;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::core::admission::{AdmissionResponse, Operation};
+
+use super::AppState;
+use super::mutate::{bad_request, json};
+use super::review::{self, Decoded};
+use crate::metrics::EndpointLabel;
+use crate::policy::parse::layer_from_configmap;
+use crate::policy::{EffectivePolicy, PolicyError};
+
+const ENDPOINT: &str = "validate";
+
+/// The handler.
+pub async fn validate(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    let start = Instant::now();
+    let req = match review::decode::<ConfigMap>(&body) {
+        Ok(Decoded::Typed(req)) => req,
+        Ok(Decoded::Other(req, _)) => {
+            state.metrics.request(ENDPOINT, "ignored");
+            return json(&AdmissionResponse::from(&*req));
+        }
+        Err(e) => return bad_request(&state, ENDPOINT, e),
+    };
+    let resp = AdmissionResponse::from(&*req);
+    let relevant = matches!(req.operation, Operation::Create | Operation::Update);
+    let configmap = req.object.as_ref().filter(|cm| {
+        relevant && cm.metadata.name.as_deref() == Some(state.policy_configmap.name.as_str())
+    });
+    let Some(cm) = configmap else {
+        state.metrics.request(ENDPOINT, "ignored");
+        return json(&resp);
+    };
+    let mut cm = cm.clone();
+    if cm.metadata.namespace.is_none() {
+        cm.metadata.namespace = req.namespace.clone();
+    }
+    let checked = layer_from_configmap(&cm, &state.policy_configmap.key).and_then(|layer| {
+        let cluster = state.store.cluster_layer();
+        let errors = EffectivePolicy::new(cluster.as_deref(), Some(&layer)).check();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(PolicyError {
+                origin: layer.origin.name,
+                errors,
+            })
+        }
+    });
+    let resp = match checked {
+        Ok(()) => {
+            state.metrics.request(ENDPOINT, "allowed");
+            resp
+        }
+        Err(e) => {
+            state.metrics.request(ENDPOINT, "denied");
+            tracing::info!(uid = %req.uid, namespace = req.namespace.as_deref().unwrap_or(""), error = %e, "policy denied");
+            resp.deny(format!("invalid podgrace policy: {e}"))
+        }
+    };
+    state
+        .metrics
+        .latency
+        .get_or_create(&EndpointLabel { endpoint: ENDPOINT })
+        .observe(start.elapsed().as_secs_f64());
+    json(&resp)
+}

@@ -1,0 +1,372 @@
+//! The in-memory policy cache: the last good layer of every namespace, the cluster default, and
+//! the effective policy of each, precomputed. Readers take a lock-free snapshot (`ArcSwap`);
+//! writers (watch events, file reloads) are serialized and publish a new snapshot.
+//!
+//! A policy that does not parse, validate or combine with the cluster default never replaces a
+//! good one: the namespace keeps its last good policy (or the cluster default if it never had
+//! one), and the refusal is logged and counted.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+
+use super::PolicyStore;
+use crate::metrics::Metrics;
+use crate::policy::{EffectivePolicy, PolicyError, PolicyLayer};
+
+/// What happened to an incoming namespace policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// It is now in effect.
+    Accepted,
+    /// It was refused; the previous policy (if any) stays.
+    Refused(String),
+}
+
+#[derive(Default)]
+struct Layers {
+    cluster: Option<Arc<PolicyLayer>>,
+    namespaces: BTreeMap<String, Arc<PolicyLayer>>,
+}
+
+struct Snapshot {
+    default: Arc<EffectivePolicy>,
+    cluster: Option<Arc<PolicyLayer>>,
+    namespaces: HashMap<String, Arc<EffectivePolicy>>,
+}
+
+/// The cache.
+pub struct PolicyCache {
+    snapshot: ArcSwap<Snapshot>,
+    layers: Mutex<Layers>,
+    synced: AtomicBool,
+    metrics: Arc<Metrics>,
+}
+
+impl PolicyCache {
+    /// An empty cache (built-in defaults everywhere), not yet synced.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        PolicyCache {
+            snapshot: ArcSwap::from_pointee(Snapshot {
+                default: Arc::new(EffectivePolicy::builtin()),
+                cluster: None,
+                namespaces: HashMap::new(),
+            }),
+            layers: Mutex::new(Layers::default()),
+            synced: AtomicBool::new(false),
+            metrics,
+        }
+    }
+
+    /// Marks the initial load complete (readiness).
+    pub fn mark_synced(&self) {
+        self.synced.store(true, Ordering::Release);
+    }
+
+    /// Sets the cluster default policy. A refused one keeps the previous default.
+    pub fn set_cluster(&self, result: Result<PolicyLayer, PolicyError>) -> Applied {
+        let mut layers = self.lock();
+        match result {
+            Ok(layer) => {
+                let errors = EffectivePolicy::new(Some(&layer), None).check();
+                if let Some(e) = errors.first() {
+                    return self.refused(
+                        &layers,
+                        "cluster",
+                        &layer.origin.to_string(),
+                        e.to_string(),
+                    );
+                }
+                tracing::info!(policy = %layer.origin, "cluster default policy loaded");
+                layers.cluster = Some(Arc::new(layer));
+                self.publish(&layers);
+                Applied::Accepted
+            }
+            Err(e) => self.refused(&layers, "cluster", &e.origin.clone(), e.to_string()),
+        }
+    }
+
+    /// Applies a namespace policy (from a ConfigMap event or a file).
+    pub fn apply(&self, namespace: &str, result: Result<PolicyLayer, PolicyError>) -> Applied {
+        let mut layers = self.lock();
+        let layer = match result {
+            Ok(layer) => layer,
+            Err(e) => return self.refused(&layers, namespace, &e.origin.clone(), e.to_string()),
+        };
+        if let Some(e) = EffectivePolicy::new(layers.cluster.as_deref(), Some(&layer))
+            .check()
+            .first()
+        {
+            let origin = layer.origin.to_string();
+            return self.refused(&layers, namespace, &origin, format!("{origin}: {e}"));
+        }
+        if layers
+            .namespaces
+            .get(namespace)
+            .is_some_and(|l| **l == layer)
+        {
+            return Applied::Accepted;
+        }
+        tracing::info!(namespace, policy = %layer.origin, "namespace policy loaded");
+        let layer = Arc::new(layer);
+        layers
+            .namespaces
+            .insert(namespace.to_owned(), layer.clone());
+        // Only this namespace changed: reuse every other entry.
+        let old = self.snapshot.load();
+        let mut namespaces = old.namespaces.clone();
+        namespaces.insert(
+            namespace.to_owned(),
+            Arc::new(EffectivePolicy::new(
+                layers.cluster.as_deref(),
+                Some(&layer),
+            )),
+        );
+        self.store(old.default.clone(), layers.cluster.clone(), namespaces);
+        Applied::Accepted
+    }
+
+    /// Forgets a namespace's policy (its ConfigMap or file was deleted): the cluster default
+    /// applies again.
+    pub fn remove(&self, namespace: &str) {
+        let mut layers = self.lock();
+        if layers.namespaces.remove(namespace).is_some() {
+            tracing::info!(
+                namespace,
+                "namespace policy removed; the cluster default applies"
+            );
+            let old = self.snapshot.load();
+            let mut namespaces = old.namespaces.clone();
+            namespaces.remove(namespace);
+            self.store(old.default.clone(), layers.cluster.clone(), namespaces);
+        }
+    }
+
+    /// Replaces the whole set (initial list or relist): namespaces absent from `entries` lose
+    /// their policy; refused entries keep their last good one.
+    pub fn replace_all(&self, entries: Vec<(String, Result<PolicyLayer, PolicyError>)>) {
+        let present: std::collections::HashSet<String> =
+            entries.iter().map(|(ns, _)| ns.clone()).collect();
+        let stale: Vec<String> = self
+            .lock()
+            .namespaces
+            .keys()
+            .filter(|ns| !present.contains(*ns))
+            .cloned()
+            .collect();
+        for ns in stale {
+            self.remove(&ns);
+        }
+        for (ns, result) in entries {
+            self.apply(&ns, result);
+        }
+    }
+
+    /// Namespaces that currently have a policy.
+    pub fn namespaces(&self) -> Vec<String> {
+        self.lock().namespaces.keys().cloned().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Layers> {
+        // A panic while holding the lock cannot leave Layers half-written (every write is a
+        // single insert/remove), so a poisoned lock is still consistent.
+        self.layers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn refused(&self, layers: &Layers, namespace: &str, origin: &str, error: String) -> Applied {
+        self.metrics.policy_error(namespace);
+        let keeping = if namespace == "cluster" {
+            layers.cluster.as_ref().map(|l| l.origin.to_string())
+        } else {
+            layers
+                .namespaces
+                .get(namespace)
+                .map(|l| l.origin.to_string())
+        };
+        tracing::error!(
+            namespace,
+            policy = origin,
+            error = %error,
+            keeping = keeping.as_deref().unwrap_or("the default"),
+            "policy refused"
+        );
+        Applied::Refused(error)
+    }
+
+    fn publish(&self, layers: &Layers) {
+        let cluster = layers.cluster.as_deref();
+        let namespaces = layers
+            .namespaces
+            .iter()
+            .map(|(ns, l)| (ns.clone(), Arc::new(EffectivePolicy::new(cluster, Some(l)))))
+            .collect();
+        self.store(
+            Arc::new(EffectivePolicy::new(cluster, None)),
+            layers.cluster.clone(),
+            namespaces,
+        );
+    }
+
+    fn store(
+        &self,
+        default: Arc<EffectivePolicy>,
+        cluster: Option<Arc<PolicyLayer>>,
+        namespaces: HashMap<String, Arc<EffectivePolicy>>,
+    ) {
+        self.metrics.namespace_policies.set(namespaces.len() as i64);
+        self.snapshot.store(Arc::new(Snapshot {
+            default,
+            cluster,
+            namespaces,
+        }));
+    }
+}
+
+impl PolicyStore for PolicyCache {
+    fn policy_for(&self, namespace: &str) -> Arc<EffectivePolicy> {
+        let snap = self.snapshot.load();
+        snap.namespaces
+            .get(namespace)
+            .unwrap_or(&snap.default)
+            .clone()
+    }
+
+    fn cluster_layer(&self) -> Option<Arc<PolicyLayer>> {
+        self.snapshot.load().cluster.clone()
+    }
+
+    fn is_ready(&self) -> bool {
+        self.synced.load(Ordering::Acquire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{Origin, load_layer};
+
+    fn layer(name: &str, version: &str, yaml: &str) -> Result<PolicyLayer, PolicyError> {
+        load_layer(
+            yaml,
+            Origin {
+                name: name.into(),
+                version: version.into(),
+            },
+        )
+    }
+
+    fn sleep_of(cache: &PolicyCache, ns: &str) -> u32 {
+        cache
+            .policy_for(ns)
+            .resolve(None, "app", "app:1", None)
+            .unwrap()
+            .policy
+            .sleep
+    }
+
+    fn cache() -> PolicyCache {
+        PolicyCache::new(Arc::new(Metrics::new()))
+    }
+
+    #[test]
+    fn applied_policies_take_effect_and_deleted_ones_fall_back_to_the_cluster_default() {
+        let c = cache();
+        c.set_cluster(layer("cluster", "1", "preStop: {sleepSeconds: 20}"));
+        assert_eq!(sleep_of(&c, "shop"), 20);
+        assert_eq!(
+            c.apply(
+                "shop",
+                layer("shop/podgrace-policy", "7", "preStop: {sleepSeconds: 33}")
+            ),
+            Applied::Accepted
+        );
+        assert_eq!(sleep_of(&c, "shop"), 33);
+        assert_eq!(sleep_of(&c, "other"), 20);
+        assert!(
+            c.policy_for("shop")
+                .description()
+                .ends_with("shop/podgrace-policy@7")
+        );
+        c.remove("shop");
+        assert_eq!(sleep_of(&c, "shop"), 20);
+    }
+
+    #[test]
+    fn an_invalid_policy_keeps_the_last_good_one_and_is_counted() {
+        let metrics = Arc::new(Metrics::new());
+        let c = PolicyCache::new(metrics.clone());
+        c.apply("shop", layer("shop/p", "1", "preStop: {sleepSeconds: 12}"));
+        let refused = c.apply("shop", layer("shop/p", "2", "preStop: {sleepSecods: 99}"));
+        assert!(
+            matches!(refused, Applied::Refused(ref e) if e.contains("sleepSecods")),
+            "{refused:?}"
+        );
+        assert_eq!(sleep_of(&c, "shop"), 12);
+        assert!(
+            metrics
+                .render()
+                .contains("podgrace_policy_errors_total{namespace=\"shop\"} 1")
+        );
+    }
+
+    #[test]
+    fn a_namespace_that_never_had_a_good_policy_gets_the_default() {
+        let c = cache();
+        c.apply("shop", layer("shop/p", "1", "shutdownSeconds: -1"));
+        assert_eq!(sleep_of(&c, "shop"), 10);
+        assert!(c.namespaces().is_empty());
+    }
+
+    #[test]
+    fn a_policy_incomplete_on_top_of_the_cluster_default_is_refused() {
+        let c = cache();
+        let refused = c.apply("shop", layer("shop/p", "1", "preStop: {action: nacos}"));
+        assert!(
+            matches!(refused, Applied::Refused(ref e) if e.contains("preStop.nacos.server")),
+            "{refused:?}"
+        );
+        c.set_cluster(layer(
+            "cluster",
+            "1",
+            "preStop: {nacos: {server: 'http://nacos:8848'}}",
+        ));
+        assert_eq!(
+            c.apply("shop", layer("shop/p", "1", "preStop: {action: nacos}")),
+            Applied::Accepted
+        );
+    }
+
+    #[test]
+    fn a_new_cluster_default_reaches_every_namespace() {
+        let c = cache();
+        c.apply("shop", layer("shop/p", "1", "bufferSeconds: 1"));
+        c.set_cluster(layer("cluster", "2", "preStop: {sleepSeconds: 25}"));
+        assert_eq!(
+            sleep_of(&c, "shop"),
+            25,
+            "namespace layered on the new default"
+        );
+        c.set_cluster(layer("cluster", "3", "preStop: {sleepSeconds: oops}"));
+        assert_eq!(
+            sleep_of(&c, "shop"),
+            25,
+            "a bad default keeps the last good one"
+        );
+        assert!(c.cluster_layer().unwrap().origin.version == "2");
+    }
+
+    #[test]
+    fn replace_all_drops_vanished_namespaces_and_keeps_last_good_for_refused_ones() {
+        let c = cache();
+        c.apply("a", layer("a/p", "1", "preStop: {sleepSeconds: 1}"));
+        c.apply("b", layer("b/p", "1", "preStop: {sleepSeconds: 2}"));
+        c.replace_all(vec![("b".into(), layer("b/p", "2", "nonsense: true"))]);
+        assert_eq!(sleep_of(&c, "a"), 10, "a vanished");
+        assert_eq!(sleep_of(&c, "b"), 2, "b refused, last good kept");
+        assert!(!c.is_ready());
+        c.mark_synced();
+        assert!(c.is_ready());
+    }
+}

@@ -1,0 +1,265 @@
+//! The HTTPS admission server, started for real on a loopback port with real TLS and queried by
+//! clients that verify its certificate. The AdmissionReviews are the ones a v1.36 API server
+//! sent, byte for byte.
+
+mod common;
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use common::https::*;
+use common::*;
+use k8s_openapi::api::core::v1::Pod;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const FIXTURES: [&str; 3] = [
+    "admission/pod-create-kubectl-apply.json",
+    "admission/pod-create-kubectl-run.json",
+    "admission/pod-create-dry-run.json",
+];
+
+async fn post(server: &TestServer, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+    let resp = server
+        .client()
+        .post(server.url(path))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn decoded_patch(review: &Value) -> Option<json_patch::Patch> {
+    let b64 = review["response"]["patch"].as_str()?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    Some(serde_json::from_slice(&bytes).unwrap())
+}
+
+#[tokio::test]
+async fn captured_reviews_get_patches_that_apply_to_the_request_object() {
+    let server = TestServer::start(|_| {}).await;
+    for f in FIXTURES {
+        let body = read_fixture(f);
+        let request: Value = serde_json::from_str(&body).unwrap();
+        let (status, review) = post(&server, "/mutate?timeout=5s", body.clone()).await;
+        assert_eq!(status, 200, "{f}");
+        assert_eq!(review["apiVersion"], "admission.k8s.io/v1");
+        assert_eq!(review["kind"], "AdmissionReview");
+        assert_eq!(review["response"]["uid"], request["request"]["uid"], "{f}");
+        assert_eq!(review["response"]["allowed"], true);
+        let mut object = request["request"]["object"].clone();
+        if let Some(patch) = decoded_patch(&review) {
+            assert_eq!(review["response"]["patchType"], "JSONPatch");
+            json_patch::patch(&mut object, &patch.0).unwrap();
+            let _: Pod = serde_json::from_value(object.clone()).unwrap();
+            assert!(review["response"]["auditAnnotations"]["injected"].is_string());
+        }
+        match f {
+            "admission/pod-create-kubectl-run.json" => {
+                assert!(decoded_patch(&review).is_none(), "batch pod")
+            }
+            _ => assert_eq!(object["spec"]["terminationGracePeriodSeconds"], 45, "{f}"),
+        }
+    }
+    let metrics = server
+        .client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            r#"podgrace_admission_requests_total{endpoint="mutate",outcome="patched"} 2"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"podgrace_injections_total{kind="prestop"} 2"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("podgrace_admission_duration_seconds_count{endpoint=\"mutate\"} 3"),
+        "{metrics}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_patch_is_base64_and_warnings_reach_the_user() {
+    let server = TestServer::start(|_| {}).await;
+    let (_, review) = post(
+        &server,
+        "/mutate",
+        read_fixture("admission/pod-create-dry-run.json"),
+    )
+    .await;
+    assert!(review["response"]["patch"].is_string());
+    let warnings: Vec<&str> = review["response"]["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert!(
+        warnings.iter().any(|w| w.contains("no port to probe")),
+        "{warnings:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_statuses() {
+    let server = TestServer::start(|o| o.max_body_bytes = 64 * 1024).await;
+    let (status, body) = post(&server, "/mutate", "{not json").await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("malformed AdmissionReview"),
+        "{body}"
+    );
+
+    let (status, body) = post(
+        &server,
+        "/mutate",
+        r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"], "AdmissionReview has no request");
+
+    let (status, _) = post(&server, "/mutate", vec![b' '; 65 * 1024]).await;
+    assert_eq!(status, 413);
+
+    let c = server.client();
+    assert_eq!(
+        c.get(server.url("/mutate")).send().await.unwrap().status(),
+        405
+    );
+    assert_eq!(
+        c.get(server.url("/nope")).send().await.unwrap().status(),
+        404
+    );
+    assert_eq!(
+        c.get(server.url("/healthz")).send().await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        c.get(server.url("/readyz")).send().await.unwrap().status(),
+        200
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn other_kinds_and_operations_are_allowed_without_a_patch() {
+    let server = TestServer::start(|_| {}).await;
+    let mut review: Value =
+        serde_json::from_str(&read_fixture("admission/pod-create-kubectl-apply.json")).unwrap();
+    review["request"]["operation"] = json!("UPDATE");
+    let (status, out) = post(&server, "/mutate", review.to_string()).await;
+    assert_eq!((status, &out["response"]["allowed"]), (200, &json!(true)));
+    assert!(out["response"].get("patch").is_none());
+
+    let cm = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "u1", "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
+        "resource": {"group": "", "version": "v1", "resource": "configmaps"}, "operation": "CREATE",
+        "userInfo": {}, "object": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}, "oldObject": null}});
+    let (status, out) = post(&server, "/mutate", cm.to_string()).await;
+    assert_eq!(status, 200);
+    assert_eq!(out["response"]["uid"], "u1");
+    assert!(out["response"].get("patch").is_none());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_pod_podgrace_cannot_read_is_admitted_untouched_with_a_warning() {
+    let server = TestServer::start(|_| {}).await;
+    let mut review: Value =
+        serde_json::from_str(&read_fixture("admission/pod-create-kubectl-apply.json")).unwrap();
+    review["request"]["object"]["spec"]["containers"] = json!("not a list");
+    let (status, out) = post(&server, "/mutate", review.to_string()).await;
+    assert_eq!(status, 200);
+    assert_eq!(out["response"]["allowed"], true);
+    assert!(out["response"].get("patch").is_none());
+    assert_eq!(
+        out["response"]["warnings"][0],
+        "podgrace: could not read the pod; nothing injected"
+    );
+    let metrics = server.state.metrics.render();
+    assert!(metrics.contains(r#"outcome="error"} 1"#), "{metrics}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn namespace_policies_from_the_store_shape_the_patch() {
+    let server = TestServer::start(|_| {}).await;
+    server
+        .cache
+        .apply("probe", Ok(layer("preStop: {sleepSeconds: 25}")));
+    let (_, review) = post(
+        &server,
+        "/mutate",
+        read_fixture("admission/pod-create-kubectl-apply.json"),
+    )
+    .await;
+    let mut object: Value =
+        serde_json::from_str::<Value>(&read_fixture("admission/pod-create-kubectl-apply.json"))
+            .unwrap()["request"]["object"]
+            .clone();
+    json_patch::patch(&mut object, &decoded_patch(&review).unwrap().0).unwrap();
+    assert_eq!(
+        object["spec"]["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"],
+        25
+    );
+    assert_eq!(object["spec"]["terminationGracePeriodSeconds"], 60);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn slow_headers_are_cut_off() {
+    let server = TestServer::start(|o| o.header_timeout = Duration::from_millis(500)).await;
+    let mut stream = tls_connect(server.addr, &[&server.pki.ca_cert_pem]).await;
+    stream
+        .write_all(b"POST /mutate HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(3), stream.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the server closed the connection");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_wait_for_a_free_slot() {
+    let server = TestServer::start(|o| o.max_connections = 1).await;
+    let held = tls_connect(server.addr, &[&server.pki.ca_cert_pem]).await;
+    let c = fresh_connection_client(&[&server.pki.ca_cert_pem]);
+    let waiting = tokio::time::timeout(
+        Duration::from_millis(500),
+        c.get(server.url("/healthz")).send(),
+    )
+    .await;
+    assert!(
+        waiting.is_err(),
+        "a second connection is not served while the first is open"
+    );
+    drop(held);
+    let served =
+        tokio::time::timeout(Duration::from_secs(5), c.get(server.url("/healthz")).send()).await;
+    assert_eq!(served.unwrap().unwrap().status(), 200);
+    server.stop().await;
+}

@@ -1,0 +1,278 @@
+//! The server over its lifetime: certificates rotated on disk the way the kubelet rotates Secret
+//! volumes, and SIGTERM under load (the real binary, a real signal).
+
+mod common;
+
+use std::os::unix::fs::symlink;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::https::*;
+use common::*;
+use podgrace::metrics::Metrics;
+use podgrace::tls::{self, Pair, ReloadingCert};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Writes a Secret volume revision the kubelet way: a new timestamped directory, a `..data_tmp`
+/// symlink to it renamed over `..data` (atomic), and the file names as symlinks into `..data`.
+fn kubelet_write(dir: &Path, revision: &str, cert: &str, key: &str) {
+    let rev = dir.join(revision);
+    std::fs::create_dir(&rev).unwrap();
+    std::fs::write(rev.join("tls.crt"), cert).unwrap();
+    std::fs::write(rev.join("tls.key"), key).unwrap();
+    let tmp = dir.join("..data_tmp");
+    symlink(revision, &tmp).unwrap();
+    std::fs::rename(&tmp, dir.join("..data")).unwrap();
+    for f in ["tls.crt", "tls.key"] {
+        let link = dir.join(f);
+        if std::fs::symlink_metadata(&link).is_err() {
+            symlink(format!("..data/{f}"), &link).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_kubelet_rotation_reaches_the_next_connection_without_failing_a_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = pki();
+    kubelet_write(
+        dir.path(),
+        "..2026_11_22_10_00_00.1",
+        &old.cert_pem,
+        &old.key_pem,
+    );
+    let (cert_file, key_file) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    let cert = ReloadingCert::new(Pair::from_files(&cert_file, &key_file).unwrap());
+    let metrics = Arc::new(Metrics::new());
+    // A long poll: only the directory watch can make this test pass in time.
+    let _watch = tls::reload_on_change(
+        cert.clone(),
+        cert_file,
+        key_file,
+        metrics.clone(),
+        Duration::from_secs(3600),
+    );
+    let server = TestServer::start_with(cert, old.clone(), |_| {}).await;
+    let new = pki();
+    let cas = [old.ca_cert_pem.clone(), new.ca_cert_pem.clone()];
+    assert_eq!(
+        served_certificate(server.addr, &[&cas[0]]).await,
+        der(&old.cert_pem)
+    );
+
+    // Requests on fresh connections, before, across and after the rotation.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let looper = {
+        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+        let client = fresh_connection_client(&[&cas[0], &cas[1]]);
+        let url = server.url("/mutate");
+        let body = read_fixture("admission/pod-create-kubectl-apply.json");
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match client.post(&url).body(body.clone()).send().await {
+                    Ok(r) if r.status() == 200 => ok.fetch_add(1, Ordering::Relaxed),
+                    _ => failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    kubelet_write(
+        dir.path(),
+        "..2026_11_22_11_00_00.2",
+        &new.cert_pem,
+        &new.key_pem,
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while served_certificate(server.addr, &[&cas[0], &cas[1]]).await != der(&new.cert_pem) {
+        assert!(
+            Instant::now() < deadline,
+            "the new certificate was not served within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // A broken revision (certificate and key from different pairs) is refused; the new pair stays.
+    let (a, b) = (pki(), pki());
+    kubelet_write(
+        dir.path(),
+        "..2026_11_22_12_00_00.3",
+        &a.cert_pem,
+        &b.key_pem,
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        served_certificate(server.addr, &[&cas[1]]).await,
+        der(&new.cert_pem)
+    );
+    stop.store(true, Ordering::Relaxed);
+    looper.await.unwrap();
+
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "no request failed across the rotation"
+    );
+    assert!(ok.load(Ordering::Relaxed) > 10);
+    let m = metrics.render();
+    assert!(
+        m.contains(r#"podgrace_certificate_reloads_total{result="success"} 1"#),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"podgrace_certificate_reloads_total{result="failure"}"#),
+        "{m}"
+    );
+    assert!(
+        m.contains("podgrace_certificate_expiry_timestamp_seconds"),
+        "{m}"
+    );
+    server.stop().await;
+}
+
+struct Webhook {
+    child: Child,
+    port: u16,
+    ca: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Webhook {
+    fn drop(&mut self) {
+        // A failed assertion must not leave a webhook running.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the real binary in standalone mode and waits until it serves.
+#[allow(clippy::zombie_processes)] // reaped by `Webhook`'s Drop
+async fn start_binary(drain_seconds: u64) -> Webhook {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ca_path = dir.path().join("ca.pem");
+    let child = Command::new(env!("CARGO_BIN_EXE_podgrace"))
+        .args(["serve", "--standalone", "--log-format", "text"])
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--ca-out")
+        .arg(&ca_path)
+        .arg("--drain-seconds")
+        .arg(drain_seconds.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(ca) = std::fs::read_to_string(&ca_path)
+            && !ca.is_empty()
+            && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        {
+            return Webhook {
+                child,
+                port,
+                ca,
+                _dir: dir,
+            };
+        }
+        assert!(Instant::now() < deadline, "the webhook did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn sigterm_fails_readiness_drains_and_finishes_in_flight_requests() {
+    let mut hook = start_binary(2).await;
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", hook.port).parse().unwrap();
+    let url = |p: &str| format!("https://localhost:{}{p}", hook.port);
+    let body = read_fixture("admission/pod-create-kubectl-apply.json");
+
+    // Load: keep-alive clients posting reviews until told to stop.
+    let stop = Arc::new(AtomicBool::new(false));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let ok = Arc::new(AtomicUsize::new(0));
+    let mut load = Vec::new();
+    for _ in 0..4 {
+        let (stop, failed, ok) = (stop.clone(), failed.clone(), ok.clone());
+        let client = client(&[&hook.ca]);
+        let (u, b) = (url("/mutate"), body.clone());
+        load.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let answered = match client.post(&u).body(b.clone()).send().await {
+                    Ok(r) if r.status() == 200 => {
+                        r.text().await.is_ok_and(|t| t.contains("\"patch\""))
+                    }
+                    _ => false,
+                };
+                if answered {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    // An in-flight request: headers and half the body sent before SIGTERM, the rest after the
+    // listener has closed.
+    let mut slow = tls_connect(addr, &[&hook.ca]).await;
+    let half = body.len() / 2;
+    slow.write_all(format!("POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes()).await.unwrap();
+    slow.write_all(&body.as_bytes()[..half]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    assert!(
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(hook.child.id().to_string())
+            .status()
+            .unwrap()
+            .success()
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ready = client(&[&hook.ca])
+        .get(url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503, "readiness fails at once");
+    // Clients still get answers during the drain; stop the load before the listener closes,
+    // as the API server does once the endpoint is gone.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in load {
+        t.await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "after the drain the listener is closed"
+    );
+    slow.write_all(&body.as_bytes()[half..]).await.unwrap();
+    let mut response = Vec::new();
+    slow.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        response.contains("\"patchType\":\"JSONPatch\""),
+        "{response}"
+    );
+
+    let status = hook.child.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "no request under load failed"
+    );
+    assert!(ok.load(Ordering::Relaxed) > 10);
+}
