@@ -9,6 +9,10 @@ use podgrace::engine::{self, Context};
 use podgrace::policy::{EffectivePolicy, Origin, load_layer};
 use std::hint::black_box;
 
+// As in the podgrace binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const POD: &str = include_str!("../tests/fixtures/manifests/multi-container.yaml");
 const CLUSTER: &str = include_str!("../tests/fixtures/policies/cluster.yaml");
 

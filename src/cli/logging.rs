@@ -11,7 +11,10 @@ use super::LogFormat;
 pub(super) fn init(format: LogFormat, filter: &str) -> anyhow::Result<WorkerGuard> {
     let filter =
         EnvFilter::try_new(filter).with_context(|| format!("invalid log filter {filter:?}"))?;
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
+    // The worker drains its queue into the buffer and flushes once per batch: one write(2) per
+    // burst of admissions instead of one per line.
+    let stdout = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
+    let (writer, guard) = tracing_appender::non_blocking(stdout);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);

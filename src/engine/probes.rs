@@ -105,6 +105,7 @@ mod tests {
             .unwrap()
             .policy
             .readiness
+            .clone()
             .unwrap()
     }
 

@@ -27,6 +27,9 @@ struct CompiledRule {
     image: Option<ImagePattern>,
     labels: BTreeMap<String, String>,
     set: PolicySpec,
+    /// The base with only this rule applied, resolved once: the common case of at most one
+    /// matching rule and no pod overrides then costs no merging at all.
+    alone: Result<Arc<ContainerPolicy>, FieldError>,
 }
 
 /// An image glob. Without a `/` it is matched against the image's last path segment, so that
@@ -64,6 +67,7 @@ pub fn is_nginx_image(image: &str) -> bool {
 #[derive(Clone, Debug)]
 pub struct EffectivePolicy {
     base: PolicySpec,
+    base_resolved: Result<Arc<ContainerPolicy>, FieldError>,
     rules: Vec<CompiledRule>,
     include: Vec<WildMatch>,
     exclude: Vec<WildMatch>,
@@ -74,11 +78,11 @@ pub struct EffectivePolicy {
 
 /// The policy of one container with the names of the rules that shaped it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Resolution {
+pub struct Resolution<'a> {
     /// The resolved settings.
-    pub policy: ContainerPolicy,
+    pub policy: Arc<ContainerPolicy>,
     /// Labels of the rules that matched, in order.
-    pub rules: Vec<String>,
+    pub rules: Vec<&'a str>,
 }
 
 impl EffectivePolicy {
@@ -107,7 +111,7 @@ impl EffectivePolicy {
                 base.merge_from(spec);
             }
             for (i, rule) in spec.rules.iter().flatten().enumerate() {
-                rules.push(compile_rule(rule, name, i, level == top));
+                rules.push((rule, name, i, level == top));
             }
         }
         for layer in [cluster, namespace].into_iter().flatten() {
@@ -121,7 +125,12 @@ impl EffectivePolicy {
                 .collect()
         };
         let helper = base.helper_image.clone().unwrap_or_default();
+        let rules = rules
+            .into_iter()
+            .map(|(rule, layer, i, top_layer)| compile_rule(&base, rule, layer, i, top_layer))
+            .collect();
         EffectivePolicy {
+            base_resolved: ContainerPolicy::from_spec(&base).map(Arc::new),
             grace_mode: base.grace_period.unwrap_or(GraceMode::Raise),
             helper_image: (
                 helper
@@ -179,22 +188,29 @@ impl EffectivePolicy {
         container_name: &str,
         image: &str,
         overrides: Option<&PolicySpec>,
-    ) -> Result<Resolution, FieldError> {
-        let mut spec = self.base.clone();
-        let mut applied = Vec::new();
-        for rule in &self.rules {
-            if rule_matches(rule, pod_labels, container_name, image) {
-                spec.merge_from(&rule.set);
-                applied.push(rule.label.clone());
+    ) -> Result<Resolution<'_>, FieldError> {
+        let matched: Vec<&CompiledRule> = self
+            .rules
+            .iter()
+            .filter(|rule| rule_matches(rule, pod_labels, container_name, image))
+            .collect();
+        let policy = match (matched.as_slice(), overrides) {
+            ([], None) => self.base_resolved.clone()?,
+            ([rule], None) => rule.alone.clone()?,
+            _ => {
+                let mut spec = self.base.clone();
+                for rule in &matched {
+                    spec.merge_from(&rule.set);
+                }
+                if let Some(o) = overrides {
+                    spec.merge_from(o);
+                }
+                Arc::new(ContainerPolicy::from_spec(&spec)?)
             }
-        }
-        if let Some(o) = overrides {
-            spec.merge_from(o);
-        }
-        let policy = ContainerPolicy::from_spec(&spec)?;
+        };
         Ok(Resolution {
             policy,
-            rules: applied,
+            rules: matched.iter().map(|r| r.label.as_str()).collect(),
         })
     }
 
@@ -202,22 +218,31 @@ impl EffectivePolicy {
     /// server, an `http` probe has a path, …): the base alone and the base under each rule of the
     /// top layer. Errors of rules carry the rule's path (`rules[1].set.preStop.nacos.server`).
     pub fn check(&self) -> Vec<FieldError> {
-        let mut errors = Vec::new();
-        if let Err(e) = ContainerPolicy::from_spec(&self.base) {
-            errors.push(e);
-        }
+        let mut errors: Vec<FieldError> = self
+            .base_resolved
+            .as_ref()
+            .err()
+            .cloned()
+            .into_iter()
+            .collect();
         for rule in self.rules.iter().filter(|r| r.top_layer) {
-            let mut spec = self.base.clone();
-            spec.merge_from(&rule.set);
-            if let Err(e) = ContainerPolicy::from_spec(&spec) {
-                errors.push(e.within(&format!("{}.set", rule.path)));
+            if let Err(e) = &rule.alone {
+                errors.push(e.clone().within(&format!("{}.set", rule.path)));
             }
         }
         errors
     }
 }
 
-fn compile_rule(rule: &Rule, layer: &str, index: usize, top_layer: bool) -> CompiledRule {
+fn compile_rule(
+    base: &PolicySpec,
+    rule: &Rule,
+    layer: &str,
+    index: usize,
+    top_layer: bool,
+) -> CompiledRule {
+    let mut alone = base.clone();
+    alone.merge_from(&rule.set);
     let path = format!("rules[{index}]");
     let label = match &rule.name {
         Some(name) => format!("{layer} {path} ({name})"),
@@ -231,6 +256,7 @@ fn compile_rule(rule: &Rule, layer: &str, index: usize, top_layer: bool) -> Comp
         image: rule.matcher.image.as_deref().map(ImagePattern::new),
         labels: rule.matcher.pod_labels.clone().unwrap_or_default(),
         set: rule.set.clone(),
+        alone: ContainerPolicy::from_spec(&alone).map(Arc::new),
     }
 }
 
@@ -275,7 +301,7 @@ mod tests {
         assert_eq!((p.sleep, p.shutdown, p.buffer), (10, 30, 5));
         assert_eq!(p.sleep_handler, SleepHandler::Native);
         assert_eq!(p.pod_ip_env.as_deref(), Some("POD_IP"));
-        assert_eq!(p.readiness.unwrap().handler, ProbeHandler::Tcp);
+        assert_eq!(p.readiness.as_ref().unwrap().handler, ProbeHandler::Tcp);
     }
 
     #[test]

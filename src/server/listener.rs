@@ -19,8 +19,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{AppState, ServerOptions, router};
 
-/// Serves until `stop` resolves, then drains and returns once connections are done (or the
-/// shutdown timeout passed).
+/// Serves the webhook until `stop` resolves, then fails readiness, drains and returns once
+/// connections are done (or the shutdown timeout passed).
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
@@ -29,6 +29,22 @@ pub async fn serve(
     stop: impl Future<Output = ()>,
 ) {
     let app = router(state.clone(), &opts);
+    let stop = async move {
+        stop.await;
+        state.start_draining();
+    };
+    serve_app(listener, tls, app, opts, stop).await;
+}
+
+/// Serves any router with the webhook's connection handling (also used by the benchmark's floor
+/// server, so that both are measured on the same stack).
+pub async fn serve_app(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: axum::Router,
+    opts: ServerOptions,
+    stop: impl Future<Output = ()>,
+) {
     let graceful = GracefulShutdown::new();
     let cancel = CancellationToken::new();
     {
@@ -45,7 +61,6 @@ pub async fn serve(
             () = &mut accept => return,
             () = stop => {}
         }
-        state.start_draining();
         tracing::info!(
             drain_seconds = opts.drain.as_secs_f64(),
             "stopping: readiness fails, still accepting during the drain"

@@ -137,16 +137,22 @@ impl AppState {
 
 /// The HTTP routes with their limits.
 pub fn router(state: Arc<AppState>, opts: &ServerOptions) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/mutate", post(mutate::mutate))
         .route("/validate", post(validate::validate))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .with_state(state);
+    with_limits(routes, opts)
+}
+
+/// The request limits every route gets: body size (413 beyond) and total time (408 beyond).
+pub fn with_limits(routes: Router, opts: &ServerOptions) -> Router {
+    routes
         .layer(DefaultBodyLimit::max(opts.max_body_bytes))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             opts.request_timeout,
         ))
-        .with_state(state)
 }
