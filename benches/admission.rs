@@ -1,14 +1,18 @@
 //! `admission`: the CPU cost of answering one captured AdmissionReview, without sockets: what the
 //! floor server does (parse into kube's `AdmissionReview<DynamicObject>`, answer "allowed") next
 //! to what podgrace does (parse, engine, base64 patch, encode). The load benchmark
-//! (bench/load.sh) measures the same two over HTTPS.
+//! (bench/load.sh) measures the same two over HTTPS. `namespaces`: the policy lookup and the
+//! engine with 1 and with 1,000 namespace policies loaded.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
 use podgrace::engine::{self, Context};
+use podgrace::metrics::Metrics;
 use podgrace::policy::{EffectivePolicy, Origin, load_layer};
 use podgrace::server::review::{self, Decoded};
+use podgrace::store::PolicyStore;
+use podgrace::store::cache::PolicyCache;
 use std::hint::black_box;
 
 #[global_allocator]
@@ -33,6 +37,47 @@ fn podgrace(body: &[u8], policy: &EffectivePolicy) -> Vec<u8> {
     review::encode(&resp)
 }
 
+/// A cache with `n` namespace policies (`ns-0000` …), plus the namespace of the fixture.
+fn cache_with(n: usize) -> PolicyCache {
+    let cache = PolicyCache::new(std::sync::Arc::new(Metrics::new()));
+    let mut entries = Vec::new();
+    for i in 0..n {
+        let text = format!(
+            "preStop: {{sleepSeconds: {}}}\nshutdownSeconds: 20\n",
+            i % 60
+        );
+        entries.push((
+            format!("ns-{i:04}"),
+            load_layer(&text, Origin::hashed(format!("ns-{i:04}"), &text)),
+        ));
+    }
+    let probe = "preStop: {sleepSeconds: 25}";
+    entries.push((
+        "probe".to_owned(),
+        load_layer(probe, Origin::hashed("probe", probe)),
+    ));
+    cache.replace_all(entries);
+    cache
+}
+
+fn namespaces(c: &mut Criterion) {
+    let Ok(Decoded::Typed(req)) = review::decode_pod(BODY) else {
+        panic!()
+    };
+    let pod = req.object.clone().unwrap();
+    let mut g = c.benchmark_group("namespaces");
+    for n in [1, 1000] {
+        let cache = cache_with(n);
+        g.bench_function(format!("lookup_and_engine_{n}"), |b| {
+            b.iter(|| {
+                let policy = cache.policy_for(black_box("probe"));
+                engine::mutate(&pod, &policy, &Context::default()).unwrap()
+            })
+        });
+    }
+    g.finish();
+}
+
 fn bench(c: &mut Criterion) {
     let cluster = load_layer(CLUSTER, Origin::hashed("cluster", CLUSTER)).unwrap();
     let policy = EffectivePolicy::new(Some(&cluster), None);
@@ -46,5 +91,5 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+criterion_group!(benches, bench, namespaces);
 criterion_main!(benches);

@@ -88,6 +88,10 @@ pub struct ServeArgs {
     /// ConfigMap key holding the policy.
     #[arg(long, env = "PODGRACE_POLICY_KEY", default_value = crate::policy::POLICY_KEY)]
     pub policy_key: String,
+    /// Kubeconfig to reach the cluster from outside it (default: in-cluster, then $KUBECONFIG,
+    /// then ~/.kube/config).
+    #[arg(long, env = "PODGRACE_KUBECONFIG", value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
     /// Kubernetes version of the cluster, overriding discovery (e.g. 1.29).
     #[arg(long, env = "PODGRACE_KUBE_VERSION", value_name = "VERSION")]
     pub kube_version: Option<KubeVersion>,

@@ -15,7 +15,7 @@ use crate::metrics::Metrics;
 use crate::server::{self, AppState, PolicyConfigMap, ServerOptions};
 use crate::store::PolicyStore;
 use crate::store::cache::PolicyCache;
-use crate::store::files;
+use crate::store::{files, kube};
 use crate::tls::{self, Pair, ReloadingCert};
 
 pub(super) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -68,7 +68,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cert
     };
 
-    // Policies: cluster default from a file; namespace policies from a directory.
+    // Policies: the cluster default from a file; namespace policies from a directory, or from
+    // ConfigMaps watched in the cluster.
     let cache = Arc::new(PolicyCache::new(metrics.clone()));
     if let Some(path) = &args.cluster_policy {
         watches.push(files::watch_cluster_policy(
@@ -78,15 +79,30 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             poll,
         ));
     }
-    if let Some(dir) = &args.policy_dir {
-        watches.push(files::watch_namespace_dir(
+    let client = if args.standalone || args.policy_dir.is_some() {
+        None
+    } else {
+        Some(kube_client(&args).await?)
+    };
+    let mut tasks = Vec::new();
+    match (&args.policy_dir, &client) {
+        (Some(dir), _) => {
+            watches.push(files::watch_namespace_dir(
+                cache.clone(),
+                dir.clone(),
+                args.policy_key.clone(),
+                poll,
+            ));
+            cache.mark_synced();
+        }
+        (None, Some(client)) => tasks.push(kube::watch_policies(
+            client.clone(),
             cache.clone(),
-            dir.clone(),
+            args.policy_name.clone(),
             args.policy_key.clone(),
-            poll,
-        ));
+        )),
+        (None, None) => cache.mark_synced(),
     }
-    cache.mark_synced();
     let store: Arc<dyn PolicyStore> = cache.clone();
 
     let state = AppState::new(
@@ -98,6 +114,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             key: args.policy_key.clone(),
         },
     );
+    if let (Some(client), None) = (&client, args.kube_version) {
+        let state = state.clone();
+        tasks.push(kube::refresh_version(
+            client.clone(),
+            VERSION_REFRESH,
+            move |v| state.set_kube_version(Some(v)),
+        ));
+    }
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -124,8 +148,32 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     )
     .await;
     drop(watches);
+    for t in tasks {
+        t.abort();
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often the API server version is re-read.
+const VERSION_REFRESH: Duration = Duration::from_secs(600);
+
+/// A client from `--kubeconfig`, or the usual inference (in-cluster service account,
+/// `$KUBECONFIG`, `~/.kube/config`).
+async fn kube_client(args: &ServeArgs) -> anyhow::Result<::kube::Client> {
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let kubeconfig = ::kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            ::kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                .await
+                .with_context(|| format!("using kubeconfig {}", path.display()))?
+        }
+        None => ::kube::Config::infer().await.context(
+            "no cluster configuration found (use --standalone, --kubeconfig or --policy-dir)",
+        )?,
+    };
+    ::kube::Client::try_from(config).context("creating the Kubernetes client")
 }
 
 fn write_ca(path: &PathBuf, pem: &str) -> anyhow::Result<()> {

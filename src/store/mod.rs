@@ -5,6 +5,7 @@
 
 pub mod cache;
 pub mod files;
+pub mod kube;
 
 use std::sync::Arc;
 

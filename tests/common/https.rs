@@ -113,6 +113,23 @@ impl TestServer {
         let metrics = Arc::new(Metrics::new());
         let cache = Arc::new(PolicyCache::new(metrics.clone()));
         cache.mark_synced();
+        Self::start_full(cert, pki, cache, metrics, tweak).await
+    }
+
+    /// Starts a server answering from `cache` (fed by the caller, e.g. a ConfigMap watch).
+    pub async fn start_with_cache(cache: Arc<PolicyCache>, metrics: Arc<Metrics>) -> Self {
+        let pki = pki();
+        let pair = Pair::from_pem(pki.cert_pem.as_bytes(), pki.key_pem.as_bytes(), "test").unwrap();
+        Self::start_full(ReloadingCert::new(pair), pki, cache, metrics, |_| {}).await
+    }
+
+    async fn start_full(
+        cert: Arc<ReloadingCert>,
+        pki: Generated,
+        cache: Arc<PolicyCache>,
+        metrics: Arc<Metrics>,
+        tweak: impl FnOnce(&mut ServerOptions),
+    ) -> Self {
         let store: Arc<dyn PolicyStore> = cache.clone();
         let state = AppState::new(store, metrics, None, PolicyConfigMap::default());
         let mut opts = ServerOptions {

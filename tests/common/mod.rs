@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod https;
+pub mod kube_api;
 pub mod nacos_server;
 
 use std::path::PathBuf;

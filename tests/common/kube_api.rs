@@ -1,0 +1,462 @@
+//! A Kubernetes API server for ConfigMaps, for tests. No real API server can run here, so this
+//! implements the documented list/watch protocol ("API Concepts: efficient detection of changes",
+//! "resource versions", "watch bookmarks", "retrieving large results sets in chunks") for
+//! `GET /api/v1/configmaps`, plus `GET /version`:
+//!
+//! - list: `ConfigMapList` with `metadata.resourceVersion`; items without `apiVersion`/`kind` (as
+//!   the real server sends typed lists); `limit`/`continue` paging, a continue token whose
+//!   version was compacted answers `410 Gone` (reason Expired);
+//! - watch (`watch=true`): a chunked stream of `{"type","object"}` lines for every change after
+//!   the requested `resourceVersion`: ADDED, MODIFIED, DELETED, and BOOKMARK events carrying
+//!   only `metadata.resourceVersion` when `allowWatchBookmarks=true`; a requested version older
+//!   than the compaction point gets an ERROR event with a `410 Expired` Status; `timeoutSeconds`
+//!   ends the stream cleanly;
+//! - `fieldSelector` on `metadata.name` and `metadata.namespace`; other fields are refused (400);
+//! - RBAC as granted by podgrace's ClusterRole (configmaps get/list/watch with `resourceNames`):
+//!   a list or watch without `fieldSelector=metadata.name=<allowed name>` is `403 Forbidden`;
+//! - fault injection: compaction (forces a relist), dropping every open watch mid-stream (the
+//!   connection is aborted, not closed cleanly), holding lists back, and shutting down.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc, watch};
+
+#[derive(Clone, Debug)]
+struct Change {
+    rv: u64,
+    kind: &'static str,
+    object: Value,
+}
+
+struct Inner {
+    rv: u64,
+    objects: BTreeMap<(String, String), Value>,
+    history: Vec<Change>,
+    compacted: u64,
+    requests: Vec<String>,
+}
+
+struct Shared {
+    inner: Mutex<Inner>,
+    changes: broadcast::Sender<Change>,
+    drop_watches: watch::Sender<u64>,
+    hold_lists: watch::Sender<bool>,
+    allowed_name: String,
+    bookmark_every: Duration,
+    version: (String, String),
+}
+
+/// The fake API server.
+pub struct FakeApi {
+    /// Bound address (plain HTTP).
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl FakeApi {
+    /// Starts a server that grants access to ConfigMaps named `allowed_name`.
+    pub async fn start(allowed_name: &str) -> Self {
+        Self::start_with(allowed_name, ("1", "36")).await
+    }
+
+    /// Starts a server reporting `version` (major, minor) on `/version`.
+    pub async fn start_with(allowed_name: &str, version: (&str, &str)) -> Self {
+        let (changes, _) = broadcast::channel(4096);
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(Inner {
+                rv: 100,
+                objects: BTreeMap::new(),
+                history: Vec::new(),
+                compacted: 0,
+                requests: Vec::new(),
+            }),
+            changes,
+            drop_watches: watch::channel(0).0,
+            hold_lists: watch::channel(false).0,
+            allowed_name: allowed_name.to_owned(),
+            bookmark_every: Duration::from_millis(500),
+            version: (version.0.to_owned(), version.1.to_owned()),
+        });
+        let app = Router::new()
+            .route("/api/v1/configmaps", get(configmaps))
+            .route("/version", get(version_info))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+        });
+        FakeApi {
+            addr,
+            shared,
+            shutdown: Some(tx),
+        }
+    }
+
+    /// A kube client for this server.
+    pub fn client(&self) -> kube::Client {
+        let config = kube::Config::new(format!("http://{}", self.addr).parse().unwrap());
+        kube::Client::try_from(config).unwrap()
+    }
+
+    /// Creates or replaces ConfigMap `namespace/name` with `data`; returns its resourceVersion.
+    pub fn put(&self, namespace: &str, name: &str, data: &[(&str, &str)]) -> u64 {
+        let mut inner = self.shared.inner.lock().unwrap();
+        inner.rv += 1;
+        let rv = inner.rv;
+        let key = (namespace.to_owned(), name.to_owned());
+        let kind = if inner.objects.contains_key(&key) {
+            "MODIFIED"
+        } else {
+            "ADDED"
+        };
+        let data: BTreeMap<&str, &str> = data.iter().copied().collect();
+        let object = json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": namespace, "resourceVersion": rv.to_string(), "uid": format!("uid-{namespace}-{name}")},
+            "data": data,
+        });
+        inner.objects.insert(key, object.clone());
+        self.record(&mut inner, Change { rv, kind, object });
+        rv
+    }
+
+    /// Deletes ConfigMap `namespace/name`.
+    pub fn delete(&self, namespace: &str, name: &str) {
+        let mut inner = self.shared.inner.lock().unwrap();
+        let Some(mut object) = inner
+            .objects
+            .remove(&(namespace.to_owned(), name.to_owned()))
+        else {
+            return;
+        };
+        inner.rv += 1;
+        let rv = inner.rv;
+        object["metadata"]["resourceVersion"] = json!(rv.to_string());
+        self.record(
+            &mut inner,
+            Change {
+                rv,
+                kind: "DELETED",
+                object,
+            },
+        );
+    }
+
+    /// Deletes without telling open watches (as if it happened while they were disconnected and
+    /// the history was compacted away).
+    pub fn delete_silently(&self, namespace: &str, name: &str) {
+        let mut inner = self.shared.inner.lock().unwrap();
+        inner
+            .objects
+            .remove(&(namespace.to_owned(), name.to_owned()));
+        inner.rv += 1;
+    }
+
+    /// Forgets the history: watches from older versions get `410 Gone`, open ones are ended
+    /// with a 410 ERROR event.
+    pub fn compact(&self) {
+        let mut inner = self.shared.inner.lock().unwrap();
+        inner.compacted = inner.rv;
+        inner.history.clear();
+        drop(inner);
+        self.shared.drop_watches.send_modify(|v| *v += 1_000_000);
+    }
+
+    /// Aborts every open watch connection mid-stream.
+    pub fn drop_watches(&self) {
+        self.shared.drop_watches.send_modify(|v| *v += 1);
+    }
+
+    /// Holds list requests until released (to observe readiness before the first sync).
+    pub fn hold_lists(&self, hold: bool) {
+        self.shared.hold_lists.send_replace(hold);
+    }
+
+    /// Every request line received, in order.
+    pub fn requests(&self) -> Vec<String> {
+        self.shared.inner.lock().unwrap().requests.clone()
+    }
+
+    /// Stops the server (connections are refused afterwards).
+    pub fn stop(&mut self) {
+        self.drop_watches();
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    fn record(&self, inner: &mut Inner, change: Change) {
+        inner.history.push(change.clone());
+        let _ = self.shared.changes.send(change);
+    }
+}
+
+async fn version_info(State(shared): State<Arc<Shared>>) -> Response {
+    let (major, minor) = &shared.version;
+    axum::Json(json!({
+        "major": major, "minor": minor, "gitVersion": format!("v{major}.{minor}.2"),
+        "gitCommit": "0", "gitTreeState": "clean", "buildDate": "2026-11-01T00:00:00Z",
+        "goVersion": "go1.25", "compiler": "gc", "platform": "linux/amd64",
+    }))
+    .into_response()
+}
+
+fn status(code: u16, reason: &str, message: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": reason, "code": code})
+}
+
+fn error(code: u16, reason: &str, message: &str) -> Response {
+    (
+        StatusCode::from_u16(code).unwrap(),
+        axum::Json(status(code, reason, message)),
+    )
+        .into_response()
+}
+
+/// `name=x,namespace=y` from a field selector, or why it is refused.
+fn selector(raw: Option<&String>) -> Result<HashMap<String, String>, String> {
+    let mut out = HashMap::new();
+    for term in raw
+        .map(String::as_str)
+        .unwrap_or("")
+        .split(',')
+        .filter(|t| !t.is_empty())
+    {
+        let (field, value) = term
+            .split_once("==")
+            .or_else(|| term.split_once('='))
+            .ok_or_else(|| format!("invalid selector term {term:?}"))?;
+        match field {
+            "metadata.name" | "metadata.namespace" => {
+                out.insert(field.to_owned(), value.to_owned());
+            }
+            other => {
+                return Err(format!(
+                    "\"{other}\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn selected(object: &Value, sel: &HashMap<String, String>) -> bool {
+    sel.iter().all(|(field, value)| {
+        let actual = match field.as_str() {
+            "metadata.name" => &object["metadata"]["name"],
+            _ => &object["metadata"]["namespace"],
+        };
+        actual.as_str() == Some(value)
+    })
+}
+
+async fn configmaps(State(shared): State<Arc<Shared>>, uri: axum::http::Uri) -> Response {
+    let q: HashMap<String, String> = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect();
+    shared
+        .inner
+        .lock()
+        .unwrap()
+        .requests
+        .push(format!("GET {uri}"));
+    let sel = match selector(q.get("fieldSelector")) {
+        Ok(sel) => sel,
+        Err(why) => return error(400, "BadRequest", &why),
+    };
+    let verb = if q.get("watch").is_some_and(|w| w == "true" || w == "1") {
+        "watch"
+    } else {
+        "list"
+    };
+    if sel.get("metadata.name") != Some(&shared.allowed_name) {
+        return error(
+            403,
+            "Forbidden",
+            &format!(
+                "configmaps is forbidden: User \"system:serviceaccount:podgrace-system:podgrace\" cannot {verb} resource \"configmaps\" in API group \"\" at the cluster scope"
+            ),
+        );
+    }
+    if verb == "watch" {
+        watch_response(shared, q, sel)
+    } else {
+        list_response(shared, q, sel).await
+    }
+}
+
+async fn list_response(
+    shared: Arc<Shared>,
+    q: HashMap<String, String>,
+    sel: HashMap<String, String>,
+) -> Response {
+    let mut hold = shared.hold_lists.subscribe();
+    while *hold.borrow_and_update() {
+        if hold.changed().await.is_err() {
+            break;
+        }
+    }
+    let inner = shared.inner.lock().unwrap();
+    let (list_rv, offset) = match q.get("continue") {
+        Some(token) => {
+            let (rv, offset) = token
+                .split_once(':')
+                .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<usize>().ok()?)))
+                .unwrap_or((0, 0));
+            if rv < inner.compacted {
+                return error(
+                    410,
+                    "Expired",
+                    "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+                );
+            }
+            (rv, offset)
+        }
+        None => (inner.rv, 0),
+    };
+    let all: Vec<Value> = inner
+        .objects
+        .values()
+        .filter(|o| selected(o, &sel))
+        .map(|o| {
+            let mut item = o.clone();
+            let map = item.as_object_mut().unwrap();
+            map.remove("apiVersion");
+            map.remove("kind");
+            item
+        })
+        .collect();
+    let limit = q
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0)
+        .unwrap_or(usize::MAX);
+    let page: Vec<Value> = all.iter().skip(offset).take(limit).cloned().collect();
+    let next = offset + page.len();
+    let mut metadata = json!({"resourceVersion": list_rv.to_string()});
+    if next < all.len() {
+        metadata["continue"] = json!(format!("{list_rv}:{next}"));
+        metadata["remainingItemCount"] = json!(all.len() - next);
+    }
+    axum::Json(
+        json!({"apiVersion": "v1", "kind": "ConfigMapList", "metadata": metadata, "items": page}),
+    )
+    .into_response()
+}
+
+fn watch_response(
+    shared: Arc<Shared>,
+    q: HashMap<String, String>,
+    sel: HashMap<String, String>,
+) -> Response {
+    let from: u64 = q
+        .get("resourceVersion")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let bookmarks = q.get("allowWatchBookmarks").is_some_and(|b| b == "true");
+    let timeout = q
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::from_secs(1800));
+    let (tx, rx) = mpsc::channel::<Result<String, std::io::Error>>(1024);
+    let (replay, mut live, expired, mut last_rv) = {
+        let inner = shared.inner.lock().unwrap();
+        let live = shared.changes.subscribe();
+        let expired = from != 0 && from < inner.compacted;
+        let replay: Vec<Change> = inner
+            .history
+            .iter()
+            .filter(|c| c.rv > from)
+            .cloned()
+            .collect();
+        (replay, live, expired, from.max(inner.compacted))
+    };
+    let mut drops = shared.drop_watches.subscribe();
+    let every = shared.bookmark_every;
+    tokio::spawn(async move {
+        let line = |kind: &str, object: &Value| {
+            Ok(format!("{}\n", json!({"type": kind, "object": object})))
+        };
+        if expired {
+            let _ = tx
+                .send(line(
+                    "ERROR",
+                    &status(
+                        410,
+                        "Expired",
+                        &format!("too old resource version: {from} ({last_rv})"),
+                    ),
+                ))
+                .await;
+            return;
+        }
+        for c in replay.into_iter().filter(|c| selected(&c.object, &sel)) {
+            last_rv = c.rv;
+            if tx.send(line(c.kind, &c.object)).await.is_err() {
+                return;
+            }
+        }
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let mut ticker = tokio::time::interval(every);
+        let start = *drops.borrow_and_update();
+        loop {
+            tokio::select! {
+                change = live.recv() => match change {
+                    Ok(c) if c.rv > last_rv => {
+                        last_rv = c.rv;
+                        if selected(&c.object, &sel) && tx.send(line(c.kind, &c.object)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => return,
+                },
+                _ = ticker.tick(), if bookmarks => {
+                    let bookmark = json!({"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"resourceVersion": last_rv.to_string()}});
+                    if tx.send(line("BOOKMARK", &bookmark)).await.is_err() {
+                        return;
+                    }
+                }
+                _ = drops.changed() => {
+                    let now = *drops.borrow_and_update();
+                    if now - start >= 1_000_000 {
+                        let _ = tx.send(line("ERROR", &status(410, "Expired", "too old resource version"))).await;
+                    } else {
+                        let _ = tx.send(Err(std::io::Error::other("connection dropped"))).await;
+                    }
+                    return;
+                }
+                () = &mut deadline => return,
+            }
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(Body::from_stream(stream))
+        .unwrap()
+}

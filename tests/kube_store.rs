@@ -1,0 +1,217 @@
+//! The ConfigMap policy store against the test API server (tests/common/kube_api.rs), which
+//! speaks the documented list/watch protocol including its failure modes: initial list, events,
+//! invalid policies, relist after 410 Gone, dropped connections, an API server that goes away.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::kube_api::FakeApi;
+use podgrace::metrics::Metrics;
+use podgrace::store::PolicyStore;
+use podgrace::store::cache::PolicyCache;
+use podgrace::store::kube::{discover_version, watch_policies};
+
+const NAME: &str = "podgrace-policy";
+const KEY: &str = "policy.yaml";
+
+fn sleep_of(cache: &PolicyCache, ns: &str) -> u32 {
+    cache
+        .policy_for(ns)
+        .resolve(None, "app", "app:1", None)
+        .unwrap()
+        .policy
+        .sleep
+}
+
+/// Waits until `cond` holds (the watch is asynchronous), failing after `within`.
+async fn eventually(within: Duration, what: &str, cond: impl Fn() -> bool) -> Duration {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < within, "not within {within:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    start.elapsed()
+}
+
+fn policy(sleep: u32) -> String {
+    format!("preStop:\n  sleepSeconds: {sleep}\n")
+}
+
+struct Setup {
+    api: FakeApi,
+    cache: Arc<PolicyCache>,
+    metrics: Arc<Metrics>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn setup(before: impl FnOnce(&FakeApi)) -> Setup {
+    let api = FakeApi::start(NAME).await;
+    before(&api);
+    let metrics = Arc::new(Metrics::new());
+    let cache = Arc::new(PolicyCache::new(metrics.clone()));
+    let task = watch_policies(api.client(), cache.clone(), NAME.into(), KEY.into());
+    Setup {
+        api,
+        cache,
+        metrics,
+        task,
+    }
+}
+
+#[tokio::test]
+async fn the_initial_list_loads_valid_policies_and_refuses_invalid_ones() {
+    let s = setup(|api| {
+        api.put("shop", NAME, &[(KEY, &policy(21))]);
+        api.put("broken", NAME, &[(KEY, "preStop: {sleepSeconds: many}")]);
+        api.put("shop", "some-other-configmap", &[(KEY, &policy(99))]);
+    })
+    .await;
+    eventually(Duration::from_secs(5), "synced", || s.cache.is_ready()).await;
+    assert_eq!(sleep_of(&s.cache, "shop"), 21);
+    assert_eq!(sleep_of(&s.cache, "broken"), 10, "the default applies");
+    assert!(
+        s.cache
+            .policy_for("shop")
+            .description()
+            .contains("configmap shop/podgrace-policy@")
+    );
+    let m = s.metrics.render();
+    assert!(
+        m.contains(r#"podgrace_policy_errors_total{namespace="broken"} 1"#),
+        "{m}"
+    );
+    assert!(m.contains("podgrace_namespace_policies 1"), "{m}");
+    // Every request selected the policy name, which is what RBAC resourceNames allows.
+    for r in s.api.requests() {
+        assert!(
+            r.contains("fieldSelector=metadata.name%3Dpodgrace-policy"),
+            "{r}"
+        );
+    }
+    s.task.abort();
+}
+
+#[tokio::test]
+async fn readiness_waits_for_the_first_complete_list() {
+    let s = setup(|api| {
+        api.hold_lists(true);
+        api.put("shop", NAME, &[(KEY, &policy(21))]);
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!s.cache.is_ready());
+    s.api.hold_lists(false);
+    eventually(Duration::from_secs(5), "synced", || s.cache.is_ready()).await;
+    assert_eq!(sleep_of(&s.cache, "shop"), 21);
+    s.task.abort();
+}
+
+#[tokio::test]
+async fn created_changed_and_deleted_configmaps_take_effect_without_a_restart() {
+    let s = setup(|_| {}).await;
+    eventually(Duration::from_secs(5), "synced", || s.cache.is_ready()).await;
+    s.api.put("shop", NAME, &[(KEY, &policy(15))]);
+    eventually(Duration::from_secs(1), "created", || {
+        sleep_of(&s.cache, "shop") == 15
+    })
+    .await;
+    s.api.put("shop", NAME, &[(KEY, &policy(16))]);
+    eventually(Duration::from_secs(1), "changed", || {
+        sleep_of(&s.cache, "shop") == 16
+    })
+    .await;
+    // An invalid change keeps the last good policy.
+    s.api
+        .put("shop", NAME, &[(KEY, "preStop: {action: teleport}")]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(sleep_of(&s.cache, "shop"), 16);
+    s.api.delete("shop", NAME);
+    eventually(Duration::from_secs(1), "deleted", || {
+        sleep_of(&s.cache, "shop") == 10
+    })
+    .await;
+    s.task.abort();
+}
+
+#[tokio::test]
+async fn a_410_gone_relists_and_drops_what_was_deleted_meanwhile() {
+    let s = setup(|api| {
+        api.put("a", NAME, &[(KEY, &policy(11))]);
+        api.put("b", NAME, &[(KEY, &policy(12))]);
+    })
+    .await;
+    eventually(Duration::from_secs(5), "synced", || s.cache.is_ready()).await;
+    s.api.delete_silently("a", NAME);
+    s.api.put("c", NAME, &[(KEY, &policy(13))]);
+    s.api.compact();
+    eventually(Duration::from_secs(5), "relisted", || {
+        sleep_of(&s.cache, "a") == 10 && sleep_of(&s.cache, "c") == 13
+    })
+    .await;
+    assert_eq!(sleep_of(&s.cache, "b"), 12);
+    let lists = s
+        .api
+        .requests()
+        .iter()
+        .filter(|r| !r.contains("watch="))
+        .count();
+    assert!(lists >= 2, "a second list happened: {:?}", s.api.requests());
+    s.task.abort();
+}
+
+#[tokio::test]
+async fn a_dropped_watch_reconnects_and_resumes() {
+    let s = setup(|api| {
+        api.put("a", NAME, &[(KEY, &policy(11))]);
+    })
+    .await;
+    eventually(Duration::from_secs(5), "synced", || s.cache.is_ready()).await;
+    s.api.drop_watches();
+    s.api.put("a", NAME, &[(KEY, &policy(14))]);
+    eventually(Duration::from_secs(10), "resumed", || {
+        sleep_of(&s.cache, "a") == 14
+    })
+    .await;
+    s.task.abort();
+}
+
+#[tokio::test]
+async fn losing_the_api_server_keeps_the_cache_serving() {
+    let mut s = setup(|api| {
+        api.put("a", NAME, &[(KEY, &policy(11))]);
+    })
+    .await;
+    eventually(Duration::from_secs(5), "synced", || s.cache.is_ready()).await;
+    s.api.stop();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(s.cache.is_ready());
+    assert_eq!(sleep_of(&s.cache, "a"), 11);
+    s.task.abort();
+}
+
+#[tokio::test]
+async fn paged_lists_are_followed_to_the_end() {
+    let s = setup(|api| {
+        for i in 0..1200 {
+            api.put(&format!("ns-{i:04}"), NAME, &[(KEY, &policy(20))]);
+        }
+    })
+    .await;
+    eventually(Duration::from_secs(20), "synced", || s.cache.is_ready()).await;
+    assert_eq!(s.cache.namespaces().len(), 1200);
+    assert!(
+        s.api.requests().iter().any(|r| r.contains("continue=")),
+        "pages were requested"
+    );
+    s.task.abort();
+}
+
+#[tokio::test]
+async fn the_api_server_version_is_discovered() {
+    let api = FakeApi::start_with(NAME, ("1", "29+")).await;
+    let v = discover_version(&api.client()).await.unwrap();
+    assert_eq!(v.to_string(), "1.29");
+    assert!(!v.has_native_sleep());
+}

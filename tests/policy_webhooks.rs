@@ -1,0 +1,206 @@
+//! Policies end to end through the HTTPS server: ConfigMaps created, changed and deleted in the
+//! (test) API server change the webhook's patches without a restart, and `/validate` denies
+//! invalid policy ConfigMaps with the precise message.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use common::https::TestServer;
+use common::kube_api::FakeApi;
+use common::*;
+use podgrace::metrics::Metrics;
+use podgrace::store::PolicyStore;
+use podgrace::store::cache::PolicyCache;
+use podgrace::store::kube::watch_policies;
+use serde_json::{Value, json};
+
+async fn review(server: &TestServer, path: &str, body: String) -> Value {
+    let resp = server
+        .client()
+        .post(server.url(path))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}
+
+/// The drain sleep in the patch the webhook returns for the captured pod (namespace `probe`).
+async fn sleep_in_patch(server: &TestServer) -> i64 {
+    let body = read_fixture("admission/pod-create-kubectl-apply.json");
+    let out = review(server, "/mutate", body.clone()).await;
+    let patch = base64::engine::general_purpose::STANDARD
+        .decode(out["response"]["patch"].as_str().unwrap())
+        .unwrap();
+    let patch: json_patch::Patch = serde_json::from_slice(&patch).unwrap();
+    let mut object = serde_json::from_str::<Value>(&body).unwrap()["request"]["object"].clone();
+    json_patch::patch(&mut object, &patch.0).unwrap();
+    object["spec"]["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
+        .as_i64()
+        .unwrap()
+}
+
+async fn until_sleep(server: &TestServer, expected: i64) -> Duration {
+    let start = Instant::now();
+    while sleep_in_patch(server).await != expected {
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "the patch did not change to {expected} within a second"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    start.elapsed()
+}
+
+#[tokio::test]
+async fn a_configmap_created_changed_and_deleted_changes_the_patches_within_a_second() {
+    let api = FakeApi::start("podgrace-policy").await;
+    let metrics = Arc::new(Metrics::new());
+    let cache = Arc::new(PolicyCache::new(metrics.clone()));
+    let watch = watch_policies(
+        api.client(),
+        cache.clone(),
+        "podgrace-policy".into(),
+        "policy.yaml".into(),
+    );
+    let server = TestServer::start_with_cache(cache.clone(), metrics).await;
+    let ready = server.client().get(server.url("/readyz"));
+    let start = Instant::now();
+    while !cache.is_ready() {
+        assert!(start.elapsed() < Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(ready.send().await.unwrap().status(), 200);
+    assert_eq!(sleep_in_patch(&server).await, 10);
+
+    api.put(
+        "probe",
+        "podgrace-policy",
+        &[("policy.yaml", "preStop: {sleepSeconds: 25}")],
+    );
+    until_sleep(&server, 25).await;
+    api.put(
+        "probe",
+        "podgrace-policy",
+        &[("policy.yaml", "preStop: {sleepSeconds: 33}")],
+    );
+    until_sleep(&server, 33).await;
+    api.delete("probe", "podgrace-policy");
+    until_sleep(&server, 10).await;
+    watch.abort();
+    server.stop().await;
+}
+
+fn configmap_review(operation: &str, name: &str, policy: &str) -> String {
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "7b0f4c1e-0000-4000-8000-000000000001",
+        "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
+        "resource": {"group": "", "version": "v1", "resource": "configmaps"},
+        "requestKind": {"group": "", "version": "v1", "kind": "ConfigMap"},
+        "requestResource": {"group": "", "version": "v1", "resource": "configmaps"},
+        "name": name, "namespace": "shop", "operation": operation,
+        "userInfo": {"username": "alice", "groups": ["system:authenticated"]},
+        "object": {"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": name, "namespace": "shop"},
+                   "data": {"policy.yaml": policy}},
+        "oldObject": null, "dryRun": false}})
+    .to_string()
+}
+
+#[tokio::test]
+async fn validate_denies_invalid_policies_with_the_field_path_and_allowed_values() {
+    let server = TestServer::start(|_| {}).await;
+    let ok = review(
+        &server,
+        "/validate",
+        configmap_review("CREATE", "podgrace-policy", "preStop: {sleepSeconds: 30}"),
+    )
+    .await;
+    assert_eq!(ok["response"]["allowed"], true);
+    assert_eq!(
+        ok["response"]["uid"],
+        "7b0f4c1e-0000-4000-8000-000000000001"
+    );
+
+    let bad = review(
+        &server,
+        "/validate",
+        configmap_review("UPDATE", "podgrace-policy", "preStop:\n  action: slep\n"),
+    )
+    .await;
+    assert_eq!(bad["response"]["allowed"], false);
+    let message = bad["response"]["status"]["message"].as_str().unwrap();
+    assert!(message.starts_with("invalid podgrace policy: configmap shop/podgrace-policy: preStop.action: unknown variant `slep`, expected one of `sleep`, `exec`, `nginx`, `nacos`, `none`"), "{message}");
+
+    let incomplete = review(
+        &server,
+        "/validate",
+        configmap_review("CREATE", "podgrace-policy", "preStop: {action: nacos}"),
+    )
+    .await;
+    assert_eq!(incomplete["response"]["allowed"], false);
+    assert!(
+        incomplete["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("preStop.nacos.server: required when preStop.action is nacos")
+    );
+
+    // With a cluster default that names the server, the same namespace policy is complete.
+    server.cache.set_cluster(Ok(layer(
+        "preStop: {nacos: {server: 'http://nacos.nacos:8848'}}",
+    )));
+    let complete = review(
+        &server,
+        "/validate",
+        configmap_review("CREATE", "podgrace-policy", "preStop: {action: nacos}"),
+    )
+    .await;
+    assert_eq!(complete["response"]["allowed"], true);
+
+    let other = review(
+        &server,
+        "/validate",
+        configmap_review("CREATE", "unrelated", "not: a policy"),
+    )
+    .await;
+    assert_eq!(
+        other["response"]["allowed"], true,
+        "other ConfigMaps are not podgrace's business"
+    );
+    let delete = review(
+        &server,
+        "/validate",
+        configmap_review("DELETE", "podgrace-policy", "x: 1"),
+    )
+    .await;
+    assert_eq!(delete["response"]["allowed"], true);
+
+    let missing_key = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "u2", "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
+        "resource": {"group": "", "version": "v1", "resource": "configmaps"}, "namespace": "shop",
+        "operation": "CREATE", "userInfo": {},
+        "object": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "podgrace-policy"}, "data": {"policy.yml": "x"}},
+        "oldObject": null}});
+    let out = review(&server, "/validate", missing_key.to_string()).await;
+    assert_eq!(out["response"]["allowed"], false);
+    assert!(
+        out["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("data[\"policy.yaml\"]: missing")
+    );
+
+    let metrics = server.state.metrics.render();
+    assert!(
+        metrics.contains(
+            r#"podgrace_admission_requests_total{endpoint="validate",outcome="denied"} 3"#
+        ),
+        "{metrics}"
+    );
+    server.stop().await;
+}
