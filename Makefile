@@ -16,10 +16,21 @@ run:
 deps:
 	@command -v curl >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq curl; }
 
-test: deps test-rust
+test: deps test-rust test-chart
 
 test-rust:
 	cargo test --all-targets
+
+# The Helm chart: rendered with the Helm Go SDK (helm-python-sdk, no helm binary), every manifest
+# validated against the Kubernetes 1.36 schemas; some tests run target/debug/podgrace, which
+# test-rust builds. The venv is made once; requirements are installed again only when they change.
+test-chart: $(VENV)/.requirements-installed
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/chart
+
+$(VENV)/.requirements-installed: tests/chart/requirements.txt
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r tests/chart/requirements.txt
+	@cp tests/chart/requirements.txt $@
 
 lint:
 	cargo fmt --all -- --check
