@@ -13,6 +13,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod nacos;
 pub mod policy;
+pub mod prestop;
 pub mod server;
 pub mod store;
 pub mod tls;

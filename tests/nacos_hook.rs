@@ -160,7 +160,7 @@ fn without_auth_no_login_is_attempted() {
 }
 
 #[test]
-fn bad_credentials_are_reported_and_the_hook_still_succeeds() {
+fn bad_credentials_are_reported_after_the_drain() {
     let nacos = FakeNacos::start(
         Generation::V1x,
         Some(("nacos", "right")),
@@ -168,7 +168,7 @@ fn bad_credentials_are_reported_and_the_hook_still_succeeds() {
         Fault::None,
     );
     let run = run_hook(&nacos_policy(&nacos.url(), "v1", AUTH), &CREDS);
-    assert_eq!(run.status, 0);
+    assert_eq!(run.status, 1, "failure is reported, after the drain");
     assert!(
         run.stderr.contains("nacos login failed: unknown user!"),
         "{}",
@@ -190,7 +190,7 @@ fn a_nacos_3_server_refusing_v1_is_reported_with_its_status() {
         &nacos_policy(&nacos.url(), "v1", ""),
         &[("POD_IP", "10.1.2.3")],
     );
-    assert_eq!(run.status, 0);
+    assert_eq!(run.status, 1);
     assert!(run.stderr.contains("HTTP_STATUS=410"), "{}", run.stderr);
 }
 
@@ -204,7 +204,7 @@ fn an_unreachable_or_hanging_server_is_bounded_by_the_timeout_and_the_sleep_stil
     let policy = nacos_policy(&format!("http://{closed}"), "v1", "")
         .replace("sleepSeconds: 0", "sleepSeconds: 1");
     let run = run_hook(&policy, &[("POD_IP", "10.1.2.3")]);
-    assert_eq!(run.status, 0);
+    assert_eq!(run.status, 1);
     assert!(
         run.stderr.contains("deregistration failed"),
         "{}",
@@ -220,7 +220,7 @@ fn an_unreachable_or_hanging_server_is_bounded_by_the_timeout_and_the_sleep_stil
     );
     let policy = nacos_policy(&hanging.url(), "v1", AUTH);
     let run = run_hook(&policy, &CREDS);
-    assert_eq!(run.status, 0);
+    assert_eq!(run.status, 1);
     // Login and update are each bounded by timeoutSeconds (1 s): the budget podgrace counted.
     assert!(
         run.elapsed < Duration::from_millis(2900),
@@ -234,7 +234,7 @@ fn an_unreachable_or_hanging_server_is_bounded_by_the_timeout_and_the_sleep_stil
 fn an_empty_pod_ip_skips_the_call_with_a_message() {
     let nacos = FakeNacos::start(Generation::V1x, None, &[SERVICE], Fault::None);
     let run = run_hook(&nacos_policy(&nacos.url(), "v1", ""), &[]);
-    assert_eq!(run.status, 0);
+    assert_eq!(run.status, 1);
     assert!(run.stderr.contains("POD_IP is empty"), "{}", run.stderr);
     assert!(nacos.requests().is_empty());
 }
@@ -252,6 +252,7 @@ fn hostile_policy_values_are_sent_verbatim_and_never_executed() {
         nacos.url()
     );
     let run = run_hook(&policy, &[("POD_IP", "10.1.2.3")]);
+    assert_eq!(run.status, 0);
     assert!(run.stderr.contains("disabled"), "{}", run.stderr);
     let put = &nacos.requests()[0];
     assert_eq!(

@@ -95,9 +95,14 @@ fn container() -> impl Strategy<Value = Value> {
         probe(),
         any::<bool>(),
         any::<bool>(),
+        prop::sample::select(vec![
+            None,
+            Some(json!([{"name": "data", "mountPath": "/data"}])),
+            Some(json!([{"name": "x", "mountPath": "/podgrace-helper"}])),
+        ]),
     )
         .prop_map(
-            |(image, ports, lifecycle, env, readiness, liveness, shell, unknown)| {
+            |(image, ports, lifecycle, env, readiness, liveness, shell, unknown, mounts)| {
                 let mut c = json!({"image": image});
                 let mut set = |k: &str, v: Option<Value>| {
                     if let Some(v) = v {
@@ -109,6 +114,7 @@ fn container() -> impl Strategy<Value = Value> {
                 set("env", env);
                 set("readinessProbe", readiness);
                 set("livenessProbe", liveness);
+                set("volumeMounts", mounts);
                 if shell {
                     c["command"] = json!(["/bin/sh", "-c", "java -jar app.jar"]);
                 }
@@ -135,8 +141,13 @@ fn pod() -> impl Strategy<Value = Value> {
         ]),
         prop::sample::select(vec![None, Some(json!({"framework": "spring-boot"})), Some(json!({"app": "shop"}))]),
         any::<bool>(),
+        prop::sample::select(vec![
+            None,
+            Some(json!({"volumes": [{"name": "data", "emptyDir": {}}], "initContainers": [{"name": "migrate", "image": "m"}]})),
+            Some(json!({"volumes": [{"name": "podgrace-helper", "configMap": {"name": "x"}}]})),
+        ]),
     )
-        .prop_map(|(mut containers, grace, restart, annotations, labels, with_istio)| {
+        .prop_map(|(mut containers, grace, restart, annotations, labels, with_istio, extra_spec)| {
             for (i, c) in containers.iter_mut().enumerate() {
                 c["name"] = json!(format!("c{i}"));
             }
@@ -157,16 +168,24 @@ fn pod() -> impl Strategy<Value = Value> {
             if let Some(r) = restart {
                 spec["restartPolicy"] = json!(r);
             }
+            if let Some(Value::Object(extra)) = extra_spec {
+                for (k, v) in extra {
+                    spec[k] = v;
+                }
+            }
             json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec, "status": {}})
         })
 }
 
 fn policy_yaml() -> impl Strategy<Value = String> {
     (
-        prop::sample::select(vec!["sleep", "none", "nginx", "nacos", "exec"]),
-        0u32..60,
-        prop::sample::select(vec!["native", "exec", "auto"]),
-        prop::sample::select(vec!["keep", "replace"]),
+        (
+            prop::sample::select(vec!["sleep", "none", "nginx", "nacos", "exec"]),
+            0u32..60,
+            prop::sample::select(vec!["native", "exec", "auto"]),
+            prop::sample::select(vec!["keep", "replace"]),
+            prop::sample::select(vec!["none", "inject"]),
+        ),
         0u32..120,
         0u32..10,
         prop::sample::select(vec!["raise", "keep"]),
@@ -175,10 +194,10 @@ fn policy_yaml() -> impl Strategy<Value = String> {
         prop::sample::select(vec!["", "rules:\n- match: {image: 'fluent-bit*'}\n  set: {preStop: {action: none}, shutdownSeconds: 2}\n", "rules:\n- match: {podLabels: {framework: spring-boot}}\n  set: {presets: [spring-boot]}\n"]),
         any::<bool>(),
     )
-        .prop_map(|(action, sleep, handler, existing, shutdown, buffer, grace, readiness, extra, rules, auth)| {
+        .prop_map(|((action, sleep, handler, existing, helper), shutdown, buffer, grace, readiness, extra, rules, auth)| {
             let auth = if auth { "    auth: {secretName: nacos-auth}\n" } else { "" };
             format!(
-                "preStop:\n  action: {action}\n  sleepSeconds: {sleep}\n  sleepHandler: {handler}\n  existing: {existing}\n  exec: {{command: [/app/drain], durationSeconds: 7}}\n  nacos:\n    server: http://nacos:8848\n{auth}shutdownSeconds: {shutdown}\nbufferSeconds: {buffer}\ngracePeriod: {grace}\n{readiness}\n{extra}\n{rules}"
+                "preStop:\n  action: {action}\n  sleepSeconds: {sleep}\n  sleepHandler: {handler}\n  existing: {existing}\n  helper: {helper}\n  exec: {{command: [/app/drain], durationSeconds: 7}}\n  nacos:\n    server: http://nacos:8848\n{auth}shutdownSeconds: {shutdown}\nbufferSeconds: {buffer}\ngracePeriod: {grace}\n{readiness}\n{extra}\n{rules}"
             )
         })
 }

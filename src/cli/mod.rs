@@ -5,6 +5,7 @@ mod certs;
 mod logging;
 mod mutate;
 mod policy;
+mod prestop;
 mod serve;
 
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::kube_version::KubeVersion;
+use crate::policy::Seconds;
 
 /// podgrace: graceful pod termination, injected by an admission webhook.
 #[derive(Debug, Parser)]
@@ -33,6 +35,14 @@ pub enum Command {
     Certs(CertsArgs),
     /// Preview the webhook's patch on a manifest, offline.
     Mutate(MutateArgs),
+    /// Run the preStop sequence inside a container (what an injected helper hook calls):
+    /// deregister, drain, signal nginx. No shell needed.
+    Prestop(PrestopArgs),
+    /// Copy this binary into DIR (what the helper init container runs).
+    InstallHelper {
+        /// Target directory (the shared volume).
+        dir: PathBuf,
+    },
     /// Validate or show policies.
     Policy {
         /// Policy subcommand.
@@ -153,6 +163,83 @@ pub struct CertsArgs {
     pub out_dir: PathBuf,
 }
 
+/// `podgrace prestop`.
+#[derive(Debug, Args)]
+pub struct PrestopArgs {
+    /// Drain sleep, after deregistration and before the nginx quit.
+    #[arg(long, default_value = "0", value_name = "SECONDS")]
+    pub sleep: Seconds,
+    /// Deregister from this registry first.
+    #[arg(long, value_enum)]
+    pub deregister: Option<Registry>,
+    /// Nacos base URL.
+    #[arg(long, required_if_eq("deregister", "nacos"), value_name = "URL")]
+    pub nacos_server: Option<String>,
+    /// Nacos HTTP API generation.
+    #[arg(long, value_enum, default_value_t = NacosApiArg::V1)]
+    pub nacos_api: NacosApiArg,
+    /// Nacos namespace id (the public namespace when omitted).
+    #[arg(long)]
+    pub nacos_namespace: Option<String>,
+    /// Nacos group.
+    #[arg(long, default_value = crate::policy::defaults::NACOS_GROUP)]
+    pub nacos_group: String,
+    /// Nacos service name.
+    #[arg(long, required_if_eq("deregister", "nacos"))]
+    pub nacos_service: Option<String>,
+    /// Nacos cluster.
+    #[arg(long, default_value = crate::policy::defaults::NACOS_CLUSTER)]
+    pub nacos_cluster: String,
+    /// Registered port.
+    #[arg(long, required_if_eq("deregister", "nacos"))]
+    pub nacos_port: Option<u16>,
+    /// Whether the instance is ephemeral.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub nacos_ephemeral: bool,
+    /// Variable holding the pod IP (downward API).
+    #[arg(long, default_value = crate::policy::defaults::POD_IP_ENV, value_name = "NAME")]
+    pub ip_env: String,
+    /// Variable holding the Nacos user name (login only when set and non-empty).
+    #[arg(long, value_name = "NAME")]
+    pub username_env: Option<String>,
+    /// Variable holding the Nacos password.
+    #[arg(long, value_name = "NAME")]
+    pub password_env: Option<String>,
+    /// Bound on each HTTP call.
+    #[arg(long, default_value = "3", value_name = "SECONDS")]
+    pub timeout: Seconds,
+    /// Bound on the whole deregistration, retries included (default: timeout × calls).
+    #[arg(long, value_name = "SECONDS")]
+    pub budget: Option<Seconds>,
+    /// After the drain, send nginx a graceful quit (SIGQUIT) and wait for it to exit.
+    #[arg(long)]
+    pub signal_nginx: bool,
+    /// nginx pid file (default: the usual locations, then PID 1).
+    #[arg(long, value_name = "FILE")]
+    pub nginx_pid_file: Option<PathBuf>,
+    /// Longest wait for nginx to exit.
+    #[arg(long, default_value = "30", value_name = "SECONDS")]
+    pub nginx_wait: Seconds,
+}
+
+/// Registries `podgrace prestop` can deregister from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Registry {
+    /// Nacos (`enabled=false` on the instance).
+    Nacos,
+}
+
+/// Nacos API generations on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum NacosApiArg {
+    /// `/nacos/v1/ns/instance`.
+    V1,
+    /// `/nacos/v2/ns/instance`.
+    V2,
+    /// `/nacos/v3/admin/ns/instance`.
+    V3,
+}
+
 /// `podgrace mutate`.
 #[derive(Debug, Args)]
 pub struct MutateArgs {
@@ -216,6 +303,13 @@ pub fn run(cli: Cli) -> ExitCode {
             code
         }),
         Command::Certs(args) => certs::run(&args),
+        Command::Prestop(args) => prestop::run(&args),
+        Command::InstallHelper { dir } => crate::prestop::install::install(&dir)
+            .map(|path| {
+                eprintln!("podgrace: helper installed at {}", path.display());
+                ExitCode::SUCCESS
+            })
+            .map_err(|e| anyhow::anyhow!("installing the helper into {}: {e}", dir.display())),
         Command::Mutate(args) => mutate::run(&args),
         Command::Policy { command } => policy::run(&command),
     };

@@ -8,6 +8,7 @@
 
 pub mod env;
 pub mod grace;
+pub mod helper;
 pub mod nacos;
 pub mod patch;
 pub mod presets;
@@ -23,7 +24,7 @@ use serde_json::{Value, json};
 use crate::kube_version::KubeVersion;
 use crate::policy::annotations;
 use crate::policy::effective::is_nginx_image;
-use crate::policy::spec::ExistingHook;
+use crate::policy::spec::{ExistingHook, HelperMode};
 use crate::policy::{ContainerPolicy, EffectivePolicy};
 use patch::PatchBuilder;
 use record::{ContainerRecord, Injection, Record};
@@ -91,6 +92,8 @@ pub fn mutate(pod: &Pod, policy: &EffectivePolicy, ctx: &Context) -> Result<Muta
     }
 
     let mut b = PatchBuilder::default();
+    let helper_pod = helper::pod_state(spec);
+    let mut helper_used = false;
     let mut budgets = Vec::new();
     let mut kept_hooks = Vec::new();
     for (index, c) in spec.containers.iter().enumerate() {
@@ -113,7 +116,17 @@ pub fn mutate(pod: &Pod, policy: &EffectivePolicy, ctx: &Context) -> Result<Muta
                 continue;
             }
         };
-        let outcome = mutate_container(pod, index, c, &resolution.policy, ctx, &mut b, &mut m)?;
+        let (outcome, uses_helper) = mutate_container(
+            pod,
+            index,
+            c,
+            &resolution.policy,
+            ctx,
+            &helper_pod,
+            &mut b,
+            &mut m,
+        )?;
+        helper_used |= uses_helper;
         match outcome {
             HookOwnership::Owned(pre_stop) => budgets.push(grace::Budget {
                 container: c.name.clone(),
@@ -125,6 +138,22 @@ pub fn mutate(pod: &Pod, policy: &EffectivePolicy, ctx: &Context) -> Result<Muta
                 kept_hooks.push((c.name.clone(), estimate, resolution.policy))
             }
         }
+    }
+
+    if helper_used && helper_pod == helper::PodState::Absent {
+        let (image, pull_policy) = policy.helper_image();
+        let init = to_json(
+            "helper init container",
+            &helper::init_container(image, pull_policy),
+        )?;
+        b.extend_list(
+            ["spec", "initContainers"],
+            spec.init_containers.is_some(),
+            vec![init],
+        );
+        let volume = to_json("helper volume", &helper::volume())?;
+        b.extend_list(["spec", "volumes"], spec.volumes.is_some(), vec![volume]);
+        m.record.injections.push(Injection::Helper);
     }
 
     let decision = grace::decide(
@@ -183,15 +212,18 @@ enum HookOwnership {
     Kept(u32),
 }
 
+/// Mutates one container; returns who owns its hook and whether the hook runs the helper.
+#[allow(clippy::too_many_arguments)] // one call site; the parameters are the engine's state
 fn mutate_container(
     pod: &Pod,
     index: usize,
     c: &Container,
     p: &ContainerPolicy,
     ctx: &Context,
+    helper_pod: &helper::PodState,
     b: &mut PatchBuilder,
     m: &mut Mutation,
-) -> Result<HookOwnership, EngineError> {
+) -> Result<(HookOwnership, bool), EngineError> {
     let idx = index.to_string();
     let at = |field: &'static str| ["spec", "containers", idx.as_str(), field];
     let image = c.image.as_deref().unwrap_or_default();
@@ -199,7 +231,18 @@ fn mutate_container(
         name: c.name.clone(),
         items: Vec::new(),
     };
-    let plan = prestop::plan(pod, c, p, ctx.kube_version);
+    let helper_mount = helper::container_state(c);
+    let conflict = match (helper_pod, &helper_mount) {
+        (helper::PodState::Conflict(why), _) | (_, Err(why)) => Some(why.clone()),
+        _ => None,
+    };
+    if let (HelperMode::Inject, Some(why)) = (p.helper, &conflict) {
+        m.warnings.push(warnings::container(
+            &c.name,
+            &format!("helper not injected ({why}); using a shell hook"),
+        ));
+    }
+    let plan = prestop::plan(pod, c, p, ctx.kube_version, conflict.is_none());
     for w in &plan.warnings {
         m.warnings.push(warnings::container(&c.name, w));
     }
@@ -258,6 +301,12 @@ fn mutate_container(
         }
     };
     let final_hook = installed.or(existing);
+    let uses_helper = plan.hook.as_ref().is_some_and(|h| h.needs_helper) && installed.is_some();
+    if uses_helper && helper_mount == Ok(false) {
+        let mount = to_json("helper mount", &helper::mount())?;
+        b.extend_list(at("volumeMounts"), c.volume_mounts.is_some(), vec![mount]);
+        rec.items.push("helper".to_owned());
+    }
 
     // Environment: downward API, hook inputs, presets; never a name the container defines.
     let mut wanted = Vec::new();
@@ -342,7 +391,7 @@ fn mutate_container(
     if !rec.items.is_empty() {
         m.record.containers.push(rec);
     }
-    Ok(ownership)
+    Ok((ownership, uses_helper))
 }
 
 fn write_record(pod: &Pod, record: &Record, decision: &grace::Decision, b: &mut PatchBuilder) {

@@ -4,8 +4,9 @@
 //! Every value from the policy is URL-encoded (so it contains no shell metacharacters) and the
 //! static parts are single-quoted; only `$POD_IP`, the credentials and the token are expanded,
 //! always inside double quotes. Each call is bounded by curl's `--connect-timeout`/`-m`, and a
-//! failure is reported on stderr (the kubelet records it in the FailedPreStopHook event) without
-//! skipping the drain sleep: the script always ends with the sleep and exits 0.
+//! failure is reported on stderr without skipping the drain sleep: the script always sleeps, and
+//! only then exits 1 if something failed, so that the kubelet records the output in a
+//! FailedPreStopHook event without the hook having been cut short.
 
 use std::fmt::Write;
 
@@ -13,10 +14,7 @@ use crate::engine::shell::{quote, url_encode};
 use crate::nacos::{self, Instance};
 use crate::policy::NacosAction;
 
-/// Environment variable carrying the Nacos user name (from the Secret).
-pub const USERNAME_ENV: &str = "PODGRACE_NACOS_USERNAME";
-/// Environment variable carrying the Nacos password (from the Secret).
-pub const PASSWORD_ENV: &str = "PODGRACE_NACOS_PASSWORD";
+use crate::nacos::{PASSWORD_ENV, USERNAME_ENV};
 
 /// Writes the hook script.
 pub fn script(action: &NacosAction, instance: &Instance, ip_env: &str, sleep: u32) -> String {
@@ -25,14 +23,15 @@ pub fn script(action: &NacosAction, instance: &Instance, ip_env: &str, sleep: u3
     let mut s = String::new();
     let _ = writeln!(s, "ip=\"${{{ip_env}:-}}\"");
     s.push_str("token=\n");
+    s.push_str("failed=0\n");
     s.push_str("if ! command -v curl >/dev/null 2>&1; then\n");
     s.push_str(
-        "  echo 'podgrace: curl not found in the image: cannot deregister from nacos' >&2\n",
+        "  echo 'podgrace: curl not found in the image: cannot deregister from nacos' >&2; failed=1\n",
     );
     s.push_str("elif [ -z \"$ip\" ]; then\n");
     let _ = writeln!(
         s,
-        "  echo {} >&2",
+        "  echo {} >&2; failed=1",
         quote(&format!(
             "podgrace: {ip_env} is empty: cannot deregister from nacos"
         ))
@@ -51,7 +50,7 @@ pub fn script(action: &NacosAction, instance: &Instance, ip_env: &str, sleep: u3
         );
         s.push_str("    case \"$resp\" in\n");
         s.push_str("      *'\"accessToken\":\"'*) token=${resp#*'\"accessToken\":\"'}; token=${token%%'\"'*} ;;\n");
-        s.push_str("      *) echo \"podgrace: nacos login failed: $resp\" >&2 ;;\n");
+        s.push_str("      *) echo \"podgrace: nacos login failed: $resp\" >&2; failed=1 ;;\n");
         s.push_str("    esac\n");
         s.push_str("  fi\n");
     }
@@ -90,12 +89,12 @@ pub fn script(action: &NacosAction, instance: &Instance, ip_env: &str, sleep: u3
         s.push_str("  case \"$out\" in\n");
         s.push_str("    'ok HTTP_STATUS=200') echo 'podgrace: nacos instance disabled' >&2 ;;\n");
     }
-    s.push_str("    *) echo \"podgrace: nacos deregistration failed: $out\" >&2 ;;\n");
+    s.push_str("    *) echo \"podgrace: nacos deregistration failed: $out\" >&2; failed=1 ;;\n");
     s.push_str("  esac\n");
     s.push_str("fi\n");
     if sleep > 0 {
         let _ = writeln!(s, "sleep {sleep}");
     }
-    s.push_str("exit 0\n");
+    s.push_str("exit \"$failed\"\n");
     s
 }

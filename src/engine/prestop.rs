@@ -5,11 +5,13 @@ use k8s_openapi::api::core::v1::{
 };
 
 use super::env;
+use super::helper;
 use super::nacos as nacos_hook;
 use super::shell;
 use crate::kube_version::KubeVersion;
 use crate::nacos::Instance;
-use crate::policy::spec::SleepHandler;
+use crate::nacos::{PASSWORD_ENV, USERNAME_ENV};
+use crate::policy::spec::{HelperMode, SleepHandler};
 use crate::policy::{Action, ContainerPolicy, NacosAction, defaults};
 
 /// A hook podgrace would install.
@@ -25,6 +27,8 @@ pub struct Hook {
     pub uses_shell: bool,
     /// Environment variables the hook reads.
     pub env: Vec<EnvVar>,
+    /// The hook runs the injected helper binary.
+    pub needs_helper: bool,
 }
 
 /// The desired hook (if any) and notes for the user.
@@ -36,26 +40,56 @@ pub struct HookPlan {
     pub warnings: Vec<String>,
 }
 
-/// Plans the hook for container `c` of `pod`.
+/// Plans the hook for container `c` of `pod`. `helper_usable` says whether the helper can be
+/// injected into this pod and container (no name or path conflicts).
 pub fn plan(
     pod: &Pod,
     c: &Container,
     policy: &ContainerPolicy,
     version: Option<KubeVersion>,
+    helper_usable: bool,
 ) -> HookPlan {
     let mut plan = HookPlan::default();
+    let helper = policy.helper == HelperMode::Inject && helper_usable;
     plan.hook = match &policy.action {
         Action::None => None,
-        Action::Sleep => sleep_hook(policy, version, &mut plan.warnings),
+        Action::Sleep => {
+            sleep_hook(policy, version, &mut plan.warnings).map(|h| match (helper, h.uses_shell) {
+                // A native sleep needs nothing; an exec sleep is what the helper replaces.
+                (true, true) => helper_hook(
+                    helper::sleep_argv(policy.sleep),
+                    h.seconds,
+                    h.label,
+                    Vec::new(),
+                ),
+                _ => h,
+            })
+        }
         Action::Exec { command, duration } => Some(Hook {
             handler: exec(command.clone()),
             seconds: *duration,
             label: format!("exec {}", command[0]),
             uses_shell: shell::is_shell(&command[0]),
             env: Vec::new(),
+            needs_helper: false,
         }),
+        Action::Nginx if helper => Some(helper_hook(
+            helper::nginx_argv(policy.sleep, policy.shutdown),
+            policy.sleep,
+            nginx_label(policy.sleep),
+            Vec::new(),
+        )),
         Action::Nginx => Some(nginx_hook(policy)),
         Action::Nacos(nacos) => match nacos_instance(pod, c, nacos) {
+            Some(instance) if helper => {
+                let ip_env = policy.pod_ip_env.as_deref().unwrap_or(defaults::POD_IP_ENV);
+                Some(helper_hook(
+                    helper::nacos_argv(nacos, &instance, ip_env, policy.sleep),
+                    nacos.deregistration_seconds() + policy.sleep,
+                    format!("nacos {} + sleep {}s", nacos.api.as_str(), policy.sleep),
+                    nacos_env(nacos, ip_env),
+                ))
+            }
             Some(instance) => Some(nacos_shell_hook(policy, nacos, &instance)),
             None => {
                 plan.warnings.push(
@@ -67,6 +101,25 @@ pub fn plan(
         },
     };
     plan
+}
+
+fn helper_hook(argv: Vec<String>, seconds: u32, label: String, env: Vec<EnvVar>) -> Hook {
+    Hook {
+        handler: exec(argv),
+        seconds,
+        label: format!("{label} (helper)"),
+        uses_shell: false,
+        env,
+        needs_helper: true,
+    }
+}
+
+fn nginx_label(sleep: u32) -> String {
+    if sleep > 0 {
+        format!("sleep {sleep}s + nginx quit")
+    } else {
+        "nginx quit".to_owned()
+    }
 }
 
 /// A plain drain sleep, native or exec depending on the policy and the cluster.
@@ -103,6 +156,7 @@ fn sleep_hook(
             label: format!("sleep {seconds}s"),
             uses_shell: false,
             env: Vec::new(),
+            needs_helper: false,
         }
     } else {
         Hook {
@@ -111,6 +165,7 @@ fn sleep_hook(
             label: format!("exec sleep {seconds}s"),
             uses_shell: true,
             env: Vec::new(),
+            needs_helper: false,
         }
     })
 }
@@ -130,13 +185,10 @@ fn nginx_hook(policy: &ContainerPolicy) -> Hook {
     Hook {
         handler: shell_handler(script),
         seconds: policy.sleep,
-        label: if policy.sleep > 0 {
-            format!("sleep {}s + nginx quit", policy.sleep)
-        } else {
-            "nginx quit".to_owned()
-        },
+        label: nginx_label(policy.sleep),
         uses_shell: true,
         env: Vec::new(),
+        needs_helper: false,
     }
 }
 
@@ -148,6 +200,7 @@ fn nacos_shell_hook(policy: &ContainerPolicy, nacos: &NacosAction, instance: &In
         label: format!("nacos {} + sleep {}s", nacos.api.as_str(), policy.sleep),
         uses_shell: true,
         env: nacos_env(nacos, ip_env),
+        needs_helper: false,
     }
 }
 
@@ -156,16 +209,8 @@ fn nacos_shell_hook(policy: &ContainerPolicy, nacos: &NacosAction, instance: &In
 pub fn nacos_env(nacos: &NacosAction, ip_env: &str) -> Vec<EnvVar> {
     let mut vars = vec![env::field(ip_env, "status.podIP")];
     if let Some(auth) = &nacos.auth {
-        vars.push(env::secret(
-            nacos_hook::USERNAME_ENV,
-            &auth.secret,
-            &auth.username_key,
-        ));
-        vars.push(env::secret(
-            nacos_hook::PASSWORD_ENV,
-            &auth.secret,
-            &auth.password_key,
-        ));
+        vars.push(env::secret(USERNAME_ENV, &auth.secret, &auth.username_key));
+        vars.push(env::secret(PASSWORD_ENV, &auth.secret, &auth.password_key));
     }
     vars
 }
@@ -236,7 +281,10 @@ pub fn quits_nginx(h: &LifecycleHandler) -> bool {
     h.exec
         .as_ref()
         .and_then(|e| e.command.as_ref())
-        .is_some_and(|c| c.iter().any(|a| a.contains("quit") || a == "--nginx"))
+        .is_some_and(|c| {
+            c.iter()
+                .any(|a| a.contains("quit") || a == "--signal-nginx")
+        })
 }
 
 #[cfg(test)]

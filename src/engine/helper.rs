@@ -1,0 +1,180 @@
+//! The injected preStop helper: an init container copies podgrace's own binary into a shared
+//! `emptyDir`, each hooked container mounts it read-only, and its preStop becomes
+//! `exec [/podgrace-helper/podgrace, prestop, ...]`: no shell, no curl, works in distroless and
+//! buildpack images.
+//!
+//! Everything is recognised on a second run (same names, same values), so a reinvocation adds
+//! nothing twice; a volume or mount path of the same name that is *not* podgrace's is a conflict,
+//! and the pod falls back to shell hooks with a warning rather than becoming invalid.
+
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EmptyDirVolumeSource, PodSpec, ResourceRequirements, SecurityContext,
+    Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+use crate::nacos::Instance;
+use crate::nacos::helper_flags;
+use crate::policy::NacosAction;
+use crate::policy::spec::PullPolicy;
+
+/// Name of the shared volume and of the init container.
+pub const NAME: &str = "podgrace-helper";
+/// Where the helper directory is mounted.
+pub const DIR: &str = "/podgrace-helper";
+/// The helper binary inside that directory.
+pub const BINARY: &str = "/podgrace-helper/podgrace";
+
+/// Whether the pod can take the helper.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PodState {
+    /// Nothing there yet: add the init container and the volume.
+    Absent,
+    /// Already injected (a reinvocation).
+    Present,
+    /// A volume or init container of that name belongs to someone else.
+    Conflict(String),
+}
+
+/// Inspects the pod for podgrace's init container and volume.
+pub fn pod_state(spec: &PodSpec) -> PodState {
+    let volume = spec.volumes.iter().flatten().find(|v| v.name == NAME);
+    let init = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .find(|c| c.name == NAME);
+    match (volume, init) {
+        (None, None) => PodState::Absent,
+        (Some(v), Some(_)) if v.empty_dir.is_some() => PodState::Present,
+        (Some(_), _) => PodState::Conflict(format!("the pod already has a volume named {NAME}")),
+        (None, Some(_)) => PodState::Conflict(format!(
+            "the pod already has an init container named {NAME}"
+        )),
+    }
+}
+
+/// For one container: `Ok(true)` when the helper is already mounted, `Ok(false)` when it can be,
+/// `Err` when the mount path is taken by another volume.
+pub fn container_state(c: &Container) -> Result<bool, String> {
+    for m in c.volume_mounts.iter().flatten() {
+        match (m.name == NAME, m.mount_path.trim_end_matches('/') == DIR) {
+            (true, true) => return Ok(true),
+            (false, true) => return Err(format!("{DIR} is already a mount of volume {}", m.name)),
+            (true, false) => {
+                return Err(format!(
+                    "volume {NAME} is mounted elsewhere ({})",
+                    m.mount_path
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(false)
+}
+
+/// The init container that installs the helper.
+pub fn init_container(image: &str, pull_policy: PullPolicy) -> Container {
+    Container {
+        name: NAME.to_owned(),
+        image: Some(image.to_owned()),
+        image_pull_policy: Some(pull_policy.as_str().to_owned()),
+        command: Some(vec![
+            "/podgrace".to_owned(),
+            "install-helper".to_owned(),
+            DIR.to_owned(),
+        ]),
+        volume_mounts: Some(vec![VolumeMount {
+            name: NAME.to_owned(),
+            mount_path: DIR.to_owned(),
+            ..Default::default()
+        }]),
+        resources: Some(ResourceRequirements {
+            requests: Some(
+                [
+                    ("cpu".to_owned(), Quantity("10m".to_owned())),
+                    ("memory".to_owned(), Quantity("16Mi".to_owned())),
+                ]
+                .into(),
+            ),
+            limits: Some([("memory".to_owned(), Quantity("64Mi".to_owned()))].into()),
+            ..Default::default()
+        }),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            run_as_user: Some(65532),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".to_owned()]),
+                add: None,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The shared volume.
+pub fn volume() -> Volume {
+    Volume {
+        name: NAME.to_owned(),
+        empty_dir: Some(EmptyDirVolumeSource {
+            size_limit: Some(Quantity("64Mi".to_owned())),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The read-only mount in a hooked container.
+pub fn mount() -> VolumeMount {
+    VolumeMount {
+        name: NAME.to_owned(),
+        mount_path: DIR.to_owned(),
+        read_only: Some(true),
+        ..Default::default()
+    }
+}
+
+/// `podgrace prestop --sleep N`.
+pub fn sleep_argv(sleep: u32) -> Vec<String> {
+    vec![
+        BINARY.to_owned(),
+        "prestop".to_owned(),
+        "--sleep".to_owned(),
+        sleep.to_string(),
+    ]
+}
+
+/// `podgrace prestop --sleep N --signal-nginx --nginx-wait W`.
+pub fn nginx_argv(sleep: u32, wait: u32) -> Vec<String> {
+    let mut argv = sleep_argv(sleep);
+    argv.extend([
+        "--signal-nginx".to_owned(),
+        "--nginx-wait".to_owned(),
+        wait.to_string(),
+    ]);
+    argv
+}
+
+/// `podgrace prestop --deregister nacos ... --sleep N`.
+pub fn nacos_argv(
+    action: &NacosAction,
+    instance: &Instance,
+    ip_env: &str,
+    sleep: u32,
+) -> Vec<String> {
+    let mut argv = vec![
+        BINARY.to_owned(),
+        "prestop".to_owned(),
+        "--deregister".to_owned(),
+        "nacos".to_owned(),
+    ];
+    for (flag, value) in helper_flags(action, instance, ip_env) {
+        argv.push(format!("--{flag}"));
+        argv.push(value);
+    }
+    argv.extend(["--sleep".to_owned(), sleep.to_string()]);
+    argv
+}

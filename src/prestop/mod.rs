@@ -1,0 +1,52 @@
+//! `podgrace prestop`: the preStop sequence run by podgrace's own binary inside the application
+//! container (copied there by the injected init container), so that no shell or curl is needed.
+//!
+//! Order: deregister (bounded by its budget, with retries), then the drain sleep, then signal
+//! nginx and wait for it. Nothing here ends the hook early: a failed deregistration is reported
+//! on stderr and the sleep still happens; only at the very end does the exit status say whether
+//! everything worked (a non-zero status makes the kubelet record the output in a
+//! FailedPreStopHook event, after the drain).
+
+pub mod install;
+pub mod nacos;
+pub mod nginx;
+
+use std::time::Duration;
+
+/// What to do before SIGTERM.
+#[derive(Clone, Debug, Default)]
+pub struct Sequence {
+    /// Deregistration, if any.
+    pub nacos: Option<nacos::Deregistration>,
+    /// Drain sleep.
+    pub sleep: Duration,
+    /// Send nginx a graceful quit and wait at most this long for it to exit.
+    pub nginx: Option<nginx::Quit>,
+}
+
+/// Runs the sequence; returns whether every step succeeded. Progress goes to stderr.
+pub async fn run(seq: &Sequence) -> bool {
+    let mut ok = true;
+    if let Some(d) = &seq.nacos {
+        match d.run().await {
+            Ok(()) => eprintln!("podgrace: nacos instance {} disabled", d.describe()),
+            Err(e) => {
+                eprintln!("podgrace: nacos deregistration failed: {e}");
+                ok = false;
+            }
+        }
+    }
+    if !seq.sleep.is_zero() {
+        tokio::time::sleep(seq.sleep).await;
+    }
+    if let Some(q) = &seq.nginx {
+        match q.run().await {
+            Ok(msg) => eprintln!("podgrace: {msg}"),
+            Err(e) => {
+                eprintln!("podgrace: nginx quit failed: {e}");
+                ok = false;
+            }
+        }
+    }
+    ok
+}
