@@ -3,24 +3,16 @@
 
 mod common;
 
+use common::sleep_of;
+
 use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use podgrace::metrics::Metrics;
-use podgrace::store::PolicyStore;
 use podgrace::store::cache::PolicyCache;
 use podgrace::store::files::{watch_cluster_policy, watch_namespace_dir};
-
-fn sleep_of(cache: &PolicyCache, ns: &str) -> u32 {
-    cache
-        .policy_for(ns)
-        .resolve(None, "app", "app:1", None)
-        .unwrap()
-        .policy
-        .sleep
-}
 
 async fn eventually(what: &str, cond: impl Fn() -> bool) {
     let start = Instant::now();
@@ -57,9 +49,9 @@ async fn the_cluster_default_follows_its_mounted_configmap_and_keeps_the_last_go
         "policy.yaml".into(),
         Duration::from_secs(3600),
     );
-    assert_eq!(sleep_of(&cache, "any"), 17, "loaded at start");
+    assert_eq!(sleep_of(&*cache, "any"), 17, "loaded at start");
     kubelet_write(dir.path(), "..rev2", "preStop: {sleepSeconds: 18}");
-    eventually("reloaded", || sleep_of(&cache, "any") == 18).await;
+    eventually("reloaded", || sleep_of(&*cache, "any") == 18).await;
     kubelet_write(dir.path(), "..rev3", "preStop: {sleepSeconds: eighteen}");
     eventually("refusal counted", || {
         metrics
@@ -67,7 +59,7 @@ async fn the_cluster_default_follows_its_mounted_configmap_and_keeps_the_last_go
             .contains(r#"podgrace_policy_errors_total{namespace="cluster"} 1"#)
     })
     .await;
-    assert_eq!(sleep_of(&cache, "any"), 18, "last good kept");
+    assert_eq!(sleep_of(&*cache, "any"), 18, "last good kept");
 }
 
 #[tokio::test]
@@ -82,10 +74,10 @@ async fn a_directory_of_namespace_policies_is_followed() {
         "policy.yaml".into(),
         Duration::from_secs(3600),
     );
-    assert_eq!(sleep_of(&cache, "shop"), 21);
+    assert_eq!(sleep_of(&*cache, "shop"), 21);
     assert_eq!(cache.namespaces(), ["shop"]);
     std::fs::write(dir.path().join("web.yaml"), "preStop: {sleepSeconds: 22}").unwrap();
-    eventually("added", || sleep_of(&cache, "web") == 22).await;
+    eventually("added", || sleep_of(&*cache, "web") == 22).await;
     std::fs::remove_file(dir.path().join("shop.yaml")).unwrap();
-    eventually("removed", || sleep_of(&cache, "shop") == 10).await;
+    eventually("removed", || sleep_of(&*cache, "shop") == 10).await;
 }

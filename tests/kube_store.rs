@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::sleep_of;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,15 +17,6 @@ use podgrace::store::kube::{discover_version, watch_policies};
 
 const NAME: &str = "podgrace-policy";
 const KEY: &str = "policy.yaml";
-
-fn sleep_of(cache: &PolicyCache, ns: &str) -> u32 {
-    cache
-        .policy_for(ns)
-        .resolve(None, "app", "app:1", None)
-        .unwrap()
-        .policy
-        .sleep
-}
 
 /// Waits until `cond` holds (the watch is asynchronous), failing after `within`.
 async fn eventually(within: Duration, what: &str, cond: impl Fn() -> bool) -> Duration {
@@ -69,8 +62,8 @@ async fn the_initial_list_loads_valid_policies_and_refuses_invalid_ones() {
     })
     .await;
     eventually(Duration::from_secs(5), "synced", || s.cache.is_ready()).await;
-    assert_eq!(sleep_of(&s.cache, "shop"), 21);
-    assert_eq!(sleep_of(&s.cache, "broken"), 10, "the default applies");
+    assert_eq!(sleep_of(&*s.cache, "shop"), 21);
+    assert_eq!(sleep_of(&*s.cache, "broken"), 10, "the default applies");
     assert!(
         s.cache
             .policy_for("shop")
@@ -104,7 +97,7 @@ async fn readiness_waits_for_the_first_complete_list() {
     assert!(!s.cache.is_ready());
     s.api.hold_lists(false);
     eventually(Duration::from_secs(5), "synced", || s.cache.is_ready()).await;
-    assert_eq!(sleep_of(&s.cache, "shop"), 21);
+    assert_eq!(sleep_of(&*s.cache, "shop"), 21);
     s.task.abort();
 }
 
@@ -114,22 +107,22 @@ async fn created_changed_and_deleted_configmaps_take_effect_without_a_restart() 
     eventually(Duration::from_secs(5), "synced", || s.cache.is_ready()).await;
     s.api.put("shop", NAME, &[(KEY, &policy(15))]);
     eventually(Duration::from_secs(1), "created", || {
-        sleep_of(&s.cache, "shop") == 15
+        sleep_of(&*s.cache, "shop") == 15
     })
     .await;
     s.api.put("shop", NAME, &[(KEY, &policy(16))]);
     eventually(Duration::from_secs(1), "changed", || {
-        sleep_of(&s.cache, "shop") == 16
+        sleep_of(&*s.cache, "shop") == 16
     })
     .await;
     // An invalid change keeps the last good policy.
     s.api
         .put("shop", NAME, &[(KEY, "preStop: {action: teleport}")]);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(sleep_of(&s.cache, "shop"), 16);
+    assert_eq!(sleep_of(&*s.cache, "shop"), 16);
     s.api.delete("shop", NAME);
     eventually(Duration::from_secs(1), "deleted", || {
-        sleep_of(&s.cache, "shop") == 10
+        sleep_of(&*s.cache, "shop") == 10
     })
     .await;
     s.task.abort();
@@ -147,10 +140,10 @@ async fn a_410_gone_relists_and_drops_what_was_deleted_meanwhile() {
     s.api.put("c", NAME, &[(KEY, &policy(13))]);
     s.api.compact();
     eventually(Duration::from_secs(5), "relisted", || {
-        sleep_of(&s.cache, "a") == 10 && sleep_of(&s.cache, "c") == 13
+        sleep_of(&*s.cache, "a") == 10 && sleep_of(&*s.cache, "c") == 13
     })
     .await;
-    assert_eq!(sleep_of(&s.cache, "b"), 12);
+    assert_eq!(sleep_of(&*s.cache, "b"), 12);
     let lists = s
         .api
         .requests()
@@ -171,7 +164,7 @@ async fn a_dropped_watch_reconnects_and_resumes() {
     s.api.drop_watches();
     s.api.put("a", NAME, &[(KEY, &policy(14))]);
     eventually(Duration::from_secs(10), "resumed", || {
-        sleep_of(&s.cache, "a") == 14
+        sleep_of(&*s.cache, "a") == 14
     })
     .await;
     s.task.abort();
@@ -187,7 +180,7 @@ async fn losing_the_api_server_keeps_the_cache_serving() {
     s.api.stop();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(s.cache.is_ready());
-    assert_eq!(sleep_of(&s.cache, "a"), 11);
+    assert_eq!(sleep_of(&*s.cache, "a"), 11);
     s.task.abort();
 }
 

@@ -14,7 +14,12 @@ pub(super) fn init(format: LogFormat, filter: &str) -> anyhow::Result<WorkerGuar
     // The worker drains its queue into the buffer and flushes once per batch: one write(2) per
     // burst of admissions instead of one per line.
     let stdout = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
-    let (writer, guard) = tracing_appender::non_blocking(stdout);
+    // A bounded queue (lossy when full): a log sink that falls behind costs lines, never memory
+    // or admission latency. The library default holds 128k lines, tens of MiB under load.
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(4096)
+        .lossy(true)
+        .finish(stdout);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);

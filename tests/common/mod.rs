@@ -117,3 +117,14 @@ pub fn foreign_operations(raw: &Value, m: &Mutation) -> Vec<String> {
     }
     bad
 }
+
+/// The drain sleep a store's policy gives a plain container in `namespace`: a one-number view of
+/// which policy is in effect.
+pub fn sleep_of(store: &dyn podgrace::store::PolicyStore, namespace: &str) -> u32 {
+    store
+        .policy_for(namespace)
+        .resolve(None, "app", "app:1", None)
+        .unwrap()
+        .policy
+        .sleep
+}
