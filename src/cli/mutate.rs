@@ -54,6 +54,14 @@ pub(super) fn run(args: &MutateArgs) -> anyhow::Result<ExitCode> {
             None => {
                 for c in &m.record.containers {
                     eprintln!("{}: {}: {}", target.label, c.name, c.items.join(" "));
+                    if !c.rules.is_empty() {
+                        eprintln!(
+                            "{}: {}: rules applied: {}",
+                            target.label,
+                            c.name,
+                            c.rules.join(", ")
+                        );
+                    }
                 }
                 if let Some(g) = &m.record.grace {
                     eprintln!("{}: terminationGracePeriodSeconds {g}", target.label);

@@ -25,7 +25,7 @@ use crate::kube_version::KubeVersion;
 use crate::policy::annotations;
 use crate::policy::effective::is_nginx_image;
 use crate::policy::spec::{ExistingHook, HelperMode};
-use crate::policy::{ContainerPolicy, EffectivePolicy};
+use crate::policy::{ContainerPolicy, EffectivePolicy, Resolution};
 use patch::PatchBuilder;
 use record::{ContainerRecord, Injection, Record};
 
@@ -116,16 +116,8 @@ pub fn mutate(pod: &Pod, policy: &EffectivePolicy, ctx: &Context) -> Result<Muta
                 continue;
             }
         };
-        let (outcome, uses_helper) = mutate_container(
-            pod,
-            index,
-            c,
-            &resolution.policy,
-            ctx,
-            &helper_pod,
-            &mut b,
-            &mut m,
-        )?;
+        let (outcome, uses_helper) =
+            mutate_container(pod, index, c, &resolution, ctx, &helper_pod, &mut b, &mut m)?;
         helper_used |= uses_helper;
         match outcome {
             HookOwnership::Owned(pre_stop) => budgets.push(grace::Budget {
@@ -218,7 +210,7 @@ fn mutate_container(
     pod: &Pod,
     index: usize,
     c: &Container,
-    p: &ContainerPolicy,
+    resolution: &Resolution<'_>,
     ctx: &Context,
     helper_pod: &helper::PodState,
     b: &mut PatchBuilder,
@@ -227,9 +219,11 @@ fn mutate_container(
     let idx = index.to_string();
     let at = |field: &'static str| ["spec", "containers", idx.as_str(), field];
     let image = c.image.as_deref().unwrap_or_default();
+    let p: &ContainerPolicy = &resolution.policy;
     let mut rec = ContainerRecord {
         name: c.name.clone(),
         items: Vec::new(),
+        rules: resolution.rules.iter().map(|r| r.to_string()).collect(),
     };
     let helper_mount = helper::container_state(c);
     let conflict = match (helper_pod, &helper_mount) {
@@ -253,51 +247,40 @@ fn mutate_container(
     let mut installed: Option<&LifecycleHandler> = None;
     let ownership = match (existing, &plan.hook) {
         (None, None) => HookOwnership::Owned(0),
+        // Already podgrace's (a reinvocation): nothing to write.
         (Some(e), Some(h)) if *e == h.handler => {
             hook_env.clone_from(&h.env);
             installed = Some(&h.handler);
             HookOwnership::Owned(h.seconds)
         }
-        (Some(_), Some(h)) if p.existing == ExistingHook::Replace || existing.is_none() => {
-            let value = to_json("preStop handler", &h.handler)?;
-            if c.lifecycle.is_some() {
-                b.set(
-                    ["spec", "containers", idx.as_str(), "lifecycle", "preStop"],
-                    value,
-                );
-            } else {
-                b.set(at("lifecycle"), json!({ "preStop": value }));
-            }
-            rec.items.push(format!("preStop={} (replaced)", h.label));
-            m.record.injections.push(Injection::PreStop);
-            hook_env.clone_from(&h.env);
-            installed = Some(&h.handler);
-            HookOwnership::Owned(h.seconds)
-        }
-        (None, Some(h)) => {
-            let value = to_json("preStop handler", &h.handler)?;
-            if c.lifecycle.is_some() {
-                b.set(
-                    ["spec", "containers", idx.as_str(), "lifecycle", "preStop"],
-                    value,
-                );
-            } else {
-                b.set(at("lifecycle"), json!({ "preStop": value }));
-            }
-            rec.items.push(format!("preStop={}", h.label));
-            m.record.injections.push(Injection::PreStop);
-            hook_env.clone_from(&h.env);
-            installed = Some(&h.handler);
-            HookOwnership::Owned(h.seconds)
-        }
-        (Some(e), wanted) => {
-            if wanted.is_some() {
-                m.warnings.push(warnings::container(
-                    &c.name,
-                    "kept its own preStop hook (policy preStop.existing: keep)",
-                ));
-            }
+        (Some(e), None) => HookOwnership::Kept(prestop::estimate_seconds(e).unwrap_or(0)),
+        (Some(e), Some(_)) if p.existing == ExistingHook::Keep => {
+            m.warnings.push(warnings::container(
+                &c.name,
+                "kept its own preStop hook (policy preStop.existing: keep)",
+            ));
             HookOwnership::Kept(prestop::estimate_seconds(e).unwrap_or(0))
+        }
+        (_, Some(h)) => {
+            let value = to_json("preStop handler", &h.handler)?;
+            if c.lifecycle.is_some() {
+                b.set(
+                    ["spec", "containers", idx.as_str(), "lifecycle", "preStop"],
+                    value,
+                );
+            } else {
+                b.set(at("lifecycle"), json!({ "preStop": value }));
+            }
+            let replaced = if existing.is_some() {
+                " (replaced)"
+            } else {
+                ""
+            };
+            rec.items.push(format!("preStop={}{replaced}", h.label));
+            m.record.injections.push(Injection::PreStop);
+            hook_env.clone_from(&h.env);
+            installed = Some(&h.handler);
+            HookOwnership::Owned(h.seconds)
         }
     };
     let final_hook = installed.or(existing);

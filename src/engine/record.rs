@@ -46,6 +46,8 @@ pub struct ContainerRecord {
     pub name: String,
     /// `key=value` items in patch order.
     pub items: Vec<String>,
+    /// The policy rules that matched the container (not written on the pod).
+    pub rules: Vec<String>,
 }
 
 /// What happened to the pod.
@@ -97,6 +99,7 @@ mod tests {
             &[ContainerRecord {
                 name: "app".into(),
                 items: vec!["preStop=sleep 10s".into(), "env=POD_IP".into()],
+                rules: vec![],
             }],
         );
         assert_eq!(first, "app: preStop=sleep 10s env=POD_IP");
@@ -105,6 +108,7 @@ mod tests {
             &[ContainerRecord {
                 name: "late".into(),
                 items: vec!["env=POD_IP".into()],
+                rules: vec![],
             }],
         );
         assert_eq!(
