@@ -19,13 +19,9 @@ impl KubeVersion {
     }
 
     /// The native `preStop.sleep` handler is on by default (beta since 1.30, GA in 1.34).
+    /// (`sleep.seconds: 0` needs 1.33; podgrace never writes it: a zero sleep is no hook.)
     pub fn has_native_sleep(self) -> bool {
         self >= KubeVersion::new(1, 30)
-    }
-
-    /// `sleep.seconds: 0` is accepted (1.33+).
-    pub fn allows_zero_sleep(self) -> bool {
-        self >= KubeVersion::new(1, 33)
     }
 
     /// From the API server's `/version` fields; providers append `+` or other suffixes to the
@@ -84,7 +80,5 @@ mod tests {
     fn feature_gates_follow_the_release_history() {
         assert!(!KubeVersion::new(1, 29).has_native_sleep());
         assert!(KubeVersion::new(1, 30).has_native_sleep());
-        assert!(!KubeVersion::new(1, 32).allows_zero_sleep());
-        assert!(KubeVersion::new(1, 33).allows_zero_sleep());
     }
 }

@@ -146,14 +146,6 @@ impl EffectivePolicy {
         }
     }
 
-    /// Convenience for callers holding shared layers.
-    pub fn from_shared(
-        cluster: Option<&Arc<PolicyLayer>>,
-        namespace: Option<&Arc<PolicyLayer>>,
-    ) -> Self {
-        Self::new(cluster.map(|l| &**l), namespace.map(|l| &**l))
-    }
-
     /// The built-in policy alone.
     pub fn builtin() -> Self {
         Self::new(None, None)
