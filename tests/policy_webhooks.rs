@@ -204,3 +204,116 @@ async fn validate_denies_invalid_policies_with_the_field_path_and_allowed_values
     );
     server.stop().await;
 }
+
+/// The real binary in cluster mode, reaching the (test) API server through `--kubeconfig`:
+/// ready only after the policy list, then following a ConfigMap created in the cluster.
+#[tokio::test]
+async fn serve_with_a_kubeconfig_watches_the_cluster() {
+    let api = FakeApi::start("podgrace-policy").await;
+    api.hold_lists(true);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: test, cluster: {{server: 'http://{}'}}}}]\nusers: [{{name: test, user: {{}}}}]\ncontexts: [{{name: test, context: {{cluster: test, user: test}}}}]\ncurrent-context: test\n",
+            api.addr
+        ),
+    )
+    .unwrap();
+    let pki = common::https::pki();
+    std::fs::write(dir.path().join("tls.crt"), &pki.cert_pem).unwrap();
+    std::fs::write(dir.path().join("tls.key"), &pki.key_pem).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_podgrace"))
+        .args(["serve", "--log-format", "text", "--drain-seconds", "0"])
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .arg("--tls-cert-file")
+        .arg(dir.path().join("tls.crt"))
+        .arg("--tls-key-file")
+        .arg(dir.path().join("tls.key"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = common::https::client(&[&pki.ca_cert_pem]);
+    let url = |p: &str| format!("https://localhost:{port}{p}");
+    let status = |path: &'static str| {
+        let (client, u) = (client.clone(), url(path));
+        async move {
+            client
+                .get(u)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
+    };
+    let start = Instant::now();
+    while status("/healthz").await != 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the webhook did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        status("/readyz").await,
+        503,
+        "not ready before the policy list"
+    );
+    api.hold_lists(false);
+    let start = Instant::now();
+    while status("/readyz").await != 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "not ready after the list"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    api.put(
+        "probe",
+        "podgrace-policy",
+        &[("policy.yaml", "preStop: {sleepSeconds: 27}")],
+    );
+    let body = read_fixture("admission/pod-create-kubectl-apply.json");
+    let start = Instant::now();
+    loop {
+        let out: Value = client
+            .post(url("/mutate"))
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let patch = base64::engine::general_purpose::STANDARD
+            .decode(out["response"]["patch"].as_str().unwrap())
+            .unwrap();
+        if String::from_utf8_lossy(&patch).contains("\"seconds\":27") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "the ConfigMap did not reach the patch"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        api.requests()
+            .iter()
+            .any(|r| r.starts_with("GET /api/v1/configmaps?")),
+        "{:?}",
+        api.requests()
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -263,3 +263,21 @@ async fn connections_beyond_the_limit_wait_for_a_free_slot() {
     assert_eq!(served.unwrap().unwrap().status(), 200);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_body_that_never_finishes_gets_408() {
+    let server = TestServer::start(|o| o.request_timeout = Duration::from_millis(500)).await;
+    let mut stream = tls_connect(server.addr, &[&server.pki.ca_cert_pem]).await;
+    stream
+        .write_all(b"POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"apiVersion\":")
+        .await
+        .unwrap();
+    let mut buf = vec![0; 256];
+    let n = tokio::time::timeout(Duration::from_secs(3), stream.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    server.stop().await;
+}

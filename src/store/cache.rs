@@ -84,7 +84,7 @@ impl PolicyCache {
                 self.publish(&layers);
                 Applied::Accepted
             }
-            Err(e) => self.refused(&layers, "cluster", &e.origin.clone(), e.to_string()),
+            Err(e) => self.refused(&layers, "cluster", &e.origin, e.to_string()),
         }
     }
 
@@ -93,7 +93,7 @@ impl PolicyCache {
         let mut layers = self.lock();
         let layer = match result {
             Ok(layer) => layer,
-            Err(e) => return self.refused(&layers, namespace, &e.origin.clone(), e.to_string()),
+            Err(e) => return self.refused(&layers, namespace, &e.origin, e.to_string()),
         };
         if let Some(e) = EffectivePolicy::new(layers.cluster.as_deref(), Some(&layer))
             .check()
