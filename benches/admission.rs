@@ -1,8 +1,9 @@
 //! `admission`: the CPU cost of answering one captured AdmissionReview, without sockets: what the
 //! floor server does (parse into kube's `AdmissionReview<DynamicObject>`, answer "allowed") next
 //! to what podgrace does (parse, engine, base64 patch, encode). The load benchmark
-//! (bench/load.sh) measures the same two over HTTPS. `namespaces`: the policy lookup and the
-//! engine with 1 and with 1,000 namespace policies loaded.
+//! (bench/load.sh) measures the same two over HTTPS. `parts`: podgrace's answer piece by piece
+//! (the decoding next to the floor's, the engine, the encoding, the log line). `namespaces`: the
+//! policy lookup and the engine with 1 and with 1,000 namespace policies loaded.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use kube::core::DynamicObject;
@@ -31,7 +32,7 @@ fn podgrace(body: &[u8], policy: &EffectivePolicy) -> Vec<u8> {
     let Ok(Decoded::Typed(req)) = review::decode_pod(body) else {
         panic!()
     };
-    let m = engine::mutate(req.object.as_ref().unwrap(), policy, &Context::default()).unwrap();
+    let m = engine::mutate(&req.object.as_ref().unwrap().0, policy, &Context::default()).unwrap();
     let mut resp = AdmissionResponse::from(&*req).with_patch(m.patch).unwrap();
     resp.warnings = Some(m.warnings);
     review::encode(&resp)
@@ -64,7 +65,7 @@ fn namespaces(c: &mut Criterion) {
     let Ok(Decoded::Typed(req)) = review::decode_pod(BODY) else {
         panic!()
     };
-    let pod = req.object.clone().unwrap();
+    let pod = req.object.clone().unwrap().0;
     let mut g = c.benchmark_group("namespaces");
     for n in [1, 1000] {
         let cache = cache_with(n);
@@ -87,6 +88,68 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("podgrace_answer", |b| {
         b.iter(|| podgrace(black_box(BODY), &policy))
+    });
+    g.finish();
+
+    // The same work, piece by piece, to see where podgrace's extra time goes.
+    let mut g = c.benchmark_group("parts");
+    g.bench_function("decode_floor_dynamic", |b| {
+        b.iter(|| {
+            serde_json::from_slice::<AdmissionReview<DynamicObject>>(black_box(BODY)).unwrap()
+        })
+    });
+    g.bench_function("decode_full_pod", |b| {
+        b.iter(|| {
+            serde_json::from_slice::<AdmissionReview<k8s_openapi::api::core::v1::Pod>>(black_box(
+                BODY,
+            ))
+            .unwrap()
+        })
+    });
+    g.bench_function("decode_podgrace", |b| {
+        b.iter(|| review::decode_pod(black_box(BODY)).unwrap())
+    });
+    let Ok(Decoded::Typed(req)) = review::decode_pod(BODY) else {
+        panic!()
+    };
+    let pod = &req.object.as_ref().unwrap().0;
+    g.bench_function("engine", |b| {
+        b.iter(|| engine::mutate(black_box(pod), &policy, &Context::default()).unwrap())
+    });
+    let m = engine::mutate(pod, &policy, &Context::default()).unwrap();
+    g.bench_function("encode", |b| {
+        b.iter_batched(
+            || (m.patch.clone(), m.warnings.clone()),
+            |(patch, warnings)| {
+                let mut resp = AdmissionResponse::from(&*req).with_patch(patch).unwrap();
+                resp.warnings = Some(warnings);
+                review::encode(&resp)
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    // The admission log line as `serve` formats it (JSON), to a sink.
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(std::io::sink)
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        g.bench_function("log_line", |b| {
+            b.iter(|| {
+                tracing::info!(
+                    uid = %req.uid,
+                    namespace = "probe",
+                    pod = "probe-pod",
+                    dry_run = false,
+                    decision = "patched",
+                    reason = "",
+                    latency_us = 57u64,
+                    "admission"
+                )
+            })
+        });
     });
     g.finish();
 }

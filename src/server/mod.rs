@@ -14,6 +14,7 @@
 pub mod health;
 pub mod listener;
 pub mod mutate;
+pub mod pod_wire;
 pub mod review;
 pub mod validate;
 

@@ -10,10 +10,10 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use k8s_openapi::api::core::v1::Pod;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
 
 use super::AppState;
+use super::pod_wire::WirePod;
 use super::review::{self, Decoded, ReviewError};
 use crate::engine;
 use crate::metrics::{EndpointLabel, KindLabel};
@@ -50,9 +50,10 @@ pub async fn mutate(State(state): State<Arc<AppState>>, body: Bytes) -> Response
     response
 }
 
-fn answer(state: &AppState, req: &AdmissionRequest<Pod>, start: Instant) -> Response {
+fn answer(state: &AppState, req: &AdmissionRequest<WirePod>, start: Instant) -> Response {
     let resp = AdmissionResponse::from(req);
-    let (Operation::Create, None, Some(pod)) = (&req.operation, &req.sub_resource, &req.object)
+    let (Operation::Create, None, Some(WirePod(pod))) =
+        (&req.operation, &req.sub_resource, &req.object)
     else {
         state.metrics.request(ENDPOINT, "ignored");
         return json(&resp);
@@ -133,7 +134,7 @@ fn audit(record: &engine::record::Record) -> HashMap<String, String> {
 
 fn internal_error(
     state: &AppState,
-    req: &AdmissionRequest<Pod>,
+    req: &AdmissionRequest<WirePod>,
     namespace: &str,
     name: &str,
     error: &str,

@@ -1,13 +1,14 @@
-//! AdmissionReview on the wire. Requests decode straight into `kube`'s `AdmissionRequest<Pod>`
-//! (one pass over the body, no intermediate tree). Responses are written by hand around `kube`'s
+//! AdmissionReview on the wire. Requests decode straight into `kube`'s `AdmissionRequest`
+//! (one pass over the body, no intermediate tree; pods as [`WirePod`]). Responses are written by hand around `kube`'s
 //! `AdmissionResponse` because its serializer emits `patch` as an array of numbers; the API
 //! documents a base64 string, which is also a third of the size.
 
 use base64::Engine as _;
-use k8s_openapi::api::core::v1::Pod;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse};
 use kube::core::{DynamicObject, Resource, Status, TypeMeta};
 use serde::{Deserialize, Serialize};
+
+use super::pod_wire::WirePod;
 
 /// Why a body is not an AdmissionReview we can answer.
 #[derive(Debug, thiserror::Error)]
@@ -71,8 +72,8 @@ where
 }
 
 /// Decodes a pod review.
-pub fn decode_pod(body: &[u8]) -> Result<Decoded<Pod>, ReviewError> {
-    decode::<Pod>(body)
+pub fn decode_pod(body: &[u8]) -> Result<Decoded<WirePod>, ReviewError> {
+    decode::<WirePod>(body)
 }
 
 #[derive(Serialize)]
@@ -142,7 +143,10 @@ mod tests {
         assert_eq!(req.uid, "805e6736-4d6b-4f4f-bf08-6ec37a10c773");
         assert_eq!(req.types.api_version, "admission.k8s.io/v1");
         assert_eq!(req.namespace.as_deref(), Some("probe"));
-        assert_eq!(req.object.unwrap().spec.unwrap().containers[0].name, "app");
+        assert_eq!(
+            req.object.unwrap().0.spec.unwrap().containers[0].name,
+            "app"
+        );
     }
 
     #[test]
