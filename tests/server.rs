@@ -182,6 +182,17 @@ async fn other_kinds_and_operations_are_allowed_without_a_patch() {
     assert_eq!(status, 200);
     assert_eq!(out["response"]["uid"], "u1");
     assert!(out["response"].get("patch").is_none());
+
+    // A custom resource called Pod, whose object reads like a pod: not podgrace's business.
+    let crd = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "u2", "kind": {"group": "example.com", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "example.com", "version": "v1", "resource": "pods"}, "operation": "CREATE",
+        "userInfo": {}, "object": {"metadata": {"name": "x"},
+            "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}, "oldObject": null}});
+    let (status, out) = post(&server, "/mutate", crd.to_string()).await;
+    assert_eq!((status, &out["response"]["uid"]), (200, &json!("u2")));
+    assert!(out["response"].get("patch").is_none(), "{out}");
+    assert!(out["response"].get("warnings").is_none(), "{out}");
     server.stop().await;
 }
 

@@ -10,6 +10,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use kube::core::GroupVersionKind;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
 
 use super::AppState;
@@ -27,7 +28,7 @@ pub async fn mutate(State(state): State<Arc<AppState>>, body: Bytes) -> Response
         Ok(Decoded::Typed(req)) => answer(&state, &req, start),
         Ok(Decoded::Other(req, why)) => {
             let resp = AdmissionResponse::from(&*req);
-            if req.kind.kind == "Pod" && req.sub_resource.is_none() {
+            if is_pod(&req.kind) && req.sub_resource.is_none() {
                 // A pod podgrace cannot read is still admitted, untouched.
                 state.metrics.request(ENDPOINT, "error");
                 tracing::error!(uid = %req.uid, error = %why, "pod not readable; admitted without changes");
@@ -52,9 +53,13 @@ pub async fn mutate(State(state): State<Arc<AppState>>, body: Bytes) -> Response
 
 fn answer(state: &AppState, req: &AdmissionRequest<WirePod>, start: Instant) -> Response {
     let resp = AdmissionResponse::from(req);
-    let (Operation::Create, None, Some(WirePod(pod))) =
-        (&req.operation, &req.sub_resource, &req.object)
-    else {
+    // The webhook configuration routes only pod creation here; anything else passes untouched.
+    let (true, Operation::Create, None, Some(WirePod(pod))) = (
+        is_pod(&req.kind),
+        &req.operation,
+        &req.sub_resource,
+        &req.object,
+    ) else {
         state.metrics.request(ENDPOINT, "ignored");
         return json(&resp);
     };
@@ -115,6 +120,11 @@ fn answer(state: &AppState, req: &AdmissionRequest<WirePod>, start: Instant) -> 
         "admission"
     );
     json(&resp)
+}
+
+/// Core `v1` pods, not a custom resource that happens to be called Pod.
+fn is_pod(kind: &GroupVersionKind) -> bool {
+    kind.group.is_empty() && kind.kind == "Pod"
 }
 
 fn audit(record: &engine::record::Record) -> HashMap<String, String> {

@@ -46,10 +46,14 @@ impl k8s_openapi::Metadata for WirePod {
     }
 }
 
-/// The members decoded; others (`apiVersion`, `kind`, `status`, unknown ones) are skipped
-/// without being materialised. The review's `request.kind` says the object is a Pod.
+/// The members decoded; others (`status`, unknown ones) are skipped without being materialised.
 #[derive(Deserialize)]
-struct Members {
+#[serde(rename_all = "camelCase")]
+struct Members<'a> {
+    #[serde(borrow)]
+    api_version: Option<Key<'a>>,
+    #[serde(borrow)]
+    kind: Option<Key<'a>>,
     #[serde(default, deserialize_with = "metadata_without_managed_fields")]
     metadata: ObjectMeta,
     #[serde(default)]
@@ -59,6 +63,25 @@ struct Members {
 impl<'de> Deserialize<'de> for WirePod {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let m = Members::deserialize(deserializer)?;
+        // As strict as k8s-openapi's own `Pod`: other values are some other object; absent
+        // ones are accepted, as it does.
+        for (member, found, expected) in [
+            (
+                "apiVersion",
+                &m.api_version,
+                <Pod as k8s_openapi::Resource>::API_VERSION,
+            ),
+            ("kind", &m.kind, <Pod as k8s_openapi::Resource>::KIND),
+        ] {
+            if let Some(Key(v)) = found
+                && v != expected
+            {
+                return Err(de::Error::invalid_value(
+                    de::Unexpected::Str(v),
+                    &format!("{member} {expected}").as_str(),
+                ));
+            }
+        }
         Ok(WirePod(Box::new(Pod {
             metadata: m.metadata,
             spec: m.spec,
@@ -121,28 +144,28 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for SkipMember<A> {
     }
 }
 
-/// A member name, borrowed from the input when it has no escapes.
+/// A member name or short string, borrowed from the input when it has no escapes.
 struct Key<'de>(Cow<'de, str>);
 
-impl<'de> Deserialize<'de> for Key<'de> {
+impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
+        struct KeyVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for KeyVisitor<'a> {
+            type Value = Key<'a>;
 
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a member name")
+                f.write_str("a string")
             }
 
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'a>, E> {
                 Ok(Key(Cow::Borrowed(v)))
             }
 
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'a>, E> {
                 Ok(Key(Cow::Owned(v.to_owned())))
             }
         }
-        deserializer.deserialize_str(KeyVisitor)
+        deserializer.deserialize_str(KeyVisitor(std::marker::PhantomData))
     }
 }
 
@@ -223,7 +246,8 @@ mod tests {
 
     #[test]
     fn escaped_member_names_and_a_skipped_member_anywhere_in_metadata() {
-        let json = br#"{"metadata":{"managedFields":[{"manager":"x","fieldsV1":{"f:a":{}}}],
+        let json = br#"{"apiVersion":"v1","kind":"Pod",
+            "metadata":{"managedFields":[{"manager":"x","fieldsV1":{"f:a":{}}}],
             "n\u0061me":"p","labels":{"a":"b"},"managedFields":null},"spec":{"containers":[]}}"#;
         let pod: WirePod = serde_json::from_slice(json).unwrap();
         assert_eq!(pod.0.metadata.name.as_deref(), Some("p"));
@@ -234,14 +258,40 @@ mod tests {
 
     #[test]
     fn malformed_members_are_still_errors() {
-        let err = serde_json::from_slice::<WirePod>(br#"{"metadata":{"labels":[1]}}"#)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("invalid type"), "{err}");
-        let err = serde_json::from_slice::<WirePod>(br#"{"spec":{"containers":{}}}"#)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("invalid type"), "{err}");
-        assert!(serde_json::from_slice::<WirePod>(br#"{"metadata":{"managedFields":[}}"#).is_err());
+        let pod = |rest: &str| format!(r#"{{"apiVersion":"v1","kind":"Pod",{rest}}}"#);
+        for (json, expected) in [
+            (pod(r#""metadata":{"labels":[1]}"#), "invalid type"),
+            (pod(r#""spec":{"containers":{}}"#), "invalid type"),
+            (pod(r#""metadata":{"managedFields":[}"#), "expected value"),
+        ] {
+            let err = serde_json::from_str::<WirePod>(&json)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expected), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn other_objects_are_not_pods() {
+        for (json, expected) in [
+            (
+                r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{}}"#,
+                "expected kind Pod",
+            ),
+            (
+                r#"{"apiVersion":"apps/v1","kind":"Pod","metadata":{}}"#,
+                "expected apiVersion v1",
+            ),
+        ] {
+            let err = serde_json::from_str::<WirePod>(json)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expected), "{json}: {err}");
+            // k8s-openapi's Pod refuses the same objects.
+            assert!(serde_json::from_str::<Pod>(json).is_err());
+        }
+        // Both accept an object that does not say what it is.
+        assert!(serde_json::from_str::<WirePod>(r#"{"metadata":{}}"#).is_ok());
+        assert!(serde_json::from_str::<Pod>(r#"{"metadata":{}}"#).is_ok());
     }
 }
