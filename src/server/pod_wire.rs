@@ -145,7 +145,7 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for SkipMember<A> {
 }
 
 /// A member name or short string, borrowed from the input when it has no escapes.
-struct Key<'de>(Cow<'de, str>);
+struct Key<'a>(Cow<'a, str>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

@@ -1,7 +1,7 @@
-//! AdmissionReview on the wire. Requests decode straight into `kube`'s `AdmissionRequest`
-//! (one pass over the body, no intermediate tree; pods as [`WirePod`]). Responses are written by hand around `kube`'s
-//! `AdmissionResponse` because its serializer emits `patch` as an array of numbers; the API
-//! documents a base64 string, which is also a third of the size.
+//! AdmissionReview on the wire. Requests decode straight into `kube`'s `AdmissionRequest` (one
+//! pass over the body, no intermediate tree; pods as [`WirePod`]). Responses are written by hand
+//! around `kube`'s `AdmissionResponse` because its serializer emits `patch` as an array of
+//! numbers; the API documents a base64 string, which is also a third of the size.
 
 use base64::Engine as _;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse};
