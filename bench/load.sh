@@ -4,18 +4,18 @@
 # captured AdmissionReview as the body. Reports requests/s and p50/p99/p99.9 at fixed
 # concurrency (saturation) and at a fixed rate (tail latency), plus RSS.
 #
-#   bench/load.sh                 # 10 s per scenario
-#   DURATION=30s ROUNDS=5 bench/load.sh
+#   bench/load.sh                 # 5 rounds of 10 s per scenario and server (about 6 minutes)
+#   DURATION=30s ROUNDS=7 bench/load.sh
 #
 # The two servers are measured alternately, ROUNDS times per scenario, and the median round is
-# reported: on a shared 2-core machine single runs vary by 20 %.
+# reported, with every round's ratio: on a shared 2-core machine single runs vary by 20 %.
 #
 # Needs oha (installed with `cargo install oha --locked` if missing). Results: bench/out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10s}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 RATE=${RATE:-2000}
 OUT=bench/out
 BODY=tests/fixtures/admission/pod-create-kubectl-apply.json
@@ -92,6 +92,13 @@ for name in ["podgrace", "floor"]:
     lines.append(f"\n{name} RSS after the run: {now:.1f} MiB (peak {peak:.1f} MiB)")
 ratio = [load("podgrace", l)[0] / load("floor", l)[0] for l in ("c16", "c64")]
 lines.append(f"\npodgrace / floor throughput: {ratio[0]:.0%} at 16 connections, {ratio[1]:.0%} at 64")
+# Round by round (each podgrace run next to the floor run that followed it): the spread says how
+# far one round can be trusted on this machine.
+for label in ("c16", "c64"):
+    per = [one("podgrace", label, r)[0] / one("floor", label, r)[0] for r in range(1, rounds + 1)]
+    lines.append(f"  rounds at {label}: " + ", ".join(f"{x:.0%}" for x in per))
+p99s = [f"{one('podgrace', 'rate', r)[2]:.2f}/{one('floor', 'rate', r)[2]:.2f}" for r in range(1, rounds + 1)]
+lines.append(f"  p99 ms at {rate} req/s, podgrace/floor, rounds: " + ", ".join(p99s))
 text = "\n".join(lines)
 (out / "results.md").write_text(text + "\n")
 print(text)
