@@ -122,10 +122,8 @@ fn bench(c: &mut Criterion) {
     g.bench_function("patch_json", |b| {
         b.iter(|| serde_json::to_vec(black_box(&m.patch)).unwrap())
     });
-    let mut resp = AdmissionResponse::from(&*req)
-        .with_patch(m.patch.clone())
-        .unwrap();
-    resp.warnings = Some(m.warnings.clone());
+    let mut resp = AdmissionResponse::from(&*req).with_patch(m.patch).unwrap();
+    resp.warnings = Some(m.warnings);
     g.bench_function("encode", |b| b.iter(|| review::encode(black_box(&resp))));
     // The admission log line as `serve` formats it (JSON), to a sink.
     let subscriber = tracing_subscriber::fmt()
