@@ -1,5 +1,7 @@
 //! Property tests over generated pods (with fields unknown to k8s-openapi, existing hooks, env,
-//! probes, annotations) and generated policies: the guarantees of the engine hold for all of them.
+//! probes, annotations, scheduling members, volumes of every common source) and generated
+//! policies: the guarantees of the engine hold for all of them, and `/mutate`'s partial decoding
+//! of the pod (`WirePod`) gets the same answer as the whole pod.
 
 mod common;
 
@@ -10,6 +12,7 @@ use k8s_openapi::api::core::v1::Pod;
 use podgrace::engine::{self, Context};
 use podgrace::kube_version::KubeVersion;
 use podgrace::policy::EffectivePolicy;
+use podgrace::server::pod_wire::WirePod;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -145,6 +148,18 @@ fn pod() -> impl Strategy<Value = Value> {
             None,
             Some(json!({"volumes": [{"name": "data", "emptyDir": {}}], "initContainers": [{"name": "migrate", "image": "m"}]})),
             Some(json!({"volumes": [{"name": "podgrace-helper", "configMap": {"name": "x"}}]})),
+            // podgrace's own helper, already injected (a reinvocation).
+            Some(json!({"volumes": [{"name": "podgrace-helper", "emptyDir": {}}], "initContainers": [{"name": "podgrace-helper", "image": "podgrace"}]})),
+            // What the API server adds, and what schedulers and security read.
+            Some(json!({
+                "volumes": [{"name": "kube-api-access-x", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}, {"configMap": {"name": "kube-root-ca.crt"}}]}},
+                            {"name": "cache", "emptyDir": {"sizeLimit": "1Gi"}}, {"name": "conf", "secret": {"secretName": "s"}}],
+                "tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}],
+                "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}]}}},
+                "securityContext": {"runAsNonRoot": true}, "serviceAccountName": "app", "dnsPolicy": "ClusterFirst",
+                "nodeSelector": {"pool": "web"}, "priority": 0, "enableServiceLinks": false,
+                "initContainers": [{"name": "migrate", "image": "m"}]
+            })),
         ]),
     )
         .prop_map(|(mut containers, grace, restart, annotations, labels, with_istio, extra_spec)| {
@@ -266,6 +281,13 @@ proptest! {
         // Idempotent: the engine on its own output changes nothing.
         let again = engine::mutate(&result, &eff, &ctx).unwrap();
         prop_assert!(again.patch.0.is_empty(), "second run: {}", serde_json::to_string(&again.patch).unwrap());
+
+        // `/mutate` decodes only what the engine reads: the answer is the same.
+        let wire: WirePod = serde_json::from_value(raw.clone()).unwrap();
+        let from_wire = engine::mutate(&wire.0, &eff, &ctx).unwrap();
+        prop_assert_eq!(&from_wire.patch, &m.patch);
+        prop_assert_eq!(&from_wire.warnings, &m.warnings);
+        prop_assert_eq!(&from_wire.record, &m.record);
 
         // Deterministic.
         let twice = engine::mutate(&typed, &eff, &ctx).unwrap();

@@ -1,26 +1,45 @@
-//! How `/mutate` reads the pod off the wire: into k8s-openapi's `Pod`, minus the members the
-//! webhook never reads and that cost the most to materialise.
+//! How `/mutate` reads the pod off the wire: into k8s-openapi's `Pod`, with only the members the
+//! engine reads.
 //!
-//! `metadata.managedFields` is an opaque `fieldsV1` JSON tree per field manager; decoding it is
-//! about a quarter of the cost of decoding a typical review (`cargo bench --bench admission`,
-//! `parts/*`), and `status` is empty or irrelevant on CREATE. Everything the engine reads
-//! (all other metadata, the whole spec) is decoded as usual; the engine's patch never touches
-//! the skipped members, so what it computes is the same as for the fully decoded pod (tested
-//! below and in `tests/server.rs` against the captured reviews).
+//! Decoding a review is most of the cost of answering it (`cargo bench --bench admission`,
+//! `parts/*`), and most of that is members the engine never looks at: `metadata.managedFields`
+//! (an opaque `fieldsV1` tree per field manager), `status`, the scheduling, security and DNS
+//! members of the spec, and the source of every volume (the service-account token alone is a
+//! projected volume of three sources). Those are skipped by the parser (still checked to be
+//! well-formed JSON, never built). What is decoded is decoded by k8s-openapi, as usual: all
+//! other metadata, the containers and init containers whole, and of each volume its name and
+//! `emptyDir` (how the engine tells its own helper volume from a foreign one).
+//!
+//! The engine's patch is written against the JSON the API server sent, never against this
+//! decoded pod, so the skipped members are kept as they are; what it computes is the same as for
+//! the whole pod (unit tests below, the property test in `tests/properties.rs`, and
+//! `tests/server.rs` against the captured reviews). An engine change that starts reading another
+//! member of the spec must add it to [`SPEC_MEMBERS`]; the property test fails until it does.
 
 use std::borrow::Cow;
 use std::fmt;
+use std::marker::PhantomData;
 
-use k8s_openapi::api::core::v1::{Pod, PodSpec};
+use k8s_openapi::api::core::v1::{Pod, PodSpec, Volume};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::value::{CowStrDeserializer, MapAccessDeserializer};
 use serde::de::{self, DeserializeSeed, IgnoredAny, IntoDeserializer, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-/// The member of `metadata` that is skipped.
+/// The members of `spec` the engine reads. `volumes` is decoded apart (names and `emptyDir`).
+pub const SPEC_MEMBERS: [&str; 4] = [
+    "containers",
+    "initContainers",
+    "restartPolicy",
+    "terminationGracePeriodSeconds",
+];
+/// The members of each volume the engine reads.
+pub const VOLUME_MEMBERS: [&str; 2] = ["name", "emptyDir"];
+/// The member of `metadata` that is skipped (everything else in it is read).
 const SKIPPED_METADATA: &str = "managedFields";
 
-/// A pod as `/mutate` decodes it: a k8s-openapi [`Pod`] with no `managedFields` and no `status`.
+/// A pod as `/mutate` decodes it: a k8s-openapi [`Pod`] holding only what the engine reads
+/// (see the module documentation).
 /// Boxed: a `Pod` is 2.4 KB inline and the review holds two, moved a few times while decoding.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct WirePod(pub Box<Pod>);
@@ -56,7 +75,7 @@ struct Members<'a> {
     kind: Option<Key<'a>>,
     #[serde(default, deserialize_with = "metadata_without_managed_fields")]
     metadata: ObjectMeta,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "spec_members")]
     spec: Option<PodSpec>,
 }
 
@@ -90,34 +109,110 @@ impl<'de> Deserialize<'de> for WirePod {
     }
 }
 
+/// Decodes an object of type `T` (by k8s-openapi) from only the members `keep` accepts.
+struct Only<T> {
+    keep: fn(&str) -> bool,
+    expecting: &'static str,
+    marker: PhantomData<T>,
+}
+
+impl<T> Only<T> {
+    fn new(keep: fn(&str) -> bool, expecting: &'static str) -> Self {
+        Only {
+            keep,
+            expecting,
+            marker: PhantomData,
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for Only<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        T::deserialize(MapAccessDeserializer::new(Filtered {
+            inner: map,
+            keep: self.keep,
+            volumes: None,
+        }))
+    }
+}
+
 fn metadata_without_managed_fields<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<ObjectMeta, D::Error> {
-    struct MetaVisitor;
-    impl<'de> Visitor<'de> for MetaVisitor {
-        type Value = ObjectMeta;
+    deserializer.deserialize_map(Only::new(
+        |key| key != SKIPPED_METADATA,
+        "an ObjectMeta object",
+    ))
+}
+
+/// The spec's members the engine reads; `volumes` is taken aside while the map is read, decoded
+/// volume by volume, and put back into the spec afterwards.
+fn spec_members<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<PodSpec>, D::Error> {
+    struct SpecVisitor;
+    impl<'de> Visitor<'de> for SpecVisitor {
+        type Value = Option<PodSpec>;
 
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("an ObjectMeta object")
+            f.write_str("a PodSpec object")
         }
 
-        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ObjectMeta, A::Error> {
-            ObjectMeta::deserialize(MapAccessDeserializer::new(SkipMember {
+        fn visit_unit<E: de::Error>(self) -> Result<Option<PodSpec>, E> {
+            Ok(None)
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Option<PodSpec>, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<PodSpec>, D::Error> {
+            d.deserialize_map(self)
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Option<PodSpec>, A::Error> {
+            let mut volumes = None;
+            let mut spec = PodSpec::deserialize(MapAccessDeserializer::new(Filtered {
                 inner: map,
-                skip: SKIPPED_METADATA,
-            }))
+                keep: |key| SPEC_MEMBERS.contains(&key),
+                volumes: Some(&mut volumes),
+            }))?;
+            spec.volumes = volumes
+                .flatten()
+                .map(|v| v.into_iter().map(|v| v.0).collect());
+            Ok(Some(spec))
         }
     }
-    deserializer.deserialize_map(MetaVisitor)
+    deserializer.deserialize_option(SpecVisitor)
 }
 
-/// A map with one member left out: its value is skipped by the parser, never built.
-struct SkipMember<A> {
+/// A volume with only [`VOLUME_MEMBERS`].
+struct VolumeName(Volume);
+
+impl<'de> Deserialize<'de> for VolumeName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_map(Only::new(
+                |key| VOLUME_MEMBERS.contains(&key),
+                "a Volume object",
+            ))
+            .map(VolumeName)
+    }
+}
+
+/// A map with only the members `keep` accepts: the others' values are skipped by the parser,
+/// never built. When `volumes` is set, the `volumes` member is decoded into it instead.
+struct Filtered<'v, A> {
     inner: A,
-    skip: &'static str,
+    keep: fn(&str) -> bool,
+    volumes: Option<&'v mut Option<Option<Vec<VolumeName>>>>,
 }
 
-impl<'de, A: MapAccess<'de>> MapAccess<'de> for SkipMember<A> {
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for Filtered<'_, A> {
     type Error = A::Error;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(
@@ -125,12 +220,16 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for SkipMember<A> {
         seed: K,
     ) -> Result<Option<K::Value>, A::Error> {
         while let Some(Key(key)) = self.inner.next_key()? {
-            if key == self.skip {
-                self.inner.next_value::<IgnoredAny>()?;
-                continue;
+            if (self.keep)(&key) {
+                let key: CowStrDeserializer<'_, A::Error> = key.into_deserializer();
+                return seed.deserialize(key).map(Some);
             }
-            let key: CowStrDeserializer<'_, A::Error> = key.into_deserializer();
-            return seed.deserialize(key).map(Some);
+            match &mut self.volumes {
+                Some(volumes) if key == "volumes" => **volumes = Some(self.inner.next_value()?),
+                _ => {
+                    self.inner.next_value::<IgnoredAny>()?;
+                }
+            }
         }
         Ok(None)
     }
@@ -140,7 +239,7 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for SkipMember<A> {
     }
 
     fn size_hint(&self) -> Option<usize> {
-        self.inner.size_hint()
+        None
     }
 }
 
@@ -184,20 +283,84 @@ mod tests {
         v["request"]["object"].clone()
     }
 
+    /// The whole pod as k8s-openapi decodes it, less what `WirePod` skips.
+    fn trimmed(full: Pod) -> Pod {
+        let spec = full.spec.map(|s| PodSpec {
+            containers: s.containers,
+            init_containers: s.init_containers,
+            restart_policy: s.restart_policy,
+            termination_grace_period_seconds: s.termination_grace_period_seconds,
+            volumes: s.volumes.map(|v| {
+                v.into_iter()
+                    .map(|v| Volume {
+                        name: v.name,
+                        empty_dir: v.empty_dir,
+                        ..Default::default()
+                    })
+                    .collect()
+            }),
+            ..Default::default()
+        });
+        let mut metadata = full.metadata;
+        metadata.managed_fields = None;
+        Pod {
+            metadata,
+            spec,
+            status: None,
+        }
+    }
+
     #[test]
-    fn the_captured_pods_decode_as_k8s_openapi_does_without_managed_fields_and_status() {
+    fn the_captured_pods_decode_as_k8s_openapi_does_less_the_skipped_members() {
         for review in FIXTURES {
             let json = object(review);
-            let mut full: Pod = serde_json::from_value(json.clone()).unwrap();
+            let full: Pod = serde_json::from_value(json.clone()).unwrap();
             assert!(
                 full.metadata.managed_fields.is_some(),
                 "fixture has managedFields"
             );
-            full.metadata.managed_fields = None;
-            full.status = None;
+            let spec = full.spec.as_ref().unwrap();
+            assert!(
+                spec.tolerations.is_some() && spec.volumes.as_ref().unwrap()[0].projected.is_some(),
+                "fixture has skipped spec members"
+            );
             let wire: WirePod = serde_json::from_value(json).unwrap();
-            assert_eq!(*wire.0, full);
+            assert_eq!(*wire.0, trimmed(full));
         }
+    }
+
+    #[test]
+    fn volumes_keep_their_names_and_empty_dirs_wherever_the_members_are() {
+        let json = br#"{"spec":{"volumes":[
+              {"configMap":{"name":"c"},"name":"a"},
+              {"name":"podgrace-helper","emptyDir":{"medium":"Memory"}}],
+            "tolerations":[{"key":"k"}],"containers":[{"name":"app"}],"affinity":{"x":[1,{}]}}}"#;
+        let pod: WirePod = serde_json::from_slice(json).unwrap();
+        let spec = pod.0.spec.unwrap();
+        let volumes = spec.volumes.unwrap();
+        assert_eq!(volumes[0].name, "a");
+        assert!(volumes[0].config_map.is_none() && volumes[0].empty_dir.is_none());
+        assert_eq!(volumes[1].name, "podgrace-helper");
+        assert_eq!(
+            volumes[1].empty_dir.as_ref().unwrap().medium.as_deref(),
+            Some("Memory")
+        );
+        assert!(spec.tolerations.is_none() && spec.affinity.is_none());
+        assert_eq!(spec.containers[0].name, "app");
+        for (json, volumes) in [
+            (r#"{"spec":{"containers":[]}}"#, None),
+            (r#"{"spec":{"containers":[],"volumes":null}}"#, None),
+            (r#"{"spec":{"containers":[],"volumes":[]}}"#, Some(0)),
+        ] {
+            let pod: WirePod = serde_json::from_str(json).unwrap();
+            assert_eq!(
+                pod.0.spec.unwrap().volumes.map(|v| v.len()),
+                volumes,
+                "{json}"
+            );
+        }
+        let pod: WirePod = serde_json::from_str(r#"{"spec":null}"#).unwrap();
+        assert!(pod.0.spec.is_none());
     }
 
     /// What the skipped members cannot change: the engine's answer, under policies that inject
@@ -263,6 +426,10 @@ mod tests {
             (pod(r#""metadata":{"labels":[1]}"#), "invalid type"),
             (pod(r#""spec":{"containers":{}}"#), "invalid type"),
             (pod(r#""metadata":{"managedFields":[}"#), "expected value"),
+            (pod(r#""spec":{"tolerations":[}"#), "expected value"),
+            (pod(r#""spec":{"volumes":[{"name":1}]}"#), "invalid type"),
+            (pod(r#""spec":{"volumes":{}}"#), "invalid type"),
+            (pod(r#""spec":[]"#), "invalid type"),
         ] {
             let err = serde_json::from_str::<WirePod>(&json)
                 .unwrap_err()
