@@ -125,26 +125,27 @@ fn bench(c: &mut Criterion) {
     let mut resp = AdmissionResponse::from(&*req).with_patch(m.patch).unwrap();
     resp.warnings = Some(m.warnings);
     g.bench_function("encode", |b| b.iter(|| review::encode(black_box(&resp))));
-    // The admission log line as `serve` formats it (JSON), to a sink.
+    // The admission span and its log line as `serve` formats them (JSON), to a sink.
     let subscriber = tracing_subscriber::fmt()
         .with_writer(std::io::sink)
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
+        .fmt_fields(podgrace::cli::log_format::JsonFields)
+        .event_format(podgrace::cli::log_format::JsonLines)
         .finish();
     tracing::subscriber::with_default(subscriber, || {
         g.bench_function("log_line", |b| {
             b.iter(|| {
-                tracing::info!(
-                    uid = %req.uid,
-                    namespace = "probe",
-                    pod = "probe-pod",
-                    dry_run = false,
-                    decision = "patched",
-                    reason = "",
-                    latency_us = 57u64,
-                    "admission"
-                )
+                let span = tracing::info_span!("admission", uid = req.uid.as_str());
+                span.in_scope(|| {
+                    tracing::info!(
+                        namespace = "probe",
+                        pod = "probe-pod",
+                        dry_run = false,
+                        decision = "patched",
+                        reason = "",
+                        latency_us = 57u64,
+                        "admission"
+                    )
+                })
             })
         });
     });

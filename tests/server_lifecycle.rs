@@ -1,5 +1,6 @@
 //! The server over its lifetime: certificates rotated on disk the way the kubelet rotates Secret
-//! volumes, and SIGTERM under load (the real binary, a real signal).
+//! volumes, SIGTERM under load (the real binary, a real signal), and the production log it
+//! writes meanwhile.
 
 mod common;
 
@@ -150,9 +151,17 @@ impl Drop for Webhook {
     }
 }
 
+/// How the binary logs in a test.
+enum Logs {
+    /// Readable text, discarded.
+    Discarded,
+    /// JSON lines (the production default) on a pipe the test reads.
+    JsonPiped,
+}
+
 /// Starts the real binary in standalone mode and waits until it serves.
 #[allow(clippy::zombie_processes)] // reaped by `Webhook`'s Drop
-async fn start_binary(drain_seconds: u64) -> Webhook {
+async fn start_binary(drain_seconds: u64, logs: Logs) -> Webhook {
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -161,14 +170,21 @@ async fn start_binary(drain_seconds: u64) -> Webhook {
         .port();
     let ca_path = dir.path().join("ca.pem");
     let child = Command::new(env!("CARGO_BIN_EXE_podgrace"))
-        .args(["serve", "--standalone", "--log-format", "text"])
+        .args(["serve", "--standalone", "--log-format"])
+        .arg(match logs {
+            Logs::Discarded => "text",
+            Logs::JsonPiped => "json",
+        })
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
         .arg("--ca-out")
         .arg(&ca_path)
         .arg("--drain-seconds")
         .arg(drain_seconds.to_string())
-        .stdout(Stdio::null())
+        .stdout(match logs {
+            Logs::Discarded => Stdio::null(),
+            Logs::JsonPiped => Stdio::piped(),
+        })
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -192,7 +208,7 @@ async fn start_binary(drain_seconds: u64) -> Webhook {
 
 #[tokio::test]
 async fn sigterm_fails_readiness_drains_and_finishes_in_flight_requests() {
-    let mut hook = start_binary(2).await;
+    let mut hook = start_binary(2, Logs::Discarded).await;
     let addr: std::net::SocketAddr = format!("127.0.0.1:{}", hook.port).parse().unwrap();
     let url = |p: &str| format!("https://localhost:{}{p}", hook.port);
     let body = read_fixture("admission/pod-create-kubectl-apply.json");
@@ -275,4 +291,66 @@ async fn sigterm_fails_readiness_drains_and_finishes_in_flight_requests() {
         "no request under load failed"
     );
     assert!(ok.load(Ordering::Relaxed) > 10);
+}
+
+/// The production log: JSON lines on stdout, one per admission, with the request's uid (from the
+/// admission span), namespace, pod name, decision and latency, and nothing of the pod's spec.
+#[tokio::test]
+async fn admissions_are_logged_as_json_lines_with_the_uid_and_no_pod_spec() {
+    let mut hook = start_binary(0, Logs::JsonPiped).await;
+    let url = format!("https://localhost:{}/mutate", hook.port);
+    let http = client(&[&hook.ca]);
+    let body = read_fixture("admission/pod-create-kubectl-apply.json");
+    let review: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let answer = http.post(&url).body(body).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let bad = http.post(&url).body("{not json").send().await.unwrap();
+    assert_eq!(bad.status(), 400);
+
+    let stdout = hook.child.stdout.take().unwrap();
+    assert!(
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(hook.child.id().to_string())
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut { stdout }, &mut out).unwrap();
+    assert!(hook.child.wait().unwrap().success());
+
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let admission = lines
+        .iter()
+        .find(|l| l["message"] == "admission")
+        .unwrap_or_else(|| panic!("no admission line in {out}"));
+    assert_eq!(admission["level"], "INFO");
+    assert_eq!(admission["span"]["uid"], review["request"]["uid"]);
+    assert_eq!(admission["namespace"], "probe");
+    assert_eq!(admission["pod"], "probe-pod");
+    assert_eq!(admission["decision"], "patched");
+    assert!(admission["latency_us"].is_u64(), "{admission}");
+    let rejected = lines
+        .iter()
+        .find(|l| l["level"] == "WARN" && l["message"] == "bad admission request")
+        .unwrap_or_else(|| panic!("no line for the malformed review in {out}"));
+    assert!(
+        rejected["error"]
+            .as_str()
+            .unwrap()
+            .contains("malformed AdmissionReview"),
+        "{rejected}"
+    );
+    // The pod's spec and annotations stay out of the log.
+    for secret in [
+        "registry.example/app",
+        "last-applied-configuration",
+        "containers",
+    ] {
+        assert!(!out.contains(secret), "{secret} logged: {out}");
+    }
 }

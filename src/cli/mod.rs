@@ -2,6 +2,7 @@
 //! Deployment sets) and dispatch to one module per subcommand.
 
 mod certs;
+pub mod log_format;
 mod logging;
 mod mutate;
 mod policy;

@@ -24,14 +24,25 @@ const ENDPOINT: &str = "mutate";
 /// The handler.
 pub async fn mutate(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     let start = Instant::now();
-    let response = match review::decode_pod(&body) {
-        Ok(Decoded::Typed(req)) => answer(&state, &req, start),
-        Ok(Decoded::Other(req, why)) => {
-            let resp = AdmissionResponse::from(&*req);
+    let decoded = match review::decode_pod(&body) {
+        Ok(decoded) => decoded,
+        Err(e) => return bad_request(&state, ENDPOINT, e),
+    };
+    let uid = match &decoded {
+        Decoded::Typed(req) => req.uid.as_str(),
+        Decoded::Other(req, _) => req.uid.as_str(),
+    };
+    // Every line logged while answering carries the request's uid, the key that joins
+    // podgrace's logs to the API server's audit log.
+    let span = tracing::info_span!("admission", uid);
+    let response = span.in_scope(|| match &decoded {
+        Decoded::Typed(req) => answer(&state, req, start),
+        Decoded::Other(req, why) => {
+            let resp = AdmissionResponse::from(&**req);
             if is_pod(&req.kind) && req.sub_resource.is_none() {
                 // A pod podgrace cannot read is still admitted, untouched.
                 state.metrics.request(ENDPOINT, "error");
-                tracing::error!(uid = %req.uid, error = %why, "pod not readable; admitted without changes");
+                tracing::error!(error = %why, "pod not readable; admitted without changes");
                 json(&with_warning(
                     resp,
                     "podgrace: could not read the pod; nothing injected",
@@ -41,8 +52,7 @@ pub async fn mutate(State(state): State<Arc<AppState>>, body: Bytes) -> Response
                 json(&resp)
             }
         }
-        Err(e) => return bad_request(&state, ENDPOINT, e),
-    };
+    });
     state
         .metrics
         .latency
@@ -110,7 +120,6 @@ fn answer(state: &AppState, req: &AdmissionRequest<WirePod>, start: Instant) -> 
     };
     state.metrics.request(ENDPOINT, decision);
     tracing::info!(
-        uid = %req.uid,
         namespace,
         pod = name,
         dry_run = req.dry_run,
@@ -150,7 +159,12 @@ fn internal_error(
     error: &str,
 ) -> Response {
     state.metrics.request(ENDPOINT, "error");
-    tracing::error!(uid = %req.uid, namespace, pod = name, error, "mutation failed; pod admitted without changes");
+    tracing::error!(
+        namespace,
+        pod = name,
+        error,
+        "mutation failed; pod admitted without changes"
+    );
     json(&with_warning(
         AdmissionResponse::from(req),
         "podgrace: internal error; nothing injected",

@@ -1,0 +1,372 @@
+//! The production log line: one JSON object per event, written straight into the fmt layer's
+//! line buffer.
+//!
+//! The shape is tracing-subscriber's JSON format with `flatten_event` and the current span:
+//! `{"timestamp","level",<event fields>,"target","span":{<span fields>,"name"}}`, so log
+//! pipelines see the same lines. Its formatter gathers each span's fields into a map, checks every
+//! small write for UTF-8 and parses the span's fields back from JSON on every event; with one
+//! line per admission that was about a sixth of the webhook's CPU at saturation
+//! (docs/PERFORMANCE.md). Here span fields are stored as a ready JSON fragment when the span is
+//! created and copied as they are into each line.
+
+use std::fmt::{self, Write as _};
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_log::NormalizeEvent as _;
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// Formats events as JSON lines (use with [`JsonFields`] for the spans' fields).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct JsonLines;
+
+/// Formats span fields as the members of a JSON object, without the braces, ready to be copied
+/// into every line logged inside the span.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct JsonFields;
+
+impl<S> FormatEvent<S, JsonFields> for JsonLines
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, JsonFields>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        // Events from the `log` crate (through tracing-log) carry their real target in fields.
+        let normalized = event.normalized_metadata();
+        let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
+        writer.write_str("{\"timestamp\":\"")?;
+        SystemTime.format_time(&mut writer)?;
+        write!(writer, "\",\"level\":\"{}\"", meta.level())?;
+        let mut fields = Members::new(&mut writer, false);
+        event.record(&mut fields);
+        fields.result?;
+        writer.write_str(",\"target\":")?;
+        string(&mut writer, meta.target())?;
+        let span = event
+            .parent()
+            .and_then(|id| ctx.span(id))
+            .or_else(|| ctx.lookup_current());
+        if let Some(span) = span {
+            writer.write_str(",\"span\":{")?;
+            let extensions = span.extensions();
+            if let Some(fields) = extensions.get::<FormattedFields<JsonFields>>()
+                && !fields.is_empty()
+            {
+                writer.write_str(fields)?;
+                writer.write_char(',')?;
+            }
+            writer.write_str("\"name\":")?;
+            string(&mut writer, span.name())?;
+            writer.write_char('}')?;
+        }
+        writer.write_str("}\n")
+    }
+}
+
+impl<'writer> FormatFields<'writer> for JsonFields {
+    fn format_fields<R: RecordFields>(
+        &self,
+        mut writer: Writer<'writer>,
+        fields: R,
+    ) -> fmt::Result {
+        let mut members = Members::new(&mut writer, true);
+        fields.record(&mut members);
+        members.result
+    }
+
+    fn add_fields(
+        &self,
+        current: &'writer mut FormattedFields<Self>,
+        fields: &tracing::span::Record<'_>,
+    ) -> fmt::Result {
+        // A field recorded again is appended, not replaced: JSON readers take the last value.
+        let first = current.is_empty();
+        let mut writer = current.as_writer();
+        let mut members = Members::new(&mut writer, first);
+        fields.record(&mut members);
+        members.result
+    }
+}
+
+/// Writes `"name":value` members, each preceded by a comma unless it is the first of an object.
+struct Members<'a, 'w> {
+    writer: &'a mut Writer<'w>,
+    first: bool,
+    result: fmt::Result,
+}
+
+impl<'a, 'w> Members<'a, 'w> {
+    fn new(writer: &'a mut Writer<'w>, first: bool) -> Self {
+        Members {
+            writer,
+            first,
+            result: Ok(()),
+        }
+    }
+
+    fn member(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'w>) -> fmt::Result) {
+        // The `log` crate's metadata, already used as the line's target.
+        if self.result.is_err() || field.name().starts_with("log.") {
+            return;
+        }
+        self.result = (|| {
+            if !std::mem::take(&mut self.first) {
+                self.writer.write_char(',')?;
+            }
+            string(self.writer, field.name())?;
+            self.writer.write_char(':')?;
+            value(self.writer)
+        })();
+    }
+}
+
+/// 128-bit integers take `Visit`'s default, a string (as tracing-subscriber writes them, and as
+/// JSON readers limited to 64-bit or `f64` numbers can read them).
+impl Visit for Members<'_, '_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.member(field, |w| string(w, value));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.member(field, |w| write!(w, "{value}"));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.member(field, |w| write!(w, "{value}"));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.member(field, |w| write!(w, "{value}"));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        // JSON has no NaN or infinities; serde_json writes them as null, and so does this.
+        if value.is_finite() {
+            self.member(field, |w| write!(w, "{value}"));
+        } else {
+            self.member(field, |w| w.write_str("null"));
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.member(field, |w| {
+            w.write_char('"')?;
+            write!(Escaped(w), "{value:?}")?;
+            w.write_char('"')
+        });
+    }
+}
+
+/// A JSON string.
+fn string(w: &mut Writer<'_>, s: &str) -> fmt::Result {
+    w.write_char('"')?;
+    Escaped(w).write_str(s)?;
+    w.write_char('"')
+}
+
+/// Escapes what it is given for the inside of a JSON string (RFC 8259 section 7), so that
+/// `Display` and `Debug` output can be escaped as it is produced, without a copy.
+struct Escaped<'a, 'w>(&'a mut Writer<'w>);
+
+impl fmt::Write for Escaped<'_, '_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut plain = 0;
+        for (i, b) in s.bytes().enumerate() {
+            let escape = match b {
+                b'"' => "\\\"",
+                b'\\' => "\\\\",
+                b'\n' => "\\n",
+                b'\r' => "\\r",
+                b'\t' => "\\t",
+                0..=0x1f => "",
+                _ => continue,
+            };
+            self.0.write_str(&s[plain..i])?;
+            if escape.is_empty() {
+                write!(self.0, "\\u{b:04x}")?;
+            } else {
+                self.0.write_str(escape)?;
+            }
+            plain = i + 1;
+        }
+        self.0.write_str(&s[plain..])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::sync::{Arc, Mutex};
+
+    use serde_json::{Value, json};
+    use tracing::subscriber::with_default;
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Lines {
+        fn parsed(&self) -> Vec<Value> {
+            let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+            text.lines()
+                .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+                .collect()
+        }
+    }
+
+    #[derive(Debug)]
+    struct Tricky;
+
+    impl fmt::Display for Tricky {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("quote \" backslash \\ newline \n tab \t bell \u{7} é ✓ 🚀")
+        }
+    }
+
+    /// Every kind of field, nested spans, a span without fields, fields recorded later, and
+    /// events outside any span.
+    fn emit() {
+        let text = "a \"quoted\"\\path\r\n\u{1}\u{1f} ünïcode";
+        tracing::info!(
+            n = 3u64,
+            i = -4i64,
+            big = u128::MAX,
+            f = 1.5f64,
+            nan = f64::NAN,
+            ok = true,
+            s = text,
+            "outside"
+        );
+        let outer = tracing::info_span!("admission", uid = "805e", tricky = %Tricky);
+        outer.in_scope(|| {
+            tracing::warn!(error = %Tricky, debug = ?vec!["a", "b\""], "inside {}", 42);
+            let empty = tracing::info_span!("empty");
+            empty.in_scope(|| tracing::error!("in an empty span"));
+            let late = tracing::info_span!("late", a = 1u64, b = tracing::field::Empty);
+            late.record("b", "later");
+            late.in_scope(|| tracing::info!(target: "custom::target", "with a later field"));
+        });
+        tracing::debug!("filtered out");
+    }
+
+    #[test]
+    fn lines_are_json_with_the_values_as_given() {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || writer.clone())
+            .fmt_fields(JsonFields)
+            .event_format(JsonLines)
+            .finish();
+        with_default(subscriber, emit);
+        let out = lines.parsed();
+        assert_eq!(out.len(), 4);
+        assert_eq!(out[0]["message"], "outside");
+        assert_eq!(out[0]["level"], "INFO");
+        assert_eq!(out[0]["n"], 3);
+        assert_eq!(out[0]["i"], -4);
+        assert_eq!(out[0]["big"], u128::MAX.to_string());
+        assert_eq!(out[0]["f"], 1.5);
+        assert_eq!(out[0]["nan"], Value::Null);
+        assert_eq!(out[0]["ok"], true);
+        assert_eq!(out[0]["s"], "a \"quoted\"\\path\r\n\u{1}\u{1f} ünïcode");
+        assert!(out[0].get("span").is_none());
+        assert_eq!(out[1]["error"], Tricky.to_string());
+        assert_eq!(out[1]["debug"], format!("{:?}", vec!["a", "b\""]));
+        assert_eq!(out[1]["message"], "inside 42");
+        assert_eq!(
+            out[1]["span"],
+            json!({"uid": "805e", "tricky": Tricky.to_string(), "name": "admission"})
+        );
+        assert_eq!(out[2]["span"], json!({"name": "empty"}));
+        assert_eq!(out[3]["target"], "custom::target");
+        assert_eq!(
+            out[3]["span"],
+            json!({"a": 1, "b": "later", "name": "late"})
+        );
+        let timestamp = out[0]["timestamp"].as_str().unwrap();
+        assert!(
+            timestamp.len() == 27 && timestamp.ends_with('Z'),
+            "{timestamp}"
+        );
+    }
+
+    /// Log pipelines built for tracing-subscriber's JSON lines read these the same way.
+    #[test]
+    fn lines_have_the_shape_of_tracing_subscribers_json_format() {
+        let ours = Lines::default();
+        let writer = ours.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || writer.clone())
+            .fmt_fields(JsonFields)
+            .event_format(JsonLines)
+            .finish();
+        with_default(subscriber, emit);
+        let theirs = Lines::default();
+        let writer = theirs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || writer.clone())
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .finish();
+        with_default(subscriber, emit);
+        let (mut ours, mut theirs) = (ours.parsed(), theirs.parsed());
+        for line in ours.iter_mut().chain(theirs.iter_mut()) {
+            line.as_object_mut().unwrap().remove("timestamp");
+        }
+        assert_eq!(ours, theirs);
+    }
+
+    #[test]
+    fn records_of_the_log_crate_keep_their_target_and_no_log_fields() {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .fmt_fields(JsonFields)
+            .event_format(JsonLines)
+            .finish();
+        with_default(subscriber, || {
+            // What tracing-log's `LogTracer` does with a `log::warn!` from a dependency.
+            let record = log::Record::builder()
+                .args(format_args!("from log"))
+                .level(log::Level::Warn)
+                .target("rustls::server")
+                .module_path_static(Some("rustls::server"))
+                .file_static(Some("server.rs"))
+                .line(Some(7))
+                .build();
+            tracing_log::format_trace(&record).unwrap();
+        });
+        let out = lines.parsed();
+        assert_eq!(
+            out[0],
+            json!({"timestamp": out[0]["timestamp"], "level": "WARN", "message": "from log", "target": "rustls::server"})
+        );
+    }
+}
