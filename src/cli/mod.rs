@@ -3,7 +3,6 @@
 
 mod certs;
 pub mod log_format;
-pub mod log_writer;
 mod logging;
 mod mutate;
 mod policy;
