@@ -14,7 +14,8 @@
 //! decoded pod, so the skipped members are kept as they are; what it computes is the same as for
 //! the whole pod (unit tests below, the property test in `tests/properties.rs`, and
 //! `tests/server.rs` against the captured reviews). An engine change that starts reading another
-//! member of the spec must add it to [`SPEC_MEMBERS`]; the property test fails until it does.
+//! member of the spec must add it to [`SPEC_MEMBERS`] and to the pods the property test
+//! generates; once the member is generated, the test fails while the list lacks it.
 
 use std::borrow::Cow;
 use std::fmt;
