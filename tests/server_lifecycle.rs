@@ -151,6 +151,16 @@ impl Drop for Webhook {
     }
 }
 
+/// Sends SIGTERM, as the kubelet does.
+fn sigterm(child: &Child) {
+    let kill = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(kill.success());
+}
+
 /// How the binary logs in a test.
 enum Logs {
     /// Readable text, discarded.
@@ -246,14 +256,7 @@ async fn sigterm_fails_readiness_drains_and_finishes_in_flight_requests() {
     slow.write_all(&body.as_bytes()[..half]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    assert!(
-        Command::new("kill")
-            .arg("-TERM")
-            .arg(hook.child.id().to_string())
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&hook.child);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let ready = client(&[&hook.ca])
         .get(url("/readyz"))
@@ -308,14 +311,7 @@ async fn admissions_are_logged_as_json_lines_with_the_uid_and_no_pod_spec() {
     assert_eq!(bad.status(), 400);
 
     let stdout = hook.child.stdout.take().unwrap();
-    assert!(
-        Command::new("kill")
-            .arg("-TERM")
-            .arg(hook.child.id().to_string())
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&hook.child);
     let mut out = String::new();
     std::io::Read::read_to_string(&mut { stdout }, &mut out).unwrap();
     assert!(hook.child.wait().unwrap().success());

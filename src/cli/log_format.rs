@@ -234,6 +234,20 @@ mod tests {
         }
     }
 
+    /// The lines `emit` logs through this module's formatter, up to `level`.
+    fn ours(level: tracing::Level, emit: impl FnOnce()) -> Vec<Value> {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_writer(move || writer.clone())
+            .fmt_fields(JsonFields)
+            .event_format(JsonLines)
+            .finish();
+        with_default(subscriber, emit);
+        lines.parsed()
+    }
+
     #[derive(Debug)]
     struct Tricky;
 
@@ -271,16 +285,7 @@ mod tests {
 
     #[test]
     fn lines_are_json_with_the_values_as_given() {
-        let lines = Lines::default();
-        let writer = lines.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::INFO)
-            .with_writer(move || writer.clone())
-            .fmt_fields(JsonFields)
-            .event_format(JsonLines)
-            .finish();
-        with_default(subscriber, emit);
-        let out = lines.parsed();
+        let out = ours(tracing::Level::INFO, emit);
         assert_eq!(out.len(), 4);
         assert_eq!(out[0]["message"], "outside");
         assert_eq!(out[0]["level"], "INFO");
@@ -315,15 +320,7 @@ mod tests {
     /// Log pipelines built for tracing-subscriber's JSON lines read these the same way.
     #[test]
     fn lines_have_the_shape_of_tracing_subscribers_json_format() {
-        let ours = Lines::default();
-        let writer = ours.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::INFO)
-            .with_writer(move || writer.clone())
-            .fmt_fields(JsonFields)
-            .event_format(JsonLines)
-            .finish();
-        with_default(subscriber, emit);
+        let mut ours = ours(tracing::Level::INFO, emit);
         let theirs = Lines::default();
         let writer = theirs.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -335,7 +332,7 @@ mod tests {
             .with_span_list(false)
             .finish();
         with_default(subscriber, emit);
-        let (mut ours, mut theirs) = (ours.parsed(), theirs.parsed());
+        let mut theirs = theirs.parsed();
         for line in ours.iter_mut().chain(theirs.iter_mut()) {
             line.as_object_mut().unwrap().remove("timestamp");
         }
@@ -344,14 +341,7 @@ mod tests {
 
     #[test]
     fn records_of_the_log_crate_keep_their_target_and_no_log_fields() {
-        let lines = Lines::default();
-        let writer = lines.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .fmt_fields(JsonFields)
-            .event_format(JsonLines)
-            .finish();
-        with_default(subscriber, || {
+        let out = ours(tracing::Level::TRACE, || {
             // What tracing-log's `LogTracer` does with a `log::warn!` from a dependency.
             let record = log::Record::builder()
                 .args(format_args!("from log"))
@@ -363,7 +353,6 @@ mod tests {
                 .build();
             tracing_log::format_trace(&record).unwrap();
         });
-        let out = lines.parsed();
         assert_eq!(
             out[0],
             json!({"timestamp": out[0]["timestamp"], "level": "WARN", "message": "from log", "target": "rustls::server"})
