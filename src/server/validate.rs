@@ -31,6 +31,9 @@ pub async fn validate(State(state): State<Arc<AppState>>, body: Bytes) -> Respon
         }
         Err(e) => return bad_request(&state, ENDPOINT, e),
     };
+    // The same span as `/mutate`: what is logged carries the request's uid.
+    let span = tracing::info_span!("admission", uid = req.uid.as_str());
+    let _in_span = span.enter();
     let resp = AdmissionResponse::from(&*req);
     let relevant = matches!(req.operation, Operation::Create | Operation::Update);
     let configmap = req.object.as_ref().filter(|cm| {
@@ -63,7 +66,7 @@ pub async fn validate(State(state): State<Arc<AppState>>, body: Bytes) -> Respon
         }
         Err(e) => {
             state.metrics.request(ENDPOINT, "denied");
-            tracing::info!(uid = %req.uid, namespace = req.namespace.as_deref().unwrap_or(""), error = %e, "policy denied");
+            tracing::info!(namespace = req.namespace.as_deref().unwrap_or(""), error = %e, "policy denied");
             resp.deny(format!("invalid podgrace policy: {e}"))
         }
     };
