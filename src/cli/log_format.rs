@@ -46,6 +46,8 @@ where
         SystemTime.format_time(&mut writer)?;
         write!(writer, "\",\"level\":\"{}\"", meta.level())?;
         let mut fields = Members::new(&mut writer, false);
+        // Their `log.*` fields are what the target above was taken from.
+        fields.skip_log_fields = normalized.is_some();
         event.record(&mut fields);
         fields.result?;
         writer.write_str(",\"target\":")?;
@@ -100,6 +102,8 @@ impl<'writer> FormatFields<'writer> for JsonFields {
 struct Members<'a, 'w> {
     writer: &'a mut Writer<'w>,
     first: bool,
+    /// The event came from the `log` crate.
+    skip_log_fields: bool,
     result: fmt::Result,
 }
 
@@ -108,13 +112,13 @@ impl<'a, 'w> Members<'a, 'w> {
         Members {
             writer,
             first,
+            skip_log_fields: false,
             result: Ok(()),
         }
     }
 
     fn member(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'w>) -> fmt::Result) {
-        // The `log` crate's metadata, already used as the line's target.
-        if self.result.is_err() || field.name().starts_with("log.") {
+        if self.result.is_err() || (self.skip_log_fields && field.name().starts_with("log.")) {
             return;
         }
         self.result = (|| {
@@ -269,6 +273,7 @@ mod tests {
             nan = f64::NAN,
             ok = true,
             s = text,
+            log.kept = 7u64,
             "outside"
         );
         let outer = tracing::info_span!("admission", uid = "805e", tricky = %Tricky);
@@ -295,6 +300,8 @@ mod tests {
         assert_eq!(out[0]["f"], 1.5);
         assert_eq!(out[0]["nan"], Value::Null);
         assert_eq!(out[0]["ok"], true);
+        // Only records of the `log` crate lose their `log.*` fields.
+        assert_eq!(out[0]["log.kept"], 7);
         assert_eq!(out[0]["s"], "a \"quoted\"\\path\r\n\u{1}\u{1f} ünïcode");
         assert!(out[0].get("span").is_none());
         assert_eq!(out[1]["error"], Tricky.to_string());

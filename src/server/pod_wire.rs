@@ -163,10 +163,6 @@ fn spec_members<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Pod
             f.write_str("a PodSpec object")
         }
 
-        fn visit_unit<E: de::Error>(self) -> Result<Option<PodSpec>, E> {
-            Ok(None)
-        }
-
         fn visit_none<E: de::Error>(self) -> Result<Option<PodSpec>, E> {
             Ok(None)
         }
