@@ -1,26 +1,21 @@
 //! Logging set-up for long-running commands: JSON lines in production, readable text locally,
-//! written by a background thread so that a slow log sink never adds latency to admissions.
+//! queued for a background thread so that a slow log sink never adds latency to admissions.
 
 use anyhow::Context as _;
-use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
 use super::LogFormat;
 use super::log_format::{JsonFields, JsonLines};
+use super::log_writer::{self, FlushGuard, QueueOptions};
 
 /// Installs the global subscriber; keep the guard alive until exit to flush.
-pub(super) fn init(format: LogFormat, filter: &str) -> anyhow::Result<WorkerGuard> {
+pub(super) fn init(format: LogFormat, filter: &str) -> anyhow::Result<FlushGuard> {
     let filter =
         EnvFilter::try_new(filter).with_context(|| format!("invalid log filter {filter:?}"))?;
-    // The worker drains its queue into the buffer and flushes once per batch: one write(2) per
-    // burst of admissions instead of one per line.
-    let stdout = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
-    // A bounded queue (lossy when full): a log sink that falls behind costs lines, never memory
-    // or admission latency. The library default holds 128k lines, tens of MiB under load.
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .buffered_lines_limit(4096)
-        .lossy(true)
-        .finish(stdout);
+    // Bounded (lines are dropped and counted when the output stalls): a log sink that falls
+    // behind costs lines, never memory or admission latency.
+    let (writer, guard) = log_writer::queued(std::io::stdout(), QueueOptions::default())
+        .context("starting the log writer thread")?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);

@@ -3,6 +3,7 @@
 
 mod certs;
 pub mod log_format;
+pub mod log_writer;
 mod logging;
 mod mutate;
 mod policy;
