@@ -229,7 +229,7 @@ mod tests {
     }
 
     #[test]
-    fn a_line_is_written_within_about_the_interval_without_a_wake_up() {
+    fn a_lone_line_is_written_on_the_timer() {
         let kept = Kept::default();
         let (writer, _guard) = queued(
             kept.clone(),
