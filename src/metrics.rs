@@ -63,6 +63,8 @@ pub struct Metrics {
     pub cert_reloads: Family<ResultLabel, Counter>,
     /// `notAfter` of the serving certificate, Unix seconds.
     pub cert_expiry: Gauge,
+    /// Log lines dropped because the log output did not keep up (the log writer counts them).
+    pub log_lines_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -119,6 +121,12 @@ impl Metrics {
             "notAfter of the serving certificate (Unix time)",
             cert_expiry.clone(),
         );
+        let log_lines_dropped = Counter::default();
+        registry.register(
+            "log_lines_dropped",
+            "Log lines dropped because the log output did not keep up",
+            log_lines_dropped.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -128,6 +136,7 @@ impl Metrics {
             namespace_policies,
             cert_reloads,
             cert_expiry,
+            log_lines_dropped,
         }
     }
 

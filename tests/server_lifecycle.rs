@@ -350,3 +350,81 @@ async fn admissions_are_logged_as_json_lines_with_the_uid_and_no_pod_spec() {
         assert!(!out.contains(secret), "{secret} logged: {out}");
     }
 }
+
+/// A log output nobody reads (a stalled log agent) never holds up admissions. The binary's
+/// stdout pipe is left unread while thousands of admissions are answered: the pipe, the log
+/// writer's buffer and its queue fill up, and further lines are dropped and counted on
+/// `/metrics`. Once the pipe is read again, a warning with the count is logged.
+#[tokio::test]
+async fn a_stalled_log_output_costs_lines_never_admissions() {
+    let mut hook = start_binary(0, Logs::JsonPiped).await;
+    let url = format!("https://localhost:{}/mutate", hook.port);
+    let http = client(&[&hook.ca]);
+    let body = read_fixture("admission/pod-create-kubectl-apply.json");
+    // One line each: more than the pipe (64 KiB), the writer's buffer (64 KiB) and the queue
+    // (4,096 lines) hold together.
+    let (per_task, tasks) = (750, 8);
+    let mut answered = tokio::task::JoinSet::new();
+    for _ in 0..tasks {
+        let (http, url, body) = (http.clone(), url.clone(), body.clone());
+        answered.spawn(async move {
+            for _ in 0..per_task {
+                let send = http.post(&url).body(body.clone()).send();
+                let answer = tokio::time::timeout(Duration::from_secs(10), send)
+                    .await
+                    .expect("an admission waited for the log output")
+                    .unwrap();
+                assert_eq!(answer.status(), 200);
+            }
+        });
+    }
+    while let Some(task) = answered.join_next().await {
+        task.unwrap();
+    }
+    let metrics_url = format!("https://localhost:{}/metrics", hook.port);
+    let metrics = http
+        .get(&metrics_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let dropped: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("podgrace_log_lines_dropped_total "))
+        .unwrap_or_else(|| panic!("no dropped-lines counter in {metrics}"))
+        .parse()
+        .unwrap();
+    assert!(
+        dropped > 0,
+        "nothing dropped: the test did not stall the output"
+    );
+    assert!(dropped < per_task * tasks, "every line dropped");
+
+    let stdout = hook.child.stdout.take().unwrap();
+    sigterm(&hook.child);
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut { stdout }, &mut out).unwrap();
+    assert!(hook.child.wait().unwrap().success());
+    let warned: u64 = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["level"] == "WARN" && l["message"].as_str().unwrap().contains("dropped"))
+        .map(|l| l["dropped"].as_u64().unwrap())
+        .sum();
+    // Lines logged at shutdown, while the queue was still full, may have been dropped as well.
+    assert!(
+        warned >= dropped,
+        "warned of {warned} dropped lines, {dropped} counted"
+    );
+    let admissions = out
+        .lines()
+        .filter(|l| l.contains(r#""message":"admission""#))
+        .count() as u64;
+    assert_eq!(
+        admissions + dropped,
+        per_task * tasks,
+        "an admission line neither written nor counted"
+    );
+}

@@ -9,8 +9,10 @@
 //! wakes, so a line costs the caller a copy and a lock-free push and nothing else. Lines keep
 //! their order. The queue holds far more than an interval's worth of lines at any admission rate
 //! a webhook can serve, so it fills only when the output stalls; then lines are dropped and
-//! counted, and a warning with the count is logged once the output moves again.
+//! counted (`podgrace_log_lines_dropped_total`), and a warning with the count is logged once the
+//! output moves again.
 
+use std::cell::RefCell;
 use std::io::{self, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,6 +20,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
 use tracing_subscriber::fmt::MakeWriter;
 
 /// How the queue is drained.
@@ -39,10 +42,17 @@ impl Default for QueueOptions {
     }
 }
 
+thread_local! {
+    /// On the writer thread, what it logs itself (its warnings): that must not wait in, or be
+    /// dropped from, the queue it is draining. `None` on every other thread.
+    static OWN_LINES: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
+}
+
 struct Shared {
-    /// Dropped since the last warning, and in all.
+    /// Dropped since the last warning.
     dropped: AtomicU64,
-    dropped_total: AtomicU64,
+    /// Dropped in all: `podgrace_log_lines_dropped_total`.
+    dropped_total: Counter,
     closing: AtomicBool,
 }
 
@@ -59,15 +69,16 @@ pub struct FlushGuard {
     thread: Option<JoinHandle<()>>,
 }
 
-/// Starts the writer thread for `output`.
+/// Starts the writer thread for `output`; lines dropped are counted in `dropped_total`.
 pub fn queued<W: Write + Send + 'static>(
     output: W,
     options: QueueOptions,
+    dropped_total: Counter,
 ) -> io::Result<(QueuedWriter, FlushGuard)> {
     let (lines, queue) = mpsc::sync_channel(options.capacity);
     let shared = Arc::new(Shared {
         dropped: AtomicU64::new(0),
-        dropped_total: AtomicU64::new(0),
+        dropped_total,
         closing: AtomicBool::new(false),
     });
     let thread = thread::Builder::new().name("log-writer".into()).spawn({
@@ -86,19 +97,13 @@ pub fn queued<W: Write + Send + 'static>(
     ))
 }
 
-impl QueuedWriter {
-    /// Lines dropped since start because the output did not keep up.
-    pub fn dropped_total(&self) -> u64 {
-        self.shared.dropped_total.load(Ordering::Relaxed)
-    }
-}
-
 fn write_lines<W: Write>(
     shared: &Shared,
     queue: &Receiver<Vec<u8>>,
     interval: Duration,
     output: W,
 ) {
+    OWN_LINES.set(Some(Vec::new()));
     // One write(2) per drain rather than one per line.
     let mut output = io::BufWriter::with_capacity(64 * 1024, output);
     loop {
@@ -114,12 +119,18 @@ fn write_lines<W: Write>(
             let _ = output.write_all(&line);
         }
         let _ = output.flush();
+        // Reported once the output has moved again. The queue may be full again by now, so the
+        // warning comes back to this thread (see `Line::write`) and is written right here.
         let dropped = shared.dropped.swap(0, Ordering::Relaxed);
         if dropped > 0 {
             tracing::warn!(
                 dropped,
                 "log output too slow: lines dropped to keep admissions fast"
             );
+            let own = OWN_LINES.with_borrow_mut(|own| own.as_mut().map(std::mem::take));
+            let _ = output
+                .write_all(&own.unwrap_or_default())
+                .and_then(|()| output.flush());
         }
         if closing {
             return;
@@ -134,10 +145,14 @@ pub struct Line<'a> {
 
 impl Write for Line<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let own = OWN_LINES.with_borrow_mut(|own| own.as_mut().map(|o| o.extend_from_slice(buf)));
+        if own.is_some() {
+            return Ok(buf.len());
+        }
         if let Err(TrySendError::Full(_)) = self.writer.lines.try_send(buf.to_vec()) {
             let shared = &self.writer.shared;
             shared.dropped.fetch_add(1, Ordering::Relaxed);
-            shared.dropped_total.fetch_add(1, Ordering::Relaxed);
+            shared.dropped_total.inc();
         }
         // Disconnected: the writer thread has stopped, exit is under way; nothing can take it.
         // Accepted or dropped: never an error that the subscriber would print.
@@ -169,6 +184,7 @@ impl Drop for FlushGuard {
 
 #[cfg(test)]
 mod tests {
+
     use std::sync::Mutex;
     use std::time::Instant;
 
@@ -192,12 +208,14 @@ mod tests {
     #[test]
     fn lines_from_many_threads_arrive_whole_and_in_order_and_all_are_flushed() {
         let kept = Kept::default();
+        let dropped = Counter::default();
         let (writer, guard) = queued(
             kept.clone(),
             QueueOptions {
                 interval: Duration::from_millis(2),
                 capacity: 1 << 16,
             },
+            dropped.clone(),
         )
         .unwrap();
         let threads: Vec<_> = (0..4)
@@ -225,7 +243,7 @@ mod tests {
             next[t] += 1;
         }
         assert_eq!(next, [5000; 4]);
-        assert_eq!(writer.dropped_total(), 0);
+        assert_eq!(dropped.get(), 0);
     }
 
     #[test]
@@ -237,6 +255,7 @@ mod tests {
                 interval: Duration::from_millis(10),
                 ..QueueOptions::default()
             },
+            Counter::default(),
         )
         .unwrap();
         writer.make_writer().write_all(b"one line\n").unwrap();
@@ -276,6 +295,7 @@ mod tests {
         let (release, wait) = mpsc::channel();
         let (entered, stalled) = mpsc::channel();
         let kept = Kept::default();
+        let dropped = Counter::default();
         let (writer, guard) = queued(
             Stalled {
                 entered,
@@ -287,6 +307,7 @@ mod tests {
                 interval: Duration::from_millis(1),
                 capacity: 10,
             },
+            dropped.clone(),
         )
         .unwrap();
         // The first line goes to the output, which stalls on it.
@@ -301,7 +322,7 @@ mod tests {
         for _ in 0..1000 {
             writer.make_writer().write_all(&line).unwrap();
         }
-        assert_eq!(writer.dropped_total(), 990, "the queue holds 10 lines");
+        assert_eq!(dropped.get(), 990, "the queue holds 10 lines");
         release.send(()).unwrap();
         drop(guard);
         let out = String::from_utf8(kept.0.lock().unwrap().clone()).unwrap();

@@ -13,10 +13,12 @@ mod serve;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::kube_version::KubeVersion;
+use crate::metrics::Metrics;
 use crate::policy::Seconds;
 
 /// podgrace: graceful pod termination, injected by an admission webhook.
@@ -299,11 +301,16 @@ pub enum PolicyCommand {
 /// Runs the command line; errors are printed as one line on stderr.
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
-        Command::Serve(args) => logging::init(args.log_format, &args.log).and_then(|guard| {
-            let code = serve::run(*args);
-            drop(guard);
-            code
-        }),
+        Command::Serve(args) => {
+            // Created before logging, which counts its dropped lines in it.
+            let metrics = Arc::new(Metrics::new());
+            let dropped = metrics.log_lines_dropped.clone();
+            logging::init(args.log_format, &args.log, dropped).and_then(|guard| {
+                let code = serve::run(*args, metrics);
+                drop(guard);
+                code
+            })
+        }
         Command::Certs(args) => certs::run(&args),
         Command::Prestop(args) => prestop::run(&args),
         Command::InstallHelper { dir } => crate::prestop::install::install(&dir)

@@ -18,17 +18,16 @@ use crate::store::cache::PolicyCache;
 use crate::store::{files, kube};
 use crate::tls::{self, Pair, ReloadingCert};
 
-pub(super) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+pub(super) fn run(args: ServeArgs, metrics: Arc<Metrics>) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(args))?;
+    runtime.block_on(serve(args, metrics))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let metrics = Arc::new(Metrics::new());
+async fn serve(args: ServeArgs, metrics: Arc<Metrics>) -> anyhow::Result<()> {
     let poll = Duration::from_secs(args.reload_poll_seconds.max(1));
     let mut watches = Vec::new();
 
