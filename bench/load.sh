@@ -4,7 +4,8 @@
 # captured AdmissionReview as the body. Reports requests/s and p50/p99/p99.9 at fixed
 # concurrency (saturation) and at a fixed rate (tail latency), plus RSS.
 #
-#   bench/load.sh                 # 5 rounds of 10 s per scenario and server (about 6 minutes)
+#   bench/load.sh                 # 5 rounds of 10 s per scenario and server (about 5 minutes,
+#                                 # after a release build of up to 6 minutes)
 #   DURATION=30s ROUNDS=7 bench/load.sh
 #
 # The two servers are measured alternately, ROUNDS times per scenario, and the median round is
