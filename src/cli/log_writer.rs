@@ -15,7 +15,7 @@
 use std::cell::RefCell;
 use std::io::{self, Write};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -49,9 +49,7 @@ thread_local! {
 }
 
 struct Shared {
-    /// Dropped since the last warning.
-    dropped: AtomicU64,
-    /// Dropped in all: `podgrace_log_lines_dropped_total`.
+    /// Lines dropped in all: `podgrace_log_lines_dropped_total`.
     dropped_total: Counter,
     closing: AtomicBool,
 }
@@ -77,7 +75,6 @@ pub fn queued<W: Write + Send + 'static>(
 ) -> io::Result<(QueuedWriter, FlushGuard)> {
     let (lines, queue) = mpsc::sync_channel(options.capacity);
     let shared = Arc::new(Shared {
-        dropped: AtomicU64::new(0),
         dropped_total,
         closing: AtomicBool::new(false),
     });
@@ -106,6 +103,8 @@ fn write_lines<W: Write>(
     OWN_LINES.set(Some(Vec::new()));
     // One write(2) per drain rather than one per line.
     let mut output = io::BufWriter::with_capacity(64 * 1024, output);
+    // Dropped lines already reported in a warning.
+    let mut reported = 0;
     loop {
         // Read before draining: whatever was queued before closing began is written below.
         let closing = shared.closing.load(Ordering::Acquire);
@@ -121,8 +120,9 @@ fn write_lines<W: Write>(
         let _ = output.flush();
         // Reported once the output has moved again. The queue may be full again by now, so the
         // warning comes back to this thread (see `Line::write`) and is written right here.
-        let dropped = shared.dropped.swap(0, Ordering::Relaxed);
+        let dropped = shared.dropped_total.get() - reported;
         if dropped > 0 {
+            reported += dropped;
             tracing::warn!(
                 dropped,
                 "log output too slow: lines dropped to keep admissions fast"
@@ -150,9 +150,7 @@ impl Write for Line<'_> {
             return Ok(buf.len());
         }
         if let Err(TrySendError::Full(_)) = self.writer.lines.try_send(buf.to_vec()) {
-            let shared = &self.writer.shared;
-            shared.dropped.fetch_add(1, Ordering::Relaxed);
-            shared.dropped_total.inc();
+            self.writer.shared.dropped_total.inc();
         }
         // Disconnected: the writer thread has stopped, exit is under way; nothing can take it.
         // Accepted or dropped: never an error that the subscriber would print.
