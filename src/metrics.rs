@@ -8,6 +8,20 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::engine::record::Injection;
+
+/// The outcomes `/mutate` counts.
+pub const MUTATE_OUTCOMES: [&str; 6] = [
+    "patched",
+    "unchanged",
+    "skipped",
+    "ignored",
+    "error",
+    "bad_request",
+];
+/// The outcomes `/validate` counts.
+pub const VALIDATE_OUTCOMES: [&str; 4] = ["allowed", "denied", "ignored", "bad_request"];
+
 /// Endpoint and outcome of an admission request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -65,6 +79,60 @@ pub struct Metrics {
     pub cert_expiry: Gauge,
     /// Log lines dropped because the log output did not keep up (the log writer counts them).
     pub log_lines_dropped: Counter,
+    /// The series every admission updates, resolved once.
+    hot: HotSeries,
+}
+
+/// The series the server updates on every admission, created with the registry: updating one
+/// is then an atomic add, where going through its family takes the family's lock and hashes the
+/// labels (several times per admission, on a lock both workers share; it showed in profiles
+/// under load). Created up front, each is also exported at 0 before its first event, so that
+/// `rate()` and alerts on it work from the start.
+#[derive(Debug)]
+struct HotSeries {
+    requests: Vec<(RequestLabels, Counter)>,
+    latency: Vec<(&'static str, Histogram)>,
+    injections: Vec<(Injection, Counter)>,
+}
+
+impl HotSeries {
+    fn new(
+        requests: &Family<RequestLabels, Counter>,
+        latency: &Family<EndpointLabel, Histogram>,
+        injections: &Family<KindLabel, Counter>,
+    ) -> Self {
+        let endpoints = [
+            ("mutate", &MUTATE_OUTCOMES[..]),
+            ("validate", &VALIDATE_OUTCOMES[..]),
+        ];
+        HotSeries {
+            requests: endpoints
+                .iter()
+                .flat_map(|(endpoint, outcomes)| outcomes.iter().map(move |o| (*endpoint, *o)))
+                .map(|(endpoint, outcome)| {
+                    let labels = RequestLabels { endpoint, outcome };
+                    let counter = requests.get_or_create(&labels).clone();
+                    (labels, counter)
+                })
+                .collect(),
+            latency: endpoints
+                .iter()
+                .map(|(endpoint, _)| {
+                    let label = EndpointLabel { endpoint };
+                    (*endpoint, latency.get_or_create(&label).clone())
+                })
+                .collect(),
+            injections: Injection::ALL
+                .iter()
+                .map(|&kind| {
+                    let label = KindLabel {
+                        kind: kind.as_str(),
+                    };
+                    (kind, injections.get_or_create(&label).clone())
+                })
+                .collect(),
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -127,8 +195,10 @@ impl Metrics {
             "Log lines dropped because the log output did not keep up",
             log_lines_dropped.clone(),
         );
+        let hot = HotSeries::new(&requests, &latency, &injections);
         Metrics {
             registry,
+            hot,
             requests,
             latency,
             injections,
@@ -142,9 +212,36 @@ impl Metrics {
 
     /// Counts an admission outcome.
     pub fn request(&self, endpoint: &'static str, outcome: &'static str) {
-        self.requests
-            .get_or_create(&RequestLabels { endpoint, outcome })
-            .inc();
+        let labels = RequestLabels { endpoint, outcome };
+        match self.hot.requests.iter().find(|(l, _)| *l == labels) {
+            Some((_, counter)) => counter.inc(),
+            None => self.requests.get_or_create(&labels).inc(),
+        };
+    }
+
+    /// Records how long an admission on `endpoint` took.
+    pub fn observe_latency(&self, endpoint: &'static str, seconds: f64) {
+        match self.hot.latency.iter().find(|(e, _)| *e == endpoint) {
+            Some((_, histogram)) => histogram.observe(seconds),
+            None => self
+                .latency
+                .get_or_create(&EndpointLabel { endpoint })
+                .observe(seconds),
+        }
+    }
+
+    /// Counts a change made to a pod.
+    pub fn injection(&self, kind: Injection) {
+        // Every kind is in the table; the family is the fallback should one be added without it.
+        match self.hot.injections.iter().find(|(k, _)| *k == kind) {
+            Some((_, counter)) => counter.inc(),
+            None => self
+                .injections
+                .get_or_create(&KindLabel {
+                    kind: kind.as_str(),
+                })
+                .inc(),
+        };
     }
 
     /// Counts a refused policy.
@@ -162,5 +259,46 @@ impl Metrics {
         // Encoding into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admission_series_are_exported_at_zero_before_any_event() {
+        let text = Metrics::new().render();
+        for line in [
+            r#"podgrace_admission_requests_total{endpoint="mutate",outcome="patched"} 0"#,
+            r#"podgrace_admission_requests_total{endpoint="validate",outcome="denied"} 0"#,
+            r#"podgrace_admission_duration_seconds_count{endpoint="mutate"} 0"#,
+            r#"podgrace_injections_total{kind="grace"} 0"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+    }
+
+    #[test]
+    fn events_land_in_their_series_and_unknown_labels_still_count() {
+        let m = Metrics::new();
+        m.request("mutate", "patched");
+        m.request("mutate", "patched");
+        m.request("mutate", "unlisted");
+        m.observe_latency("mutate", 0.001);
+        m.observe_latency("other", 0.001);
+        m.injection(Injection::Readiness);
+        let text = m.render();
+        for line in [
+            r#"podgrace_admission_requests_total{endpoint="mutate",outcome="patched"} 2"#,
+            r#"podgrace_admission_requests_total{endpoint="mutate",outcome="unchanged"} 0"#,
+            r#"podgrace_admission_requests_total{endpoint="mutate",outcome="unlisted"} 1"#,
+            r#"podgrace_admission_duration_seconds_count{endpoint="mutate"} 1"#,
+            r#"podgrace_admission_duration_seconds_count{endpoint="other"} 1"#,
+            r#"podgrace_injections_total{kind="readiness"} 1"#,
+            r#"podgrace_injections_total{kind="prestop"} 0"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
     }
 }

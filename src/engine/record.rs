@@ -26,6 +26,16 @@ pub enum Injection {
 }
 
 impl Injection {
+    /// Every kind.
+    pub const ALL: [Injection; 6] = [
+        Injection::PreStop,
+        Injection::Env,
+        Injection::Readiness,
+        Injection::Preset,
+        Injection::Helper,
+        Injection::Grace,
+    ];
+
     /// Metric label value.
     pub fn as_str(self) -> &'static str {
         match self {

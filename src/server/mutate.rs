@@ -17,7 +17,6 @@ use super::AppState;
 use super::pod_wire::WirePod;
 use super::review::{self, Decoded, ReviewError};
 use crate::engine;
-use crate::metrics::{EndpointLabel, KindLabel};
 
 const ENDPOINT: &str = "mutate";
 
@@ -55,9 +54,7 @@ pub async fn mutate(State(state): State<Arc<AppState>>, body: Bytes) -> Response
     });
     state
         .metrics
-        .latency
-        .get_or_create(&EndpointLabel { endpoint: ENDPOINT })
-        .observe(start.elapsed().as_secs_f64());
+        .observe_latency(ENDPOINT, start.elapsed().as_secs_f64());
     response
 }
 
@@ -99,14 +96,8 @@ fn answer(state: &AppState, req: &AdmissionRequest<WirePod>, start: Instant) -> 
             Ok(r) => r,
             Err(e) => return internal_error(state, req, namespace, name, &e.to_string()),
         };
-        for kind in &record.injections {
-            state
-                .metrics
-                .injections
-                .get_or_create(&KindLabel {
-                    kind: kind.as_str(),
-                })
-                .inc();
+        for &kind in &record.injections {
+            state.metrics.injection(kind);
         }
         resp.audit_annotations = audit(&record);
     }

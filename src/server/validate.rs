@@ -14,7 +14,6 @@ use kube::core::admission::{AdmissionResponse, Operation};
 use super::AppState;
 use super::mutate::{bad_request, json};
 use super::review::{self, Decoded};
-use crate::metrics::EndpointLabel;
 use crate::policy::parse::layer_from_configmap;
 use crate::policy::{EffectivePolicy, PolicyError};
 
@@ -72,8 +71,6 @@ pub async fn validate(State(state): State<Arc<AppState>>, body: Bytes) -> Respon
     };
     state
         .metrics
-        .latency
-        .get_or_create(&EndpointLabel { endpoint: ENDPOINT })
-        .observe(start.elapsed().as_secs_f64());
+        .observe_latency(ENDPOINT, start.elapsed().as_secs_f64());
     json(&resp)
 }
