@@ -9,14 +9,15 @@
 //! (docs/PERFORMANCE.md). Here span fields are stored as a ready JSON fragment when the span is
 //! created and copied as they are into each line.
 
+use std::cell::RefCell;
 use std::fmt::{self, Write as _};
+use std::time::{Duration, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_log::NormalizeEvent as _;
 use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -43,8 +44,12 @@ where
         let normalized = event.normalized_metadata();
         let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
         writer.write_str("{\"timestamp\":\"")?;
-        SystemTime.format_time(&mut writer)?;
-        write!(writer, "\",\"level\":\"{}\"", meta.level())?;
+        // A clock before 1970 is written as 1970, not as a failed line.
+        let now = UNIX_EPOCH.elapsed().unwrap_or_default();
+        timestamp(&mut writer, now)?;
+        writer.write_str("\",\"level\":\"")?;
+        writer.write_str(meta.level().as_str())?;
+        writer.write_char('"')?;
         let mut fields = Members::new(&mut writer, false);
         // Their `log.*` fields are what the target above was taken from.
         fields.skip_log_fields = normalized.is_some();
@@ -140,7 +145,7 @@ impl Visit for Members<'_, '_> {
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.member(field, |w| write!(w, "{value}"));
+        self.member(field, |w| w.write_str(if value { "true" } else { "false" }));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
@@ -167,6 +172,48 @@ impl Visit for Members<'_, '_> {
             w.write_char('"')
         });
     }
+}
+
+/// `since_epoch` in RFC 3339, UTC, with microseconds: `2026-11-23T00:13:32.123456Z`, as
+/// tracing-subscriber's `SystemTime` writes it. The date and time of day change once a second, so
+/// each thread keeps the text of the last second it wrote and adds only the microseconds;
+/// formatting the whole date through `fmt` for every line was the largest part of the
+/// formatter's cost under load.
+fn timestamp(w: &mut Writer<'_>, since_epoch: Duration) -> fmt::Result {
+    thread_local! {
+        static SECOND: RefCell<(Option<u64>, String)> = const { RefCell::new((None, String::new())) };
+    }
+    let secs = since_epoch.as_secs();
+    SECOND.with_borrow_mut(|(cached, text)| {
+        if *cached != Some(secs) {
+            text.clear();
+            let t = i64::try_from(secs)
+                .ok()
+                .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+            write!(
+                text,
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            )?;
+            *cached = Some(secs);
+        }
+        w.write_str(text)
+    })?;
+    let mut digits = [b'0'; 6];
+    let mut micros = since_epoch.subsec_micros();
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (micros % 10) as u8;
+        micros /= 10;
+    }
+    // ASCII digits are UTF-8.
+    w.write_str(std::str::from_utf8(&digits).map_err(|_| fmt::Error)?)?;
+    w.write_char('Z')
 }
 
 /// A JSON string.
@@ -286,6 +333,52 @@ mod tests {
             late.in_scope(|| tracing::info!(target: "custom::target", "with a later field"));
         });
         tracing::debug!("filtered out");
+    }
+
+    fn stamp(secs: u64, nanos: u32) -> String {
+        let mut out = String::new();
+        timestamp(&mut Writer::new(&mut out), Duration::new(secs, nanos)).unwrap();
+        out
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_with_microseconds() {
+        assert_eq!(stamp(0, 0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            stamp(1_700_000_000, 123_456_789),
+            "2023-11-14T22:13:20.123456Z"
+        );
+        // The cached second is replaced when the second changes, in either direction.
+        assert_eq!(
+            stamp(1_700_000_000, 999_999_999),
+            "2023-11-14T22:13:20.999999Z"
+        );
+        assert_eq!(stamp(1_700_000_001, 5_000), "2023-11-14T22:13:21.000005Z");
+        assert_eq!(stamp(951_782_400, 0), "2000-02-29T00:00:00.000000Z");
+        assert_eq!(stamp(1_700_000_000, 0), "2023-11-14T22:13:20.000000Z");
+        // Beyond what the calendar type holds: the epoch, not a panic or a broken line.
+        assert_eq!(stamp(u64::MAX, 0), "1970-01-01T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn timestamps_agree_with_tracing_subscribers_clock() {
+        use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+        let mut theirs = String::new();
+        SystemTime
+            .format_time(&mut Writer::new(&mut theirs))
+            .unwrap();
+        let ours = stamp(UNIX_EPOCH.elapsed().unwrap().as_secs(), 0);
+        // Taken a moment apart: the same second, or the next one.
+        let parse = |t: &str| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                .unwrap()
+                .unix_timestamp()
+        };
+        assert!(
+            (0..=1).contains(&(parse(&ours) - parse(&theirs)).abs()),
+            "{ours} {theirs}"
+        );
+        assert_eq!(ours.len(), theirs.len());
     }
 
     #[test]
