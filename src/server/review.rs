@@ -84,6 +84,7 @@ struct Out<'a> {
     response: ResponseOut<'a>,
 }
 
+/// The response, but for `patch`, which [`encode`] appends itself.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ResponseOut<'a> {
@@ -93,8 +94,6 @@ struct ResponseOut<'a> {
     status: Option<&'a Status>,
     #[serde(skip_serializing_if = "Option::is_none")]
     patch_type: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     warnings: Option<&'a Vec<String>>,
     #[serde(skip_serializing_if = "std::collections::HashMap::is_empty")]
@@ -108,6 +107,7 @@ pub fn encode(resp: &AdmissionResponse) -> Vec<u8> {
     } else {
         &resp.types.api_version
     };
+    let patch = resp.patch.as_deref();
     let out = Out {
         api_version,
         kind: "AdmissionReview",
@@ -115,17 +115,43 @@ pub fn encode(resp: &AdmissionResponse) -> Vec<u8> {
             uid: &resp.uid,
             allowed: resp.allowed,
             status: (!resp.allowed).then_some(&resp.result),
-            patch_type: resp.patch.as_ref().map(|_| "JSONPatch"),
-            patch: resp
-                .patch
-                .as_ref()
-                .map(|p| base64::engine::general_purpose::STANDARD.encode(p)),
+            patch_type: patch.map(|_| "JSONPatch"),
             warnings: resp.warnings.as_ref().filter(|w| !w.is_empty()),
             audit_annotations: &resp.audit_annotations,
         },
     };
+    let patch_len = patch.map_or(0, |p| base64::encoded_len(p.len(), true).unwrap_or(0));
+    let text_len = |s: &String| s.len() + 8;
+    let capacity = 256
+        + patch_len
+        + resp.warnings.iter().flatten().map(text_len).sum::<usize>()
+        + resp
+            .audit_annotations
+            .iter()
+            .map(|(k, v)| text_len(k) + text_len(v))
+            .sum::<usize>();
+    // Sized for the whole answer, so that it is never regrown and copied on the way.
+    let mut buf = Vec::with_capacity(capacity);
     // Plain strings, bools and maps of strings: serialization cannot fail.
-    serde_json::to_vec(&out).unwrap_or_default()
+    if serde_json::to_writer(&mut buf, &out).is_err() {
+        return Vec::new();
+    }
+    if let Some(patch) = patch {
+        // `…}}` becomes `…,"patch":"<base64>"}}`. Base64 needs no JSON escaping, so the patch is
+        // encoded straight into the answer, not into a string that serde would then copy and
+        // check byte by byte.
+        debug_assert!(buf.ends_with(b"}}"));
+        buf.truncate(buf.len() - 2);
+        buf.extend_from_slice(br#","patch":""#);
+        let start = buf.len();
+        buf.resize(start + patch_len, 0);
+        let written = base64::engine::general_purpose::STANDARD
+            .encode_slice(patch, &mut buf[start..])
+            .unwrap_or(0);
+        buf.truncate(start + written);
+        buf.extend_from_slice(br#""}}"#);
+    }
+    buf
 }
 
 #[cfg(test)]
@@ -191,5 +217,59 @@ mod tests {
             br#"[{"op":"add","path":"/metadata/labels/x","value":"y"}]"#
         );
         assert!(out["response"].get("status").is_none());
+    }
+
+    /// Every shape of answer is one JSON document with the members the API server reads.
+    #[test]
+    fn answers_with_and_without_patch_warnings_and_denials_are_well_formed() {
+        let Decoded::Typed(req) = decode_pod(FIXTURE).unwrap() else {
+            panic!()
+        };
+        let patch: json_patch::Patch = serde_json::from_str(
+            r#"[{"op":"add","path":"/metadata/annotations/a~1b","value":"\"quoted\" → ü"}]"#,
+        )
+        .unwrap();
+        let plain = AdmissionResponse::from(&*req);
+        let patched = plain.clone().with_patch(patch).unwrap();
+        let mut warned = patched.clone();
+        warned.warnings = Some(vec!["w \"1\"".into(), "w2".into()]);
+        warned
+            .audit_annotations
+            .insert("injected".into(), "app: preStop=sleep 10s".into());
+        let mut warned_unpatched = plain.clone();
+        warned_unpatched.warnings = warned.warnings.clone();
+        let denied = plain.clone().deny("no \"way\"");
+        for (resp, has_patch) in [
+            (&plain, false),
+            (&patched, true),
+            (&warned, true),
+            (&warned_unpatched, false),
+            (&denied, false),
+        ] {
+            let bytes = encode(resp);
+            let out: serde_json::Value = serde_json::from_slice(&bytes)
+                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&bytes)));
+            let r = &out["response"];
+            assert_eq!(out["kind"], "AdmissionReview");
+            assert_eq!(r["uid"], resp.uid.as_str());
+            assert_eq!(r["allowed"], resp.allowed);
+            assert_eq!(r.get("status").is_some(), !resp.allowed);
+            assert_eq!(r.get("patchType").is_some(), has_patch);
+            let got = r.get("patch").map(|p| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(p.as_str().unwrap())
+                    .unwrap()
+            });
+            assert_eq!(got, resp.patch);
+            let warnings: Option<Vec<String>> = r
+                .get("warnings")
+                .map(|w| serde_json::from_value(w.clone()).unwrap());
+            assert_eq!(warnings, resp.warnings);
+            let audit: std::collections::HashMap<String, String> = r
+                .get("auditAnnotations")
+                .map(|a| serde_json::from_value(a.clone()).unwrap())
+                .unwrap_or_default();
+            assert_eq!(audit, resp.audit_annotations);
+        }
     }
 }
