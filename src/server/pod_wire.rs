@@ -241,7 +241,7 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Filtered<'_, A> {
 }
 
 /// A member name or short string, borrowed from the input when it has no escapes.
-struct Key<'a>(Cow<'a, str>);
+pub(super) struct Key<'a>(pub(super) Cow<'a, str>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
