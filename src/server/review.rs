@@ -18,10 +18,18 @@ use super::pod_wire::{Key, WirePod};
 
 /// Members of the request that no handler reads. The parser skips them (still checking that
 /// they are well-formed JSON) instead of building them: the requester's groups and extra
-/// attributes, and the create options as a dynamic object, were about a seventh of the cost of
-/// decoding a review. kube's type requires `userInfo`, so it is decoded as empty;
-/// `options` is absent. A handler that starts reading either must take it off this list.
-pub const UNREAD_REQUEST_MEMBERS: [&str; 2] = ["userInfo", "options"];
+/// attributes, the create options as a dynamic object, and the kind and resource as originally
+/// requested (handlers read `kind`, `resource` and `subResource`); a third of the allocations of
+/// decoding a pod review (docs/PERFORMANCE.md). kube's type requires `userInfo`, so it is
+/// decoded as empty; the others are absent. A handler that starts reading one must take it off
+/// this list.
+pub const UNREAD_REQUEST_MEMBERS: [&str; 5] = [
+    "userInfo",
+    "options",
+    "requestKind",
+    "requestResource",
+    "requestSubResource",
+];
 
 /// Why a body is not an AdmissionReview we can answer.
 #[derive(Debug, thiserror::Error)]
@@ -283,8 +291,12 @@ mod tests {
             // What is skipped is really there in what the API server sends.
             assert!(expected.options.is_some());
             assert!(expected.user_info.username.is_some());
+            assert!(expected.request_kind.is_some() && expected.request_resource.is_some());
             expected.user_info = Default::default();
             expected.options = None;
+            expected.request_kind = None;
+            expected.request_resource = None;
+            expected.request_sub_resource = None;
             let Decoded::Typed(got) = decode_pod(body).unwrap() else {
                 panic!("not typed")
             };
