@@ -3,7 +3,7 @@
 //! cache it) and then only read, per container, on the admission path.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use wildmatch::WildMatch;
 
@@ -60,7 +60,9 @@ impl ImagePattern {
 /// Returns true when `image` looks like an nginx image (used for the "nginx without quit"
 /// warning, with the same matching as an `image: nginx*` rule).
 pub fn is_nginx_image(image: &str) -> bool {
-    ImagePattern::new("nginx*").matches(image)
+    // Compiled once: this runs for every container of every pod.
+    static NGINX: LazyLock<ImagePattern> = LazyLock::new(|| ImagePattern::new("nginx*"));
+    NGINX.matches(image)
 }
 
 /// The merged policy of one namespace.
