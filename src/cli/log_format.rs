@@ -49,7 +49,7 @@ where
         timestamp(&mut writer, now)?;
         writer.write_str("\",\"level\":\"")?;
         writer.write_str(meta.level().as_str())?;
-        writer.write_char('"')?;
+        writer.write_str("\"")?;
         let mut fields = Members::new(&mut writer, false);
         // Their `log.*` fields are what the target above was taken from.
         fields.skip_log_fields = normalized.is_some();
@@ -68,11 +68,11 @@ where
                 && !fields.is_empty()
             {
                 writer.write_str(fields)?;
-                writer.write_char(',')?;
+                writer.write_str(",")?;
             }
             writer.write_str("\"name\":")?;
             string(&mut writer, span.name())?;
-            writer.write_char('}')?;
+            writer.write_str("}")?;
         }
         writer.write_str("}\n")
     }
@@ -127,11 +127,15 @@ impl<'a, 'w> Members<'a, 'w> {
             return;
         }
         self.result = (|| {
-            if !std::mem::take(&mut self.first) {
-                self.writer.write_char(',')?;
-            }
-            string(self.writer, field.name())?;
-            self.writer.write_char(':')?;
+            // Punctuation in as few writes as possible: each is a call through `dyn Write`.
+            let open = if std::mem::take(&mut self.first) {
+                "\""
+            } else {
+                ",\""
+            };
+            self.writer.write_str(open)?;
+            Escaped(self.writer).write_str(field.name())?;
+            self.writer.write_str("\":")?;
             value(self.writer)
         })();
     }
@@ -167,9 +171,9 @@ impl Visit for Members<'_, '_> {
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.member(field, |w| {
-            w.write_char('"')?;
+            w.write_str("\"")?;
             write!(Escaped(w), "{value:?}")?;
-            w.write_char('"')
+            w.write_str("\"")
         });
     }
 }
@@ -205,22 +209,21 @@ fn timestamp(w: &mut Writer<'_>, since_epoch: Duration) -> fmt::Result {
         }
         w.write_str(text)
     })?;
-    let mut digits = [b'0'; 6];
+    let mut digits = *b"000000Z";
     let mut micros = since_epoch.subsec_micros();
-    for d in digits.iter_mut().rev() {
+    for d in digits[..6].iter_mut().rev() {
         *d = b'0' + (micros % 10) as u8;
         micros /= 10;
     }
     // ASCII digits are UTF-8.
-    w.write_str(std::str::from_utf8(&digits).map_err(|_| fmt::Error)?)?;
-    w.write_char('Z')
+    w.write_str(std::str::from_utf8(&digits).map_err(|_| fmt::Error)?)
 }
 
 /// A JSON string.
 fn string(w: &mut Writer<'_>, s: &str) -> fmt::Result {
-    w.write_char('"')?;
+    w.write_str("\"")?;
     Escaped(w).write_str(s)?;
-    w.write_char('"')
+    w.write_str("\"")
 }
 
 /// Escapes what it is given for the inside of a JSON string (RFC 8259 section 7), so that
