@@ -43,8 +43,8 @@ pub(super) fn init(
 /// A filter in `EnvFilter` syntax. Lists of `target=level` directives, which is all the chart and
 /// the documentation use, are served by `Targets`, which decides from the callsite alone.
 /// `EnvFilter` is kept for span and field directives (`[admission{uid=…}]=debug`): it keeps
-/// every span in maps behind locks that all threads share, four lock round trips per admission
-/// even when no directive needs them, which cost about a microsecond per admission under load
+/// every span in maps behind locks that all threads share: four lock round trips per admission
+/// even when no directive needs them, on cache lines the workers pass back and forth under load
 /// (docs/PERFORMANCE.md).
 fn filter_layer(filter: &str) -> anyhow::Result<Box<dyn Layer<Registry> + Send + Sync>> {
     // EnvFilter's parser checks the syntax (Targets would take `[span]` for a target name).

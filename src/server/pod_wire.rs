@@ -23,7 +23,7 @@ use std::marker::PhantomData;
 
 use k8s_openapi::api::core::v1::{Pod, PodSpec, Volume};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use serde::de::value::{CowStrDeserializer, MapAccessDeserializer};
+use serde::de::value::{CowStrDeserializer, MapAccessDeserializer, MapDeserializer};
 use serde::de::{self, DeserializeSeed, IgnoredAny, IntoDeserializer, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
@@ -135,11 +135,9 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for Only<T> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-        T::deserialize(MapAccessDeserializer::new(Filtered {
-            inner: map,
-            keep: self.keep,
-            volumes: None,
-        }))
+        T::deserialize(MapAccessDeserializer::new(Filtered::new(
+            map, self.keep, None,
+        )))
     }
 }
 
@@ -174,9 +172,8 @@ fn spec_members<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Pod
         fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Option<PodSpec>, A::Error> {
             let mut volumes = None;
             let mut spec = PodSpec::deserialize(MapAccessDeserializer::new(Filtered {
-                inner: map,
-                keep: |key| SPEC_MEMBERS.contains(&key),
                 volumes: Some(&mut volumes),
+                ..Filtered::new(map, |key| SPEC_MEMBERS.contains(&key), None)
             }))?;
             spec.volumes = volumes
                 .flatten()
@@ -202,11 +199,29 @@ impl<'de> Deserialize<'de> for VolumeName {
 }
 
 /// A map with only the members `keep` accepts: the others' values are skipped by the parser,
-/// never built. When `volumes` is set, the `volumes` member is decoded into it instead.
-struct Filtered<'v, A> {
+/// never built. When `volumes` is set, the `volumes` member is decoded into it instead; the
+/// member named by `emptied`, skipped too, is given as an empty object (for a member the
+/// decoded type requires).
+pub(super) struct Filtered<'v, A> {
     inner: A,
     keep: fn(&str) -> bool,
     volumes: Option<&'v mut Option<Option<Vec<VolumeName>>>>,
+    emptied: Option<&'static str>,
+    /// The key just returned is `emptied`: its value is the empty object.
+    empty_value_next: bool,
+}
+
+impl<A> Filtered<'static, A> {
+    /// `inner` with only the members `keep` accepts, and `emptied` as an empty object.
+    pub(super) fn new(inner: A, keep: fn(&str) -> bool, emptied: Option<&'static str>) -> Self {
+        Filtered {
+            inner,
+            keep,
+            volumes: None,
+            emptied,
+            empty_value_next: false,
+        }
+    }
 }
 
 impl<'de, A: MapAccess<'de>> MapAccess<'de> for Filtered<'_, A> {
@@ -217,21 +232,32 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Filtered<'_, A> {
         seed: K,
     ) -> Result<Option<K::Value>, A::Error> {
         while let Some(Key(key)) = self.inner.next_key()? {
-            if (self.keep)(&key) {
-                let key: CowStrDeserializer<'_, A::Error> = key.into_deserializer();
-                return seed.deserialize(key).map(Some);
-            }
-            match &mut self.volumes {
-                Some(volumes) if key == "volumes" => **volumes = Some(self.inner.next_value()?),
-                _ => {
-                    self.inner.next_value::<IgnoredAny>()?;
+            if !(self.keep)(&key) {
+                match &mut self.volumes {
+                    Some(volumes) if key == "volumes" => {
+                        **volumes = Some(self.inner.next_value()?);
+                        continue;
+                    }
+                    _ => {
+                        self.inner.next_value::<IgnoredAny>()?;
+                    }
                 }
+                if self.emptied != Some(key.as_ref()) {
+                    continue;
+                }
+                self.empty_value_next = true;
             }
+            let key: CowStrDeserializer<'_, A::Error> = key.into_deserializer();
+            return seed.deserialize(key).map(Some);
         }
         Ok(None)
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        if std::mem::take(&mut self.empty_value_next) {
+            let empty = MapDeserializer::<_, A::Error>::new(std::iter::empty::<((), ())>());
+            return seed.deserialize(empty);
+        }
         self.inner.next_value_seed(seed)
     }
 
@@ -241,7 +267,7 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Filtered<'_, A> {
 }
 
 /// A member name or short string, borrowed from the input when it has no escapes.
-pub(super) struct Key<'a>(pub(super) Cow<'a, str>);
+struct Key<'a>(Cow<'a, str>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

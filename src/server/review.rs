@@ -10,11 +10,11 @@ use std::marker::PhantomData;
 use base64::Engine as _;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse};
 use kube::core::{DynamicObject, Resource, Status, TypeMeta};
-use serde::de::value::{CowStrDeserializer, MapAccessDeserializer, MapDeserializer};
-use serde::de::{self, DeserializeSeed, IgnoredAny, IntoDeserializer, MapAccess, Visitor};
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::pod_wire::{Key, WirePod};
+use super::pod_wire::{Filtered, WirePod};
 
 /// Members of the request that no handler reads. The parser skips them (still checking that
 /// they are well-formed JSON) instead of building them: the requester's groups and extra
@@ -81,55 +81,15 @@ where
         }
 
         fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-            AdmissionRequest::deserialize(MapAccessDeserializer::new(SkipUnread {
-                inner: map,
-                empty_value_next: false,
-            }))
-            .map(Some)
+            let members = Filtered::new(
+                map,
+                |key| !UNREAD_REQUEST_MEMBERS.contains(&key),
+                Some("userInfo"),
+            );
+            AdmissionRequest::deserialize(MapAccessDeserializer::new(members)).map(Some)
         }
     }
     deserializer.deserialize_option(RequestVisitor(PhantomData))
-}
-
-/// The request's members without the values of [`UNREAD_REQUEST_MEMBERS`].
-struct SkipUnread<A> {
-    inner: A,
-    /// The key just returned was `userInfo`, whose value is given as an empty object.
-    empty_value_next: bool,
-}
-
-impl<'de, A: MapAccess<'de>> MapAccess<'de> for SkipUnread<A> {
-    type Error = A::Error;
-
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, A::Error> {
-        while let Some(Key(key)) = self.inner.next_key()? {
-            if UNREAD_REQUEST_MEMBERS.contains(&key.as_ref()) {
-                self.inner.next_value::<IgnoredAny>()?;
-                if key != "userInfo" {
-                    continue;
-                }
-                self.empty_value_next = true;
-            }
-            let key: CowStrDeserializer<'_, A::Error> = key.into_deserializer();
-            return seed.deserialize(key).map(Some);
-        }
-        Ok(None)
-    }
-
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
-        if std::mem::take(&mut self.empty_value_next) {
-            let empty = MapDeserializer::<_, A::Error>::new(std::iter::empty::<((), ())>());
-            return seed.deserialize(empty);
-        }
-        self.inner.next_value_seed(seed)
-    }
-
-    fn size_hint(&self) -> Option<usize> {
-        None
-    }
 }
 
 /// A decoded request.
