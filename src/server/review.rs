@@ -49,12 +49,8 @@ struct Envelope<T: Resource> {
     api_version: String,
     #[serde(default)]
     kind: String,
-    #[serde(default = "none", deserialize_with = "request_without_unread")]
+    #[serde(default, deserialize_with = "request_without_unread")]
     request: Option<AdmissionRequest<T>>,
-}
-
-fn none<T>() -> Option<T> {
-    None
 }
 
 fn request_without_unread<'de, D, T>(
