@@ -1,21 +1,34 @@
 //! `terminationGracePeriodSeconds` arithmetic. The grace period counts from the start of
 //! termination and *includes* the preStop hook, so each container needs
-//! preStop + application shutdown + buffer, and the pod needs the largest of those. podgrace only
-//! ever raises the value: a longer grace period costs nothing when the app exits early, a shorter
-//! one means SIGKILL mid-request.
+//! preStop + application shutdown + buffer, and the pod needs the largest of those; native
+//! sidecars are stopped only after every main container has exited, one after the other, so
+//! their hook and shutdown times add up on top. podgrace only ever raises the value: a longer
+//! grace period costs nothing when the app exits early, a shorter one means SIGKILL mid-request.
 
+use super::hook_estimate::Source;
 use crate::policy::spec::GraceMode;
 
 /// What the API server assumes when the field is not set.
 pub const KUBERNETES_DEFAULT: i64 = 30;
+
+/// Whose preStop a budget counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HookKind {
+    /// podgrace's own hook (or none).
+    Injected,
+    /// The user's hook, kept, with how its duration was estimated.
+    Kept(Source),
+}
 
 /// One container's termination budget.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Budget {
     /// Container name.
     pub container: String,
-    /// preStop time (deregistration timeouts + sleep, or the declared exec duration).
+    /// preStop time (deregistration timeouts + sleep, a kept hook's estimate, …).
     pub pre_stop: u32,
+    /// Whose hook that is.
+    pub hook: HookKind,
     /// Application shutdown allowance.
     pub shutdown: u32,
     /// Margin.
@@ -28,13 +41,28 @@ impl Budget {
         i64::from(self.pre_stop) + i64::from(self.shutdown) + i64::from(self.buffer)
     }
 
-    /// `preStop 35s + shutdown 30s + buffer 5s`.
+    /// `preStop 35s + shutdown 30s + buffer 5s`, or `kept preStop 55s (read from hook) + …`.
     pub fn arithmetic(&self) -> String {
+        let hook = match self.hook {
+            HookKind::Injected => format!("preStop {}s", self.pre_stop),
+            HookKind::Kept(source) => {
+                format!("kept preStop {}s ({})", self.pre_stop, source.as_str())
+            }
+        };
         format!(
-            "preStop {}s + shutdown {}s + buffer {}s",
-            self.pre_stop, self.shutdown, self.buffer
+            "{hook} + shutdown {}s + buffer {}s",
+            self.shutdown, self.buffer
         )
     }
+}
+
+/// A native sidecar's share: its hook and shutdown, after the main containers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SidecarTime {
+    /// Container name.
+    pub container: String,
+    /// Hook + shutdown, in seconds.
+    pub seconds: u32,
 }
 
 /// The outcome for the pod.
@@ -42,8 +70,10 @@ impl Budget {
 pub struct Decision {
     /// The value the pod has (the Kubernetes default when unset).
     pub current: i64,
-    /// The largest budget, if any container has one.
+    /// The largest budget of a main container, if any container has one.
     pub largest: Option<Budget>,
+    /// Native sidecars stopped after the main containers (counted only with a main budget).
+    pub sidecars: Vec<SidecarTime>,
     /// The new value, when podgrace raises it.
     pub raised_to: Option<i64>,
 }
@@ -54,37 +84,64 @@ impl Decision {
         self.raised_to.unwrap_or(self.current)
     }
 
-    /// `30 → 70: preStop 35s + shutdown 30s + buffer 5s (app)` when raised, or
-    /// `60 ≥ 45: ...` when the pod already had enough.
-    pub fn summary(&self) -> Option<String> {
+    /// Seconds the pod needs to stop: the largest budget plus the sidecars, if any budget.
+    pub fn needed(&self) -> Option<i64> {
+        let largest = self.largest.as_ref()?;
+        Some(largest.total() + self.sidecar_seconds())
+    }
+
+    fn sidecar_seconds(&self) -> i64 {
+        self.sidecars.iter().map(|s| i64::from(s.seconds)).sum()
+    }
+
+    /// The arithmetic: `preStop 35s + shutdown 30s + buffer 5s (app) + sidecars 5s (log)`.
+    pub fn arithmetic(&self) -> Option<String> {
         let b = self.largest.as_ref()?;
+        let mut text = format!("{} ({})", b.arithmetic(), b.container);
+        if !self.sidecars.is_empty() {
+            let names: Vec<&str> = self.sidecars.iter().map(|s| s.container.as_str()).collect();
+            text.push_str(&format!(
+                " + sidecars {}s ({})",
+                self.sidecar_seconds(),
+                names.join(", ")
+            ));
+        }
+        Some(text)
+    }
+
+    /// The arithmetic without names, for a warning that must fit in a line.
+    pub fn short_arithmetic(&self) -> Option<String> {
+        let b = self.largest.as_ref()?;
+        let mut text = b.arithmetic();
+        if !self.sidecars.is_empty() {
+            text.push_str(&format!(" + sidecars {}s", self.sidecar_seconds()));
+        }
+        Some(text)
+    }
+
+    /// `30 → 70: preStop 35s + shutdown 30s + buffer 5s (app)` when raised, `60 ≥ 45: ...` when
+    /// the pod already had enough, `30 < 45 (not raised: gracePeriod keep): ...` otherwise.
+    pub fn summary(&self) -> Option<String> {
+        let needed = self.needed()?;
+        let arithmetic = self.arithmetic()?;
         Some(match self.raised_to {
-            Some(new) => format!(
-                "{} → {new}: {} ({})",
-                self.current,
-                b.arithmetic(),
-                b.container
-            ),
-            None if self.current >= b.total() => format!(
-                "{} ≥ {}: {} ({})",
-                self.current,
-                b.total(),
-                b.arithmetic(),
-                b.container
-            ),
+            Some(new) => format!("{} → {new}: {arithmetic}", self.current),
+            None if self.current >= needed => format!("{} ≥ {needed}: {arithmetic}", self.current),
             None => format!(
-                "{} < {} (not raised: gracePeriod keep): {} ({})",
-                self.current,
-                b.total(),
-                b.arithmetic(),
-                b.container
+                "{} < {needed} (not raised: gracePeriod keep): {arithmetic}",
+                self.current
             ),
         })
     }
 }
 
-/// Decides the grace period from the container budgets.
-pub fn decide(current: Option<i64>, budgets: &[Budget], mode: GraceMode) -> Decision {
+/// Decides the grace period from the main containers' budgets and the native sidecars.
+pub fn decide(
+    current: Option<i64>,
+    budgets: &[Budget],
+    sidecars: Vec<SidecarTime>,
+    mode: GraceMode,
+) -> Decision {
     let current = current.unwrap_or(KUBERNETES_DEFAULT);
     // The first of equal budgets wins, so the record is deterministic.
     let largest = budgets
@@ -94,15 +151,16 @@ pub fn decide(current: Option<i64>, budgets: &[Budget], mode: GraceMode) -> Deci
             _ => Some(b),
         })
         .cloned();
-    let raised_to = match (&largest, mode) {
-        (Some(b), GraceMode::Raise) if b.total() > current => Some(b.total()),
-        _ => None,
-    };
-    Decision {
+    let mut decision = Decision {
         current,
         largest,
-        raised_to,
+        sidecars: sidecars.into_iter().filter(|s| s.seconds > 0).collect(),
+        raised_to: None,
+    };
+    if mode == GraceMode::Raise {
+        decision.raised_to = decision.needed().filter(|n| *n > current);
     }
+    decision
 }
 
 #[cfg(test)]
@@ -113,6 +171,7 @@ mod tests {
         Budget {
             container: name.into(),
             pre_stop,
+            hook: HookKind::Injected,
             shutdown,
             buffer,
         }
@@ -121,7 +180,12 @@ mod tests {
     #[test]
     fn the_operators_spring_nacos_case_needs_seventy_seconds() {
         // 35 s preStop + Spring Boot's 30 s shutdown phase under a 60 s grace period loses requests.
-        let d = decide(Some(60), &[budget("app", 35, 30, 5)], GraceMode::Raise);
+        let d = decide(
+            Some(60),
+            &[budget("app", 35, 30, 5)],
+            vec![],
+            GraceMode::Raise,
+        );
         assert_eq!(d.raised_to, Some(70));
         assert_eq!(
             d.summary().unwrap(),
@@ -130,8 +194,24 @@ mod tests {
     }
 
     #[test]
+    fn a_kept_hook_says_how_it_was_estimated() {
+        let mut b = budget("app", 55, 30, 5);
+        b.hook = HookKind::Kept(Source::Read);
+        let d = decide(Some(60), &[b], vec![], GraceMode::Raise);
+        assert_eq!(
+            d.summary().unwrap(),
+            "60 → 90: kept preStop 55s (read from hook) + shutdown 30s + buffer 5s (app)"
+        );
+    }
+
+    #[test]
     fn grace_never_decreases() {
-        let d = decide(Some(300), &[budget("app", 10, 30, 5)], GraceMode::Raise);
+        let d = decide(
+            Some(300),
+            &[budget("app", 10, 30, 5)],
+            vec![],
+            GraceMode::Raise,
+        );
         assert_eq!(d.raised_to, None);
         assert_eq!(d.effective(), 300);
         assert!(d.summary().unwrap().starts_with("300 ≥ 45"));
@@ -140,11 +220,11 @@ mod tests {
     #[test]
     fn unset_means_the_kubernetes_default() {
         assert_eq!(
-            decide(None, &[budget("a", 0, 20, 5)], GraceMode::Raise).raised_to,
+            decide(None, &[budget("a", 0, 20, 5)], vec![], GraceMode::Raise).raised_to,
             None
         );
         assert_eq!(
-            decide(None, &[budget("a", 10, 20, 5)], GraceMode::Raise).raised_to,
+            decide(None, &[budget("a", 10, 20, 5)], vec![], GraceMode::Raise).raised_to,
             Some(35)
         );
     }
@@ -156,17 +236,46 @@ mod tests {
             budget("app", 30, 30, 5),
             budget("b", 30, 30, 5),
         ];
-        let d = decide(Some(30), &budgets, GraceMode::Raise);
+        let d = decide(Some(30), &budgets, vec![], GraceMode::Raise);
         assert_eq!(d.largest.as_ref().unwrap().container, "app");
         assert_eq!(d.raised_to, Some(65));
-        let d = decide(Some(30), &budgets, GraceMode::Keep);
+        let d = decide(Some(30), &budgets, vec![], GraceMode::Keep);
         assert_eq!(d.raised_to, None);
         assert!(d.summary().unwrap().contains("not raised"));
     }
 
     #[test]
+    fn native_sidecars_stop_after_the_app_so_their_time_adds_up() {
+        let sidecars = vec![
+            SidecarTime {
+                container: "istio-proxy".into(),
+                seconds: 30,
+            },
+            SidecarTime {
+                container: "log".into(),
+                seconds: 5,
+            },
+        ];
+        let d = decide(
+            Some(30),
+            &[budget("app", 10, 30, 5)],
+            sidecars,
+            GraceMode::Raise,
+        );
+        assert_eq!(d.raised_to, Some(80));
+        assert_eq!(
+            d.summary().unwrap(),
+            "30 → 80: preStop 10s + shutdown 30s + buffer 5s (app) + sidecars 35s (istio-proxy, log)"
+        );
+    }
+
+    #[test]
     fn no_budgets_no_change() {
-        let d = decide(Some(30), &[], GraceMode::Raise);
+        let sidecar = vec![SidecarTime {
+            container: "log".into(),
+            seconds: 5,
+        }];
+        let d = decide(Some(30), &[], sidecar, GraceMode::Raise);
         assert_eq!((d.raised_to, d.summary()), (None, None));
     }
 }

@@ -8,8 +8,8 @@
 //! and the pod falls back to shell hooks with a warning rather than becoming invalid.
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, PodSpec, ResourceRequirements, SecurityContext,
-    Volume, VolumeMount,
+    Capabilities, Container, EmptyDirVolumeSource, PodSpec, ResourceRequirements,
+    SeccompProfile, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
@@ -38,6 +38,10 @@ pub enum PodState {
 
 /// Inspects the pod for podgrace's init container and volume.
 pub fn pod_state(spec: &PodSpec) -> PodState {
+    if spec.os.as_ref().is_some_and(|os| os.name == "windows") {
+        // A Linux binary, and a securityContext the API forbids on Windows pods.
+        return PodState::Conflict("Windows pod".to_owned());
+    }
     let volume = spec.volumes.iter().flatten().find(|v| v.name == NAME);
     let init = spec
         .init_containers
@@ -47,10 +51,8 @@ pub fn pod_state(spec: &PodSpec) -> PodState {
     match (volume, init) {
         (None, None) => PodState::Absent,
         (Some(v), Some(_)) if v.empty_dir.is_some() => PodState::Present,
-        (Some(_), _) => PodState::Conflict(format!("the pod already has a volume named {NAME}")),
-        (None, Some(_)) => PodState::Conflict(format!(
-            "the pod already has an init container named {NAME}"
-        )),
+        (Some(_), _) => PodState::Conflict("volume name taken".to_owned()),
+        (None, Some(_)) => PodState::Conflict("init container name taken".to_owned()),
     }
 }
 
@@ -60,20 +62,17 @@ pub fn container_state(c: &Container) -> Result<bool, String> {
     for m in c.volume_mounts.iter().flatten() {
         match (m.name == NAME, m.mount_path.trim_end_matches('/') == DIR) {
             (true, true) => return Ok(true),
-            (false, true) => return Err(format!("{DIR} is already a mount of volume {}", m.name)),
-            (true, false) => {
-                return Err(format!(
-                    "volume {NAME} is mounted elsewhere ({})",
-                    m.mount_path
-                ));
-            }
+            (false, true) => return Err(format!("{DIR} is taken")),
+            (true, false) => return Err(format!("{NAME} is mounted elsewhere")),
             _ => {}
         }
     }
     Ok(false)
 }
 
-/// The init container that installs the helper.
+/// The init container that installs the helper. Its securityContext meets the Pod Security
+/// `restricted` profile in full (so it never lowers a pod's level, whatever the pod's own
+/// settings), and its resources are small and bounded (a copy of one file).
 pub fn init_container(image: &str, pull_policy: PullPolicy) -> Container {
     Container {
         name: NAME.to_owned(),
@@ -89,15 +88,11 @@ pub fn init_container(image: &str, pull_policy: PullPolicy) -> Container {
             mount_path: DIR.to_owned(),
             ..Default::default()
         }]),
+        // Requests equal to limits: a Guaranteed pod stays Guaranteed (QoS counts init
+        // containers too).
         resources: Some(ResourceRequirements {
-            requests: Some(
-                [
-                    ("cpu".to_owned(), Quantity("10m".to_owned())),
-                    ("memory".to_owned(), Quantity("16Mi".to_owned())),
-                ]
-                .into(),
-            ),
-            limits: Some([("memory".to_owned(), Quantity("64Mi".to_owned()))].into()),
+            requests: Some(helper_resources()),
+            limits: Some(helper_resources()),
             ..Default::default()
         }),
         security_context: Some(SecurityContext {
@@ -109,10 +104,22 @@ pub fn init_container(image: &str, pull_policy: PullPolicy) -> Container {
                 drop: Some(vec!["ALL".to_owned()]),
                 add: None,
             }),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".to_owned(),
+                localhost_profile: None,
+            }),
             ..Default::default()
         }),
         ..Default::default()
     }
+}
+
+fn helper_resources() -> std::collections::BTreeMap<String, Quantity> {
+    [
+        ("cpu".to_owned(), Quantity("100m".to_owned())),
+        ("memory".to_owned(), Quantity("64Mi".to_owned())),
+    ]
+    .into()
 }
 
 /// The shared volume.

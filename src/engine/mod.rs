@@ -9,6 +9,7 @@
 pub mod env;
 pub mod grace;
 pub mod helper;
+pub mod hook_estimate;
 pub mod nacos;
 pub mod patch;
 pub mod presets;
@@ -18,14 +19,17 @@ pub mod record;
 pub mod shell;
 pub mod warnings;
 
-use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Pod};
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Pod, PodSpec};
 use serde_json::{Value, json};
 
 use crate::kube_version::KubeVersion;
-use crate::policy::annotations;
+use crate::policy::annotations::{self, PodOverrides};
 use crate::policy::effective::is_nginx_image;
-use crate::policy::spec::{ExistingHook, HelperMode};
-use crate::policy::{ContainerPolicy, EffectivePolicy, Resolution};
+use crate::policy::spec::{ExistingHook, GraceMode, HelperMode, NginxStop, SidecarMode};
+use crate::policy::{Action, ContainerPolicy, EffectivePolicy, defaults};
+use grace::{Budget, HookKind, SidecarTime};
 use patch::PatchBuilder;
 use record::{ContainerRecord, Injection, Record};
 
@@ -41,7 +45,7 @@ pub struct Context {
 pub struct Mutation {
     /// The JSON patch (empty when nothing is to be changed).
     pub patch: json_patch::Patch,
-    /// Warnings for the user (each at most 120 characters).
+    /// Warnings for the user (each under 120 characters, written to fit).
     pub warnings: Vec<String>,
     /// What was done and why.
     pub record: Record,
@@ -91,102 +95,72 @@ pub fn mutate(pod: &Pod, policy: &EffectivePolicy, ctx: &Context) -> Result<Muta
         return Ok(m);
     }
 
-    let mut b = PatchBuilder::default();
-    let helper_pod = helper::pod_state(spec);
-    let mut helper_used = false;
+    let mut pass = Pass {
+        pod,
+        spec,
+        policy,
+        ctx,
+        overrides: &overrides,
+        helper_pod: helper::pod_state(spec),
+        helper_used: false,
+        // Under `gracePeriod: keep` every drain must fit the pod's grace period: the API server
+        // rejects a native sleep longer than it.
+        drain_cap: (policy.grace_mode() == GraceMode::Keep).then(|| {
+            spec.termination_grace_period_seconds
+                .unwrap_or(grace::KUBERNETES_DEFAULT)
+                .clamp(0, i64::from(u32::MAX)) as u32
+        }),
+        b: PatchBuilder::default(),
+        m,
+    };
     let mut budgets = Vec::new();
-    let mut kept_hooks = Vec::new();
     for (index, c) in spec.containers.iter().enumerate() {
-        if !policy.selects(&c.name) {
-            continue;
-        }
-        let image = c.image.as_deref().unwrap_or_default();
-        let resolution = match policy.resolve(
-            pod.metadata.labels.as_ref(),
-            &c.name,
-            image,
-            overrides.layer(),
-        ) {
-            Ok(r) => r,
-            Err(e) => {
-                m.warnings.push(warnings::container(
-                    &c.name,
-                    &format!("policy incomplete, nothing injected: {e}"),
-                ));
-                continue;
-            }
-        };
-        let (outcome, uses_helper) =
-            mutate_container(pod, index, c, &resolution, ctx, &helper_pod, &mut b, &mut m)?;
-        helper_used |= uses_helper;
-        match outcome {
-            HookOwnership::Owned(pre_stop) => budgets.push(grace::Budget {
-                container: c.name.clone(),
-                pre_stop,
-                shutdown: resolution.policy.shutdown,
-                buffer: resolution.policy.buffer,
-            }),
-            HookOwnership::Kept(estimate) => {
-                kept_hooks.push((c.name.clone(), estimate, resolution.policy))
-            }
+        if policy.selects(&c.name)
+            && let Some(budget) = pass.container(Slot::Main(index), c)?
+        {
+            budgets.push(budget);
         }
     }
-
-    if helper_used && helper_pod == helper::PodState::Absent {
-        let (image, pull_policy) = policy.helper_image();
-        let init = to_json(
-            "helper init container",
-            &helper::init_container(image, pull_policy),
-        )?;
-        b.extend_list(
-            ["spec", "initContainers"],
-            spec.init_containers.is_some(),
-            vec![init],
-        );
-        let volume = to_json("helper volume", &helper::volume())?;
-        b.extend_list(["spec", "volumes"], spec.volumes.is_some(), vec![volume]);
-        m.record.injections.push(Injection::Helper);
+    // Native sidecars stop after every main container, one after the other (last first).
+    let mut sidecars = Vec::new();
+    for (index, c) in spec.init_containers.iter().flatten().enumerate() {
+        if c.restart_policy.as_deref() == Some("Always") {
+            sidecars.push(pass.sidecar(index, c)?);
+        }
     }
+    sidecars.reverse();
+    pass.add_helper()?;
 
+    let Pass { mut b, mut m, .. } = pass;
     let decision = grace::decide(
         spec.termination_grace_period_seconds,
         &budgets,
+        sidecars,
         policy.grace_mode(),
     );
     m.record.grace = decision.summary();
-    if let Some(new) = decision.raised_to {
+    if let (Some(new), Some(largest), Some(arithmetic)) = (
+        decision.raised_to,
+        &decision.largest,
+        decision.short_arithmetic(),
+    ) {
         b.set(["spec", "terminationGracePeriodSeconds"], json!(new));
         m.record.injections.push(Injection::Grace);
-        if let Some(summary) = &m.record.grace {
-            m.warnings.push(warnings::pod(&format!(
-                "terminationGracePeriodSeconds {summary}"
-            )));
-        }
-    } else if let Some(largest) = decision
-        .largest
-        .as_ref()
-        .filter(|l| l.total() > decision.current)
+        m.warnings.push(warnings::naming(&largest.container, |n| {
+            format!(
+                "podgrace: grace period {} → {new}: {arithmetic} ({n})",
+                decision.current
+            )
+        }));
+    } else if let (Some(needed), Some(largest)) = (decision.needed(), &decision.largest)
+        && needed > decision.current
     {
-        m.warnings.push(warnings::pod(&format!(
-            "terminationGracePeriodSeconds {} < {} needed by {} (gracePeriod: keep)",
-            decision.current,
-            largest.total(),
-            largest.container
-        )));
-    }
-    for (name, estimate, p) in kept_hooks {
-        let needed = i64::from(estimate) + i64::from(p.shutdown) + i64::from(p.buffer);
-        if needed > decision.effective() {
-            m.warnings.push(warnings::container(
-                &name,
-                &format!(
-                    "kept preStop (~{estimate}s) + shutdown {}s + buffer {}s = {needed}s > grace period {}s",
-                    p.shutdown,
-                    p.buffer,
-                    decision.effective()
-                ),
-            ));
-        }
+        m.warnings.push(warnings::naming(&largest.container, |n| {
+            format!(
+                "podgrace: terminationGracePeriodSeconds {} < {needed} needed by {n} (gracePeriod: keep)",
+                decision.current
+            )
+        }));
     }
 
     if !b.is_empty() {
@@ -196,187 +170,417 @@ pub fn mutate(pod: &Pod, policy: &EffectivePolicy, ctx: &Context) -> Result<Muta
     Ok(m)
 }
 
-/// Whether podgrace owns the container's preStop (and so its budget counts).
-enum HookOwnership {
-    /// podgrace's hook (or none at all): its duration in seconds.
-    Owned(u32),
-    /// The user's hook was kept: its estimated duration (0 when unknown).
-    Kept(u32),
+/// Where a container sits in the pod spec.
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    /// `spec.containers[i]`.
+    Main(usize),
+    /// `spec.initContainers[i]`, a native sidecar.
+    Sidecar(usize),
 }
 
-/// Mutates one container; returns who owns its hook and whether the hook runs the helper.
-#[allow(clippy::too_many_arguments)] // one call site; the parameters are the engine's state
-fn mutate_container(
-    pod: &Pod,
-    index: usize,
-    c: &Container,
-    resolution: &Resolution<'_>,
-    ctx: &Context,
-    helper_pod: &helper::PodState,
-    b: &mut PatchBuilder,
-    m: &mut Mutation,
-) -> Result<(HookOwnership, bool), EngineError> {
-    let idx = index.to_string();
-    let at = |field: &'static str| ["spec", "containers", idx.as_str(), field];
-    let image = c.image.as_deref().unwrap_or_default();
-    let p: &ContainerPolicy = &resolution.policy;
-    let mut rec = ContainerRecord {
-        name: c.name.clone(),
-        items: Vec::new(),
-        rules: resolution.rules.iter().map(|r| r.to_string()).collect(),
-    };
-    let helper_mount = helper::container_state(c);
-    let conflict = match (helper_pod, &helper_mount) {
-        (helper::PodState::Conflict(why), _) | (_, Err(why)) => Some(why.clone()),
-        _ => None,
-    };
-    if let (HelperMode::Inject, Some(why)) = (p.helper, &conflict) {
-        m.warnings.push(warnings::container(
+impl Slot {
+    fn list(self) -> &'static str {
+        match self {
+            Slot::Main(_) => "containers",
+            Slot::Sidecar(_) => "initContainers",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Slot::Main(i) | Slot::Sidecar(i) => i,
+        }
+    }
+}
+
+/// The state of one engine run over a pod.
+struct Pass<'a> {
+    pod: &'a Pod,
+    spec: &'a PodSpec,
+    policy: &'a EffectivePolicy,
+    ctx: &'a Context,
+    overrides: &'a PodOverrides,
+    helper_pod: helper::PodState,
+    helper_used: bool,
+    /// The longest drain the pod's grace period allows, under `gracePeriod: keep`.
+    drain_cap: Option<u32>,
+    b: PatchBuilder,
+    m: Mutation,
+}
+
+/// What one container's hook amounts to.
+struct HookOutcome {
+    /// The preStop time counted for the container, and whose hook it is; `None` without hook.
+    time: Option<(u32, HookKind)>,
+    /// The hook that will run (podgrace's or the user's).
+    final_hook: Option<LifecycleHandler>,
+    /// Environment variables podgrace's hook reads.
+    env: Vec<k8s_openapi::api::core::v1::EnvVar>,
+}
+
+impl Pass<'_> {
+    /// Resolves the container's policy, with the pod's annotation overrides.
+    fn resolve(&mut self, c: &Container) -> Option<(Arc<ContainerPolicy>, Vec<String>)> {
+        let image = c.image.as_deref().unwrap_or_default();
+        match self.policy.resolve(
+            self.pod.metadata.labels.as_ref(),
             &c.name,
-            &format!("helper not injected ({why}); using a shell hook"),
-        ));
-    }
-    let plan = prestop::plan(pod, c, p, ctx.kube_version, conflict.is_none());
-    for w in &plan.warnings {
-        m.warnings.push(warnings::container(&c.name, w));
-    }
-
-    // preStop: add when absent, replace only when the policy says so, never merge.
-    let existing = c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref());
-    let mut hook_env = Vec::new();
-    let mut installed: Option<&LifecycleHandler> = None;
-    let ownership = match (existing, &plan.hook) {
-        (None, None) => HookOwnership::Owned(0),
-        // Already podgrace's (a reinvocation): nothing to write.
-        (Some(e), Some(h)) if *e == h.handler => {
-            hook_env.clone_from(&h.env);
-            installed = Some(&h.handler);
-            HookOwnership::Owned(h.seconds)
-        }
-        (Some(e), None) => HookOwnership::Kept(prestop::estimate_seconds(e).unwrap_or(0)),
-        (Some(e), Some(_)) if p.existing == ExistingHook::Keep => {
-            m.warnings.push(warnings::container(
-                &c.name,
-                "kept its own preStop hook (policy preStop.existing: keep)",
-            ));
-            HookOwnership::Kept(prestop::estimate_seconds(e).unwrap_or(0))
-        }
-        (_, Some(h)) => {
-            let value = to_json("preStop handler", &h.handler)?;
-            if c.lifecycle.is_some() {
-                b.set(
-                    ["spec", "containers", idx.as_str(), "lifecycle", "preStop"],
-                    value,
-                );
-            } else {
-                b.set(at("lifecycle"), json!({ "preStop": value }));
+            image,
+            self.overrides.layer(),
+        ) {
+            Ok(r) => Some((r.policy, r.rules.iter().map(|r| r.to_string()).collect())),
+            Err(e) => {
+                self.m.warnings.push(warnings::container(
+                    &c.name,
+                    &format!("nothing injected: policy incomplete at {}", e.path),
+                ));
+                None
             }
-            let replaced = if existing.is_some() {
-                " (replaced)"
-            } else {
-                ""
-            };
-            rec.items.push(format!("preStop={}{replaced}", h.label));
-            m.record.injections.push(Injection::PreStop);
-            hook_env.clone_from(&h.env);
-            installed = Some(&h.handler);
-            HookOwnership::Owned(h.seconds)
         }
-    };
-    let final_hook = installed.or(existing);
-    let uses_helper = plan.hook.as_ref().is_some_and(|h| h.needs_helper) && installed.is_some();
-    if uses_helper && helper_mount == Ok(false) {
-        let mount = to_json("helper mount", &helper::mount())?;
-        b.extend_list(at("volumeMounts"), c.volume_mounts.is_some(), vec![mount]);
-        rec.items.push("helper".to_owned());
     }
 
-    // Environment: downward API, hook inputs, presets; never a name the container defines.
-    let mut wanted = Vec::new();
-    if let Some(name) = &p.pod_ip_env {
-        wanted.push(env::field(name, "status.podIP"));
+    /// Mutates one container; returns its termination budget, if it has one.
+    fn container(&mut self, slot: Slot, c: &Container) -> Result<Option<Budget>, EngineError> {
+        let Some((p, rules)) = self.resolve(c) else {
+            return Ok(None);
+        };
+        let serving = serves_traffic(c, &p);
+        // Traffic decides: a container that serves nothing gets no drain (policy can force it).
+        let drains = serving || !p.serving_only;
+        let p = self.fit_drain(c, p, drains);
+        let mut rec = ContainerRecord {
+            name: c.name.clone(),
+            items: Vec::new(),
+            rules,
+        };
+        let hook = self.pre_stop(slot, c, &p, drains, &mut rec)?;
+        self.env(slot, c, &p, &hook, &mut rec)?;
+        let has_readiness = self.readiness(slot, c, &p, &mut rec)?;
+        self.traps(c, hook.final_hook.as_ref(), has_readiness);
+        if !rec.items.is_empty() {
+            self.m.record.containers.push(rec);
+        }
+        Ok(match hook.time {
+            // A kept hook runs whatever the traffic: the grace period must cover it.
+            Some((seconds, kind @ HookKind::Kept(_))) => Some(budget(c, &p, seconds, kind)),
+            Some((seconds, kind)) if drains => Some(budget(c, &p, seconds, kind)),
+            None if drains => Some(budget(c, &p, 0, HookKind::Injected)),
+            _ => None,
+        })
     }
-    for var in &p.extra_env {
-        wanted.push(env::field(&var.name, &var.field_path));
+
+    /// A native sidecar: mutated like a container when the policy says so; its hook and
+    /// shutdown count after the main containers either way.
+    fn sidecar(&mut self, index: usize, c: &Container) -> Result<SidecarTime, EngineError> {
+        let seconds = if self.policy.sidecars() == SidecarMode::Inject && self.policy.selects(&c.name)
+        {
+            self.container(Slot::Sidecar(index), c)?
+                .map_or(0, |b| b.pre_stop.saturating_add(b.shutdown))
+        } else {
+            let image = c.image.as_deref().unwrap_or_default();
+            let resolved = self
+                .policy
+                .resolve(self.pod.metadata.labels.as_ref(), &c.name, image, None)
+                .ok();
+            let shutdown = resolved
+                .as_ref()
+                .map_or(defaults::SHUTDOWN.get(), |r| r.policy.shutdown);
+            let allowance = resolved
+                .as_ref()
+                .map_or(defaults::UNKNOWN_HOOK.get(), |r| r.policy.unknown_hook);
+            let hook = c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref());
+            let hook = hook.map_or(0, |h| {
+                hook_estimate::estimate(h, allowance, self.overrides.prestop_seconds).seconds
+            });
+            hook.saturating_add(shutdown)
+        };
+        Ok(SidecarTime {
+            container: c.name.clone(),
+            seconds,
+        })
     }
-    wanted.extend(hook_env);
-    for preset in &p.presets {
-        wanted.extend(presets::env(*preset, p.shutdown));
+
+    /// The container's policy with its drain fitted: none for a container that does not drain,
+    /// and no longer than the grace period allows under `gracePeriod: keep`.
+    fn fit_drain(
+        &mut self,
+        c: &Container,
+        p: Arc<ContainerPolicy>,
+        drains: bool,
+    ) -> Arc<ContainerPolicy> {
+        if !drains {
+            let mut quiet = (*p).clone();
+            quiet.action = Action::None;
+            return Arc::new(quiet);
+        }
+        match self.drain_cap {
+            Some(cap) if p.sleep > cap && p.action != Action::None => {
+                let message = if cap == 0 {
+                    "no drain: terminationGracePeriodSeconds is 0 (gracePeriod: keep)".to_owned()
+                } else {
+                    format!(
+                        "drain cut to {cap}s to fit terminationGracePeriodSeconds (gracePeriod: keep)"
+                    )
+                };
+                self.m.warnings.push(warnings::container(&c.name, &message));
+                let mut fitted = (*p).clone();
+                fitted.sleep = cap;
+                Arc::new(fitted)
+            }
+            _ => p,
+        }
     }
-    let added = env::missing(c, wanted);
-    if !added.is_empty() {
+
+    /// The preStop hook: added when absent, replaced only when the policy says so, never
+    /// merged (two handlers make the pod invalid).
+    fn pre_stop(
+        &mut self,
+        slot: Slot,
+        c: &Container,
+        p: &ContainerPolicy,
+        drains: bool,
+        rec: &mut ContainerRecord,
+    ) -> Result<HookOutcome, EngineError> {
+        let idx = slot.index().to_string();
+        let helper_mount = helper::container_state(c);
+        let conflict = match (&self.helper_pod, &helper_mount) {
+            (helper::PodState::Conflict(why), _) | (_, Err(why)) => Some(why.clone()),
+            _ => None,
+        };
+        if let (HelperMode::Inject, Some(why), true) = (p.helper, &conflict, drains) {
+            self.m.warnings.push(warnings::container(
+                &c.name,
+                &format!("helper not injected ({why}); using a shell hook"),
+            ));
+        }
+        let plan = prestop::plan(self.pod, c, p, self.ctx.kube_version, conflict.is_none());
+        for w in &plan.warnings {
+            self.m.warnings.push(warnings::container(&c.name, w));
+        }
+        let existing = c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref());
+        let kept = |h: &LifecycleHandler| {
+            let e = hook_estimate::estimate(h, p.unknown_hook, self.overrides.prestop_seconds);
+            Some((e.seconds, HookKind::Kept(e.source)))
+        };
+        let mut outcome = HookOutcome {
+            time: None,
+            final_hook: existing.cloned(),
+            env: Vec::new(),
+        };
+        let mut installed = None;
+        match (existing, &plan.hook) {
+            (None, None) => {}
+            // Already podgrace's (a reinvocation): nothing to write.
+            (Some(e), Some(h)) if *e == h.handler => {
+                installed = Some(h);
+                outcome.time = Some((h.seconds, HookKind::Injected));
+            }
+            (Some(e), None) => outcome.time = kept(e),
+            (Some(e), Some(_)) if p.existing == ExistingHook::Keep => {
+                self.m.warnings.push(warnings::container(
+                    &c.name,
+                    "kept its own preStop hook (policy preStop.existing: keep)",
+                ));
+                outcome.time = kept(e);
+            }
+            (_, Some(h)) => {
+                let value = to_json("preStop handler", &h.handler)?;
+                if c.lifecycle.is_some() {
+                    self.b.set(
+                        ["spec", slot.list(), idx.as_str(), "lifecycle", "preStop"],
+                        value,
+                    );
+                } else {
+                    self.b.set(
+                        ["spec", slot.list(), idx.as_str(), "lifecycle"],
+                        json!({ "preStop": value }),
+                    );
+                }
+                let replaced = if existing.is_some() {
+                    " (replaced)"
+                } else {
+                    ""
+                };
+                rec.items.push(format!("preStop={}{replaced}", h.label));
+                self.m.record.injections.push(Injection::PreStop);
+                installed = Some(h);
+                outcome.time = Some((h.seconds, HookKind::Injected));
+                outcome.final_hook = Some(h.handler.clone());
+            }
+        }
+        if let Some(h) = installed {
+            if h.needs_helper {
+                self.helper_used = true;
+                if helper_mount == Ok(false) {
+                    let mount = to_json("helper mount", &helper::mount())?;
+                    self.b.extend_list(
+                        ["spec", slot.list(), idx.as_str(), "volumeMounts"],
+                        c.volume_mounts.is_some(),
+                        vec![mount],
+                    );
+                    rec.items.push("helper".to_owned());
+                }
+            }
+            let image = c.image.as_deref().unwrap_or_default();
+            if h.uses_shell && warnings::may_lack_shell(image) {
+                self.m.warnings.push(warnings::container(
+                    &c.name,
+                    &format!(
+                        "preStop `{}` needs /bin/sh, which this image may lack (use helper: inject)",
+                        h.label
+                    ),
+                ));
+            }
+        }
+        outcome.env = installed.map(|h| h.env.clone()).unwrap_or_default();
+        Ok(outcome)
+    }
+
+    /// Environment: downward API, hook inputs, presets; never a name the container defines.
+    fn env(
+        &mut self,
+        slot: Slot,
+        c: &Container,
+        p: &ContainerPolicy,
+        hook: &HookOutcome,
+        rec: &mut ContainerRecord,
+    ) -> Result<(), EngineError> {
+        let mut wanted = Vec::new();
+        if let Some(name) = &p.pod_ip_env {
+            wanted.push(env::field(name, "status.podIP"));
+        }
+        for var in &p.extra_env {
+            wanted.push(env::field(&var.name, &var.field_path));
+        }
+        wanted.extend(hook.env.iter().cloned());
+        for preset in &p.presets {
+            wanted.extend(presets::env(*preset, p.shutdown));
+        }
+        let added = env::missing(c, wanted);
+        if added.is_empty() {
+            return Ok(());
+        }
         let names: Vec<&str> = added.iter().map(|v| v.name.as_str()).collect();
         rec.items.push(format!("env={}", names.join(",")));
-        m.record.injections.push(Injection::Env);
+        self.m.record.injections.push(Injection::Env);
         for preset in &p.presets {
             rec.items.push(format!("preset={}", preset.as_str()));
-            m.record.injections.push(Injection::Preset);
+            self.m.record.injections.push(Injection::Preset);
         }
         let values = added
             .iter()
             .map(|v| to_json("env var", v))
             .collect::<Result<Vec<_>, _>>()?;
-        b.extend_list(at("env"), c.env.is_some(), values);
+        let idx = slot.index().to_string();
+        self.b.extend_list(
+            ["spec", slot.list(), idx.as_str(), "env"],
+            c.env.is_some(),
+            values,
+        );
+        Ok(())
     }
 
-    // Readiness: only where missing.
-    let mut has_readiness = c.readiness_probe.is_some();
-    if let (false, Some(r)) = (has_readiness, &p.readiness) {
-        match probes::readiness(c, r) {
-            Ok((probe, label)) => {
-                b.set(at("readinessProbe"), to_json("readiness probe", &probe)?);
-                rec.items.push(format!("readiness={label}"));
-                m.record.injections.push(Injection::Readiness);
-                has_readiness = true;
-            }
-            Err(probes::NoProbe::NoPort) => m.warnings.push(warnings::container(
-                &c.name,
-                "no port to probe: no readiness probe added (declare a port or set readiness.port)",
-            )),
-            Err(probes::NoProbe::UnknownPortName(name)) => m.warnings.push(warnings::container(
-                &c.name,
-                &format!("readiness.port {name:?} is not a port of this container: no probe added"),
-            )),
+    /// Readiness, only where missing and only on a port the container declares; returns
+    /// whether the container ends up with a readiness probe.
+    fn readiness(
+        &mut self,
+        slot: Slot,
+        c: &Container,
+        p: &ContainerPolicy,
+        rec: &mut ContainerRecord,
+    ) -> Result<bool, EngineError> {
+        if c.readiness_probe.is_some() {
+            return Ok(true);
+        }
+        let Some(r) = &p.readiness else {
+            return Ok(false);
+        };
+        // No declared port, or not the policy's: a probe could never pass, so none (a sidecar
+        // next to the app, a worker that serves nothing).
+        let Ok((probe, label)) = probes::readiness(c, r) else {
+            return Ok(false);
+        };
+        let idx = slot.index().to_string();
+        self.b.set(
+            ["spec", slot.list(), idx.as_str(), "readinessProbe"],
+            to_json("readiness probe", &probe)?,
+        );
+        rec.items.push(format!("readiness={label}"));
+        self.m.record.injections.push(Injection::Readiness);
+        Ok(true)
+    }
+
+    /// Warnings for the traps podgrace can see but not fix.
+    fn traps(
+        &mut self,
+        c: &Container,
+        final_hook: Option<&LifecycleHandler>,
+        has_readiness: bool,
+    ) {
+        let mut push = |message: String| self.m.warnings.push(warnings::container(&c.name, &message));
+        if let Some(w) = warnings::ignores_sigterm(c) {
+            push(w);
+        } else if let Some(w) = warnings::shell_pid1(c) {
+            push(w);
+        }
+        if c.liveness_probe.is_some() && !has_readiness {
+            push(
+                "liveness probe without readiness probe: traffic arrives before the app is ready"
+                    .to_owned(),
+            );
+        }
+        let image = c.image.as_deref().unwrap_or_default();
+        // The official images stop with SIGQUIT (graceful) on their own.
+        let graceful_stop = final_hook.is_some_and(prestop::quits_nginx)
+            || prestop::nginx_stop(NginxStop::Auto, image) == NginxStop::Signal;
+        if is_nginx_image(image) && !graceful_stop {
+            push(
+                "nginx without `nginx -s quit` in preStop: SIGTERM makes nginx drop requests"
+                    .to_owned(),
+            );
         }
     }
 
-    // Traps podgrace can see but not fix.
-    if let Some(w) = warnings::shell_pid1(c) {
-        m.warnings.push(warnings::container(&c.name, &w));
+    /// The helper's init container and volume, once per pod, when a hook runs the helper.
+    fn add_helper(&mut self) -> Result<(), EngineError> {
+        if !self.helper_used || self.helper_pod != helper::PodState::Absent {
+            return Ok(());
+        }
+        let (image, pull_policy) = self.policy.helper_image();
+        let init = to_json(
+            "helper init container",
+            &helper::init_container(image, pull_policy),
+        )?;
+        self.b.extend_list(
+            ["spec", "initContainers"],
+            self.spec.init_containers.is_some(),
+            vec![init],
+        );
+        let volume = to_json("helper volume", &helper::volume())?;
+        self.b
+            .extend_list(["spec", "volumes"], self.spec.volumes.is_some(), vec![volume]);
+        self.m.record.injections.push(Injection::Helper);
+        Ok(())
     }
-    if c.liveness_probe.is_some() && !has_readiness {
-        m.warnings.push(warnings::container(
-            &c.name,
-            "liveness probe without readiness probe: traffic arrives before the app is ready",
-        ));
-    }
-    if is_nginx_image(image) && !final_hook.is_some_and(prestop::quits_nginx) {
-        m.warnings.push(warnings::container(
-            &c.name,
-            "nginx without `nginx -s quit` in preStop: SIGTERM makes nginx drop requests",
-        ));
-    }
-    if let Some(h) = plan
-        .hook
-        .as_ref()
-        .filter(|h| h.uses_shell && installed.is_some())
-        && warnings::may_lack_shell(image)
-    {
-        m.warnings.push(warnings::container(
-            &c.name,
-            &format!(
-                "preStop `{}` needs /bin/sh, which this image may lack (use helper: inject)",
-                h.label
-            ),
-        ));
-    }
-
-    if !rec.items.is_empty() {
-        m.record.containers.push(rec);
-    }
-    Ok((ownership, uses_helper))
 }
 
+fn budget(c: &Container, p: &ContainerPolicy, pre_stop: u32, hook: HookKind) -> Budget {
+    Budget {
+        container: c.name.clone(),
+        pre_stop,
+        hook,
+        shutdown: p.shutdown,
+        buffer: p.buffer,
+    }
+}
+
+/// Whether the container serves traffic: it declares a port, or it is registered in a service
+/// registry podgrace deregisters it from.
+fn serves_traffic(c: &Container, p: &ContainerPolicy) -> bool {
+    c.ports.as_ref().is_some_and(|ports| !ports.is_empty())
+        || matches!(&p.action, Action::Nacos(n) if n.port.is_some())
+}
 fn write_record(pod: &Pod, record: &Record, decision: &grace::Decision, b: &mut PatchBuilder) {
     let existing = pod.metadata.annotations.as_ref();
     let mut entries = vec![(

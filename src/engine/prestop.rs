@@ -11,7 +11,7 @@ use super::shell;
 use crate::kube_version::KubeVersion;
 use crate::nacos::Instance;
 use crate::nacos::{PASSWORD_ENV, USERNAME_ENV};
-use crate::policy::spec::{HelperMode, SleepHandler};
+use crate::policy::spec::{HelperMode, NginxStop, SleepHandler};
 use crate::policy::{Action, ContainerPolicy, NacosAction, defaults};
 
 /// A hook podgrace would install.
@@ -73,6 +73,16 @@ pub fn plan(
             env: Vec::new(),
             needs_helper: false,
         }),
+        Action::Nginx
+            if nginx_stop(policy.nginx_stop, c.image.as_deref().unwrap_or_default())
+                == NginxStop::Signal =>
+        {
+            // The image stops nginx with SIGQUIT (graceful) itself: the drain is all it needs.
+            sleep_hook(policy, version, &mut plan.warnings).map(|mut h| {
+                h.label = format!("{} (nginx stops on SIGQUIT)", h.label);
+                h
+            })
+        }
         Action::Nginx if helper => Some(helper_hook(
             helper::nginx_argv(policy.sleep, policy.shutdown),
             policy.sleep,
@@ -253,27 +263,46 @@ fn shell_handler(script: String) -> LifecycleHandler {
     exec(vec!["/bin/sh".to_owned(), "-c".to_owned(), script])
 }
 
-/// Best-effort upper bound of a user's hook: a native sleep, or the `sleep N` and curl
-/// `-m`/`--max-time N` found in an exec command. `None` when nothing can be read.
-pub fn estimate_seconds(h: &LifecycleHandler) -> Option<u32> {
-    if let Some(s) = &h.sleep {
-        return u32::try_from(s.seconds).ok();
+/// How the `nginx` action stops this image: `auto` means `signal` for the official images,
+/// whose Dockerfiles declare `STOPSIGNAL SIGQUIT` (so the kubelet's stop is already nginx's
+/// graceful quit), and `quit` for any other build, which may stop with SIGTERM (fast shutdown).
+pub fn nginx_stop(policy: NginxStop, image: &str) -> NginxStop {
+    match policy {
+        NginxStop::Auto if stops_with_sigquit(image) => NginxStop::Signal,
+        NginxStop::Auto => NginxStop::Quit,
+        chosen => chosen,
     }
-    let command = h.exec.as_ref()?.command.as_ref()?;
-    let words: Vec<&str> = command
-        .iter()
-        .flat_map(|a| a.split(|c: char| c.is_whitespace() || ";&|()".contains(c)))
-        .filter(|w| !w.is_empty())
-        .collect();
-    let mut total: Option<u32> = None;
-    for pair in words.windows(2) {
-        let counts =
-            matches!(pair[0], "sleep" | "-m" | "--max-time") || pair[0].ends_with("/sleep");
-        if counts && let Ok(n) = pair[1].trim_end_matches('s').parse::<u32>() {
-            total = Some(total.unwrap_or(0).saturating_add(n));
-        }
+}
+
+/// Whether `image` is an official nginx image (Docker Hub's `nginx`, also through a mirror's
+/// `library/` path, the nginx team's `nginx-unprivileged` and their ECR repository), which all
+/// declare `STOPSIGNAL SIGQUIT`. Tags older than 1.19 predate that and are excluded.
+pub fn stops_with_sigquit(image: &str) -> bool {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    let (path, tag) = match without_digest.rsplit_once(':') {
+        Some((p, t)) if !t.contains('/') => (p, Some(t)),
+        _ => (without_digest, None),
+    };
+    let segments: Vec<&str> = path.split('/').collect();
+    let official = match segments.as_slice() {
+        ["nginx"] => true,
+        [.., "library" | "nginx", "nginx"] => true,
+        [.., "nginxinc" | "nginx", "nginx-unprivileged"] => true,
+        _ => false,
+    };
+    official && tag.is_none_or(|t| !predates_sigquit(t))
+}
+
+/// `1.17.10-alpine` and other tags of releases before 1.19.
+fn predates_sigquit(tag: &str) -> bool {
+    let mut parts = tag.split(['.', '-']);
+    match (
+        parts.next().and_then(|m| m.parse::<u32>().ok()),
+        parts.next().and_then(|m| m.parse::<u32>().ok()),
+    ) {
+        (Some(major), Some(minor)) => major < 1 || (major == 1 && minor < 19),
+        _ => false,
     }
-    total
 }
 
 /// Whether a hook sends nginx a graceful quit.
@@ -296,20 +325,27 @@ mod tests {
     }
 
     #[test]
-    fn estimates_read_sleeps_and_curl_timeouts() {
-        let seed = exec_hook(&[
-            "/bin/sh",
-            "-c",
-            "curl -s --connect-timeout 10 -m 20 -X POST \"http://nacos:8848/x\" && sleep 35",
-        ]);
-        assert_eq!(estimate_seconds(&seed), Some(55));
-        assert_eq!(estimate_seconds(&exec_hook(&["/bin/sleep", "9"])), Some(9));
-        assert_eq!(estimate_seconds(&exec_hook(&["/opt/offline.sh"])), None);
-        let native = LifecycleHandler {
-            sleep: Some(SleepAction { seconds: 12 }),
-            ..Default::default()
-        };
-        assert_eq!(estimate_seconds(&native), Some(12));
+    fn official_nginx_images_stop_with_sigquit_and_custom_builds_get_the_quit_hook() {
+        for image in [
+            "nginx",
+            "nginx:1.27-alpine",
+            "docker.io/library/nginx:1.27",
+            "mirror.example/library/nginx:stable",
+            "nginxinc/nginx-unprivileged:1.27",
+            "public.ecr.aws/nginx/nginx:mainline",
+            "nginx@sha256:0123",
+        ] {
+            assert_eq!(nginx_stop(NginxStop::Auto, image), NginxStop::Signal, "{image}");
+        }
+        for image in [
+            "nginx:1.17.10",
+            "registry.example/team/nginx:1.27",
+            "bitnami/nginx:1.27",
+            "nginx-custom:1",
+        ] {
+            assert_eq!(nginx_stop(NginxStop::Auto, image), NginxStop::Quit, "{image}");
+        }
+        assert_eq!(nginx_stop(NginxStop::Quit, "nginx:1.27"), NginxStop::Quit);
     }
 
     #[test]

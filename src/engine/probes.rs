@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::{Container, HTTPGetAction, Probe, TCPSocketActio
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::policy::Readiness;
-use crate::policy::spec::ProbeHandler;
+use crate::policy::spec::{ProbeHandler, ProbeScheme};
 
 /// The container's first TCP port (protocol unset means TCP).
 pub fn first_tcp_port(c: &Container) -> Option<i32> {
@@ -17,31 +17,52 @@ pub fn first_tcp_port(c: &Container) -> Option<i32> {
         .map(|p| p.container_port)
 }
 
-/// Why no probe could be built.
+/// Why no probe was built.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NoProbe {
-    /// The container declares no TCP port and the policy names none.
+    /// The container declares no TCP port: it serves nothing a probe could check.
     NoPort,
-    /// The policy names a port the container does not declare.
-    UnknownPortName(String),
+    /// The policy's port is not one the container declares (a sidecar next to the app, say):
+    /// a probe there could never pass.
+    NotOwned,
 }
 
-/// Builds the readiness probe for `c`.
+/// The scheme a port's name announces (`https`, `https-web`, `web-https` → HTTPS; `http`,
+/// `http-metrics` → HTTP), if any.
+fn named_scheme(name: &str) -> Option<ProbeScheme> {
+    let name = name.to_ascii_lowercase();
+    let has = |word: &str| name == word || name.starts_with(&format!("{word}-")) || name.ends_with(&format!("-{word}"));
+    if has("https") || has("tls") {
+        Some(ProbeScheme::Https)
+    } else if has("http") {
+        Some(ProbeScheme::Http)
+    } else {
+        None
+    }
+}
+
+/// Builds the readiness probe for `c`: only on a TCP port the container itself declares, and
+/// over HTTP only where the port's name does not announce the other scheme (an `https` port
+/// gets a TCP probe instead, which passes once the server listens).
 pub fn readiness(c: &Container, r: &Readiness) -> Result<(Probe, String), NoProbe> {
+    let tcp_ports = || {
+        c.ports
+            .iter()
+            .flatten()
+            .filter(|p| p.protocol.as_deref().is_none_or(|proto| proto == "TCP"))
+    };
+    if tcp_ports().next().is_none() {
+        return Err(NoProbe::NoPort);
+    }
+    let declared = match &r.port {
+        Some(IntOrString::String(name)) => tcp_ports().find(|p| p.name.as_deref() == Some(name)),
+        Some(IntOrString::Int(n)) => tcp_ports().find(|p| p.container_port == *n),
+        None => tcp_ports().next(),
+    }
+    .ok_or(NoProbe::NotOwned)?;
     let port = match &r.port {
-        Some(IntOrString::String(name)) => {
-            let declared = c
-                .ports
-                .iter()
-                .flatten()
-                .any(|p| p.name.as_deref() == Some(name));
-            if !declared {
-                return Err(NoProbe::UnknownPortName(name.clone()));
-            }
-            IntOrString::String(name.clone())
-        }
-        Some(port) => port.clone(),
-        None => IntOrString::Int(first_tcp_port(c).ok_or(NoProbe::NoPort)?),
+        Some(p) => p.clone(),
+        None => IntOrString::Int(declared.container_port),
     };
     let port_text = match &port {
         IntOrString::Int(n) => n.to_string(),
@@ -55,12 +76,13 @@ pub fn readiness(c: &Container, r: &Readiness) -> Result<(Probe, String), NoProb
         success_threshold: Some(r.success_threshold as i32),
         ..Default::default()
     };
+    let scheme_clash = declared
+        .name
+        .as_deref()
+        .and_then(named_scheme)
+        .is_some_and(|s| s != r.scheme);
     let label = match r.handler {
-        ProbeHandler::Tcp => {
-            probe.tcp_socket = Some(TCPSocketAction { host: None, port });
-            format!("tcp:{port_text}")
-        }
-        ProbeHandler::Http => {
+        ProbeHandler::Http if !scheme_clash => {
             let path = r.path.clone().unwrap_or_else(|| "/".to_owned());
             let label = format!("http:{port_text}{path}");
             probe.http_get = Some(HTTPGetAction {
@@ -70,6 +92,10 @@ pub fn readiness(c: &Container, r: &Readiness) -> Result<(Probe, String), NoProb
                 ..Default::default()
             });
             label
+        }
+        ProbeHandler::Tcp | ProbeHandler::Http => {
+            probe.tcp_socket = Some(TCPSocketAction { host: None, port });
+            format!("tcp:{port_text}")
         }
     };
     Ok((probe, label))
@@ -127,14 +153,15 @@ mod tests {
     }
 
     #[test]
-    fn named_ports_must_exist_on_the_container() {
+    fn probes_only_target_ports_the_container_declares() {
         let mut r = default_readiness();
         r.port = Some(IntOrString::String("admin".into()));
         let c = container(&[(8080, Some("http"), None)]);
-        assert_eq!(
-            readiness(&c, &r),
-            Err(NoProbe::UnknownPortName("admin".into()))
-        );
+        assert_eq!(readiness(&c, &r), Err(NoProbe::NotOwned));
+        r.port = Some(IntOrString::Int(9115));
+        assert_eq!(readiness(&c, &r), Err(NoProbe::NotOwned));
+        let udp_only = container(&[(53, Some("dns"), Some("UDP"))]);
+        assert_eq!(readiness(&udp_only, &default_readiness()), Err(NoProbe::NoPort));
         r.port = Some(IntOrString::String("http".into()));
         r.handler = ProbeHandler::Http;
         r.path = Some("/ready".into());
@@ -143,5 +170,21 @@ mod tests {
         let get = probe.http_get.unwrap();
         assert_eq!(get.path.as_deref(), Some("/ready"));
         assert_eq!(get.scheme.as_deref(), Some("HTTP"));
+    }
+
+    #[test]
+    fn an_https_port_is_never_probed_over_http() {
+        let mut r = default_readiness();
+        r.handler = ProbeHandler::Http;
+        r.path = Some("/ready".into());
+        let c = container(&[(8443, Some("https"), None)]);
+        let (probe, label) = readiness(&c, &r).unwrap();
+        assert_eq!(label, "tcp:8443");
+        assert!(probe.http_get.is_none());
+        r.scheme = ProbeScheme::Https;
+        let (probe, _) = readiness(&c, &r).unwrap();
+        assert_eq!(probe.http_get.unwrap().scheme.as_deref(), Some("HTTPS"));
+        let plain = container(&[(8080, Some("http-metrics"), None)]);
+        assert!(readiness(&plain, &r).unwrap().0.http_get.is_none());
     }
 }

@@ -40,15 +40,16 @@ pub fn is_shell(program: &str) -> bool {
 }
 
 /// The script of a `sh -c SCRIPT` argv (flags may be combined, as in `-ec`).
-pub fn dash_c_script(argv: &[String]) -> Option<&str> {
+pub fn dash_c_script<S: AsRef<str>>(argv: &[S]) -> Option<&str> {
     let (program, rest) = argv.split_first()?;
-    if !is_shell(program) {
+    if !is_shell(program.as_ref()) {
         return None;
     }
-    let pos = rest
-        .iter()
-        .position(|a| a.starts_with('-') && !a.starts_with("--") && a.contains('c'))?;
-    rest.get(pos + 1).map(String::as_str)
+    let pos = rest.iter().position(|a| {
+        let a = a.as_ref();
+        a.starts_with('-') && !a.starts_with("--") && a.contains('c')
+    })?;
+    rest.get(pos + 1).map(AsRef::as_ref)
 }
 
 #[cfg(test)]

@@ -1,68 +1,156 @@
 //! Admission warnings for the traps podgrace can see but not fix. kubectl prints each one; the
-//! API recommends at most 120 characters, so every warning is cut to fit.
+//! API asks for 120 characters or less, so every warning is written to fit: the advice is never
+//! cut, a long container name is shortened instead (`argocd-notifications-cont…`).
 
 use k8s_openapi::api::core::v1::Container;
 
 use super::shell;
 
-/// Longest warning, in characters.
-pub const MAX_LEN: usize = 120;
+/// Longest warning, in characters (under the API's 120).
+pub const MAX_LEN: usize = 119;
+
+/// Renders a message that names `name`, shortening the name (never the message) to fit.
+pub fn naming(name: &str, render: impl Fn(&str) -> String) -> String {
+    let full = render(name);
+    let over = full.chars().count().saturating_sub(MAX_LEN);
+    if over == 0 {
+        return full;
+    }
+    let keep = name.chars().count().saturating_sub(over + 1);
+    let short: String = name.chars().take(keep).chain(['…']).collect();
+    let out = render(&short);
+    debug_assert!(
+        out.chars().count() <= MAX_LEN,
+        "warning longer than {MAX_LEN} characters: {out}"
+    );
+    out
+}
 
 /// A warning about one container.
 pub fn container(name: &str, message: &str) -> String {
-    fit(format!("podgrace: container {name}: {message}"))
+    naming(name, |n| format!("podgrace: container {n}: {message}"))
 }
 
 /// A warning about the pod.
 pub fn pod(message: &str) -> String {
-    fit(format!("podgrace: {message}"))
-}
-
-/// Cuts `s` to [`MAX_LEN`] characters, marking the cut.
-pub fn fit(s: String) -> String {
-    if s.chars().count() <= MAX_LEN {
-        return s;
-    }
-    let mut out: String = s.chars().take(MAX_LEN - 1).collect();
-    out.push('…');
+    let out = format!("podgrace: {message}");
+    debug_assert!(
+        out.chars().count() <= MAX_LEN,
+        "warning longer than {MAX_LEN} characters: {out}"
+    );
     out
 }
 
-/// A shell as PID 1 that will not pass SIGTERM on: `sh -c 'app'` without `exec`, or a `*.sh`
-/// entrypoint (which must `exec` the app itself; podgrace cannot see inside it).
-pub fn shell_pid1(c: &Container) -> Option<String> {
-    // Without `command` the image's ENTRYPOINT runs, which podgrace cannot see.
+/// The container's command line (`command` then `args`), when the pod spells it out; without
+/// `command` the image's ENTRYPOINT runs, which podgrace cannot see.
+fn argv(c: &Container) -> Option<Vec<&str>> {
     let command = c.command.as_ref().filter(|c| !c.is_empty())?;
-    let argv: Vec<String> = command
-        .iter()
-        .chain(c.args.iter().flatten())
-        .cloned()
-        .collect();
+    Some(
+        command
+            .iter()
+            .chain(c.args.iter().flatten())
+            .map(String::as_str)
+            .collect(),
+    )
+}
+
+/// A shell as PID 1 that will not pass SIGTERM on. bash and busybox ash exec the last simple
+/// command of a `-c` script themselves (so `bash -c "source env && app"` is fine); dash, which
+/// is `/bin/sh` on Debian and Ubuntu, never does; a pipeline, a loop or a background job keeps
+/// any shell in place. A `*.sh` entrypoint must `exec` the app itself (podgrace cannot see
+/// inside it).
+pub fn shell_pid1(c: &Container) -> Option<String> {
+    let argv = argv(c)?;
     if let Some(script) = shell::dash_c_script(&argv) {
-        return (!execs(script)).then(|| {
-            format!(
-                "{} -c without exec is PID 1 and swallows SIGTERM: start the app with exec",
-                argv[0].rsplit('/').next().unwrap_or(&argv[0])
-            )
-        });
+        let program = argv[0].rsplit('/').next().unwrap_or(argv[0]);
+        let last = last_command(script)?;
+        if last == "exec" || last.starts_with("exec ") || last.starts_with("exec\t") {
+            return None;
+        }
+        let simple = !last.contains('|') && !starts_compound(last);
+        return match program {
+            "bash" | "ash" if simple => None,
+            "bash" | "ash" => Some(format!(
+                "{program} -c ends in a pipeline or loop: the shell stays PID 1; exec the app"
+            )),
+            "sh" => Some(
+                "sh -c without exec: dash (Debian's sh) stays PID 1, swallows SIGTERM; exec the app"
+                    .to_owned(),
+            ),
+            _ => Some(format!(
+                "{program} -c without exec is PID 1 and swallows SIGTERM: start the app with exec"
+            )),
+        };
     }
-    let script = if shell::is_shell(&argv[0]) {
+    let script = if shell::is_shell(argv[0]) {
         argv.get(1)
     } else {
         argv.first()
     };
     let script = script.filter(|s| s.ends_with(".sh"))?;
+    let name = script.rsplit('/').next().unwrap_or(script);
+    Some(naming(name, |n| {
+        format!("{n} is PID 1: it must exec the app, or SIGTERM never reaches it")
+    }))
+}
+
+/// A PID 1 that has no SIGTERM handler: the kernel delivers no default action to a namespace's
+/// init, so `sleep infinity`, `tail -f /dev/null` or a bare shell loop ignore the signal and
+/// every stop waits out the whole grace period.
+pub fn ignores_sigterm(c: &Container) -> Option<String> {
+    let argv = argv(c)?;
+    let idle = |words: &[&str]| -> Option<String> {
+        let program = words.first()?.rsplit('/').next()?;
+        let ignores = match program {
+            "sleep" | "pause" => true,
+            "tail" => words.iter().any(|w| w.starts_with("-f") || *w == "-F" || w.starts_with("--follow")),
+            "cat" => words.len() == 1,
+            _ => false,
+        };
+        ignores.then(|| words[..words.len().min(3)].join(" "))
+    };
+    let culprit = match shell::dash_c_script(&argv) {
+        Some(script) if script.contains("trap") => return None,
+        Some(script) => {
+            let last = last_command(script)?;
+            if starts_compound(last) {
+                Some("a shell loop".to_owned())
+            } else {
+                let words: Vec<&str> = last.split_whitespace().collect();
+                let words = words.strip_prefix(&["exec"]).unwrap_or(&words);
+                idle(words)
+            }
+        }
+        None => idle(&argv),
+    }?;
+    let culprit: String = culprit.chars().take(24).collect();
     Some(format!(
-        "{script} is PID 1: it must exec the app, or SIGTERM never reaches it"
+        "PID 1 `{culprit}` ignores SIGTERM: each stop waits out the grace period"
     ))
 }
 
-/// Whether a `-c` script hands PID 1 to the app with `exec`.
-fn execs(script: &str) -> bool {
-    script
-        .split([';', '&', '|', '\n'])
-        .map(str::trim_start)
-        .any(|cmd| cmd == "exec" || cmd.starts_with("exec ") || cmd.starts_with("exec\t"))
+/// The last command of a script (separators `;`, `&&`, `||`, newlines), trimmed.
+fn last_command(script: &str) -> Option<&str> {
+    let trimmed = script.trim_end().trim_end_matches(';').trim_end();
+    let cut = trimmed
+        .rfind(['\n', ';'])
+        .map(|i| i + 1)
+        .into_iter()
+        .chain(trimmed.rfind("&&").map(|i| i + 2))
+        .chain(trimmed.rfind("||").map(|i| i + 2))
+        .max()
+        .unwrap_or(0);
+    let last = trimmed[cut..].trim();
+    // `done`/`fi` close a compound command that began earlier.
+    if matches!(last, "done" | "fi" | "esac" | "}") {
+        return Some("while");
+    }
+    (!last.is_empty()).then_some(last)
+}
+
+fn starts_compound(command: &str) -> bool {
+    let first = command.split_whitespace().next().unwrap_or_default();
+    matches!(first, "while" | "until" | "for" | "if" | "case" | "{" | "(") || first.starts_with('(')
 }
 
 /// Images that commonly ship without `/bin/sh`.
@@ -95,15 +183,23 @@ mod tests {
     }
 
     #[test]
-    fn shell_without_exec_is_flagged() {
-        assert!(
-            shell_pid1(&argv_container(
-                &["/bin/sh", "-c", "java -jar app.jar"],
-                &[]
-            ))
-            .is_some()
-        );
-        assert!(shell_pid1(&argv_container(&["bash", "-ec"], &["cd /app && ./run"])).is_some());
+    fn dash_keeps_pid_1_so_sh_without_exec_is_flagged() {
+        let w = shell_pid1(&argv_container(&["/bin/sh", "-c", "java -jar app.jar"], &[])).unwrap();
+        assert!(w.contains("dash"), "{w}");
+        assert!(shell_pid1(&argv_container(&["dash", "-ec"], &["cd /app && ./run"])).is_some());
+    }
+
+    #[test]
+    fn bash_and_ash_exec_the_last_simple_command_themselves() {
+        for program in ["bash", "/bin/ash"] {
+            assert_eq!(
+                shell_pid1(&argv_container(&[program, "-c", "source /env && app --serve"], &[])),
+                None,
+                "{program}"
+            );
+        }
+        let w = shell_pid1(&argv_container(&["bash", "-c", "app | tee /log"], &[])).unwrap();
+        assert!(w.contains("pipeline"), "{w}");
     }
 
     #[test]
@@ -129,15 +225,40 @@ mod tests {
     #[test]
     fn shell_script_entrypoints_are_flagged() {
         let w = shell_pid1(&argv_container(&["/docker-entrypoint.sh"], &["serve"])).unwrap();
-        assert!(w.starts_with("/docker-entrypoint.sh is PID 1"), "{w}");
+        assert!(w.starts_with("docker-entrypoint.sh is PID 1"), "{w}");
         assert!(shell_pid1(&argv_container(&["bash", "/opt/start.sh"], &[])).is_some());
     }
 
     #[test]
-    fn warnings_fit_in_120_characters() {
-        let w = container(&"x".repeat(63), &"y".repeat(200));
-        assert_eq!(w.chars().count(), MAX_LEN);
-        assert!(w.ends_with('…'));
+    fn idle_pid_1_commands_are_said_to_ignore_sigterm() {
+        for (command, args) in [
+            (&["/bin/sleep"][..], &["infinity"][..]),
+            (&["sleep", "3650d"][..], &[][..]),
+            (&["tail", "-f", "/dev/null"][..], &[][..]),
+            (&["/bin/sh", "-c"][..], &["while true; do sleep 30; done"][..]),
+            (&["sh", "-c", "echo ready; exec sleep infinity"][..], &[][..]),
+        ] {
+            let w = ignores_sigterm(&argv_container(command, args));
+            assert!(w.is_some_and(|w| w.contains("ignores SIGTERM")), "{command:?} {args:?}");
+        }
+        for (command, args) in [
+            (&["nginx", "-g", "daemon off;"][..], &[][..]),
+            (&["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"][..], &[][..]),
+            (&["tail", "/var/log/x"][..], &[][..]),
+        ] {
+            assert_eq!(ignores_sigterm(&argv_container(command, args)), None, "{command:?}");
+        }
+    }
+
+    #[test]
+    fn long_names_are_shortened_and_the_advice_is_kept() {
+        let name = "x".repeat(63);
+        let message = "y".repeat(80);
+        let w = container(&name, &message);
+        assert!(w.chars().count() <= MAX_LEN, "{w}");
+        assert!(w.ends_with(&message));
+        assert!(w.contains("xxx…: "));
+        assert_eq!(container("app", "short"), "podgrace: container app: short");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! | `podgrace.io/sleep-seconds` | 0-3600 |
 //! | `podgrace.io/shutdown-seconds` | 0-3600 |
 //! | `podgrace.io/readiness` | `disabled`/`false` to inject no readiness probe |
+//! | `podgrace.io/prestop-seconds` | 0-3600: how long the pod's own preStop hooks run |
 
 use std::collections::BTreeMap;
 
@@ -27,6 +28,8 @@ pub const SLEEP_SECONDS: &str = "podgrace.io/sleep-seconds";
 pub const SHUTDOWN_SECONDS: &str = "podgrace.io/shutdown-seconds";
 /// Readiness injection switch.
 pub const READINESS: &str = "podgrace.io/readiness";
+/// The exact duration of the pod's own (kept) preStop hooks.
+pub const PRESTOP_SECONDS: &str = "podgrace.io/prestop-seconds";
 
 /// What a pod's labels and annotations ask of podgrace.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -35,6 +38,8 @@ pub struct PodOverrides {
     pub opt_out: bool,
     /// The overriding layer (empty when nothing is set).
     pub spec: PolicySpec,
+    /// How long the pod's own preStop hooks run, as the pod declares it.
+    pub prestop_seconds: Option<u32>,
     /// Annotations that could not be read; they are ignored, and reported.
     pub errors: Vec<FieldError>,
 }
@@ -59,7 +64,7 @@ pub fn read(meta: &ObjectMeta) -> PodOverrides {
                 Some(on) => out.opt_out |= !on,
                 None => out.errors.push(FieldError::new(
                     format!("{kind} {INJECT}"),
-                    format!("expected enabled or disabled, got {v:?}"),
+                    format!("expected enabled or disabled, got {}", shown(v)),
                 )),
             }
         }
@@ -71,7 +76,7 @@ pub fn read(meta: &ObjectMeta) -> PodOverrides {
             Ok(a) if !v.trim().is_empty() => pre_stop.action = Some(a),
             _ => out.errors.push(FieldError::new(
                 format!("annotation {ACTION}"),
-                format!("expected one of sleep, exec, nginx, nacos, none, got {v:?}"),
+                format!("expected sleep, exec, nginx, nacos or none, got {}", shown(v)),
             )),
         }
     }
@@ -80,6 +85,7 @@ pub fn read(meta: &ObjectMeta) -> PodOverrides {
         out.spec.pre_stop = Some(pre_stop);
     }
     out.spec.shutdown_seconds = seconds(annotations, SHUTDOWN_SECONDS, &mut out.errors);
+    out.prestop_seconds = seconds(annotations, PRESTOP_SECONDS, &mut out.errors).map(Seconds::get);
     if let Some(v) = annotations.get(READINESS) {
         match switch(v) {
             Some(false) => {
@@ -91,11 +97,21 @@ pub fn read(meta: &ObjectMeta) -> PodOverrides {
             Some(true) => {}
             None => out.errors.push(FieldError::new(
                 format!("annotation {READINESS}"),
-                format!("expected enabled or disabled, got {v:?}"),
+                format!("expected enabled or disabled, got {}", shown(v)),
             )),
         }
     }
     out
+}
+
+/// A user's value quoted for a message, cut so that the message (an admission warning) fits.
+fn shown(v: &str) -> String {
+    const MAX: usize = 16;
+    if v.chars().count() <= MAX {
+        format!("{v:?}")
+    } else {
+        format!("{:?}…", v.chars().take(MAX).collect::<String>())
+    }
 }
 
 fn switch(v: &str) -> Option<bool> {
@@ -114,8 +130,11 @@ fn seconds(
     let v = annotations.get(key)?;
     match v.parse::<Seconds>() {
         Ok(s) => Some(s),
-        Err(e) => {
-            errors.push(FieldError::new(format!("annotation {key}"), e.to_string()));
+        Err(_) => {
+            errors.push(FieldError::new(
+                format!("annotation {key}"),
+                format!("expected 0-3600 seconds, got {}", shown(v)),
+            ));
             None
         }
     }

@@ -16,6 +16,9 @@ pub const SLEEP: Seconds = Seconds::new_const(10);
 pub const SHUTDOWN: Seconds = Seconds::new_const(30);
 /// Margin added to every budget.
 pub const BUFFER: Seconds = Seconds::new_const(5);
+/// Counted for a kept user hook whose duration cannot be read (the Kubernetes default grace
+/// period: an opaque hook is assumed to fit in what the pod would get anyway).
+pub const UNKNOWN_HOOK: Seconds = Seconds::new_const(30);
 /// Downward-API variable carrying the pod IP.
 pub const POD_IP_ENV: &str = "POD_IP";
 /// Bound on each Nacos HTTP call.
@@ -51,6 +54,8 @@ pub fn builtin() -> PolicySpec {
             sleep_handler: Some(SleepHandler::Native),
             existing: Some(ExistingHook::Keep),
             helper: Some(HelperMode::None),
+            nginx_stop: Some(NginxStop::Auto),
+            unknown_hook_seconds: Some(UNKNOWN_HOOK),
             exec: None,
             nacos: Some(NacosSpec {
                 server: None,
@@ -89,6 +94,8 @@ pub fn builtin() -> PolicySpec {
             include: Some(Vec::new()),
             exclude: Some(EXCLUDED_CONTAINERS.iter().map(|s| s.to_string()).collect()),
         }),
+        serving_only: Some(true),
+        sidecars: Some(SidecarMode::Skip),
         helper_image: Some(HelperImageSpec {
             image: Some(HELPER_IMAGE.to_owned()),
             pull_policy: Some(PullPolicy::IfNotPresent),

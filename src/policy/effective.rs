@@ -21,13 +21,13 @@ struct CompiledRule {
     label: String,
     /// Path of the rule inside its own layer, e.g. `rules[2]`.
     path: String,
-    /// Whether the rule belongs to the top (most specific) layer given.
-    top_layer: bool,
+    /// Index of the layer the rule belongs to in [`EffectivePolicy::layers`].
+    level: usize,
     container: Option<WildMatch>,
     image: Option<ImagePattern>,
     labels: BTreeMap<String, String>,
     set: PolicySpec,
-    /// The base with only this rule applied, resolved once: the common case of at most one
+    /// The layers with only this rule applied, resolved once: the common case of at most one
     /// matching rule and no pod overrides then costs no merging at all.
     alone: Result<Arc<ContainerPolicy>, FieldError>,
 }
@@ -65,15 +65,30 @@ pub fn is_nginx_image(image: &str) -> bool {
     NGINX.matches(image)
 }
 
+/// One layer's own settings (its rules are compiled separately).
+#[derive(Clone, Debug)]
+struct LayerBase {
+    /// `builtin`, or the layer's origin (`configmap shop/podgrace-policy@4711`).
+    label: String,
+    spec: PolicySpec,
+}
+
 /// The merged policy of one namespace.
+///
+/// Precedence, lowest first: built-in defaults, built-in rules, cluster default, cluster rules,
+/// namespace policy, namespace rules, pod annotations. So a layer's rules refine that layer, and
+/// an explicit setting of a higher layer beats a lower layer's rule: a namespace's `action: nacos`
+/// wins over the built-in `nginx*` rule unless the namespace's own rule says otherwise.
 #[derive(Clone, Debug)]
 pub struct EffectivePolicy {
-    base: PolicySpec,
+    layers: Vec<LayerBase>,
+    /// Every layer's own settings merged, no rule matched: the common case.
     base_resolved: Result<Arc<ContainerPolicy>, FieldError>,
     rules: Vec<CompiledRule>,
     include: Vec<WildMatch>,
     exclude: Vec<WildMatch>,
     grace_mode: GraceMode,
+    sidecars: SidecarMode,
     helper_image: (String, PullPolicy),
     description: String,
 }
@@ -87,38 +102,45 @@ pub struct Resolution<'a> {
     pub rules: Vec<&'a str>,
 }
 
+/// One setting of a container's resolved policy and the layer or rule that set it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Provenance {
+    /// Field path in the policy format, e.g. `preStop.sleepSeconds`.
+    pub path: String,
+    /// The value, as it would be written in a policy.
+    pub value: serde_json::Value,
+    /// `builtin`, a layer's origin, a rule's label, or `pod annotations`.
+    pub source: String,
+}
+
 impl EffectivePolicy {
     /// Layers the built-in defaults, the cluster default and the namespace policy.
     pub fn new(cluster: Option<&PolicyLayer>, namespace: Option<&PolicyLayer>) -> Self {
         let builtin = defaults::builtin();
-        let mut base = builtin.clone();
-        base.rules = None;
-        let mut rules = Vec::new();
-        let mut description = vec!["builtin".to_owned()];
-        let top = if namespace.is_some() {
-            2
-        } else if cluster.is_some() {
-            1
-        } else {
-            0
-        };
-        let layers = [
-            (0, Some(("builtin", &builtin))),
-            (1, cluster.map(|l| ("cluster", &l.spec))),
-            (2, namespace.map(|l| ("namespace", &l.spec))),
+        let given = [
+            Some(("builtin".to_owned(), "builtin", &builtin)),
+            cluster.map(|l| (l.origin.to_string(), "cluster", &l.spec)),
+            namespace.map(|l| (l.origin.to_string(), "namespace", &l.spec)),
         ];
-        for (level, layer) in layers {
-            let Some((name, spec)) = layer else { continue };
-            if level > 0 {
-                base.merge_from(spec);
-            }
+        let mut layers = Vec::new();
+        let mut raw_rules = Vec::new();
+        for (label, kind, spec) in given.into_iter().flatten() {
+            let level = layers.len();
             for (i, rule) in spec.rules.iter().flatten().enumerate() {
-                rules.push((rule, name, i, level == top));
+                raw_rules.push((rule, kind, i, level));
             }
+            let mut own = spec.clone();
+            own.rules = None;
+            layers.push(LayerBase { label, spec: own });
         }
-        for layer in [cluster, namespace].into_iter().flatten() {
-            description.push(layer.origin.to_string());
+        let mut base = PolicySpec::default();
+        for layer in &layers {
+            base.merge_from(&layer.spec);
         }
+        let rules = raw_rules
+            .into_iter()
+            .map(|(rule, kind, i, level)| compile_rule(&layers, rule, kind, i, level))
+            .collect();
         let selection = base.containers.clone().unwrap_or_default();
         let globs = |list: Option<Vec<String>>| -> Vec<WildMatch> {
             list.unwrap_or_default()
@@ -127,13 +149,15 @@ impl EffectivePolicy {
                 .collect()
         };
         let helper = base.helper_image.clone().unwrap_or_default();
-        let rules = rules
-            .into_iter()
-            .map(|(rule, layer, i, top_layer)| compile_rule(&base, rule, layer, i, top_layer))
-            .collect();
+        let description = layers
+            .iter()
+            .map(|l| l.label.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
         EffectivePolicy {
             base_resolved: ContainerPolicy::from_spec(&base).map(Arc::new),
             grace_mode: base.grace_period.unwrap_or(GraceMode::Raise),
+            sidecars: base.sidecars.unwrap_or(SidecarMode::Skip),
             helper_image: (
                 helper
                     .image
@@ -142,9 +166,9 @@ impl EffectivePolicy {
             ),
             include: globs(selection.include),
             exclude: globs(selection.exclude),
-            base,
+            layers,
             rules,
-            description: description.join(", "),
+            description,
         }
     }
 
@@ -163,6 +187,11 @@ impl EffectivePolicy {
         self.grace_mode
     }
 
+    /// What podgrace does with native sidecars.
+    pub fn sidecars(&self) -> SidecarMode {
+        self.sidecars
+    }
+
     /// Image and pull policy of the helper init container.
     pub fn helper_image(&self) -> (&str, PullPolicy) {
         (&self.helper_image.0, self.helper_image.1)
@@ -174,8 +203,35 @@ impl EffectivePolicy {
             && !self.exclude.iter().any(|g| g.matches(name))
     }
 
-    /// Resolves the policy of one container: base, then matching rules in order, then the pod's
-    /// annotation overrides.
+    fn matching(
+        &self,
+        pod_labels: Option<&BTreeMap<String, String>>,
+        container_name: &str,
+        image: &str,
+    ) -> Vec<&CompiledRule> {
+        self.rules
+            .iter()
+            .filter(|rule| rule_matches(rule, pod_labels, container_name, image))
+            .collect()
+    }
+
+    /// The layers and matching rules in precedence order, lowest first.
+    fn sequence<'a>(
+        &'a self,
+        matched: &[&'a CompiledRule],
+    ) -> impl Iterator<Item = (&'a str, &'a PolicySpec)> {
+        self.layers.iter().enumerate().flat_map(move |(level, layer)| {
+            std::iter::once((layer.label.as_str(), &layer.spec)).chain(
+                matched
+                    .iter()
+                    .filter(move |r| r.level == level)
+                    .map(|r| (r.label.as_str(), &r.set)),
+            )
+        })
+    }
+
+    /// Resolves the policy of one container: each layer followed by its matching rules, in
+    /// precedence order, then the pod's annotation overrides.
     pub fn resolve(
         &self,
         pod_labels: Option<&BTreeMap<String, String>>,
@@ -183,18 +239,14 @@ impl EffectivePolicy {
         image: &str,
         overrides: Option<&PolicySpec>,
     ) -> Result<Resolution<'_>, FieldError> {
-        let matched: Vec<&CompiledRule> = self
-            .rules
-            .iter()
-            .filter(|rule| rule_matches(rule, pod_labels, container_name, image))
-            .collect();
+        let matched = self.matching(pod_labels, container_name, image);
         let policy = match (matched.as_slice(), overrides) {
             ([], None) => self.base_resolved.clone()?,
             ([rule], None) => rule.alone.clone()?,
             _ => {
-                let mut spec = self.base.clone();
-                for rule in &matched {
-                    spec.merge_from(&rule.set);
+                let mut spec = PolicySpec::default();
+                for (_, layer) in self.sequence(&matched) {
+                    spec.merge_from(layer);
                 }
                 if let Some(o) = overrides {
                     spec.merge_from(o);
@@ -208,6 +260,39 @@ impl EffectivePolicy {
         })
     }
 
+    /// Which layer or rule set each per-container setting of one container, for
+    /// `podgrace mutate --explain`. Pod-wide settings (`containers`, `gracePeriod`, `sidecars`,
+    /// `helperImage`) are included with the layer that set them.
+    pub fn explain(
+        &self,
+        pod_labels: Option<&BTreeMap<String, String>>,
+        container_name: &str,
+        image: &str,
+        overrides: Option<&PolicySpec>,
+    ) -> Vec<Provenance> {
+        let matched = self.matching(pod_labels, container_name, image);
+        let mut found: BTreeMap<String, Provenance> = BTreeMap::new();
+        let annotations = overrides.map(|o| ("pod annotations", o));
+        for (source, spec) in self.sequence(&matched).chain(annotations) {
+            let Ok(value) = serde_json::to_value(spec) else {
+                continue;
+            };
+            let mut leaves = Vec::new();
+            flatten_leaves(String::new(), value, &mut leaves);
+            for (path, value) in leaves {
+                found.insert(
+                    path.clone(),
+                    Provenance {
+                        path,
+                        value,
+                        source: source.to_owned(),
+                    },
+                );
+            }
+        }
+        found.into_values().collect()
+    }
+
     /// Checks that every combination the policy can produce is complete (a `nacos` action has a
     /// server, an `http` probe has a path, …): the base alone and the base under each rule of the
     /// top layer. Errors of rules carry the rule's path (`rules[1].set.preStop.nacos.server`).
@@ -219,7 +304,8 @@ impl EffectivePolicy {
             .cloned()
             .into_iter()
             .collect();
-        for rule in self.rules.iter().filter(|r| r.top_layer) {
+        let top = self.layers.len() - 1;
+        for rule in self.rules.iter().filter(|r| r.level == top) {
             if let Err(e) = &rule.alone {
                 errors.push(e.clone().within(&format!("{}.set", rule.path)));
             }
@@ -228,24 +314,51 @@ impl EffectivePolicy {
     }
 }
 
+/// The leaves of a policy as JSON: objects are walked, everything else (lists included, which
+/// replace wholesale when merged) is a leaf. `rules` are not settings.
+fn flatten_leaves(path: String, value: serde_json::Value, out: &mut Vec<(String, serde_json::Value)>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                if path.is_empty() && k == "rules" {
+                    continue;
+                }
+                let p = if path.is_empty() {
+                    k
+                } else {
+                    format!("{path}.{k}")
+                };
+                flatten_leaves(p, v, out);
+            }
+        }
+        serde_json::Value::Null => {}
+        leaf => out.push((path, leaf)),
+    }
+}
+
 fn compile_rule(
-    base: &PolicySpec,
+    layers: &[LayerBase],
     rule: &Rule,
-    layer: &str,
+    kind: &str,
     index: usize,
-    top_layer: bool,
+    level: usize,
 ) -> CompiledRule {
-    let mut alone = base.clone();
-    alone.merge_from(&rule.set);
+    let mut alone = PolicySpec::default();
+    for (l, layer) in layers.iter().enumerate() {
+        alone.merge_from(&layer.spec);
+        if l == level {
+            alone.merge_from(&rule.set);
+        }
+    }
     let path = format!("rules[{index}]");
     let label = match &rule.name {
-        Some(name) => format!("{layer} {path} ({name})"),
-        None => format!("{layer} {path}"),
+        Some(name) => format!("{kind} {path} ({name})"),
+        None => format!("{kind} {path}"),
     };
     CompiledRule {
         label,
         path,
-        top_layer,
+        level,
         container: rule.matcher.container_name.as_deref().map(WildMatch::new),
         image: rule.matcher.image.as_deref().map(ImagePattern::new),
         labels: rule.matcher.pod_labels.clone().unwrap_or_default(),
@@ -324,15 +437,15 @@ mod tests {
     }
 
     #[test]
-    fn namespace_beats_cluster_and_rules_beat_bases() {
+    fn a_layers_rules_refine_it_and_a_higher_layers_setting_beats_a_lower_layers_rule() {
         let cluster = layer(
             "cluster",
-            "shutdownSeconds: 20\nrules:\n- match: {podLabels: {framework: spring-boot}}\n  set: {presets: [spring-boot], shutdownSeconds: 30}\n",
+            "shutdownSeconds: 20\nbufferSeconds: 4\nrules:\n- match: {podLabels: {framework: spring-boot}}\n  set: {presets: [spring-boot], shutdownSeconds: 30, bufferSeconds: 6}\n",
         );
-        let ns = layer("ns", "shutdownSeconds: 25\nbufferSeconds: 2\n");
+        let ns = layer("ns", "shutdownSeconds: 25\n");
         let eff = EffectivePolicy::new(Some(&cluster), Some(&ns));
         let plain = eff.resolve(None, "app", "app:1", None).unwrap().policy;
-        assert_eq!((plain.shutdown, plain.buffer), (25, 2));
+        assert_eq!((plain.shutdown, plain.buffer), (25, 4));
         let spring = eff
             .resolve(
                 Some(&labels(&[("framework", "spring-boot")])),
@@ -342,8 +455,55 @@ mod tests {
             )
             .unwrap()
             .policy;
-        assert_eq!(spring.shutdown, 30);
+        // The namespace said 25 explicitly; the cluster rule still sets what the namespace left.
+        assert_eq!((spring.shutdown, spring.buffer), (25, 6));
         assert_eq!(spring.presets, vec![Preset::SpringBoot]);
+    }
+
+    #[test]
+    fn a_namespace_action_beats_the_builtin_nginx_rule_unless_its_own_rule_says_otherwise() {
+        let ns = layer(
+            "ns",
+            "preStop: {action: nacos, nacos: {server: 'http://nacos:8848'}}\n",
+        );
+        let eff = EffectivePolicy::new(None, Some(&ns));
+        let r = eff.resolve(None, "web", "nginx:1.27", None).unwrap();
+        assert!(matches!(r.policy.action, Action::Nacos(_)));
+        let ns = layer(
+            "ns",
+            "preStop: {action: nacos, nacos: {server: 'http://nacos:8848'}}\nrules:\n- match: {image: 'nginx*'}\n  set: {preStop: {action: nginx}}\n",
+        );
+        let eff = EffectivePolicy::new(None, Some(&ns));
+        let r = eff.resolve(None, "web", "nginx:1.27", None).unwrap();
+        assert_eq!(r.policy.action, Action::Nginx);
+        assert_eq!(
+            r.rules,
+            vec!["builtin rules[0] (nginx)", "namespace rules[0]"]
+        );
+    }
+
+    #[test]
+    fn explain_names_the_layer_or_rule_behind_every_setting() {
+        let ns = layer("ns", "preStop: {sleepSeconds: 20}\n");
+        let eff = EffectivePolicy::new(None, Some(&ns));
+        let o = crate::policy::parse::parse_spec("shutdownSeconds: 45").unwrap();
+        let explained = eff.explain(None, "web", "nginx:1.27", Some(&o));
+        let source = |path: &str| {
+            explained
+                .iter()
+                .find(|p| p.path == path)
+                .map(|p| (p.value.clone(), p.source.clone()))
+                .unwrap()
+        };
+        assert_eq!(source("preStop.sleepSeconds").0, 20);
+        assert!(source("preStop.sleepSeconds").1.starts_with("ns@"));
+        assert_eq!(
+            source("preStop.action"),
+            ("nginx".into(), "builtin rules[0] (nginx)".into())
+        );
+        assert_eq!(source("shutdownSeconds"), (45.into(), "pod annotations".into()));
+        assert_eq!(source("bufferSeconds"), (5.into(), "builtin".into()));
+        assert!(explained.iter().all(|p| !p.path.starts_with("rules")));
     }
 
     #[test]

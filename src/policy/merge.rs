@@ -33,11 +33,26 @@ macro_rules! impl_merge {
 }
 
 impl_merge!(PolicySpec {
-    leaf: [shutdown_seconds, buffer_seconds, grace_period, presets],
+    leaf: [
+        shutdown_seconds,
+        buffer_seconds,
+        grace_period,
+        presets,
+        serving_only,
+        sidecars
+    ],
     nested: [pre_stop, env, readiness, containers, helper_image],
 });
 impl_merge!(PreStopSpec {
-    leaf: [action, sleep_seconds, sleep_handler, existing, helper],
+    leaf: [
+        action,
+        sleep_seconds,
+        sleep_handler,
+        existing,
+        helper,
+        nginx_stop,
+        unknown_hook_seconds
+    ],
     nested: [exec, nacos],
 });
 impl_merge!(ExecSpec {

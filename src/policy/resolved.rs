@@ -20,6 +20,12 @@ pub struct ContainerPolicy {
     pub existing: ExistingHook,
     /// Whether the hook runs through the injected helper binary.
     pub helper: HelperMode,
+    /// How the `nginx` action stops nginx.
+    pub nginx_stop: NginxStop,
+    /// Seconds counted for a kept hook whose duration cannot be read.
+    pub unknown_hook: u32,
+    /// Only containers that serve traffic get a drain and raise the grace period.
+    pub serving_only: bool,
     /// Application shutdown allowance, in seconds.
     pub shutdown: u32,
     /// Safety margin, in seconds.
@@ -167,6 +173,9 @@ impl ContainerPolicy {
             sleep_handler: ps.sleep_handler.unwrap_or(SleepHandler::Native),
             existing: ps.existing.unwrap_or(ExistingHook::Keep),
             helper: ps.helper.unwrap_or(HelperMode::None),
+            nginx_stop: ps.nginx_stop.unwrap_or(NginxStop::Auto),
+            unknown_hook: secs(ps.unknown_hook_seconds, defaults::UNKNOWN_HOOK),
+            serving_only: spec.serving_only.unwrap_or(true),
             shutdown: secs(spec.shutdown_seconds, defaults::SHUTDOWN),
             buffer: secs(spec.buffer_seconds, defaults::BUFFER),
             pod_ip_env: match env.pod_ip {

@@ -44,6 +44,15 @@ pub struct PolicySpec {
     /// Where the `podgrace prestop` helper binary comes from when `preStop.helper` is `inject`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub helper_image: Option<HelperImageSpec>,
+    /// Only containers that serve traffic (declare a port, or deregister from a registry) get a
+    /// drain hook and a budget that raises the grace period (`true` by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving_only: Option<bool>,
+    /// Native sidecars (`initContainers` with `restartPolicy: Always`): `skip` leaves them as
+    /// they are (they outlive the app by design), `inject` treats them like containers. Their
+    /// shutdown counts in the grace period either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sidecars: Option<SidecarMode>,
     /// Overrides for containers matched by name, image or pod labels. Rules of all layers apply
     /// after all base settings, in order (cluster rules first), so the last match wins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -71,6 +80,13 @@ pub struct PreStopSpec {
     /// `inject` runs the hook with podgrace's own helper binary (no shell or curl needed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub helper: Option<HelperMode>,
+    /// How nginx is stopped gracefully by the `nginx` action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nginx_stop: Option<NginxStop>,
+    /// Seconds counted for a kept user hook whose duration cannot be read from it (an opaque
+    /// script, an `httpGet` or `tcpSocket` handler).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown_hook_seconds: Option<Seconds>,
     /// Parameters of the `exec` action.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exec: Option<ExecSpec>,
@@ -128,6 +144,41 @@ pub enum ExistingHook {
     Keep,
     /// Replace it with podgrace's hook.
     Replace,
+}
+
+/// How the `nginx` action makes nginx stop gracefully.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NginxStop {
+    /// `signal` for the official images (which declare `STOPSIGNAL SIGQUIT`), `quit` otherwise.
+    Auto,
+    /// Only the drain sleep: the image's own stop signal must be SIGQUIT (graceful). No shell,
+    /// and no hook that nginx's exit could cut short.
+    Signal,
+    /// Drain, `nginx -s quit`, then wait for nginx to finish (needs a shell; the wait ends when
+    /// nginx exits, which the kubelet may record as a failed hook).
+    Quit,
+}
+
+impl NginxStop {
+    /// The policy spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NginxStop::Auto => "auto",
+            NginxStop::Signal => "signal",
+            NginxStop::Quit => "quit",
+        }
+    }
+}
+
+/// What podgrace does with native sidecars.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SidecarMode {
+    /// Leave them as they are; only their shutdown is counted.
+    Skip,
+    /// Hooks, environment and probes as for the containers.
+    Inject,
 }
 
 /// Whether the preStop runs through the injected `podgrace prestop` helper.

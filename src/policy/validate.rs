@@ -78,6 +78,7 @@ fn validate_rule(rule: &Rule, path: &str, errors: &mut Vec<FieldError>) {
         ("containers", set.containers.is_some()),
         ("gracePeriod", set.grace_period.is_some()),
         ("helperImage", set.helper_image.is_some()),
+        ("sidecars", set.sidecars.is_some()),
     ];
     for (field, present) in forbidden {
         if present {
