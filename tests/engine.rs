@@ -73,7 +73,9 @@ fn the_apply_fixture_gets_a_sleep_env_probe_and_grace() {
     assert!(
         m.warnings
             .iter()
-            .any(|w| w.contains("terminationGracePeriodSeconds 30 → 45"))
+            .any(|w| w == "podgrace: grace period 30 → 45: preStop 10s + shutdown 30s + buffer 5s (app)"),
+        "{:?}",
+        m.warnings
     );
     // Fields podgrace does not own are byte-for-byte the same.
     for key in ["volumes", "tolerations", "securityContext", "dnsPolicy"] {
@@ -136,20 +138,93 @@ fn kept_user_prestop_is_never_merged() {
 }
 
 #[test]
-fn a_kept_hook_too_long_for_the_grace_period_is_warned_about() {
+fn the_grace_period_covers_a_kept_hook_the_seeds_case() {
     let raw = pod_json(&read_fixture("manifests/existing-prestop.yaml"));
     let template = json!({"apiVersion": "v1", "kind": "Pod", "metadata": raw["spec"]["template"]["metadata"], "spec": raw["spec"]["template"]["spec"]});
     let (m, out) = run(&template, &EffectivePolicy::builtin());
+    // Its own hook: curl -m 20 + sleep 35; Spring Boot's 30 s shutdown; 60 s was not enough.
+    assert_eq!(out["spec"]["terminationGracePeriodSeconds"], 90);
+    assert_eq!(
+        out["metadata"]["annotations"]["podgrace.io/grace"],
+        "60 → 90: kept preStop 55s (read from hook) + shutdown 30s + buffer 5s (customer-services)"
+    );
     assert!(
-        m.warnings.iter().any(|w| w
-            .contains("kept preStop (~55s) + shutdown 30s + buffer 5s = 90s > grace period 60s")),
+        m.warnings.iter().any(|w| w.contains("grace period 60 → 90: kept preStop 55s")),
         "{:#?}",
         m.warnings
     );
-    assert_eq!(
-        out["spec"]["terminationGracePeriodSeconds"], 60,
-        "a user's hook does not raise the grace"
+}
+
+#[test]
+fn an_unreadable_kept_hook_counts_the_policy_allowance_or_the_pods_declared_time() {
+    let mut raw = pod_json(APP);
+    raw["spec"]["containers"][0]["lifecycle"] =
+        json!({"preStop": {"exec": {"command": ["sh", "/opt/offline.sh"]}}});
+    let (_, out) = run(&raw, &policy("preStop: {unknownHookSeconds: 40}\n"));
+    assert_eq!(out["spec"]["terminationGracePeriodSeconds"], 75);
+    raw["metadata"]["annotations"] = json!({"podgrace.io/prestop-seconds": "100"});
+    let (_, out) = run(&raw, &policy("preStop: {unknownHookSeconds: 40}\n"));
+    assert_eq!(out["spec"]["terminationGracePeriodSeconds"], 135);
+    assert!(
+        out["metadata"]["annotations"]["podgrace.io/grace"]
+            .as_str()
+            .unwrap()
+            .contains("kept preStop 100s (annotation)")
     );
+    let http_hook = json!({"preStop": {"httpGet": {"path": "/drain", "port": 8080}}});
+    raw["spec"]["containers"][0]["lifecycle"] = http_hook;
+    raw["metadata"]["annotations"] = json!({});
+    let (_, out) = run(&raw, &EffectivePolicy::builtin());
+    assert_eq!(out["spec"]["terminationGracePeriodSeconds"], 65);
+}
+
+#[test]
+fn under_grace_keep_the_drain_is_fitted_into_the_grace_period() {
+    let keep = policy("gracePeriod: keep\n");
+    let mut raw = pod_json(APP);
+    raw["spec"]["terminationGracePeriodSeconds"] = json!(5);
+    let (m, out) = run(&raw, &keep);
+    assert_eq!(
+        out["spec"]["containers"][0]["lifecycle"]["preStop"],
+        json!({"sleep": {"seconds": 5}})
+    );
+    assert_eq!(out["spec"]["terminationGracePeriodSeconds"], 5);
+    assert!(m.warnings.iter().any(|w| w.contains("drain cut to 5s")), "{:?}", m.warnings);
+    raw["spec"]["terminationGracePeriodSeconds"] = json!(0);
+    let (m, out) = run(&raw, &keep);
+    assert!(out["spec"]["containers"][0].get("lifecycle").is_none());
+    assert!(m.warnings.iter().any(|w| w.contains("no drain")), "{:?}", m.warnings);
+    // A pod annotation asking for more than the grace period is fitted too.
+    raw["spec"]["terminationGracePeriodSeconds"] = json!(8);
+    raw["metadata"]["annotations"] = json!({"podgrace.io/sleep-seconds": "20"});
+    let (_, out) = run(&raw, &keep);
+    assert_eq!(
+        out["spec"]["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"],
+        8
+    );
+}
+
+#[test]
+fn containers_that_serve_nothing_get_no_drain_no_probe_no_grace_and_no_warning() {
+    // Istio's curl sample: no ports, `sleep infinity`, grace 0.
+    let raw = pod_json(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: curl}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: curl\n    image: curlimages/curl\n    command: [/bin/sleep, infinity]\n",
+    );
+    let (m, out) = run(&raw, &EffectivePolicy::builtin());
+    let c = &out["spec"]["containers"][0];
+    assert!(c.get("lifecycle").is_none() && c.get("readinessProbe").is_none());
+    assert_eq!(out["spec"]["terminationGracePeriodSeconds"], 0);
+    assert_eq!(
+        m.warnings,
+        vec!["podgrace: container curl: PID 1 `/bin/sleep infinity` ignores SIGTERM: each stop waits out the grace period"]
+    );
+    // Policy can force the drain.
+    let (_, out) = run(&raw, &policy("servingOnly: false\n"));
+    assert_eq!(
+        out["spec"]["containers"][0]["lifecycle"]["preStop"],
+        json!({"sleep": {"seconds": 10}})
+    );
+    assert_eq!(out["spec"]["terminationGracePeriodSeconds"], 45);
 }
 
 #[test]
@@ -297,18 +372,37 @@ fn readiness_is_added_only_where_missing_and_liveness_never() {
 }
 
 #[test]
-fn no_port_means_a_warning_instead_of_a_probe() {
+fn no_port_means_no_probe_and_no_warning() {
     let raw = review_object("admission/pod-create-dry-run.json");
     let (m, out) = run(&raw, &EffectivePolicy::builtin());
     assert!(out["spec"]["containers"][0].get("readinessProbe").is_none());
     assert!(
-        m.warnings.iter().any(|w| w.contains("no port to probe")),
+        !m.warnings.iter().any(|w| w.contains("probe")),
         "{:?}",
         m.warnings
     );
-    assert!(
-        out["metadata"]["annotations"]["podgrace.io/injected"].is_string(),
-        "annotations map created"
+}
+
+#[test]
+fn an_http_readiness_policy_only_probes_the_container_that_owns_the_port() {
+    // kube-rbac-proxy next to the app serves HTTPS on its own port.
+    let raw = pod_json(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: app\n    image: app\n    ports: [{containerPort: 9115, name: http}]\n  - name: kube-rbac-proxy\n    image: quay.io/brancz/kube-rbac-proxy:v0.18.0\n    ports: [{containerPort: 9443, name: https}]\n",
+    );
+    let (_, out) = run(
+        &raw,
+        &policy("readiness: {handler: http, port: 9115, path: /actuator/health/readiness}\n"),
+    );
+    assert_eq!(
+        out["spec"]["containers"][0]["readinessProbe"]["httpGet"]["port"],
+        9115
+    );
+    assert!(out["spec"]["containers"][1].get("readinessProbe").is_none());
+    // Without a fixed port each gets its own first port, and `https` is never probed over HTTP.
+    let (_, out) = run(&raw, &policy("readiness: {handler: http, path: /ready}\n"));
+    assert_eq!(
+        out["spec"]["containers"][1]["readinessProbe"],
+        json!({"tcpSocket": {"port": 9443}, "periodSeconds": 5, "timeoutSeconds": 1, "failureThreshold": 3, "successThreshold": 1})
     );
 }
 
@@ -385,7 +479,7 @@ fn exec_sleep_on_a_shell_less_image_is_warned_about() {
 #[test]
 fn nginx_with_a_hook_that_does_not_quit_is_warned_about() {
     let mut raw = pod_json(APP);
-    raw["spec"]["containers"][0]["image"] = json!("nginx:1.27");
+    raw["spec"]["containers"][0]["image"] = json!("registry.example/team/nginx:1.27");
     raw["spec"]["containers"][0]["lifecycle"] =
         json!({"preStop": {"exec": {"command": ["sleep", "5"]}}});
     let m = mutate_raw(&raw, &EffectivePolicy::builtin(), &Context::default());
@@ -459,7 +553,7 @@ fn an_incomplete_policy_for_one_container_skips_it_with_a_warning() {
     assert!(
         m.warnings
             .iter()
-            .any(|w| w.contains("preStop.exec.command: required")),
+            .any(|w| w.contains("policy incomplete at preStop.exec.command")),
         "{:?}",
         m.warnings
     );
@@ -583,8 +677,9 @@ fn a_volume_named_like_the_helpers_falls_back_to_the_shell_hook_with_a_warning()
         "/bin/sh"
     );
     assert!(
-        m.warnings.iter().any(|w| w
-            .contains("helper not injected (the pod already has a volume named podgrace-helper)")),
+        m.warnings
+            .iter()
+            .any(|w| w.contains("helper not injected (volume name taken)")),
         "{:?}",
         m.warnings
     );
@@ -609,4 +704,163 @@ fn the_native_sleep_needs_no_helper() {
         out["spec"]["containers"][0]["lifecycle"]["preStop"]["exec"]["command"],
         json!(["/podgrace-helper/podgrace", "prestop", "--sleep", "10"])
     );
+}
+
+#[test]
+fn native_sidecars_stop_after_the_app_and_their_shutdown_is_in_the_budget() {
+    // Istio's native sidecar mode and a log shipper: initContainers with restartPolicy Always.
+    let raw = pod_json(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web, labels: {app: web}}
+spec:
+  initContainers:
+  - name: istio-proxy
+    image: docker.io/istio/proxyv2:1.27.0
+    restartPolicy: Always
+    ports: [{containerPort: 15090, name: http-envoy-prom}]
+    readinessProbe: {httpGet: {path: /healthz/ready, port: 15021}}
+  - name: fluent-bit
+    image: fluent/fluent-bit:3.2
+    restartPolicy: Always
+  - name: migrate
+    image: app-migrations:1
+  containers:
+  - name: app
+    image: registry.example/web:1
+    ports: [{containerPort: 8080}]
+"#,
+    );
+    let cluster = layer(&read_fixture("policies/cluster.yaml"));
+    let eff = EffectivePolicy::new(Some(&cluster), None);
+    let (m, out) = run(&raw, &eff);
+    // app 10 + 30 + 5, then fluent-bit (its rule: shutdown 5), then istio-proxy (30).
+    assert_eq!(out["spec"]["terminationGracePeriodSeconds"], 80);
+    assert!(
+        out["metadata"]["annotations"]["podgrace.io/grace"]
+            .as_str()
+            .unwrap()
+            .ends_with("(app) + sidecars 35s (fluent-bit, istio-proxy)"),
+        "{}",
+        out["metadata"]["annotations"]["podgrace.io/grace"]
+    );
+    // By default sidecars get nothing: they outlive the app by design.
+    assert_eq!(out["spec"]["initContainers"], raw["spec"]["initContainers"]);
+    assert!(foreign_operations(&raw, &m).is_empty());
+
+    // `sidecars: inject` treats them like containers (never the plain init container).
+    let ns = layer("sidecars: inject\ncontainers: {exclude: [istio-proxy]}\n");
+    let (m, out) = run(&raw, &EffectivePolicy::new(Some(&cluster), Some(&ns)));
+    let shipper = &out["spec"]["initContainers"][1];
+    assert_eq!(shipper["env"][0]["name"], "POD_IP");
+    assert!(shipper.get("lifecycle").is_none(), "no port: no drain");
+    assert_eq!(out["spec"]["initContainers"][0], raw["spec"]["initContainers"][0]);
+    assert_eq!(out["spec"]["initContainers"][2], raw["spec"]["initContainers"][2]);
+    let again = mutate_raw(&out, &EffectivePolicy::new(Some(&cluster), Some(&ns)), &Context::default());
+    assert!(again.patch.0.is_empty(), "{:?}", paths(&again));
+    assert!(!paths(&m).iter().any(|p| p.starts_with("/spec/initContainers/2")));
+}
+
+#[test]
+fn the_helper_meets_the_restricted_pod_security_profile() {
+    let raw = pod_json(APP);
+    let (_, out) = run(&raw, &policy(HELPER));
+    let helper = &out["spec"]["initContainers"][0];
+    assert_eq!(
+        helper["securityContext"],
+        json!({
+            "allowPrivilegeEscalation": false,
+            "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": true,
+            "runAsNonRoot": true,
+            "runAsUser": 65532,
+            "seccompProfile": {"type": "RuntimeDefault"}
+        })
+    );
+    assert_eq!(helper["resources"]["requests"], helper["resources"]["limits"]);
+}
+
+#[test]
+fn official_nginx_images_get_a_drain_only_hook_and_custom_builds_the_quit_hook() {
+    let mut raw = pod_json(APP);
+    raw["spec"]["containers"][0]["image"] = json!("nginx:1.27");
+    let (m, out) = run(&raw, &EffectivePolicy::builtin());
+    assert_eq!(
+        out["spec"]["containers"][0]["lifecycle"]["preStop"],
+        json!({"sleep": {"seconds": 10}})
+    );
+    assert!(!m.warnings.iter().any(|w| w.contains("nginx")), "{:?}", m.warnings);
+    raw["spec"]["containers"][0]["image"] = json!("registry.example/team/nginx:1.27");
+    let (_, out) = run(&raw, &EffectivePolicy::builtin());
+    let command = &out["spec"]["containers"][0]["lifecycle"]["preStop"]["exec"]["command"];
+    assert!(command[2].as_str().unwrap().contains("nginx -s quit"), "{command}");
+    let (_, out) = run(&raw, &policy("preStop: {nginxStop: signal}\n"));
+    assert_eq!(
+        out["spec"]["containers"][0]["lifecycle"]["preStop"],
+        json!({"sleep": {"seconds": 10}})
+    );
+}
+
+#[test]
+fn a_namespace_nacos_action_beats_the_builtin_nginx_rule() {
+    let mut raw = pod_json(APP);
+    raw["spec"]["containers"][0]["image"] = json!("nginx:1.27");
+    let (_, out) = run(
+        &raw,
+        &policy("preStop: {action: nacos, nacos: {server: 'http://nacos:8848'}}\n"),
+    );
+    let command = &out["spec"]["containers"][0]["lifecycle"]["preStop"]["exec"]["command"];
+    assert!(command[2].as_str().unwrap().contains("nacos"), "{command}");
+}
+
+#[test]
+fn every_warning_fits_with_63_character_names_and_keeps_its_advice() {
+    let long = "a".repeat(63);
+    let raw = pod_json(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {long}
+  annotations: {{podgrace.io/sleep-seconds: "a-very-long-bad-value-that-goes-on-and-on"}}
+spec:
+  terminationGracePeriodSeconds: 3
+  volumes: [{{name: podgrace-helper, configMap: {{name: x}}}}]
+  containers:
+  - name: {long}
+    image: registry.example/team/nginx:1.27
+    command: [/bin/sh, -c, "cd /app && ./start"]
+    ports: [{{containerPort: 8080}}]
+    livenessProbe: {{tcpSocket: {{port: 8080}}}}
+    lifecycle: {{preStop: {{exec: {{command: [sleep, "5"]}}}}}}
+  - name: b{long}
+    image: gcr.io/distroless/base
+    command: [/docker-entrypoint-with-a-rather-long-name-for-a-script.sh]
+    ports: [{{containerPort: 9090}}]
+  - name: c{long}
+    image: busybox
+    command: [sleep, infinity]
+"#,
+        long = &long[..62]
+    ));
+    let policies = [
+        "preStop: {sleepHandler: exec, helper: inject}\nreadiness: {inject: false}\n",
+        "gracePeriod: keep\npreStop: {sleepSeconds: 30}\n",
+        "preStop: {action: nacos, nacos: {server: 'http://nacos:8848'}}\n",
+        "rules:\n- match: {image: 'busybox*'}\n  set: {preStop: {action: exec}}\n",
+    ];
+    let ctx = Context {
+        kube_version: Some(KubeVersion { major: 1, minor: 28 }),
+    };
+    let mut seen = 0;
+    for p in policies {
+        let m = mutate_raw(&raw, &policy(p), &ctx);
+        for w in &m.warnings {
+            seen += 1;
+            assert!(w.chars().count() < 120, "{} chars: {w}", w.chars().count());
+            assert!(!w.ends_with('…'), "cut: {w}");
+        }
+    }
+    assert!(seen >= 10, "only {seen} warnings exercised");
 }

@@ -26,6 +26,15 @@ pub fn naming(name: &str, render: impl Fn(&str) -> String) -> String {
     out
 }
 
+/// `s` cut to `max` characters, the cut marked (for names quoted inside a message).
+pub fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        s.chars().take(max.saturating_sub(1)).chain(['…']).collect()
+    }
+}
+
 /// A warning about one container.
 pub fn container(name: &str, message: &str) -> String {
     naming(name, |n| format!("podgrace: container {n}: {message}"))
@@ -88,10 +97,10 @@ pub fn shell_pid1(c: &Container) -> Option<String> {
         argv.first()
     };
     let script = script.filter(|s| s.ends_with(".sh"))?;
-    let name = script.rsplit('/').next().unwrap_or(script);
-    Some(naming(name, |n| {
-        format!("{n} is PID 1: it must exec the app, or SIGTERM never reaches it")
-    }))
+    let name = shorten(script.rsplit('/').next().unwrap_or(script), 24);
+    Some(format!(
+        "{name} is PID 1: it must exec the app, or SIGTERM never reaches it"
+    ))
 }
 
 /// A PID 1 that has no SIGTERM handler: the kernel delivers no default action to a namespace's
@@ -123,7 +132,7 @@ pub fn ignores_sigterm(c: &Container) -> Option<String> {
         }
         None => idle(&argv),
     }?;
-    let culprit: String = culprit.chars().take(24).collect();
+    let culprit = shorten(&culprit, 24);
     Some(format!(
         "PID 1 `{culprit}` ignores SIGTERM: each stop waits out the grace period"
     ))

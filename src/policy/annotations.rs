@@ -64,7 +64,7 @@ pub fn read(meta: &ObjectMeta) -> PodOverrides {
                 Some(on) => out.opt_out |= !on,
                 None => out.errors.push(FieldError::new(
                     format!("{kind} {INJECT}"),
-                    format!("expected enabled or disabled, got {}", shown(v)),
+                    format!("{} is not enabled or disabled", shown(v)),
                 )),
             }
         }
@@ -76,7 +76,7 @@ pub fn read(meta: &ObjectMeta) -> PodOverrides {
             Ok(a) if !v.trim().is_empty() => pre_stop.action = Some(a),
             _ => out.errors.push(FieldError::new(
                 format!("annotation {ACTION}"),
-                format!("expected sleep, exec, nginx, nacos or none, got {}", shown(v)),
+                format!("{} is not sleep, exec, nginx, nacos or none", shown(v)),
             )),
         }
     }
@@ -97,7 +97,7 @@ pub fn read(meta: &ObjectMeta) -> PodOverrides {
             Some(true) => {}
             None => out.errors.push(FieldError::new(
                 format!("annotation {READINESS}"),
-                format!("expected enabled or disabled, got {}", shown(v)),
+                format!("{} is not enabled or disabled", shown(v)),
             )),
         }
     }
@@ -133,7 +133,7 @@ fn seconds(
         Err(_) => {
             errors.push(FieldError::new(
                 format!("annotation {key}"),
-                format!("expected 0-3600 seconds, got {}", shown(v)),
+                format!("{} is not a number of seconds (0-3600)", shown(v)),
             ));
             None
         }
