@@ -37,7 +37,7 @@ fn mutate_prints_the_patch_and_warnings_for_a_workload() {
     let first = &patch[0];
     assert_eq!(first["path"], "/spec/template/spec/containers/0/lifecycle");
     assert!(
-        text(&out.stderr).contains("nginx: preStop=sleep 10s + nginx quit"),
+        text(&out.stderr).contains("nginx: preStop=sleep 10s (nginx stops on SIGQUIT)"),
         "{}",
         text(&out.stderr)
     );
@@ -117,7 +117,7 @@ fn bad_inputs_fail_with_one_line_naming_the_problem() {
         (vec!["mutate", "-f", path(&service)], "documents: Service"),
         (
             vec!["mutate", "-f", path(&bad_annotation)],
-            "annotation podgrace.io/sleep-seconds: expected whole seconds between 0 and 3600, got \"soon\"",
+            "annotation podgrace.io/sleep-seconds: \"soon\" is not a number of seconds (0-3600)",
         ),
         (
             vec!["mutate", "-f", "/nonexistent.yaml"],

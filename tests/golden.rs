@@ -108,3 +108,21 @@ fn captured_admission_reviews() {
         None,
     );
 }
+
+#[test]
+fn seed_000_deployment_gets_a_grace_period_that_covers_its_opaque_hook() {
+    check(
+        "seed-000-customer-services",
+        "manifests/seed-000-customer-services.yaml",
+        None,
+    );
+}
+
+#[test]
+fn seed_001_pod_gets_a_grace_period_that_covers_its_own_hook() {
+    check(
+        "seed-001-sre-yilingyi",
+        "manifests/seed-001-sre-yilingyi.yaml",
+        None,
+    );
+}

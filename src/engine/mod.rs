@@ -583,15 +583,17 @@ fn serves_traffic(c: &Container, p: &ContainerPolicy) -> bool {
 }
 fn write_record(pod: &Pod, record: &Record, decision: &grace::Decision, b: &mut PatchBuilder) {
     let existing = pod.metadata.annotations.as_ref();
-    let mut entries = vec![(
-        record::INJECTED,
-        record::merge_injected(
-            existing
-                .and_then(|a| a.get(record::INJECTED))
-                .map(String::as_str),
-            &record.containers,
-        ),
-    )];
+    let injected = record::merge_injected(
+        existing
+            .and_then(|a| a.get(record::INJECTED))
+            .map(String::as_str),
+        &record.containers,
+    );
+    // A pod whose only change is its grace period has no container entries to record.
+    let mut entries: Vec<(&str, String)> = Vec::new();
+    if !injected.is_empty() {
+        entries.push((record::INJECTED, injected));
+    }
     // The first run's "30 → 70" is the informative one; only a new raise rewrites it.
     let grace_recorded = existing.is_some_and(|a| a.contains_key(record::GRACE));
     if let Some(g) = &record.grace
