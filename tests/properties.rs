@@ -66,6 +66,11 @@ fn lifecycle() -> impl Strategy<Value = Option<Value>> {
         Some(json!({"preStop": {"sleep": {"seconds": 5}}})),
         Some(json!({"preStop": {"exec": {"command": ["/bin/sh", "-c", "sleep 40"]}}})),
         Some(json!({"preStop": {"httpGet": {"path": "/drain", "port": 8080}}})),
+        Some(json!({"preStop": {"tcpSocket": {"port": 8080}}})),
+        Some(json!({"preStop": {"exec": {"command": ["/bin/sh", "-c", "curl -s --connect-timeout 10 -m 20 http://nacos/x && sleep 35"]}}})),
+        Some(json!({"preStop": {"exec": {"command": ["sh", "-c", "wget -T 5 -O- http://x; timeout 12 /drain"]}}})),
+        Some(json!({"preStop": {"exec": {"command": ["/opt/offline.sh"]}}})),
+        Some(json!({"preStop": {"exec": {"command": ["sleep", "infinity"]}}})),
         Some(json!({"postStart": {"exec": {"command": ["touch", "/tmp/x"]}}})),
         Some(json!({"futureLifecycleField": "x"})),
         Some(Value::Null),
@@ -86,6 +91,11 @@ fn env() -> impl Strategy<Value = Option<Value>> {
 
 fn probe() -> impl Strategy<Value = Option<Value>> {
     prop::sample::select(vec![None, Some(json!({"tcpSocket": {"port": 8080}}))])
+}
+
+fn name() -> impl Strategy<Value = Option<String>> {
+    // Mostly short names; sometimes the longest the API allows.
+    prop::sample::select(vec![None, None, None, Some("n".repeat(61))])
 }
 
 fn container() -> impl Strategy<Value = Value> {
@@ -131,8 +141,8 @@ fn container() -> impl Strategy<Value = Value> {
 
 fn pod() -> impl Strategy<Value = Value> {
     (
-        prop::collection::vec(container(), 1..4),
-        prop::option::of(0i64..700),
+        prop::collection::vec((container(), name()), 1..4),
+        prop::option::of(prop_oneof![0i64..12, 0i64..700]),
         prop::sample::select(vec![None, Some("Always"), Some("Never")]),
         prop::sample::select(vec![
             None,
@@ -150,6 +160,13 @@ fn pod() -> impl Strategy<Value = Value> {
             Some(json!({"volumes": [{"name": "podgrace-helper", "configMap": {"name": "x"}}]})),
             // podgrace's own helper, already injected (a reinvocation).
             Some(json!({"volumes": [{"name": "podgrace-helper", "emptyDir": {}}], "initContainers": [{"name": "podgrace-helper", "image": "podgrace"}]})),
+            // Native sidecars (Istio's native mode, a log shipper) before a plain init container.
+            Some(json!({"initContainers": [
+                {"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.27", "restartPolicy": "Always", "ports": [{"containerPort": 15090}]},
+                {"name": "log", "image": "fluent/fluent-bit:3", "restartPolicy": "Always", "lifecycle": {"preStop": {"exec": {"command": ["sleep", "3"]}}}},
+                {"name": "migrate", "image": "m"}
+            ]})),
+            Some(json!({"os": {"name": "windows"}, "initContainers": [{"name": "proxy", "image": "p", "restartPolicy": "Always", "ports": [{"containerPort": 80, "name": "http"}]}]})),
             // What the API server adds, and what schedulers and security read.
             Some(json!({
                 "volumes": [{"name": "kube-api-access-x", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}, {"configMap": {"name": "kube-root-ca.crt"}}]}},
@@ -162,10 +179,15 @@ fn pod() -> impl Strategy<Value = Value> {
             })),
         ]),
     )
-        .prop_map(|(mut containers, grace, restart, annotations, labels, with_istio, extra_spec)| {
-            for (i, c) in containers.iter_mut().enumerate() {
-                c["name"] = json!(format!("c{i}"));
-            }
+        .prop_map(|(containers, grace, restart, annotations, labels, with_istio, extra_spec)| {
+            let mut containers: Vec<Value> = containers
+                .into_iter()
+                .enumerate()
+                .map(|(i, (mut c, long))| {
+                    c["name"] = json!(format!("c{i}{}", long.unwrap_or_default()));
+                    c
+                })
+                .collect();
             if with_istio {
                 containers.push(json!({"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.23"}));
             }
@@ -208,12 +230,19 @@ fn policy_yaml() -> impl Strategy<Value = String> {
         prop::sample::select(vec!["", "presets: [spring-boot]", "env: {podIP: '', extra: [{name: POD_NAME, fieldPath: metadata.name}]}"]),
         prop::sample::select(vec!["", "rules:\n- match: {image: 'fluent-bit*'}\n  set: {preStop: {action: none}, shutdownSeconds: 2}\n", "rules:\n- match: {podLabels: {framework: spring-boot}}\n  set: {presets: [spring-boot]}\n"]),
         any::<bool>(),
+        (
+            prop::sample::select(vec!["skip", "inject"]),
+            any::<bool>(),
+            prop::sample::select(vec!["auto", "signal", "quit"]),
+            0u32..60,
+            prop::sample::select(vec!["", "  nacos: {port: 8080}\n"]),
+        ),
     )
-        .prop_map(|((action, sleep, handler, existing, helper), shutdown, buffer, grace, readiness, extra, rules, auth)| {
+        .prop_map(|((action, sleep, handler, existing, helper), shutdown, buffer, grace, readiness, extra, rules, auth, (sidecars, serving_only, nginx_stop, unknown, nacos_port))| {
             let auth = if auth { "    auth: {secretName: nacos-auth}\n" } else { "" };
             format!(
-                "preStop:\n  action: {action}\n  sleepSeconds: {sleep}\n  sleepHandler: {handler}\n  existing: {existing}\n  helper: {helper}\n  exec: {{command: [/app/drain], durationSeconds: 7}}\n  nacos:\n    server: http://nacos:8848\n{auth}shutdownSeconds: {shutdown}\nbufferSeconds: {buffer}\ngracePeriod: {grace}\n{readiness}\n{extra}\n{rules}"
-            )
+                "preStop:\n  action: {action}\n  sleepSeconds: {sleep}\n  sleepHandler: {handler}\n  existing: {existing}\n  helper: {helper}\n  nginxStop: {nginx_stop}\n  unknownHookSeconds: {unknown}\n  exec: {{command: [/app/drain], durationSeconds: 7}}\n  nacos:\n    server: http://nacos:8848\n{auth}shutdownSeconds: {shutdown}\nbufferSeconds: {buffer}\ngracePeriod: {grace}\nsidecars: {sidecars}\nservingOnly: {serving_only}\n{readiness}\n{extra}\n{rules}"
+            ).replace("  nacos:\n    server: http://nacos:8848\n", &format!("  nacos:\n    server: http://nacos:8848\n{}", nacos_port.replace("  nacos: {port: 8080}\n", "    port: 8080\n")))
         })
 }
 
@@ -268,14 +297,40 @@ proptest! {
             prop_assert!(c.get("livenessProbe") == orig.get("livenessProbe"), "liveness never injected");
         }
 
+        // The API server's own rules hold: a native sleep no longer than the grace period,
+        // probes and hooks only on containers and native sidecars, probes on declared ports.
+        let grace = out["spec"]["terminationGracePeriodSeconds"].as_i64().unwrap_or(30);
+        let sidecars = out["spec"]["initContainers"].as_array().cloned().unwrap_or_default();
+        let all: Vec<&Value> = out["spec"]["containers"].as_array().unwrap().iter().chain(sidecars.iter()).collect();
+        let raw_init = raw["spec"]["initContainers"].as_array().cloned().unwrap_or_default();
+        for c in &all {
+            if let Some(s) = c["lifecycle"]["preStop"]["sleep"]["seconds"].as_i64() {
+                let own = raw["spec"]["containers"].as_array().unwrap().iter().chain(raw_init.iter())
+                    .any(|o| o["name"] == c["name"] && o["lifecycle"]["preStop"]["sleep"]["seconds"].as_i64() == Some(s));
+                prop_assert!(own || s <= grace, "sleep {} > grace {}", s, grace);
+            }
+            let had_probe = raw["spec"]["containers"].as_array().unwrap().iter().chain(raw_init.iter())
+                .any(|o| o["name"] == c["name"] && !o["readinessProbe"].is_null());
+            if let Some(port) = c["readinessProbe"]["tcpSocket"]["port"].as_i64().or(c["readinessProbe"]["httpGet"]["port"].as_i64()).filter(|_| !had_probe) {
+                let declared = c["ports"].as_array().into_iter().flatten().any(|p| p["containerPort"] == port);
+                prop_assert!(declared, "probe on undeclared port {} of {}", port, c["name"]);
+            }
+        }
+        for (init, orig) in sidecars.iter().zip(raw_init.iter()) {
+            if init["restartPolicy"] != "Always" {
+                prop_assert_eq!(init, orig, "plain init containers are never touched");
+            }
+        }
+
         // The grace period never decreases.
         let before = typed.spec.as_ref().unwrap().termination_grace_period_seconds.unwrap_or(30);
         let after = result.spec.as_ref().unwrap().termination_grace_period_seconds.unwrap_or(30);
         prop_assert!(after >= before);
 
-        // Warnings fit the API's recommendation.
+        // Warnings fit the API's recommendation, their advice whole.
         for w in &m.warnings {
-            prop_assert!(w.chars().count() <= 120, "{}", w);
+            prop_assert!(w.chars().count() < 120, "{}", w);
+            prop_assert!(!w.ends_with('…'), "{}", w);
         }
 
         // Idempotent: the engine on its own output changes nothing.

@@ -426,10 +426,7 @@ impl Pass<'_> {
             if h.uses_shell && warnings::may_lack_shell(image) {
                 self.m.warnings.push(warnings::container(
                     &c.name,
-                    &format!(
-                        "preStop `{}` needs /bin/sh, which this image may lack (use helper: inject)",
-                        h.label
-                    ),
+                    "its preStop needs /bin/sh, which this image may lack (use helper: inject)",
                 ));
             }
         }

@@ -28,9 +28,10 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, IntoDeserializer, MapAccess, 
 use serde::{Deserialize, Deserializer};
 
 /// The members of `spec` the engine reads. `volumes` is decoded apart (names and `emptyDir`).
-pub const SPEC_MEMBERS: [&str; 4] = [
+pub const SPEC_MEMBERS: [&str; 5] = [
     "containers",
     "initContainers",
+    "os",
     "restartPolicy",
     "terminationGracePeriodSeconds",
 ];

@@ -93,6 +93,17 @@ pub fn foreign_operations(raw: &Value, m: &Mutation) -> Vec<String> {
         }
         let tokens: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let exists = raw.pointer(&path).is_some_and(|v| !v.is_null());
+        // A native sidecar is owned like a container; a plain init container never is.
+        let sidecar = |i: &str| {
+            raw.pointer(&format!("/spec/initContainers/{i}/restartPolicy"))
+                .is_some_and(|p| p == "Always")
+        };
+        let tokens: Vec<&str> = match tokens.as_slice() {
+            ["spec", "initContainers", i, rest @ ..] if !rest.is_empty() && sidecar(i) => {
+                ["spec", "containers", i].into_iter().chain(rest.iter().copied()).collect()
+            }
+            _ => tokens,
+        };
         let owned = match tokens.as_slice() {
             ["metadata"] => !exists,
             ["metadata", "annotations"] => !exists,

@@ -21,7 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import jsonpatch
+import jsonschema
+import kubernetes_validate
+import kubernetes_validate.utils
 import yaml
+from referencing import Registry, Resource
 
 REPO = Path(__file__).resolve().parents[2]
 # Built by `cargo test --all-targets` (make test runs test-rust before test-chart).
@@ -65,6 +69,35 @@ TEMPLATE_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
 
 # `warning: <object>: <message>` on stderr; <object> is `Kind [namespace/]name`.
 WARNING_LINE = re.compile(r"^warning: (?P<object>\S+ \S+): (?P<message>.*)$")
+
+
+@lru_cache(maxsize=None)
+def _schema(filename: str) -> Any:
+    return kubernetes_validate.utils.schema_contents(filename, KUBERNETES_VERSION)
+
+
+@lru_cache(maxsize=None)
+def _validator(kind: str, api_version: str) -> jsonschema.protocols.Validator:
+    # kubernetes_validate.validate's own steps (same schema files, registry and validator class),
+    # except that the multi-megabyte definitions are parsed once instead of on every call: the
+    # corpus has hundreds of objects to check.
+    group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    schema_dir = f"kubernetes-json-schema/v{KUBERNETES_VERSION}-local-strict"
+    try:
+        schema = _schema(f"{schema_dir}/{kind.lower()}-{group_version}.json")
+    except FileNotFoundError:
+        raise kubernetes_validate.SchemaNotFoundError(version=KUBERNETES_VERSION, kind=kind, api_version=api_version) from None
+    registry = Resource.from_contents(_schema(f"{schema_dir}/_definitions.json")) @ (Resource.from_contents(schema) @ Registry())
+    return jsonschema.validators.Draft202012Validator(schema, registry=registry)
+
+
+def validate_strict(obj: dict[str, Any]) -> None:
+    """kubernetes_validate.validate(obj, "1.36.0", strict=True): unknown fields are errors.
+    Raises kubernetes_validate.ValidationError."""
+    try:
+        _validator(obj["kind"], obj["apiVersion"]).validate(obj)
+    except jsonschema.ValidationError as e:
+        raise kubernetes_validate.ValidationError(e, version=KUBERNETES_VERSION) from None
 
 
 class PodgraceError(AssertionError):

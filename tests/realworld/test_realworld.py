@@ -41,6 +41,7 @@ from harness import (
     cases,
     mutate,
     remutate,
+    validate_strict,
 )
 from hook_time import hook_seconds
 
@@ -105,9 +106,9 @@ def test_mutated_objects_are_schema_valid(manifest: Path, policy: str):
     problems = []
     for t, _, _ in m.pods():
         try:
-            kubernetes_validate.validate(m.patched[t.doc_index], KUBERNETES_VERSION, strict=True)
+            validate_strict(m.patched[t.doc_index])
         except kubernetes_validate.ValidationError as e:
-            problems.append(f"{t.label}: {e.path}: {e.message}")
+            problems.append(f"{t.label}: {'.'.join(map(str, e.path))}: {e.message}")
     _fail_if(problems, f"not valid against the Kubernetes {KUBERNETES_VERSION} schemas")
 
 
