@@ -24,8 +24,9 @@ test-rust:
 # The Helm chart: rendered with the Helm Go SDK (helm-python-sdk, no helm binary), every manifest
 # validated against the Kubernetes 1.36 schemas; some tests run target/debug/podgrace, which
 # test-rust builds. The venv is made once; requirements are installed again only when they change.
+# tests/realworld: the binary on the real-world corpus (tests/fixtures/realworld), same venv.
 test-chart: $(VENV)/.requirements-installed
-	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/chart
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/chart tests/realworld
 
 $(VENV)/.requirements-installed: tests/chart/requirements.txt
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
