@@ -67,6 +67,10 @@ async fn captured_reviews_get_patches_that_apply_to_the_request_object() {
             "admission/pod-create-kubectl-run.json" => {
                 assert!(decoded_patch(&review).is_none(), "batch pod")
             }
+            // No port: nothing to drain, the grace period stays.
+            "admission/pod-create-dry-run.json" => {
+                assert_eq!(object["spec"]["terminationGracePeriodSeconds"], 30)
+            }
             _ => assert_eq!(object["spec"]["terminationGracePeriodSeconds"], 45, "{f}"),
         }
     }
@@ -86,7 +90,8 @@ async fn captured_reviews_get_patches_that_apply_to_the_request_object() {
         "{metrics}"
     );
     assert!(
-        metrics.contains(r#"podgrace_injections_total{kind="prestop"} 2"#),
+        // The dry-run pod declares no port: env only, no hook.
+        metrics.contains(r#"podgrace_injections_total{kind="prestop"} 1"#),
         "{metrics}"
     );
     assert!(
@@ -102,7 +107,7 @@ async fn the_patch_is_base64_and_warnings_reach_the_user() {
     let (_, review) = post(
         &server,
         "/mutate",
-        read_fixture("admission/pod-create-dry-run.json"),
+        read_fixture("admission/pod-create-kubectl-apply.json"),
     )
     .await;
     assert!(review["response"]["patch"].is_string());
@@ -113,7 +118,7 @@ async fn the_patch_is_base64_and_warnings_reach_the_user() {
         .map(|w| w.as_str().unwrap())
         .collect();
     assert!(
-        warnings.iter().any(|w| w.contains("no port to probe")),
+        warnings.iter().any(|w| w.contains("grace period 30 → 45")),
         "{warnings:?}"
     );
     server.stop().await;
