@@ -73,7 +73,8 @@ fn the_apply_fixture_gets_a_sleep_env_probe_and_grace() {
     assert!(
         m.warnings
             .iter()
-            .any(|w| w == "podgrace: grace period 30 → 45: preStop 10s + shutdown 30s + buffer 5s (app)"),
+            .any(|w| w
+                == "podgrace: grace period 30 → 45: preStop 10s + shutdown 30s + buffer 5s (app)"),
         "{:?}",
         m.warnings
     );
@@ -149,7 +150,9 @@ fn the_grace_period_covers_a_kept_hook_the_seeds_case() {
         "60 → 90: kept preStop 55s (read from hook) + shutdown 30s + buffer 5s (customer-services)"
     );
     assert!(
-        m.warnings.iter().any(|w| w.contains("grace period 60 → 90: kept preStop 55s")),
+        m.warnings
+            .iter()
+            .any(|w| w.contains("grace period 60 → 90: kept preStop 55s")),
         "{:#?}",
         m.warnings
     );
@@ -189,11 +192,19 @@ fn under_grace_keep_the_drain_is_fitted_into_the_grace_period() {
         json!({"sleep": {"seconds": 5}})
     );
     assert_eq!(out["spec"]["terminationGracePeriodSeconds"], 5);
-    assert!(m.warnings.iter().any(|w| w.contains("drain cut to 5s")), "{:?}", m.warnings);
+    assert!(
+        m.warnings.iter().any(|w| w.contains("drain cut to 5s")),
+        "{:?}",
+        m.warnings
+    );
     raw["spec"]["terminationGracePeriodSeconds"] = json!(0);
     let (m, out) = run(&raw, &keep);
     assert!(out["spec"]["containers"][0].get("lifecycle").is_none());
-    assert!(m.warnings.iter().any(|w| w.contains("no drain")), "{:?}", m.warnings);
+    assert!(
+        m.warnings.iter().any(|w| w.contains("no drain")),
+        "{:?}",
+        m.warnings
+    );
     // A pod annotation asking for more than the grace period is fitted too.
     raw["spec"]["terminationGracePeriodSeconds"] = json!(8);
     raw["metadata"]["annotations"] = json!({"podgrace.io/sleep-seconds": "20"});
@@ -216,7 +227,9 @@ fn containers_that_serve_nothing_get_no_drain_no_probe_no_grace_and_no_warning()
     assert_eq!(out["spec"]["terminationGracePeriodSeconds"], 0);
     assert_eq!(
         m.warnings,
-        vec!["podgrace: container curl: PID 1 `/bin/sleep infinity` ignores SIGTERM: each stop waits out the grace period"]
+        vec![
+            "podgrace: container curl: PID 1 `/bin/sleep infinity` ignores SIGTERM: each stop waits out the grace period"
+        ]
     );
     // Policy can force the drain.
     let (_, out) = run(&raw, &policy("servingOnly: false\n"));
@@ -755,11 +768,25 @@ spec:
     let shipper = &out["spec"]["initContainers"][1];
     assert_eq!(shipper["env"][0]["name"], "POD_IP");
     assert!(shipper.get("lifecycle").is_none(), "no port: no drain");
-    assert_eq!(out["spec"]["initContainers"][0], raw["spec"]["initContainers"][0]);
-    assert_eq!(out["spec"]["initContainers"][2], raw["spec"]["initContainers"][2]);
-    let again = mutate_raw(&out, &EffectivePolicy::new(Some(&cluster), Some(&ns)), &Context::default());
+    assert_eq!(
+        out["spec"]["initContainers"][0],
+        raw["spec"]["initContainers"][0]
+    );
+    assert_eq!(
+        out["spec"]["initContainers"][2],
+        raw["spec"]["initContainers"][2]
+    );
+    let again = mutate_raw(
+        &out,
+        &EffectivePolicy::new(Some(&cluster), Some(&ns)),
+        &Context::default(),
+    );
     assert!(again.patch.0.is_empty(), "{:?}", paths(&again));
-    assert!(!paths(&m).iter().any(|p| p.starts_with("/spec/initContainers/2")));
+    assert!(
+        !paths(&m)
+            .iter()
+            .any(|p| p.starts_with("/spec/initContainers/2"))
+    );
 }
 
 #[test]
@@ -778,7 +805,10 @@ fn the_helper_meets_the_restricted_pod_security_profile() {
             "seccompProfile": {"type": "RuntimeDefault"}
         })
     );
-    assert_eq!(helper["resources"]["requests"], helper["resources"]["limits"]);
+    assert_eq!(
+        helper["resources"]["requests"],
+        helper["resources"]["limits"]
+    );
 }
 
 #[test]
@@ -790,11 +820,18 @@ fn official_nginx_images_get_a_drain_only_hook_and_custom_builds_the_quit_hook()
         out["spec"]["containers"][0]["lifecycle"]["preStop"],
         json!({"sleep": {"seconds": 10}})
     );
-    assert!(!m.warnings.iter().any(|w| w.contains("nginx")), "{:?}", m.warnings);
+    assert!(
+        !m.warnings.iter().any(|w| w.contains("nginx")),
+        "{:?}",
+        m.warnings
+    );
     raw["spec"]["containers"][0]["image"] = json!("registry.example/team/nginx:1.27");
     let (_, out) = run(&raw, &EffectivePolicy::builtin());
     let command = &out["spec"]["containers"][0]["lifecycle"]["preStop"]["exec"]["command"];
-    assert!(command[2].as_str().unwrap().contains("nginx -s quit"), "{command}");
+    assert!(
+        command[2].as_str().unwrap().contains("nginx -s quit"),
+        "{command}"
+    );
     let (_, out) = run(&raw, &policy("preStop: {nginxStop: signal}\n"));
     assert_eq!(
         out["spec"]["containers"][0]["lifecycle"]["preStop"],
@@ -851,7 +888,10 @@ spec:
         "rules:\n- match: {image: 'busybox*'}\n  set: {preStop: {action: exec}}\n",
     ];
     let ctx = Context {
-        kube_version: Some(KubeVersion { major: 1, minor: 28 }),
+        kube_version: Some(KubeVersion {
+            major: 1,
+            minor: 28,
+        }),
     };
     let mut seen = 0;
     for p in policies {

@@ -67,8 +67,12 @@ fn lifecycle() -> impl Strategy<Value = Option<Value>> {
         Some(json!({"preStop": {"exec": {"command": ["/bin/sh", "-c", "sleep 40"]}}})),
         Some(json!({"preStop": {"httpGet": {"path": "/drain", "port": 8080}}})),
         Some(json!({"preStop": {"tcpSocket": {"port": 8080}}})),
-        Some(json!({"preStop": {"exec": {"command": ["/bin/sh", "-c", "curl -s --connect-timeout 10 -m 20 http://nacos/x && sleep 35"]}}})),
-        Some(json!({"preStop": {"exec": {"command": ["sh", "-c", "wget -T 5 -O- http://x; timeout 12 /drain"]}}})),
+        Some(
+            json!({"preStop": {"exec": {"command": ["/bin/sh", "-c", "curl -s --connect-timeout 10 -m 20 http://nacos/x && sleep 35"]}}}),
+        ),
+        Some(
+            json!({"preStop": {"exec": {"command": ["sh", "-c", "wget -T 5 -O- http://x; timeout 12 /drain"]}}}),
+        ),
         Some(json!({"preStop": {"exec": {"command": ["/opt/offline.sh"]}}})),
         Some(json!({"preStop": {"exec": {"command": ["sleep", "infinity"]}}})),
         Some(json!({"postStart": {"exec": {"command": ["touch", "/tmp/x"]}}})),

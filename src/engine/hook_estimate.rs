@@ -217,10 +217,11 @@ fn sleep_args(args: &[&str]) -> Read {
     if args.is_empty() {
         return Read::default().unknown();
     }
-    args.iter().fold(Read::default(), |acc, a| match duration(a) {
-        Some(s) => acc.add(Read::known(s)),
-        None => acc.unknown(),
-    })
+    args.iter()
+        .fold(Read::default(), |acc, a| match duration(a) {
+            Some(s) => acc.add(Read::known(s)),
+            None => acc.unknown(),
+        })
 }
 
 /// `timeout [-s SIG] [-k KILL] N cmd`: at most N (+ KILL) whatever the command.

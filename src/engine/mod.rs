@@ -273,28 +273,28 @@ impl Pass<'_> {
     /// A native sidecar: mutated like a container when the policy says so; its hook and
     /// shutdown count after the main containers either way.
     fn sidecar(&mut self, index: usize, c: &Container) -> Result<SidecarTime, EngineError> {
-        let seconds = if self.policy.sidecars() == SidecarMode::Inject && self.policy.selects(&c.name)
-        {
-            self.container(Slot::Sidecar(index), c)?
-                .map_or(0, |b| b.pre_stop.saturating_add(b.shutdown))
-        } else {
-            let image = c.image.as_deref().unwrap_or_default();
-            let resolved = self
-                .policy
-                .resolve(self.pod.metadata.labels.as_ref(), &c.name, image, None)
-                .ok();
-            let shutdown = resolved
-                .as_ref()
-                .map_or(defaults::SHUTDOWN.get(), |r| r.policy.shutdown);
-            let allowance = resolved
-                .as_ref()
-                .map_or(defaults::UNKNOWN_HOOK.get(), |r| r.policy.unknown_hook);
-            let hook = c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref());
-            let hook = hook.map_or(0, |h| {
-                hook_estimate::estimate(h, allowance, self.overrides.prestop_seconds).seconds
-            });
-            hook.saturating_add(shutdown)
-        };
+        let seconds =
+            if self.policy.sidecars() == SidecarMode::Inject && self.policy.selects(&c.name) {
+                self.container(Slot::Sidecar(index), c)?
+                    .map_or(0, |b| b.pre_stop.saturating_add(b.shutdown))
+            } else {
+                let image = c.image.as_deref().unwrap_or_default();
+                let resolved = self
+                    .policy
+                    .resolve(self.pod.metadata.labels.as_ref(), &c.name, image, None)
+                    .ok();
+                let shutdown = resolved
+                    .as_ref()
+                    .map_or(defaults::SHUTDOWN.get(), |r| r.policy.shutdown);
+                let allowance = resolved
+                    .as_ref()
+                    .map_or(defaults::UNKNOWN_HOOK.get(), |r| r.policy.unknown_hook);
+                let hook = c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref());
+                let hook = hook.map_or(0, |h| {
+                    hook_estimate::estimate(h, allowance, self.overrides.prestop_seconds).seconds
+                });
+                hook.saturating_add(shutdown)
+            };
         Ok(SidecarTime {
             container: c.name.clone(),
             seconds,
@@ -509,13 +509,9 @@ impl Pass<'_> {
     }
 
     /// Warnings for the traps podgrace can see but not fix.
-    fn traps(
-        &mut self,
-        c: &Container,
-        final_hook: Option<&LifecycleHandler>,
-        has_readiness: bool,
-    ) {
-        let mut push = |message: String| self.m.warnings.push(warnings::container(&c.name, &message));
+    fn traps(&mut self, c: &Container, final_hook: Option<&LifecycleHandler>, has_readiness: bool) {
+        let mut push =
+            |message: String| self.m.warnings.push(warnings::container(&c.name, &message));
         if let Some(w) = warnings::ignores_sigterm(c) {
             push(w);
         } else if let Some(w) = warnings::shell_pid1(c) {
@@ -555,8 +551,11 @@ impl Pass<'_> {
             vec![init],
         );
         let volume = to_json("helper volume", &helper::volume())?;
-        self.b
-            .extend_list(["spec", "volumes"], self.spec.volumes.is_some(), vec![volume]);
+        self.b.extend_list(
+            ["spec", "volumes"],
+            self.spec.volumes.is_some(),
+            vec![volume],
+        );
         self.m.record.injections.push(Injection::Helper);
         Ok(())
     }

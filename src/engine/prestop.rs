@@ -284,12 +284,12 @@ pub fn stops_with_sigquit(image: &str) -> bool {
         _ => (without_digest, None),
     };
     let segments: Vec<&str> = path.split('/').collect();
-    let official = match segments.as_slice() {
-        ["nginx"] => true,
-        [.., "library" | "nginx", "nginx"] => true,
-        [.., "nginxinc" | "nginx", "nginx-unprivileged"] => true,
-        _ => false,
-    };
+    let official = matches!(
+        segments.as_slice(),
+        ["nginx"]
+            | [.., "library" | "nginx", "nginx"]
+            | [.., "nginxinc" | "nginx", "nginx-unprivileged"]
+    );
     official && tag.is_none_or(|t| !predates_sigquit(t))
 }
 
@@ -335,7 +335,11 @@ mod tests {
             "public.ecr.aws/nginx/nginx:mainline",
             "nginx@sha256:0123",
         ] {
-            assert_eq!(nginx_stop(NginxStop::Auto, image), NginxStop::Signal, "{image}");
+            assert_eq!(
+                nginx_stop(NginxStop::Auto, image),
+                NginxStop::Signal,
+                "{image}"
+            );
         }
         for image in [
             "nginx:1.17.10",
@@ -343,7 +347,11 @@ mod tests {
             "bitnami/nginx:1.27",
             "nginx-custom:1",
         ] {
-            assert_eq!(nginx_stop(NginxStop::Auto, image), NginxStop::Quit, "{image}");
+            assert_eq!(
+                nginx_stop(NginxStop::Auto, image),
+                NginxStop::Quit,
+                "{image}"
+            );
         }
         assert_eq!(nginx_stop(NginxStop::Quit, "nginx:1.27"), NginxStop::Quit);
     }

@@ -31,7 +31,9 @@ pub enum NoProbe {
 /// `http-metrics` → HTTP), if any.
 fn named_scheme(name: &str) -> Option<ProbeScheme> {
     let name = name.to_ascii_lowercase();
-    let has = |word: &str| name == word || name.starts_with(&format!("{word}-")) || name.ends_with(&format!("-{word}"));
+    let has = |word: &str| {
+        name == word || name.starts_with(&format!("{word}-")) || name.ends_with(&format!("-{word}"))
+    };
     if has("https") || has("tls") {
         Some(ProbeScheme::Https)
     } else if has("http") {
@@ -161,7 +163,10 @@ mod tests {
         r.port = Some(IntOrString::Int(9115));
         assert_eq!(readiness(&c, &r), Err(NoProbe::NotOwned));
         let udp_only = container(&[(53, Some("dns"), Some("UDP"))]);
-        assert_eq!(readiness(&udp_only, &default_readiness()), Err(NoProbe::NoPort));
+        assert_eq!(
+            readiness(&udp_only, &default_readiness()),
+            Err(NoProbe::NoPort)
+        );
         r.port = Some(IntOrString::String("http".into()));
         r.handler = ProbeHandler::Http;
         r.path = Some("/ready".into());

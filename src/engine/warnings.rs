@@ -112,7 +112,9 @@ pub fn ignores_sigterm(c: &Container) -> Option<String> {
         let program = words.first()?.rsplit('/').next()?;
         let ignores = match program {
             "sleep" | "pause" => true,
-            "tail" => words.iter().any(|w| w.starts_with("-f") || *w == "-F" || w.starts_with("--follow")),
+            "tail" => words
+                .iter()
+                .any(|w| w.starts_with("-f") || *w == "-F" || w.starts_with("--follow")),
             "cat" => words.len() == 1,
             _ => false,
         };
@@ -193,7 +195,11 @@ mod tests {
 
     #[test]
     fn dash_keeps_pid_1_so_sh_without_exec_is_flagged() {
-        let w = shell_pid1(&argv_container(&["/bin/sh", "-c", "java -jar app.jar"], &[])).unwrap();
+        let w = shell_pid1(&argv_container(
+            &["/bin/sh", "-c", "java -jar app.jar"],
+            &[],
+        ))
+        .unwrap();
         assert!(w.contains("dash"), "{w}");
         assert!(shell_pid1(&argv_container(&["dash", "-ec"], &["cd /app && ./run"])).is_some());
     }
@@ -202,7 +208,10 @@ mod tests {
     fn bash_and_ash_exec_the_last_simple_command_themselves() {
         for program in ["bash", "/bin/ash"] {
             assert_eq!(
-                shell_pid1(&argv_container(&[program, "-c", "source /env && app --serve"], &[])),
+                shell_pid1(&argv_container(
+                    &[program, "-c", "source /env && app --serve"],
+                    &[]
+                )),
                 None,
                 "{program}"
             );
@@ -244,18 +253,38 @@ mod tests {
             (&["/bin/sleep"][..], &["infinity"][..]),
             (&["sleep", "3650d"][..], &[][..]),
             (&["tail", "-f", "/dev/null"][..], &[][..]),
-            (&["/bin/sh", "-c"][..], &["while true; do sleep 30; done"][..]),
-            (&["sh", "-c", "echo ready; exec sleep infinity"][..], &[][..]),
+            (
+                &["/bin/sh", "-c"][..],
+                &["while true; do sleep 30; done"][..],
+            ),
+            (
+                &["sh", "-c", "echo ready; exec sleep infinity"][..],
+                &[][..],
+            ),
         ] {
             let w = ignores_sigterm(&argv_container(command, args));
-            assert!(w.is_some_and(|w| w.contains("ignores SIGTERM")), "{command:?} {args:?}");
+            assert!(
+                w.is_some_and(|w| w.contains("ignores SIGTERM")),
+                "{command:?} {args:?}"
+            );
         }
         for (command, args) in [
             (&["nginx", "-g", "daemon off;"][..], &[][..]),
-            (&["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"][..], &[][..]),
+            (
+                &[
+                    "sh",
+                    "-c",
+                    "trap 'exit 0' TERM; while true; do sleep 1; done",
+                ][..],
+                &[][..],
+            ),
             (&["tail", "/var/log/x"][..], &[][..]),
         ] {
-            assert_eq!(ignores_sigterm(&argv_container(command, args)), None, "{command:?}");
+            assert_eq!(
+                ignores_sigterm(&argv_container(command, args)),
+                None,
+                "{command:?}"
+            );
         }
     }
 

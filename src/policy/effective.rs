@@ -220,14 +220,17 @@ impl EffectivePolicy {
         &'a self,
         matched: &[&'a CompiledRule],
     ) -> impl Iterator<Item = (&'a str, &'a PolicySpec)> {
-        self.layers.iter().enumerate().flat_map(move |(level, layer)| {
-            std::iter::once((layer.label.as_str(), &layer.spec)).chain(
-                matched
-                    .iter()
-                    .filter(move |r| r.level == level)
-                    .map(|r| (r.label.as_str(), &r.set)),
-            )
-        })
+        self.layers
+            .iter()
+            .enumerate()
+            .flat_map(move |(level, layer)| {
+                std::iter::once((layer.label.as_str(), &layer.spec)).chain(
+                    matched
+                        .iter()
+                        .filter(move |r| r.level == level)
+                        .map(|r| (r.label.as_str(), &r.set)),
+                )
+            })
     }
 
     /// Resolves the policy of one container: each layer followed by its matching rules, in
@@ -316,7 +319,11 @@ impl EffectivePolicy {
 
 /// The leaves of a policy as JSON: objects are walked, everything else (lists included, which
 /// replace wholesale when merged) is a leaf. `rules` are not settings.
-fn flatten_leaves(path: String, value: serde_json::Value, out: &mut Vec<(String, serde_json::Value)>) {
+fn flatten_leaves(
+    path: String,
+    value: serde_json::Value,
+    out: &mut Vec<(String, serde_json::Value)>,
+) {
     match value {
         serde_json::Value::Object(map) => {
             for (k, v) in map {
@@ -501,7 +508,10 @@ mod tests {
             source("preStop.action"),
             ("nginx".into(), "builtin rules[0] (nginx)".into())
         );
-        assert_eq!(source("shutdownSeconds"), (45.into(), "pod annotations".into()));
+        assert_eq!(
+            source("shutdownSeconds"),
+            (45.into(), "pod annotations".into())
+        );
         assert_eq!(source("bufferSeconds"), (5.into(), "builtin".into()));
         assert!(explained.iter().all(|p| !p.path.starts_with("rules")));
     }

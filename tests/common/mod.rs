@@ -100,7 +100,10 @@ pub fn foreign_operations(raw: &Value, m: &Mutation) -> Vec<String> {
         };
         let tokens: Vec<&str> = match tokens.as_slice() {
             ["spec", "initContainers", i, rest @ ..] if !rest.is_empty() && sidecar(i) => {
-                ["spec", "containers", i].into_iter().chain(rest.iter().copied()).collect()
+                ["spec", "containers", i]
+                    .into_iter()
+                    .chain(rest.iter().copied())
+                    .collect()
             }
             _ => tokens,
         };
