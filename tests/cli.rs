@@ -204,3 +204,32 @@ fn policy_defaults_are_a_valid_policy() {
     let f = tmp(&text(&out.stdout));
     assert!(podgrace(&["policy", "check", path(&f)]).status.success());
 }
+
+#[test]
+fn mutate_explain_names_the_layer_or_rule_behind_each_value() {
+    let f = fixture("manifests/nginx-front.yaml");
+    let ns = tmp("preStop: {sleepSeconds: 20}\n");
+    let out = podgrace(&[
+        "mutate",
+        "-f",
+        f.to_str().unwrap(),
+        "--namespace-policy",
+        path(&ns),
+        "--explain",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    let line = |needle: &str| {
+        err.lines()
+            .find(|l| l.trim_start().starts_with(needle))
+            .unwrap_or_else(|| panic!("{needle} missing in\n{err}"))
+            .to_owned()
+    };
+    assert!(
+        err.contains("Deployment web/front: container nginx:"),
+        "{err}"
+    );
+    assert!(line("preStop.action = \"nginx\"").ends_with("builtin rules[0] (nginx)"));
+    assert!(line("preStop.sleepSeconds = 20").contains(path(&ns)));
+    assert!(line("shutdownSeconds = 30").ends_with("builtin"));
+}

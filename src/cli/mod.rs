@@ -2,6 +2,7 @@
 //! Deployment sets) and dispatch to one module per subcommand.
 
 mod certs;
+mod explain;
 pub mod log_format;
 pub mod log_writer;
 mod logging;
@@ -266,6 +267,9 @@ pub struct MutateArgs {
     /// ConfigMap key holding the policy.
     #[arg(long, default_value = crate::policy::POLICY_KEY)]
     pub policy_key: String,
+    /// Also print, on stderr, which layer or rule set each policy value of every container.
+    #[arg(long)]
+    pub explain: bool,
 }
 
 /// Output formats of `podgrace mutate`.

@@ -45,6 +45,12 @@ pub(super) fn run(args: &MutateArgs) -> anyhow::Result<ExitCode> {
         }
         let m = engine::mutate(&target.pod, &policy, &ctx)
             .with_context(|| format!("{file}: {}", target.label))?;
+        if args.explain {
+            eprint!(
+                "{}",
+                super::explain::render(&target.label, &target.pod, &policy)
+            );
+        }
         for w in &m.warnings {
             eprintln!("warning: {}: {w}", target.label);
         }
