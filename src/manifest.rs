@@ -5,7 +5,6 @@
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{Patch, PatchOperation};
 use k8s_openapi::api::core::v1::Pod;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// Errors reading a manifest.
@@ -72,8 +71,9 @@ pub struct Target {
 /// object it carries.
 pub fn read_documents(text: &str) -> Result<Vec<Document>, ManifestError> {
     let mut docs = Vec::new();
-    for de in serde_yaml::Deserializer::from_str(text) {
-        let mut value = Value::deserialize(de).map_err(|e| ManifestError::Syntax(e.to_string()))?;
+    let values: Vec<Value> =
+        crate::yaml::documents(text).map_err(|e| ManifestError::Syntax(e.to_string()))?;
+    for mut value in values {
         if value.is_null() {
             continue;
         }

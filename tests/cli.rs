@@ -57,9 +57,7 @@ fn mutate_shows_the_mutated_manifest_and_a_diff() {
         "pod",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let docs: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&text(&out.stdout))
-        .map(|d| serde::Deserialize::deserialize(d).unwrap())
-        .collect();
+    let docs: Vec<serde_json::Value> = podgrace::yaml::documents(&text(&out.stdout)).unwrap();
     assert_eq!(docs[0]["kind"], "Service", "other documents pass through");
     assert_eq!(
         docs[1]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"],
@@ -192,7 +190,7 @@ fn policy_check_accepts_good_files_and_names_the_field_of_bad_ones() {
     let wrong_enum = tmp("preStop: {existing: merge}\n");
     let err = text(&podgrace(&["policy", "check", path(&wrong_enum)]).stderr);
     assert!(
-        err.contains("preStop.existing: unknown variant `merge`, expected `keep` or `replace`"),
+        err.contains("preStop.existing: unknown variant `merge`, expected one of keep, replace"),
         "{err}"
     );
 }

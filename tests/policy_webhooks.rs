@@ -134,7 +134,7 @@ async fn validate_denies_invalid_policies_with_the_field_path_and_allowed_values
     .await;
     assert_eq!(bad["response"]["allowed"], false);
     let message = bad["response"]["status"]["message"].as_str().unwrap();
-    assert!(message.starts_with("invalid podgrace policy: configmap shop/podgrace-policy: preStop.action: unknown variant `slep`, expected one of `sleep`, `exec`, `nginx`, `nacos`, `none`"), "{message}");
+    assert!(message.starts_with("invalid podgrace policy: configmap shop/podgrace-policy: preStop.action: unknown variant `slep`, expected one of sleep, exec, nginx, nacos, none"), "{message}");
 
     let incomplete = review(
         &server,

@@ -114,7 +114,7 @@ fn yaml_stream<'a>(values: impl Iterator<Item = &'a Value>) -> anyhow::Result<St
         if i > 0 {
             out.push_str("---\n");
         }
-        out.push_str(&serde_yaml::to_string(v)?);
+        out.push_str(&crate::yaml::to_string(v)?);
     }
     Ok(out)
 }

@@ -33,7 +33,7 @@ pub fn review_object(rel: &str) -> Value {
 
 /// A raw pod from YAML.
 pub fn pod_json(yaml: &str) -> Value {
-    serde_yaml::from_str(yaml).unwrap()
+    podgrace::yaml::from_str(yaml).unwrap()
 }
 
 /// A validated policy layer from YAML.
