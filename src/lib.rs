@@ -8,6 +8,7 @@
 pub mod certs;
 pub mod cli;
 pub mod engine;
+pub mod key_order;
 pub mod kube_version;
 pub mod manifest;
 pub mod metrics;
