@@ -3,15 +3,21 @@
 mod common;
 
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
+use common::child::{self, SHORT};
 use common::*;
 
 fn podgrace(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_podgrace"))
-        .args(args)
-        .output()
-        .unwrap()
+    podgrace_with_input(args, None)
+}
+
+fn podgrace_with_input(args: &[&str], input: Option<&[u8]>) -> Output {
+    child::output_within(
+        child::command(env!("CARGO_BIN_EXE_podgrace")).args(args),
+        input,
+        SHORT,
+    )
 }
 
 fn text(b: &[u8]) -> String {
@@ -75,20 +81,8 @@ fn mutate_shows_the_mutated_manifest_and_a_diff() {
 
 #[test]
 fn mutate_reads_standard_input_and_admission_reviews() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_podgrace"))
-        .args(["mutate", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(read_fixture("admission/pod-create-kubectl-apply.json").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let review = read_fixture("admission/pod-create-kubectl-apply.json");
+    let out = podgrace_with_input(&["mutate", "-f", "-"], Some(review.as_bytes()));
     assert!(out.status.success());
     let patch: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
