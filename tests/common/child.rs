@@ -14,33 +14,23 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Signals a child gets back to their default action (everything catchable below the real-time
-/// range; SIGKILL and SIGSTOP cannot be changed).
-const RESET: &[libc::c_int] = &[
-    libc::SIGHUP,
-    libc::SIGINT,
-    libc::SIGQUIT,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-    libc::SIGPIPE,
-    libc::SIGALRM,
-    libc::SIGTERM,
-    libc::SIGCHLD,
-    libc::SIGCONT,
-    libc::SIGTSTP,
-    libc::SIGTTIN,
-    libc::SIGTTOU,
-    libc::SIGURG,
-    libc::SIGWINCH,
-];
-
 /// How long a short command (the CLI, a hook) may take before its test fails.
 pub const SHORT: Duration = Duration::from_secs(60);
 
 /// `program`, to be started with every signal at its default disposition.
 pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut cmd = Command::new(program);
-    with_dispositions(&mut cmd, libc::SIG_DFL, RESET);
+    // SAFETY: between fork and exec only async-signal-safe calls are allowed; signal(2) is one,
+    // and the closure touches nothing else.
+    unsafe {
+        cmd.pre_exec(|| {
+            // Every standard signal; SIGKILL and SIGSTOP refuse (EINVAL), and are never ignored.
+            for s in 1..32 {
+                libc::signal(s, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
     cmd
 }
 
