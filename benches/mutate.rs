@@ -17,7 +17,7 @@ const POD: &str = include_str!("../tests/fixtures/manifests/multi-container.yaml
 const CLUSTER: &str = include_str!("../tests/fixtures/policies/cluster.yaml");
 
 fn bench(c: &mut Criterion) {
-    let value: serde_json::Value = serde_yaml::from_str(POD).unwrap();
+    let value: serde_json::Value = podgrace::yaml::from_str(POD).unwrap();
     let json = serde_json::to_vec(&value).unwrap();
     let pod: Pod = serde_json::from_slice(&json).unwrap();
     let cluster = load_layer(CLUSTER, Origin::hashed("cluster", CLUSTER)).unwrap();

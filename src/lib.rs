@@ -8,6 +8,7 @@
 pub mod certs;
 pub mod cli;
 pub mod engine;
+pub mod key_order;
 pub mod kube_version;
 pub mod manifest;
 pub mod metrics;
@@ -18,3 +19,4 @@ pub mod server;
 pub mod store;
 pub mod tls;
 pub mod watch;
+pub mod yaml;

@@ -1,12 +1,15 @@
 //! Reading the manifests users actually have (a Pod, a workload with a pod template, several
-//! documents in one file, or an AdmissionReview) so that `podgrace mutate` can preview the
-//! webhook's effect on them. Pure: text in, values out.
+//! documents in one file, a `kind: List` as `kubectl get -o yaml` prints it, or an
+//! AdmissionReview) so that `podgrace mutate` can preview the webhook's effect on them. Pure:
+//! text in, values out.
 
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{Patch, PatchOperation};
 use k8s_openapi::api::core::v1::Pod;
-use serde::Deserialize;
 use serde_json::{Value, json};
+
+use crate::key_order::KeyOrder;
+use crate::yaml;
 
 /// Errors reading a manifest.
 #[derive(Debug, thiserror::Error)]
@@ -22,9 +25,39 @@ pub enum ManifestError {
         /// The cause.
         why: String,
     },
+    /// A workload kind under an apiVersion that Kubernetes no longer serves.
+    #[error(
+        "{what}: {kind} {api_version} was removed in Kubernetes {removed_in}: use {replacement}"
+    )]
+    RemovedApi {
+        /// Which document.
+        what: String,
+        /// The kind, e.g. `CronJob`.
+        kind: String,
+        /// The apiVersion written, e.g. `batch/v1beta1`.
+        api_version: String,
+        /// The Kubernetes release that stopped serving it.
+        removed_in: &'static str,
+        /// The apiVersion to write instead.
+        replacement: &'static str,
+    },
+    /// A workload kind under an apiVersion that Kubernetes never served (a typo, an alpha).
+    #[error(
+        "{what}: {kind} {api_version} is not an API version Kubernetes serves: use {replacement}"
+    )]
+    UnknownApi {
+        /// Which document.
+        what: String,
+        /// The kind.
+        kind: String,
+        /// The apiVersion written.
+        api_version: String,
+        /// The apiVersion Kubernetes serves the kind under.
+        replacement: &'static str,
+    },
     /// Nothing podgrace could mutate.
     #[error(
-        "no Pod, workload or AdmissionReview found (documents: {0}); expected a Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, PodTemplate or an AdmissionReview"
+        "no Pod, workload or AdmissionReview found (documents: {0}); expected a Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, PodTemplate, a List of them or an AdmissionReview"
     )]
     NothingToMutate(String),
     /// An AdmissionReview without a request object.
@@ -46,13 +79,45 @@ pub fn template_path(api_version: &str, kind: &str) -> Option<&'static [&'static
     }
 }
 
-/// One document of the input.
+/// The apiVersion Kubernetes serves a workload kind under, for kinds podgrace mutates.
+fn served_api_version(kind: &str) -> Option<&'static str> {
+    match kind {
+        "Pod" | "PodTemplate" | "ReplicationController" => Some("v1"),
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" => Some("apps/v1"),
+        "Job" | "CronJob" => Some("batch/v1"),
+        _ => None,
+    }
+}
+
+/// The Kubernetes release that stopped serving a workload kind under an old apiVersion, from
+/// the deprecated API migration guide
+/// (<https://kubernetes.io/docs/reference/using-api/deprecation-guide/>): the beta workload
+/// APIs in 1.16, the beta CronJob in 1.25.
+pub fn removed_in(api_version: &str, kind: &str) -> Option<&'static str> {
+    match (api_version, kind) {
+        ("extensions/v1beta1", "Deployment" | "DaemonSet" | "ReplicaSet")
+        | ("apps/v1beta1", "Deployment" | "StatefulSet" | "ReplicaSet")
+        | ("apps/v1beta2", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet") => {
+            Some("1.16")
+        }
+        ("batch/v1beta1", "CronJob") => Some("1.25"),
+        _ => None,
+    }
+}
+
+/// One object of the input: a document, or an item of a `kind: List` document.
 #[derive(Clone, Debug)]
 pub struct Document {
-    /// The document as JSON.
+    /// The object as JSON.
     pub value: Value,
+    /// The order its keys were written in (a JSON value sorts them).
+    pub order: KeyOrder,
     /// Where its pod is, if it has one.
     pub target: Option<Target>,
+    /// For an item of a List: its index in `items` of the List document, which comes just
+    /// before its items (and keeps them, unmutated, in its own value). [`reassemble`] puts the
+    /// items back.
+    pub list_index: Option<usize>,
 }
 
 /// A pod inside a document.
@@ -60,7 +125,7 @@ pub struct Document {
 pub struct Target {
     /// `Deployment shop/web`.
     pub label: String,
-    /// JSON pointer tokens from the document root to the pod (template).
+    /// JSON pointer tokens from the object's root to the pod (template).
     pub path: Vec<String>,
     /// The pod, typed (templates are wrapped as Pods).
     pub pod: Pod,
@@ -69,16 +134,20 @@ pub struct Target {
 }
 
 /// Reads every document of `text` (YAML stream or JSON). An AdmissionReview stands for the
-/// object it carries.
+/// object it carries; a List (`kind: List`, or a typed list such as `DeploymentList`) is
+/// followed by one [`Document`] per item.
 pub fn read_documents(text: &str) -> Result<Vec<Document>, ManifestError> {
+    let syntax = |e: yaml::YamlError| ManifestError::Syntax(e.to_string());
+    let values: Vec<Value> = yaml::documents(text).map_err(syntax)?;
+    let orders: Vec<KeyOrder> = yaml::documents(text).map_err(syntax)?;
     let mut docs = Vec::new();
-    for de in serde_yaml::Deserializer::from_str(text) {
-        let mut value = Value::deserialize(de).map_err(|e| ManifestError::Syntax(e.to_string()))?;
+    for (index, (mut value, mut order)) in values.into_iter().zip(orders).enumerate() {
         if value.is_null() {
             continue;
         }
+        let what = format!("document {}", index + 1);
         let mut namespace = None;
-        if value.get("kind").and_then(Value::as_str) == Some("AdmissionReview") {
+        if str_at(&value, "kind") == Some("AdmissionReview") {
             // Preview what the webhook would answer: the document becomes the request's object.
             let request = value.get_mut("request").ok_or(ManifestError::EmptyReview)?;
             namespace = request
@@ -90,23 +159,53 @@ pub fn read_documents(text: &str) -> Result<Vec<Document>, ManifestError> {
                 .map(Value::take)
                 .filter(|o| !o.is_null())
                 .ok_or(ManifestError::EmptyReview)?;
+            order = order.member("request").member("object").clone();
         }
-        let mut target = find_target(&value)?;
+        if let Some((items, item_type)) = list_items(&value) {
+            let members = items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let (api_version, kind) = type_of(item, item_type);
+                    Ok(Document {
+                        value: item.clone(),
+                        order: order.member("items").item(i).clone(),
+                        target: find_target(
+                            item,
+                            api_version,
+                            kind,
+                            &format!("{what}, items[{i}]"),
+                        )?,
+                        list_index: Some(i),
+                    })
+                })
+                .collect::<Result<Vec<_>, ManifestError>>()?;
+            docs.push(Document {
+                value,
+                order,
+                target: None,
+                list_index: None,
+            });
+            docs.extend(members);
+            continue;
+        }
+        let (api_version, kind) = type_of(&value, ("", ""));
+        let mut target = find_target(&value, api_version, kind, &what)?;
         if let (Some(t), Some(ns)) = (&mut target, namespace) {
             t.namespace.get_or_insert(ns);
         }
-        docs.push(Document { value, target });
+        docs.push(Document {
+            value,
+            order,
+            target,
+            list_index: None,
+        });
     }
     if !docs.iter().any(|d| d.target.is_some()) {
-        let kinds: Vec<String> = docs
+        let kinds: Vec<&str> = docs
             .iter()
-            .map(|d| {
-                d.value
-                    .get("kind")
-                    .and_then(Value::as_str)
-                    .unwrap_or("no kind")
-                    .to_owned()
-            })
+            .filter(|d| list_items(&d.value).is_none())
+            .map(|d| str_at(&d.value, "kind").unwrap_or("no kind"))
             .collect();
         return Err(ManifestError::NothingToMutate(if kinds.is_empty() {
             "none".to_owned()
@@ -117,21 +216,81 @@ pub fn read_documents(text: &str) -> Result<Vec<Document>, ManifestError> {
     Ok(docs)
 }
 
-fn find_target(doc: &Value) -> Result<Option<Target>, ManifestError> {
-    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
-    let kind = s(doc, "kind").unwrap_or_default();
-    let api_version = s(doc, "apiVersion").unwrap_or_default();
-    let meta = doc.get("metadata").cloned().unwrap_or(Value::Null);
-    let name = s(&meta, "name")
-        .or_else(|| s(&meta, "generateName"))
-        .unwrap_or_else(|| "-".into());
-    let Some(path) = template_path(&api_version, &kind) else {
-        return Ok(None);
-    };
-    let namespace = s(&meta, "namespace");
+/// One value per input document, with each List's items replaced by its (mutated) items, and
+/// the order its keys were written in (a List's covers its items).
+pub fn reassemble(docs: &[Document]) -> Vec<(Value, &KeyOrder)> {
+    let mut out: Vec<(Value, &KeyOrder)> = Vec::with_capacity(docs.len());
+    for doc in docs {
+        match (doc.list_index, out.last_mut()) {
+            (Some(i), Some((list, _))) => list["items"][i] = doc.value.clone(),
+            _ => out.push((doc.value.clone(), &doc.order)),
+        }
+    }
+    out
+}
+
+fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+/// `apiVersion` and `kind` of an object, with defaults for what it leaves out.
+fn type_of<'a>(v: &'a Value, default: (&'a str, &'a str)) -> (&'a str, &'a str) {
+    (
+        str_at(v, "apiVersion").unwrap_or(default.0),
+        str_at(v, "kind").unwrap_or(default.1),
+    )
+}
+
+/// The items of a list document, and the type its items have when they do not say: none for
+/// `kind: List`, whose items always carry their own; `apps/v1 Deployment` for an `apps/v1
+/// DeploymentList`, whose items, as the API server lists them, do not.
+fn list_items(v: &Value) -> Option<(&Vec<Value>, (&str, &str))> {
+    let (api_version, kind) = type_of(v, ("", ""));
+    let item_kind = kind.strip_suffix("List")?;
+    let items = v.get("items")?.as_array()?;
+    Some(if item_kind.is_empty() {
+        (items, ("", ""))
+    } else {
+        (items, (api_version, item_kind))
+    })
+}
+
+fn find_target(
+    doc: &Value,
+    api_version: &str,
+    kind: &str,
+    what: &str,
+) -> Result<Option<Target>, ManifestError> {
+    let meta = doc.get("metadata").unwrap_or(&Value::Null);
+    let name = str_at(meta, "name")
+        .or_else(|| str_at(meta, "generateName"))
+        .unwrap_or("-");
+    let namespace = str_at(meta, "namespace").map(str::to_owned);
     let label = match &namespace {
         Some(ns) => format!("{kind} {ns}/{name}"),
         None => format!("{kind} {name}"),
+    };
+    let Some(path) = template_path(api_version, kind) else {
+        if let Some(replacement) = served_api_version(kind) {
+            let what = format!("{what} ({label})");
+            let (kind, api_version) = (kind.to_owned(), api_version.to_owned());
+            return Err(match removed_in(&api_version, &kind) {
+                Some(removed_in) => ManifestError::RemovedApi {
+                    what,
+                    kind,
+                    api_version,
+                    removed_in,
+                    replacement,
+                },
+                None => ManifestError::UnknownApi {
+                    what,
+                    kind,
+                    api_version,
+                    replacement,
+                },
+            });
+        }
+        return Ok(None);
     };
     let mut node = doc;
     for token in path {
@@ -225,6 +384,87 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("spec.containers"), "{err}");
+    }
+
+    #[test]
+    fn list_items_are_objects_of_their_own_and_go_back_into_the_list() {
+        let text = "apiVersion: v1\nkind: List\nmetadata: {resourceVersion: \"\"}\nitems:\n- apiVersion: v1\n  kind: Service\n  metadata: {name: s}\n- apiVersion: apps/v1\n  kind: Deployment\n  metadata: {name: web, namespace: shop}\n  spec:\n    template:\n      spec:\n        containers: [{name: web, image: nginx}]\n";
+        let mut docs = read_documents(text).unwrap();
+        assert_eq!(docs.len(), 3, "the List, then its two items");
+        assert!(docs[0].target.is_none() && docs[0].list_index.is_none());
+        assert_eq!(docs[1].list_index, Some(0));
+        assert!(docs[1].target.is_none());
+        let t = docs[2].target.as_ref().unwrap();
+        assert_eq!(t.label, "Deployment shop/web");
+        assert_eq!(t.path, vec!["spec", "template"], "relative to the item");
+        docs[2].value["spec"]["replicas"] = json!(3);
+        let out = reassemble(&docs);
+        assert_eq!(out.len(), 1);
+        let (list, order) = &out[0];
+        assert_eq!(list["kind"], "List");
+        assert_eq!(list["items"][0]["kind"], "Service");
+        assert_eq!(list["items"][1]["spec"]["replicas"], 3);
+        assert_eq!(
+            order.member("items"),
+            &docs[0].order.member("items").clone()
+        );
+    }
+
+    #[test]
+    fn typed_lists_give_their_items_the_kind_they_leave_out() {
+        let text = "apiVersion: apps/v1\nkind: DeploymentList\nitems:\n- metadata: {name: web}\n  spec:\n    template:\n      spec:\n        containers: [{name: web, image: nginx}]\n";
+        let docs = read_documents(text).unwrap();
+        assert_eq!(docs[1].target.as_ref().unwrap().label, "Deployment web");
+        assert!(
+            docs[1].value.get("kind").is_none(),
+            "the item is kept as written"
+        );
+    }
+
+    #[test]
+    fn removed_api_versions_are_named_with_the_release_and_the_replacement() {
+        let cron = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n---\napiVersion: batch/v1beta1\nkind: CronJob\nmetadata: {name: nightly, namespace: shop}\nspec: {}\n";
+        let err = read_documents(cron).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "document 2 (CronJob shop/nightly): CronJob batch/v1beta1 was removed in Kubernetes 1.25: use batch/v1"
+        );
+        for (api_version, kind) in [
+            ("extensions/v1beta1", "Deployment"),
+            ("extensions/v1beta1", "DaemonSet"),
+            ("extensions/v1beta1", "ReplicaSet"),
+            ("apps/v1beta1", "Deployment"),
+            ("apps/v1beta1", "StatefulSet"),
+            ("apps/v1beta2", "DaemonSet"),
+            ("apps/v1beta2", "StatefulSet"),
+        ] {
+            let text = format!("apiVersion: {api_version}\nkind: {kind}\nmetadata: {{name: w}}\n");
+            let err = read_documents(&text).unwrap_err().to_string();
+            assert_eq!(
+                err,
+                format!(
+                    "document 1 ({kind} w): {kind} {api_version} was removed in Kubernetes 1.16: use apps/v1"
+                )
+            );
+        }
+        let list = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: extensions/v1beta1\n  kind: Deployment\n  metadata: {name: old}\n";
+        let err = read_documents(list).unwrap_err().to_string();
+        assert!(
+            err.starts_with("document 1, items[0] (Deployment old): "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_known_kind_under_an_api_version_never_served_names_the_one_to_use() {
+        let err =
+            read_documents("apiVersion: batch/v2alpha1\nkind: CronJob\nmetadata: {name: c}\n")
+                .unwrap_err()
+                .to_string();
+        assert_eq!(
+            err,
+            "document 1 (CronJob c): CronJob batch/v2alpha1 is not an API version Kubernetes serves: use batch/v1"
+        );
     }
 
     #[test]

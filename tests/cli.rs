@@ -3,15 +3,21 @@
 mod common;
 
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
+use common::child::{self, SHORT};
 use common::*;
 
 fn podgrace(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_podgrace"))
-        .args(args)
-        .output()
-        .unwrap()
+    podgrace_with_input(args, None)
+}
+
+fn podgrace_with_input(args: &[&str], input: Option<&[u8]>) -> Output {
+    child::output_within(
+        child::command(env!("CARGO_BIN_EXE_podgrace")).args(args),
+        input,
+        SHORT,
+    )
 }
 
 fn text(b: &[u8]) -> String {
@@ -57,9 +63,7 @@ fn mutate_shows_the_mutated_manifest_and_a_diff() {
         "pod",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let docs: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&text(&out.stdout))
-        .map(|d| serde::Deserialize::deserialize(d).unwrap())
-        .collect();
+    let docs: Vec<serde_json::Value> = podgrace::yaml::documents(&text(&out.stdout)).unwrap();
     assert_eq!(docs[0]["kind"], "Service", "other documents pass through");
     assert_eq!(
         docs[1]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"],
@@ -77,20 +81,8 @@ fn mutate_shows_the_mutated_manifest_and_a_diff() {
 
 #[test]
 fn mutate_reads_standard_input_and_admission_reviews() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_podgrace"))
-        .args(["mutate", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(read_fixture("admission/pod-create-kubectl-apply.json").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let review = read_fixture("admission/pod-create-kubectl-apply.json");
+    let out = podgrace_with_input(&["mutate", "-f", "-"], Some(review.as_bytes()));
     assert!(out.status.success());
     let patch: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
@@ -192,7 +184,7 @@ fn policy_check_accepts_good_files_and_names_the_field_of_bad_ones() {
     let wrong_enum = tmp("preStop: {existing: merge}\n");
     let err = text(&podgrace(&["policy", "check", path(&wrong_enum)]).stderr);
     assert!(
-        err.contains("preStop.existing: unknown variant `merge`, expected `keep` or `replace`"),
+        err.contains("preStop.existing: unknown variant `merge`, expected one of keep, replace"),
         "{err}"
     );
 }
@@ -232,4 +224,111 @@ fn mutate_explain_names_the_layer_or_rule_behind_each_value() {
     assert!(line("preStop.action = \"nginx\"").ends_with("builtin rules[0] (nginx)"));
     assert!(line("preStop.sleepSeconds = 20").contains(path(&ns)));
     assert!(line("shutdownSeconds = 30").ends_with("builtin"));
+}
+
+/// What `kubectl get deploy -o yaml` prints: one `kind: List` document whose items are objects.
+const LIST: &str = "apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Service
+  metadata:
+    name: web
+  spec:
+    ports:
+    - port: 80
+- apiVersion: apps/v1
+  kind: Deployment
+  metadata:
+    name: web
+    namespace: shop
+  spec:
+    selector:
+      matchLabels:
+        app: web
+    template:
+      metadata:
+        labels:
+          app: web
+      spec:
+        containers:
+        - name: web
+          image: registry.example/web:1
+          ports:
+          - containerPort: 8080
+metadata:
+  resourceVersion: \"\"
+";
+
+#[test]
+fn mutate_keeps_a_list_a_list_and_patches_each_item() {
+    let list = tmp(LIST);
+    let out = podgrace(&["mutate", "-f", path(&list), "-o", "pod"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let docs: Vec<serde_json::Value> = podgrace::yaml::documents(&text(&out.stdout)).unwrap();
+    assert_eq!(docs.len(), 1, "still one document");
+    assert_eq!(docs[0]["kind"], "List");
+    assert_eq!(docs[0]["items"][0]["kind"], "Service", "passed through");
+    let web = &docs[0]["items"][1]["spec"]["template"]["spec"];
+    assert!(
+        web["containers"][0]["lifecycle"]["preStop"].is_object(),
+        "{web}"
+    );
+    assert!(
+        text(&out.stdout).ends_with("metadata:\n  resourceVersion: \"\"\n"),
+        "the List's own keys where they were: {}",
+        text(&out.stdout)
+    );
+
+    let out = podgrace(&["mutate", "-f", path(&list), "-o", "patch"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let patches: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entries = patches.as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{patches}");
+    assert_eq!(entries[0]["object"], "Deployment shop/web");
+    assert_eq!(entries[0]["item"], 1);
+    assert_eq!(
+        entries[0]["patch"][0]["path"], "/spec/template/spec/containers/0/lifecycle",
+        "relative to the item"
+    );
+    assert!(
+        text(&out.stderr).contains("start at the item"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn mutate_names_a_removed_api_version_and_the_one_to_use() {
+    let cron = tmp(
+        "apiVersion: batch/v1beta1\nkind: CronJob\nmetadata: {name: nightly, namespace: shop}\nspec:\n  schedule: '0 3 * * *'\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers: [{name: job, image: busybox}]\n",
+    );
+    let out = podgrace(&["mutate", "-f", path(&cron)]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(
+            "document 1 (CronJob shop/nightly): CronJob batch/v1beta1 was removed in Kubernetes 1.25: use batch/v1"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("expected a Pod"), "{err}");
+}
+
+#[test]
+fn mutate_writes_keys_as_written_and_quotes_what_yaml_1_1_would_misread() {
+    let pod = tmp(
+        "kind: Pod\napiVersion: v1\nmetadata:\n  name: p\n  annotations:\n    example.com/mode: \"0755\"\nspec:\n  containers:\n  - name: app\n    image: registry.example/app:1\n    args: [--save, \"no\", \"on\", \"y\"]\n    ports: [{containerPort: 8080}]\n",
+    );
+    let out = podgrace(&["mutate", "-f", path(&pod), "-o", "pod"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let yaml = text(&out.stdout);
+    assert!(
+        yaml.starts_with("kind: Pod\napiVersion: v1\nmetadata:\n  name: p\n  annotations:\n    example.com/mode: \"0755\"\n"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("  - name: app\n    image: registry.example/app:1\n    args:\n    - --save\n    - \"no\"\n    - \"on\"\n    - \"y\"\n    ports:\n"),
+        "{yaml}"
+    );
 }

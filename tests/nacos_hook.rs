@@ -3,9 +3,9 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::child::{self, SHORT};
 use common::nacos_server::{FakeNacos, Fault, Generation};
 use common::*;
 use podgrace::engine::Context;
@@ -31,13 +31,15 @@ fn run_hook(policy_yaml: &str, env: &[(&str, &str)]) -> Run {
     .expect("an exec hook");
     assert_eq!(command[..2], ["/bin/sh".to_owned(), "-c".to_owned()]);
     let start = Instant::now();
-    let output = Command::new(&command[0])
-        .args(&command[1..])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap())
-        .envs(env.iter().copied())
-        .output()
-        .expect("run /bin/sh");
+    let output = child::output_within(
+        child::command(&command[0])
+            .args(&command[1..])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap())
+            .envs(env.iter().copied()),
+        None,
+        SHORT,
+    );
     Run {
         status: output.status.code().unwrap_or(-1),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),

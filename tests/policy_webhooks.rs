@@ -134,7 +134,7 @@ async fn validate_denies_invalid_policies_with_the_field_path_and_allowed_values
     .await;
     assert_eq!(bad["response"]["allowed"], false);
     let message = bad["response"]["status"]["message"].as_str().unwrap();
-    assert!(message.starts_with("invalid podgrace policy: configmap shop/podgrace-policy: preStop.action: unknown variant `slep`, expected one of `sleep`, `exec`, `nginx`, `nacos`, `none`"), "{message}");
+    assert!(message.starts_with("invalid podgrace policy: configmap shop/podgrace-policy: preStop.action: unknown variant `slep`, expected one of sleep, exec, nginx, nacos, none"), "{message}");
 
     let incomplete = review(
         &server,
@@ -229,20 +229,21 @@ async fn serve_with_a_kubeconfig_watches_the_cluster() {
         .local_addr()
         .unwrap()
         .port();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_podgrace"))
-        .args(["serve", "--log-format", "text", "--drain-seconds", "0"])
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .arg("--tls-cert-file")
-        .arg(dir.path().join("tls.crt"))
-        .arg("--tls-key-file")
-        .arg(dir.path().join("tls.key"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    // Killed and reaped when the test ends, whether its assertions pass or not.
+    let _webhook = common::child::Guard::spawn(
+        common::child::command(env!("CARGO_BIN_EXE_podgrace"))
+            .args(["serve", "--log-format", "text", "--drain-seconds", "0"])
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .arg("--tls-cert-file")
+            .arg(dir.path().join("tls.crt"))
+            .arg("--tls-key-file")
+            .arg(dir.path().join("tls.key"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    );
     let client = common::https::client(&[&pki.ca_cert_pem]);
     let url = |p: &str| format!("https://localhost:{port}{p}");
     let status = |path: &'static str| {
@@ -314,6 +315,4 @@ async fn serve_with_a_kubeconfig_watches_the_cluster() {
         "{:?}",
         api.requests()
     );
-    let _ = child.kill();
-    let _ = child.wait();
 }

@@ -5,9 +5,9 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::child::{self, Guard, SHORT};
 use common::nacos_server::{FakeNacos, Fault, Generation};
 use common::*;
 use podgrace::engine::Context;
@@ -28,13 +28,14 @@ fn prestop(args: &[&str], env: &[(&str, &str)]) -> Run {
 
 fn run_argv(program: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
     let start = Instant::now();
-    let out = Command::new(program)
-        .args(args)
-        .env_clear()
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = child::output_within(
+        child::command(program)
+            .args(args)
+            .env_clear()
+            .envs(env.iter().copied()),
+        None,
+        SHORT,
+    );
     Run {
         code: out.status.code().unwrap_or(-1),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -273,32 +274,47 @@ fn a_missing_pod_ip_skips_deregistration_but_not_the_drain() {
     assert!(run.elapsed >= Duration::from_secs(1));
 }
 
-#[test]
-fn nginx_gets_a_graceful_quit_and_the_hook_waits_for_it() {
+/// A stand-in nginx master that takes a moment to finish after SIGQUIT, like nginx with
+/// in-flight requests. It gets default signal dispositions whatever this test process has:
+/// a shell cannot trap a signal it inherited as ignored.
+fn nginx_master() -> Guard {
+    Guard::spawn(child::command("/bin/sh").args([
+        "-c",
+        "trap 'sleep 0.3; exit 0' QUIT; while :; do sleep 0.05; done",
+    ]))
+}
+
+/// `podgrace prestop --signal-nginx` against `master`, with `--nginx-wait 5`.
+fn quit_nginx(master: &Guard, helper: &mut std::process::Command) -> Run {
     let dir = tempfile::tempdir().unwrap();
-    // A stand-in master that takes a moment to finish after SIGQUIT, like nginx with in-flight
-    // requests.
-    let mut master = Command::new("/bin/sh")
-        .args([
-            "-c",
-            "trap 'sleep 0.3; exit 0' QUIT; while :; do sleep 0.05; done",
-        ])
-        .spawn()
-        .unwrap();
     let pid_file = dir.path().join("nginx.pid");
     std::fs::write(&pid_file, master.id().to_string()).unwrap();
     std::thread::sleep(Duration::from_millis(100));
-    let run = prestop(
-        &[
+    let start = Instant::now();
+    let out = child::output_within(
+        helper.args([
+            "prestop",
             "--signal-nginx",
             "--nginx-pid-file",
             pid_file.to_str().unwrap(),
             "--nginx-wait",
             "5",
-        ],
-        &[],
+        ]),
+        None,
+        SHORT,
     );
-    let _ = master.wait();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: start.elapsed(),
+    }
+}
+
+#[test]
+fn nginx_gets_a_graceful_quit_and_the_hook_waits_for_it() {
+    let mut master = nginx_master();
+    let run = quit_nginx(&master, &mut child::command(env!("CARGO_BIN_EXE_podgrace")));
+    let status = master.wait_within(Duration::from_secs(10), "the nginx stand-in");
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stderr.contains("quit gracefully"), "{}", run.stderr);
     assert!(
@@ -306,6 +322,56 @@ fn nginx_gets_a_graceful_quit_and_the_hook_waits_for_it() {
         "waited for the master: {:?}",
         run.elapsed
     );
+    assert!(status.success(), "the master quit on SIGQUIT: {status}");
+}
+
+/// The helper only sends signals: whatever it inherits (the kubelet's exec, a shell with
+/// traps) changes nothing.
+#[test]
+fn the_helper_quits_nginx_whatever_signal_dispositions_it_inherits() {
+    let mut master = nginx_master();
+    let mut helper = child::command(env!("CARGO_BIN_EXE_podgrace"));
+    child::with_dispositions(
+        &mut helper,
+        libc::SIG_IGN,
+        &[
+            libc::SIGQUIT,
+            libc::SIGTERM,
+            libc::SIGINT,
+            libc::SIGHUP,
+            libc::SIGCHLD,
+        ],
+    );
+    let run = quit_nginx(&master, &mut helper);
+    master.wait_within(Duration::from_secs(10), "the nginx stand-in");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("quit gracefully"), "{}", run.stderr);
+}
+
+/// The regression: `make test` started from a script in the background (`nohup`, `&`, `trap ''
+/// QUIT`) runs the tests with SIGQUIT ignored, and the nginx test waited forever. It runs here
+/// in this test binary started that way, and must pass in bounded time.
+#[test]
+fn the_nginx_test_passes_when_the_test_process_inherits_sigquit_ignored() {
+    let mut tests = child::command(std::env::current_exe().unwrap());
+    child::with_dispositions(&mut tests, libc::SIG_IGN, &[libc::SIGQUIT]);
+    let out = child::output_within(
+        tests.args([
+            "--exact",
+            "nginx_gets_a_graceful_quit_and_the_hook_waits_for_it",
+            "--test-threads",
+            "1",
+        ]),
+        None,
+        SHORT,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("1 passed"), "{stdout}");
 }
 
 #[test]

@@ -6,11 +6,12 @@ mod common;
 
 use std::os::unix::fs::symlink;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::child::{self, drain, drained, wait_within};
 use common::https::*;
 use common::*;
 use podgrace::metrics::Metrics;
@@ -153,13 +154,17 @@ impl Drop for Webhook {
 
 /// Sends SIGTERM, as the kubelet does.
 fn sigterm(child: &Child) {
-    let kill = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) on the pid of a child this test has not reaped yet.
+    assert_eq!(
+        unsafe { libc::kill(pid, libc::SIGTERM) },
+        0,
+        "kill -TERM {pid}"
+    );
 }
+
+/// How long the webhook may take to exit after SIGTERM (its drain included).
+const EXIT_LIMIT: Duration = Duration::from_secs(30);
 
 /// How the binary logs in a test.
 enum Logs {
@@ -170,8 +175,18 @@ enum Logs {
 }
 
 /// Starts the real binary in standalone mode and waits until it serves.
-#[allow(clippy::zombie_processes)] // reaped by `Webhook`'s Drop
 async fn start_binary(drain_seconds: u64, logs: Logs) -> Webhook {
+    start_binary_ignoring(drain_seconds, logs, &[]).await
+}
+
+/// [`start_binary`], with `ignored` signals handed down as ignored, as a parent that ignores
+/// them would.
+#[allow(clippy::zombie_processes)] // reaped by `Webhook`'s Drop
+async fn start_binary_ignoring(
+    drain_seconds: u64,
+    logs: Logs,
+    ignored: &'static [libc::c_int],
+) -> Webhook {
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -179,7 +194,10 @@ async fn start_binary(drain_seconds: u64, logs: Logs) -> Webhook {
         .unwrap()
         .port();
     let ca_path = dir.path().join("ca.pem");
-    let child = Command::new(env!("CARGO_BIN_EXE_podgrace"))
+    // Default signal dispositions (but `ignored`), whatever this test process inherited.
+    let mut command = child::command(env!("CARGO_BIN_EXE_podgrace"));
+    child::with_dispositions(&mut command, libc::SIG_IGN, ignored);
+    let child = command
         .args(["serve", "--standalone", "--log-format"])
         .arg(match logs {
             Logs::Discarded => "text",
@@ -278,7 +296,10 @@ async fn sigterm_fails_readiness_drains_and_finishes_in_flight_requests() {
     );
     slow.write_all(&body.as_bytes()[half..]).await.unwrap();
     let mut response = Vec::new();
-    slow.read_to_end(&mut response).await.unwrap();
+    tokio::time::timeout(REQUEST_LIMIT, slow.read_to_end(&mut response))
+        .await
+        .expect("the in-flight request was answered")
+        .unwrap();
     let response = String::from_utf8_lossy(&response);
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(
@@ -286,7 +307,7 @@ async fn sigterm_fails_readiness_drains_and_finishes_in_flight_requests() {
         "{response}"
     );
 
-    let status = hook.child.wait().unwrap();
+    let status = wait_within(&mut hook.child, EXIT_LIMIT, "the webhook after SIGTERM");
     assert!(status.success(), "exit status {status}");
     assert_eq!(
         failed.load(Ordering::Relaxed),
@@ -294,6 +315,21 @@ async fn sigterm_fails_readiness_drains_and_finishes_in_flight_requests() {
         "no request under load failed"
     );
     assert!(ok.load(Ordering::Relaxed) > 10);
+}
+
+/// The webhook installs its own SIGTERM handler: a SIGTERM ignored by whatever started it (a
+/// wrapper script, `nohup`-style) still stops it, after its drain.
+#[tokio::test]
+async fn sigterm_stops_the_webhook_even_when_it_inherits_sigterm_ignored() {
+    let mut hook = start_binary_ignoring(
+        0,
+        Logs::Discarded,
+        &[libc::SIGTERM, libc::SIGINT, libc::SIGQUIT],
+    )
+    .await;
+    sigterm(&hook.child);
+    let status = wait_within(&mut hook.child, EXIT_LIMIT, "the webhook after SIGTERM");
+    assert!(status.success(), "exit status {status}");
 }
 
 /// The production log: JSON lines on stdout, one per admission, with the request's uid (from the
@@ -310,11 +346,11 @@ async fn admissions_are_logged_as_json_lines_with_the_uid_and_no_pod_spec() {
     let bad = http.post(&url).body("{not json").send().await.unwrap();
     assert_eq!(bad.status(), 400);
 
-    let stdout = hook.child.stdout.take().unwrap();
+    let stdout = drain(hook.child.stdout.take().unwrap());
     sigterm(&hook.child);
-    let mut out = String::new();
-    std::io::Read::read_to_string(&mut { stdout }, &mut out).unwrap();
-    assert!(hook.child.wait().unwrap().success());
+    assert!(wait_within(&mut hook.child, EXIT_LIMIT, "the webhook after SIGTERM").success());
+    let out = drained(&stdout, Duration::from_secs(5), "the webhook's log");
+    let out = String::from_utf8(out).unwrap();
 
     let lines: Vec<serde_json::Value> = out
         .lines()
@@ -402,11 +438,11 @@ async fn a_stalled_log_output_costs_lines_never_admissions() {
     );
     assert!(dropped < per_task * tasks, "every line dropped");
 
-    let stdout = hook.child.stdout.take().unwrap();
+    let stdout = drain(hook.child.stdout.take().unwrap());
     sigterm(&hook.child);
-    let mut out = String::new();
-    std::io::Read::read_to_string(&mut { stdout }, &mut out).unwrap();
-    assert!(hook.child.wait().unwrap().success());
+    assert!(wait_within(&mut hook.child, EXIT_LIMIT, "the webhook after SIGTERM").success());
+    let out = drained(&stdout, Duration::from_secs(5), "the webhook's log");
+    let out = String::from_utf8(out).unwrap();
     let warned: u64 = out
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())

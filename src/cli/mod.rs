@@ -249,7 +249,8 @@ pub enum NacosApiArg {
 #[derive(Debug, Args)]
 pub struct MutateArgs {
     /// Manifest: a Pod, a workload (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob),
-    /// several of them, or an AdmissionReview; `-` reads standard input.
+    /// several of them, a List of them (`kubectl get -o yaml`), or an AdmissionReview; `-`
+    /// reads standard input.
     #[arg(short = 'f', long = "filename", value_name = "FILE")]
     pub file: PathBuf,
     /// Namespace policy: a policy file or a ConfigMap manifest carrying one.
@@ -275,9 +276,9 @@ pub struct MutateArgs {
 /// Output formats of `podgrace mutate`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Output {
-    /// The JSON patch (paths into the document given).
+    /// The JSON patch (paths into each object given: a document, or an item of a List).
     Patch,
-    /// The mutated manifest, as YAML.
+    /// The mutated manifest, as YAML (keys in the input's order, YAML 1.1-safe quoting).
     Pod,
     /// A unified diff of the manifest before and after.
     Diff,

@@ -9,8 +9,10 @@ use serde_json::{Value, json};
 use super::policy::load_one;
 use super::{MutateArgs, Output, read_input};
 use crate::engine::{self, Context};
+use crate::key_order::{KeyOrder, Ordered};
 use crate::manifest::{self, prefix_patch};
 use crate::policy::{EffectivePolicy, annotations};
+use crate::yaml;
 
 pub(super) fn run(args: &MutateArgs) -> anyhow::Result<ExitCode> {
     let file = args.file.display().to_string();
@@ -35,7 +37,10 @@ pub(super) fn run(args: &MutateArgs) -> anyhow::Result<ExitCode> {
         kube_version: args.kube_version,
     };
 
-    let original: Vec<Value> = docs.iter().map(|d| d.value.clone()).collect();
+    let original: Vec<Value> = manifest::reassemble(&docs)
+        .into_iter()
+        .map(|(value, _)| value)
+        .collect();
     let mut patches = Vec::new();
     for doc in &mut docs {
         let Some(target) = &doc.target else { continue };
@@ -81,27 +86,38 @@ pub(super) fn run(args: &MutateArgs) -> anyhow::Result<ExitCode> {
                 target.label
             )
         })?;
-        patches.push((target.label.clone(), patch));
+        patches.push((target.label.clone(), doc.list_index, patch));
     }
 
     match args.output {
         Output::Patch => {
-            let out = if patches.len() == 1 {
-                serde_json::to_value(&patches[0].1)?
-            } else {
-                Value::Array(
+            let in_list = patches.iter().any(|(_, item, _)| item.is_some());
+            let out = match patches.as_slice() {
+                [(_, None, patch)] => serde_json::to_value(patch)?,
+                _ => Value::Array(
                     patches
                         .iter()
-                        .map(|(label, p)| json!({ "object": label, "patch": p }))
+                        .map(|(label, item, patch)| match item {
+                            Some(i) => json!({ "object": label, "item": i, "patch": patch }),
+                            None => json!({ "object": label, "patch": patch }),
+                        })
                         .collect(),
-                )
+                ),
             };
+            if in_list {
+                eprintln!(
+                    "note: the paths of a List item's patch start at the item (\"item\" is its index in the List's items), as the API server sees each object kubectl sends"
+                );
+            }
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
-        Output::Pod => print!("{}", yaml_stream(docs.iter().map(|d| &d.value))?),
+        Output::Pod => print!("{}", yaml_stream(&manifest::reassemble(&docs))?),
         Output::Diff => {
-            let before = yaml_stream(original.iter())?;
-            let after = yaml_stream(docs.iter().map(|d| &d.value))?;
+            let mutated = manifest::reassemble(&docs);
+            let orders = mutated.iter().map(|(_, order)| *order);
+            let before: Vec<_> = original.into_iter().zip(orders).collect();
+            let before = yaml_stream(&before)?;
+            let after = yaml_stream(&mutated)?;
             let diff = similar::TextDiff::from_lines(&before, &after);
             print!(
                 "{}",
@@ -114,13 +130,16 @@ pub(super) fn run(args: &MutateArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn yaml_stream<'a>(values: impl Iterator<Item = &'a Value>) -> anyhow::Result<String> {
+/// The documents as a YAML stream, each key where the input had it (see [`crate::key_order`])
+/// and every string a YAML 1.1 reader such as kubectl's would misread quoted (see
+/// [`crate::yaml`]).
+fn yaml_stream(docs: &[(Value, &KeyOrder)]) -> anyhow::Result<String> {
     let mut out = String::new();
-    for (i, v) in values.enumerate() {
+    for (i, (value, order)) in docs.iter().enumerate() {
         if i > 0 {
             out.push_str("---\n");
         }
-        out.push_str(&serde_yaml::to_string(v)?);
+        out.push_str(&yaml::to_string(&Ordered::new(value, order))?);
     }
     Ok(out)
 }

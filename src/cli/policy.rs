@@ -7,13 +7,14 @@ use anyhow::Context as _;
 use super::{PolicyCommand, read_input};
 use crate::policy::parse::layers_from_file_text;
 use crate::policy::{EffectivePolicy, PolicyError, PolicyLayer, defaults};
+use crate::yaml;
 
 pub(super) fn run(cmd: &PolicyCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         PolicyCommand::Defaults => {
             print!(
                 "{}",
-                serde_yaml::to_string(&defaults::builtin()).context("rendering defaults")?
+                yaml::to_string(&defaults::builtin()).context("rendering defaults")?
             );
             Ok(ExitCode::SUCCESS)
         }

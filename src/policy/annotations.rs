@@ -13,6 +13,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Deserialize as _;
+use serde::de::IntoDeserializer as _;
 
 use super::error::FieldError;
 use super::seconds::Seconds;
@@ -72,7 +74,10 @@ pub fn read(meta: &ObjectMeta) -> PodOverrides {
 
     let mut pre_stop = PreStopSpec::default();
     if let Some(v) = annotations.get(ACTION) {
-        match serde_yaml::from_str::<ActionKind>(v.trim()) {
+        // The annotation is a plain string, not YAML: the enum's own names, nothing else.
+        let name: serde::de::value::StrDeserializer<'_, serde::de::value::Error> =
+            v.trim().into_deserializer();
+        match ActionKind::deserialize(name) {
             Ok(a) if !v.trim().is_empty() => pre_stop.action = Some(a),
             _ => out.errors.push(FieldError::new(
                 format!("annotation {ACTION}"),

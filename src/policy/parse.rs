@@ -2,7 +2,6 @@
 //! that carries one under a key.
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use serde::Deserialize;
 
 use super::error::{FieldError, PolicyError};
 use super::spec::PolicySpec;
@@ -64,20 +63,7 @@ pub fn parse_spec(text: &str) -> Result<PolicySpec, FieldError> {
     if !meaningful {
         return Ok(PolicySpec::default());
     }
-    let de = serde_yaml::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(de).map_err(|err| {
-        let path = err.path().to_string();
-        let path = if path == "." { String::new() } else { path };
-        let message = err.into_inner().to_string();
-        // serde_yaml prefixes its own (shorter) path; the full one is already in `path`.
-        let message = match message.split_once(": ") {
-            Some((prefix, rest)) if !prefix.contains(' ') && path.starts_with(prefix) => {
-                rest.to_owned()
-            }
-            _ => message,
-        };
-        FieldError::new(path, message)
-    })
+    crate::yaml::from_str_at_path(text).map_err(|e| FieldError::new(e.path, e.message))
 }
 
 /// Parses and validates a policy document into a layer.
@@ -129,24 +115,24 @@ pub fn layers_from_file_text(
 ) -> Vec<Result<PolicyLayer, PolicyError>> {
     let mut out = Vec::new();
     let mut any = false;
-    for (index, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let value = match serde_yaml::Value::deserialize(doc) {
-            Ok(v) => v,
-            Err(e) => {
-                out.push(Err(PolicyError {
-                    origin: file.to_owned(),
-                    errors: vec![FieldError::new("", e.to_string())],
-                }));
-                return out;
-            }
-        };
+    let values = match crate::yaml::documents::<serde_json::Value>(text) {
+        Ok(values) => values,
+        Err(e) => {
+            out.push(Err(PolicyError {
+                origin: file.to_owned(),
+                errors: vec![FieldError::new("", e.to_string())],
+            }));
+            return out;
+        }
+    };
+    for (index, value) in values.into_iter().enumerate() {
         if value.is_null() {
             continue;
         }
         any = true;
         let is_configmap = value.get("kind").and_then(|k| k.as_str()) == Some("ConfigMap");
         if is_configmap {
-            match serde_yaml::from_value::<ConfigMap>(value) {
+            match serde_json::from_value::<ConfigMap>(value) {
                 Ok(cm) => out.push(layer_from_configmap(&cm, key).map_err(|mut e| {
                     e.origin = format!("{file}: {}", e.origin);
                     e
@@ -177,7 +163,7 @@ mod tests {
         let err = parse_spec("preStop:\n  acton: sleep\n").unwrap_err();
         assert_eq!(err.path, "preStop.acton");
         assert!(err.message.starts_with("unknown field `acton`"), "{err}");
-        assert!(err.message.contains("`action`"), "{err}");
+        assert!(err.message.contains("expected one of action, "), "{err}");
         assert!(err.message.contains("line 2"), "{err}");
     }
 
@@ -186,8 +172,7 @@ mod tests {
         let err = parse_spec("preStop:\n  action: slep\n").unwrap_err();
         assert_eq!(err.path, "preStop.action");
         assert!(
-            err.message
-                .contains("`sleep`, `exec`, `nginx`, `nacos`, `none`"),
+            err.message.contains("sleep, exec, nginx, nacos, none"),
             "{err}"
         );
     }

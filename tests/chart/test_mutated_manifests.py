@@ -33,7 +33,7 @@ def mutate(manifest: Path, policy: str | None) -> list[dict]:
             f.write(policy)
             f.flush()
             args += ["--namespace-policy", f.name]
-        out = subprocess.run(args, capture_output=True, text=True, check=False)
+        out = subprocess.run(args, capture_output=True, text=True, check=False, timeout=60)
     assert out.returncode == 0, out.stderr
     return [d for d in yaml.safe_load_all(out.stdout) if d]
 

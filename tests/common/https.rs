@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use podgrace::certs::{self, Generated};
 use podgrace::metrics::Metrics;
@@ -37,10 +38,15 @@ pub fn client_config(ca_pems: &[&str]) -> rustls::ClientConfig {
         .with_no_client_auth()
 }
 
+/// The longest any single request of a test may take: a server that stops answering fails
+/// the test instead of hanging it.
+pub const REQUEST_LIMIT: Duration = Duration::from_secs(30);
+
 /// An HTTPS client that verifies the server against `ca_pems`.
 pub fn client(ca_pems: &[&str]) -> reqwest::Client {
     reqwest::Client::builder()
         .use_preconfigured_tls(client_config(ca_pems))
+        .timeout(REQUEST_LIMIT)
         .build()
         .unwrap()
 }
@@ -50,6 +56,7 @@ pub fn fresh_connection_client(ca_pems: &[&str]) -> reqwest::Client {
     reqwest::Client::builder()
         .use_preconfigured_tls(client_config(ca_pems))
         .pool_max_idle_per_host(0)
+        .timeout(REQUEST_LIMIT)
         .build()
         .unwrap()
 }
@@ -60,11 +67,16 @@ pub async fn tls_connect(
     ca_pems: &[&str],
 ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(ca_pems)));
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    connector
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+    let connect = async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        connector
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap()
+    };
+    tokio::time::timeout(REQUEST_LIMIT, connect)
         .await
-        .unwrap()
+        .expect("the TLS handshake did not finish")
 }
 
 /// The leaf certificate the server presents to a new connection.
@@ -170,7 +182,9 @@ impl TestServer {
             let _ = tx.send(());
         }
         if let Some(task) = self.task.take() {
-            let _ = task.await;
+            let _ = tokio::time::timeout(REQUEST_LIMIT, task)
+                .await
+                .expect("the test server did not stop");
         }
     }
 }

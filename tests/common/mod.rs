@@ -2,6 +2,7 @@
 //! way the API server's object arrives, and applying patches to that raw JSON.
 #![allow(dead_code)]
 
+pub mod child;
 pub mod https;
 pub mod kube_api;
 pub mod nacos_server;
@@ -33,7 +34,7 @@ pub fn review_object(rel: &str) -> Value {
 
 /// A raw pod from YAML.
 pub fn pod_json(yaml: &str) -> Value {
-    serde_yaml::from_str(yaml).unwrap()
+    podgrace::yaml::from_str(yaml).unwrap()
 }
 
 /// A validated policy layer from YAML.
