@@ -28,11 +28,8 @@ pub(super) fn run(args: &MutateArgs) -> anyhow::Result<ExitCode> {
         .as_deref()
         .map(|p| load_one(p, &args.policy_key))
         .transpose()?;
-    let policy = EffectivePolicy::new(cluster.as_ref(), namespace.as_ref());
-    let problems = policy.check();
-    if let Some(first) = problems.first() {
-        bail!("the policies do not combine into a complete policy: {first}");
-    }
+    let policy = EffectivePolicy::combine(cluster.as_ref(), namespace.as_ref())
+        .map_err(|e| anyhow::anyhow!("the policies do not combine into a complete policy: {e}"))?;
     let ctx = Context {
         kube_version: args.kube_version,
     };

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 
 use super::{PolicyCommand, read_input};
 use crate::policy::parse::layers_from_file_text;
-use crate::policy::{EffectivePolicy, PolicyError, PolicyLayer, defaults};
+use crate::policy::{EffectivePolicy, PolicyLayer, defaults};
 use crate::yaml;
 
 pub(super) fn run(cmd: &PolicyCommand) -> anyhow::Result<ExitCode> {
@@ -33,15 +33,7 @@ pub(super) fn run(cmd: &PolicyCommand) -> anyhow::Result<ExitCode> {
                 for result in layers_from_file_text(&path.display().to_string(), &text, policy_key)
                 {
                     let checked = result.and_then(|layer| {
-                        let errors = EffectivePolicy::new(cluster.as_ref(), Some(&layer)).check();
-                        if errors.is_empty() {
-                            Ok(layer)
-                        } else {
-                            Err(PolicyError {
-                                origin: layer.origin.name.clone(),
-                                errors,
-                            })
-                        }
+                        EffectivePolicy::combine(cluster.as_ref(), Some(&layer)).map(|_| layer)
                     });
                     match checked {
                         Ok(layer) => println!("ok: {}", layer.origin),

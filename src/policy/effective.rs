@@ -172,6 +172,24 @@ impl EffectivePolicy {
         }
     }
 
+    /// The one way every caller (webhook, stores, CLI) combines a cluster default and a
+    /// namespace policy: layered, then checked complete ([`Self::check`]). The error names the
+    /// top layer given (the namespace's, else the cluster's) and every problem found.
+    pub fn combine(
+        cluster: Option<&PolicyLayer>,
+        namespace: Option<&PolicyLayer>,
+    ) -> Result<Self, super::PolicyError> {
+        let policy = Self::new(cluster, namespace);
+        let errors = policy.check();
+        if errors.is_empty() {
+            return Ok(policy);
+        }
+        let origin = namespace
+            .or(cluster)
+            .map_or_else(|| "builtin".to_owned(), |l| l.origin.name.clone());
+        Err(super::PolicyError { origin, errors })
+    }
+
     /// The built-in policy alone.
     pub fn builtin() -> Self {
         Self::new(None, None)

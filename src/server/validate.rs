@@ -14,8 +14,8 @@ use kube::core::admission::{AdmissionResponse, Operation};
 use super::AppState;
 use super::mutate::{bad_request, json};
 use super::review::{self, Decoded};
+use crate::policy::EffectivePolicy;
 use crate::policy::parse::layer_from_configmap;
-use crate::policy::{EffectivePolicy, PolicyError};
 
 const ENDPOINT: &str = "validate";
 
@@ -48,15 +48,7 @@ pub async fn validate(State(state): State<Arc<AppState>>, body: Bytes) -> Respon
     }
     let checked = layer_from_configmap(&cm, &state.policy_configmap.key).and_then(|layer| {
         let cluster = state.store.cluster_layer();
-        let errors = EffectivePolicy::new(cluster.as_deref(), Some(&layer)).check();
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(PolicyError {
-                origin: layer.origin.name,
-                errors,
-            })
-        }
+        EffectivePolicy::combine(cluster.as_deref(), Some(&layer)).map(drop)
     });
     let resp = match checked {
         Ok(()) => {

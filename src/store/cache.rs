@@ -1,13 +1,16 @@
 //! The in-memory policy cache: the last good layer of every namespace, the cluster default, and
 //! the effective policy of each, precomputed. Readers take a lock-free snapshot (`ArcSwap`);
-//! writers (watch events, file reloads) are serialized and publish a new snapshot.
+//! writers (watch events, file reloads) are serialized and publish a new snapshot, one per
+//! change: a relist of every namespace is one swap, so a reader never sees half of it.
 //!
-//! A policy that does not parse, validate or combine with the cluster default never replaces a
-//! good one: the namespace keeps its last good policy (or the cluster default if it never had
-//! one), and the refusal is logged and counted.
+//! Every combination goes through [`EffectivePolicy::combine`]. A policy that does not parse,
+//! validate or combine with the cluster default never replaces a good one: the namespace keeps
+//! its last good policy (or the cluster default if it never had one), and the refusal is logged
+//! and counted. A new cluster default re-checks every namespace on top of it; a namespace it
+//! breaks keeps its last good combination.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -25,10 +28,18 @@ pub enum Applied {
     Refused(String),
 }
 
-#[derive(Default)]
+/// A namespace's last good policy: its layer and the combination in effect.
+#[derive(Clone)]
+struct Entry {
+    layer: Arc<PolicyLayer>,
+    effective: Arc<EffectivePolicy>,
+}
+
+/// What writers hold under the lock; the snapshot is derived from it.
+#[derive(Default, Clone)]
 struct Layers {
     cluster: Option<Arc<PolicyLayer>>,
-    namespaces: BTreeMap<String, Arc<PolicyLayer>>,
+    namespaces: BTreeMap<String, Entry>,
 }
 
 struct Snapshot {
@@ -42,6 +53,8 @@ pub struct PolicyCache {
     snapshot: ArcSwap<Snapshot>,
     layers: Mutex<Layers>,
     synced: AtomicBool,
+    /// Snapshots published so far (each write publishes at most one).
+    generation: AtomicU64,
     metrics: Arc<Metrics>,
 }
 
@@ -56,6 +69,7 @@ impl PolicyCache {
             }),
             layers: Mutex::new(Layers::default()),
             synced: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
             metrics,
         }
     }
@@ -65,67 +79,55 @@ impl PolicyCache {
         self.synced.store(true, Ordering::Release);
     }
 
-    /// Sets the cluster default policy. A refused one keeps the previous default.
+    /// Sets the cluster default policy. A refused one keeps the previous default. Every
+    /// namespace policy is combined again on top of the new default; one that does not combine
+    /// keeps its last good combination (refused, logged and counted).
     pub fn set_cluster(&self, result: Result<PolicyLayer, PolicyError>) -> Applied {
         let mut layers = self.lock();
-        match result {
-            Ok(layer) => {
-                let errors = EffectivePolicy::new(Some(&layer), None).check();
-                if let Some(e) = errors.first() {
-                    return self.refused(
+        let layer = match result {
+            Ok(layer) => layer,
+            Err(e) => return self.refused(&layers, "cluster", &e.origin, e.to_string()),
+        };
+        let default = match EffectivePolicy::combine(Some(&layer), None) {
+            Ok(p) => Arc::new(p),
+            Err(e) => {
+                let origin = layer.origin.to_string();
+                return self.refused(&layers, "cluster", &origin, e.to_string());
+            }
+        };
+        tracing::info!(policy = %layer.origin, "cluster default policy loaded");
+        let cluster = Arc::new(layer);
+        let mut next = layers.clone();
+        next.cluster = Some(cluster.clone());
+        for (namespace, entry) in &mut next.namespaces {
+            match EffectivePolicy::combine(Some(&cluster), Some(&entry.layer)) {
+                Ok(p) => entry.effective = Arc::new(p),
+                Err(e) => {
+                    self.refused(
                         &layers,
-                        "cluster",
-                        &layer.origin.to_string(),
-                        e.to_string(),
+                        namespace,
+                        &entry.layer.origin.to_string(),
+                        format!(
+                            "no longer complete on cluster default {}: {e}",
+                            cluster.origin
+                        ),
                     );
                 }
-                tracing::info!(policy = %layer.origin, "cluster default policy loaded");
-                layers.cluster = Some(Arc::new(layer));
-                self.publish(&layers);
-                Applied::Accepted
             }
-            Err(e) => self.refused(&layers, "cluster", &e.origin, e.to_string()),
         }
+        *layers = next;
+        self.publish(&layers, default);
+        Applied::Accepted
     }
 
     /// Applies a namespace policy (from a ConfigMap event or a file).
     pub fn apply(&self, namespace: &str, result: Result<PolicyLayer, PolicyError>) -> Applied {
         let mut layers = self.lock();
-        let layer = match result {
-            Ok(layer) => layer,
-            Err(e) => return self.refused(&layers, namespace, &e.origin, e.to_string()),
-        };
-        if let Some(e) = EffectivePolicy::new(layers.cluster.as_deref(), Some(&layer))
-            .check()
-            .first()
-        {
-            let origin = layer.origin.to_string();
-            return self.refused(&layers, namespace, &origin, format!("{origin}: {e}"));
+        let applied = self.stage(&mut layers, namespace, result);
+        if applied == Applied::Accepted {
+            self.publish_namespaces(&layers);
         }
-        if layers
-            .namespaces
-            .get(namespace)
-            .is_some_and(|l| **l == layer)
-        {
-            return Applied::Accepted;
-        }
-        tracing::info!(namespace, policy = %layer.origin, "namespace policy loaded");
-        let layer = Arc::new(layer);
-        layers
-            .namespaces
-            .insert(namespace.to_owned(), layer.clone());
-        // Only this namespace changed: reuse every other entry.
-        let old = self.snapshot.load();
-        let mut namespaces = old.namespaces.clone();
-        namespaces.insert(
-            namespace.to_owned(),
-            Arc::new(EffectivePolicy::new(
-                layers.cluster.as_deref(),
-                Some(&layer),
-            )),
-        );
-        self.store(old.default.clone(), layers.cluster.clone(), namespaces);
-        Applied::Accepted
+        applied
     }
 
     /// Forgets a namespace's policy (its ConfigMap or file was deleted): the cluster default
@@ -137,31 +139,23 @@ impl PolicyCache {
                 namespace,
                 "namespace policy removed; the cluster default applies"
             );
-            let old = self.snapshot.load();
-            let mut namespaces = old.namespaces.clone();
-            namespaces.remove(namespace);
-            self.store(old.default.clone(), layers.cluster.clone(), namespaces);
+            self.publish_namespaces(&layers);
         }
     }
 
     /// Replaces the whole set (initial list or relist): namespaces absent from `entries` lose
-    /// their policy; refused entries keep their last good one.
+    /// their policy; refused entries keep their last good one. Published as one snapshot.
     pub fn replace_all(&self, entries: Vec<(String, Result<PolicyLayer, PolicyError>)>) {
-        let present: std::collections::HashSet<String> =
-            entries.iter().map(|(ns, _)| ns.clone()).collect();
-        let stale: Vec<String> = self
-            .lock()
+        let mut layers = self.lock();
+        let present: std::collections::HashSet<&str> =
+            entries.iter().map(|(ns, _)| ns.as_str()).collect();
+        layers
             .namespaces
-            .keys()
-            .filter(|ns| !present.contains(*ns))
-            .cloned()
-            .collect();
-        for ns in stale {
-            self.remove(&ns);
+            .retain(|ns, _| present.contains(ns.as_str()));
+        for (namespace, result) in entries {
+            self.stage(&mut layers, &namespace, result);
         }
-        for (ns, result) in entries {
-            self.apply(&ns, result);
-        }
+        self.publish_namespaces(&layers);
     }
 
     /// Namespaces that currently have a policy.
@@ -169,9 +163,47 @@ impl PolicyCache {
         self.lock().namespaces.keys().cloned().collect()
     }
 
+    /// Checks a namespace policy on top of the cluster default and records it in `layers`
+    /// (not yet published).
+    fn stage(
+        &self,
+        layers: &mut Layers,
+        namespace: &str,
+        result: Result<PolicyLayer, PolicyError>,
+    ) -> Applied {
+        let layer = match result {
+            Ok(layer) => layer,
+            Err(e) => return self.refused(layers, namespace, &e.origin, e.to_string()),
+        };
+        if layers
+            .namespaces
+            .get(namespace)
+            .is_some_and(|e| *e.layer == layer)
+        {
+            return Applied::Accepted;
+        }
+        match EffectivePolicy::combine(layers.cluster.as_deref(), Some(&layer)) {
+            Ok(effective) => {
+                tracing::info!(namespace, policy = %layer.origin, "namespace policy loaded");
+                layers.namespaces.insert(
+                    namespace.to_owned(),
+                    Entry {
+                        layer: Arc::new(layer),
+                        effective: Arc::new(effective),
+                    },
+                );
+                Applied::Accepted
+            }
+            Err(e) => {
+                let origin = layer.origin.to_string();
+                self.refused(layers, namespace, &origin, e.to_string())
+            }
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Layers> {
-        // A panic while holding the lock cannot leave Layers half-written (every write is a
-        // single insert/remove), so a poisoned lock is still consistent.
+        // Writers replace whole entries, so a panic while holding the lock cannot leave Layers
+        // half-written: a poisoned lock is still consistent.
         self.layers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -183,7 +215,7 @@ impl PolicyCache {
             layers
                 .namespaces
                 .get(namespace)
-                .map(|l| l.origin.to_string())
+                .map(|e| e.layer.origin.to_string())
         };
         tracing::error!(
             namespace,
@@ -195,32 +227,25 @@ impl PolicyCache {
         Applied::Refused(error)
     }
 
-    fn publish(&self, layers: &Layers) {
-        let cluster = layers.cluster.as_deref();
-        let namespaces = layers
-            .namespaces
-            .iter()
-            .map(|(ns, l)| (ns.clone(), Arc::new(EffectivePolicy::new(cluster, Some(l)))))
-            .collect();
-        self.store(
-            Arc::new(EffectivePolicy::new(cluster, None)),
-            layers.cluster.clone(),
-            namespaces,
-        );
+    /// Publishes the namespaces with the current default.
+    fn publish_namespaces(&self, layers: &Layers) {
+        let default = self.snapshot.load().default.clone();
+        self.publish(layers, default);
     }
 
-    fn store(
-        &self,
-        default: Arc<EffectivePolicy>,
-        cluster: Option<Arc<PolicyLayer>>,
-        namespaces: HashMap<String, Arc<EffectivePolicy>>,
-    ) {
+    fn publish(&self, layers: &Layers, default: Arc<EffectivePolicy>) {
+        let namespaces: HashMap<String, Arc<EffectivePolicy>> = layers
+            .namespaces
+            .iter()
+            .map(|(ns, e)| (ns.clone(), e.effective.clone()))
+            .collect();
         self.metrics.namespace_policies.set(namespaces.len() as i64);
         self.snapshot.store(Arc::new(Snapshot {
             default,
-            cluster,
+            cluster: layers.cluster.clone(),
             namespaces,
         }));
+        self.generation.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -355,6 +380,61 @@ mod tests {
             "a bad default keeps the last good one"
         );
         assert!(c.cluster_layer().unwrap().origin.version == "2");
+    }
+
+    #[test]
+    fn a_cluster_default_that_breaks_a_namespace_policy_leaves_it_its_last_good_combination() {
+        let metrics = Arc::new(Metrics::new());
+        let c = PolicyCache::new(metrics.clone());
+        c.set_cluster(layer(
+            "cluster",
+            "1",
+            "preStop: {sleepSeconds: 20, nacos: {server: 'http://nacos:8848'}}",
+        ));
+        let nacos = "preStop: {action: nacos}";
+        assert_eq!(
+            c.apply("shop", layer("shop/p", "1", nacos)),
+            Applied::Accepted
+        );
+        c.apply("other", layer("other/p", "1", "bufferSeconds: 1"));
+        // The new default drops the server the shop policy relies on.
+        c.set_cluster(layer("cluster", "2", "preStop: {sleepSeconds: 25}"));
+        let shop = c.policy_for("shop");
+        assert!(
+            shop.description().contains("cluster@1"),
+            "{}",
+            shop.description()
+        );
+        assert!(matches!(
+            shop.resolve(None, "app", "app:1", None)
+                .unwrap()
+                .policy
+                .action,
+            crate::policy::Action::Nacos(_)
+        ));
+        assert_eq!(sleep_of(&c, "other"), 25, "the others take the new default");
+        assert!(
+            metrics
+                .render()
+                .contains("podgrace_policy_errors_total{namespace=\"shop\"} 1")
+        );
+    }
+
+    #[test]
+    fn a_relist_is_published_as_one_snapshot() {
+        let c = cache();
+        let before = c.generation.load(Ordering::Relaxed);
+        let entries = (0..200)
+            .map(|i| {
+                let ns = format!("ns{i}");
+                let l = layer(&format!("{ns}/p"), "1", "preStop: {sleepSeconds: 7}");
+                (ns, l)
+            })
+            .collect();
+        c.replace_all(entries);
+        assert_eq!(c.generation.load(Ordering::Relaxed), before + 1);
+        assert_eq!(sleep_of(&c, "ns199"), 7);
+        assert_eq!(c.namespaces().len(), 200);
     }
 
     #[test]
