@@ -8,13 +8,13 @@
 pub mod certs;
 pub mod cli;
 pub mod engine;
+pub mod helper;
 pub mod key_order;
 pub mod kube_version;
 pub mod manifest;
 pub mod metrics;
 pub mod nacos;
 pub mod policy;
-pub mod prestop;
 pub mod server;
 pub mod store;
 pub mod tls;

@@ -13,7 +13,6 @@
 //! - `enabled=false` through an update is what works for instances registered over gRPC by 2.x
 //!   clients; DELETE does not (nacos#7070), and a live client would re-register anyway.
 
-use crate::policy::NacosAction;
 use crate::policy::spec::NacosApi;
 
 /// Environment variable carrying the Nacos user name (from the Secret).
@@ -36,38 +35,6 @@ pub struct Instance {
     pub port: u16,
     /// Ephemeral flag, as registered.
     pub ephemeral: bool,
-}
-
-/// The `podgrace prestop` flags that deregister `instance` (the engine writes them into the hook;
-/// the CLI parses them: a test keeps both sides in step). Credentials are never flags, only the
-/// names of the variables that hold them.
-pub fn helper_flags(
-    action: &NacosAction,
-    instance: &Instance,
-    ip_env: &str,
-) -> Vec<(&'static str, String)> {
-    let mut flags = vec![
-        ("nacos-server", action.server.clone()),
-        ("nacos-api", action.api.as_str().to_owned()),
-    ];
-    if let Some(ns) = &instance.namespace_id {
-        flags.push(("nacos-namespace", ns.clone()));
-    }
-    flags.extend([
-        ("nacos-group", instance.group.clone()),
-        ("nacos-service", instance.service.clone()),
-        ("nacos-cluster", instance.cluster.clone()),
-        ("nacos-port", instance.port.to_string()),
-        ("nacos-ephemeral", instance.ephemeral.to_string()),
-        ("ip-env", ip_env.to_owned()),
-        ("timeout", action.timeout.to_string()),
-        ("budget", action.deregistration_seconds().to_string()),
-    ]);
-    if action.auth.is_some() {
-        flags.push(("username-env", USERNAME_ENV.to_owned()));
-        flags.push(("password-env", PASSWORD_ENV.to_owned()));
-    }
-    flags
 }
 
 /// Path of the login endpoint.

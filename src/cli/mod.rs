@@ -318,7 +318,7 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Certs(args) => certs::run(&args),
         Command::Prestop(args) => prestop::run(&args),
-        Command::InstallHelper { dir } => crate::prestop::install::install(&dir)
+        Command::InstallHelper { dir } => crate::helper::install::install(&dir)
             .map(|path| {
                 eprintln!("podgrace: helper installed at {}", path.display());
                 ExitCode::SUCCESS

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use super::{NacosApiArg, PrestopArgs, Registry};
+use crate::helper::{self, Sequence, nacos_client::Deregistration, nginx_quit::Quit};
 use crate::nacos::Instance;
 use crate::policy::spec::NacosApi;
-use crate::prestop::{self, Sequence, nacos::Deregistration, nginx::Quit};
 
 pub(super) fn run(args: &PrestopArgs) -> anyhow::Result<ExitCode> {
     let mut ok = true;
@@ -33,7 +33,7 @@ pub(super) fn run(args: &PrestopArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    ok &= runtime.block_on(prestop::run(&seq));
+    ok &= runtime.block_on(helper::run(&seq));
     Ok(if ok {
         ExitCode::SUCCESS
     } else {

@@ -8,12 +8,12 @@
 
 pub mod env;
 pub mod grace;
-pub mod helper;
+pub mod helper_injection;
 pub mod hook_estimate;
-pub mod nacos;
+pub mod hook_plan;
+pub mod nacos_script;
 pub mod patch;
 pub mod presets;
-pub mod prestop;
 pub mod probes;
 pub mod record;
 pub mod shell;
@@ -101,7 +101,7 @@ pub fn mutate(pod: &Pod, policy: &EffectivePolicy, ctx: &Context) -> Result<Muta
         policy,
         ctx,
         overrides: &overrides,
-        helper_pod: helper::pod_state(spec),
+        helper_pod: helper_injection::pod_state(spec),
         helper_used: false,
         // Under `gracePeriod: keep` every drain must fit the pod's grace period: the API server
         // rejects a native sleep longer than it.
@@ -201,7 +201,7 @@ struct Pass<'a> {
     policy: &'a EffectivePolicy,
     ctx: &'a Context,
     overrides: &'a PodOverrides,
-    helper_pod: helper::PodState,
+    helper_pod: helper_injection::PodState,
     helper_used: bool,
     /// The longest drain the pod's grace period allows, under `gracePeriod: keep`.
     drain_cap: Option<u32>,
@@ -343,9 +343,9 @@ impl Pass<'_> {
         rec: &mut ContainerRecord,
     ) -> Result<HookOutcome, EngineError> {
         let idx = slot.index().to_string();
-        let helper_mount = helper::container_state(c);
+        let helper_mount = helper_injection::container_state(c);
         let conflict = match (&self.helper_pod, &helper_mount) {
-            (helper::PodState::Conflict(why), _) | (_, Err(why)) => Some(why.clone()),
+            (helper_injection::PodState::Conflict(why), _) | (_, Err(why)) => Some(why.clone()),
             _ => None,
         };
         if let (HelperMode::Inject, Some(why), true) = (p.helper, &conflict, drains) {
@@ -354,7 +354,7 @@ impl Pass<'_> {
                 &format!("helper not injected ({why}); using a shell hook"),
             ));
         }
-        let plan = prestop::plan(self.pod, c, p, self.ctx.kube_version, conflict.is_none());
+        let plan = hook_plan::plan(self.pod, c, p, self.ctx.kube_version, conflict.is_none());
         for w in &plan.warnings {
             self.m.warnings.push(warnings::container(&c.name, w));
         }
@@ -413,7 +413,7 @@ impl Pass<'_> {
             if h.needs_helper {
                 self.helper_used = true;
                 if helper_mount == Ok(false) {
-                    let mount = to_json("helper mount", &helper::mount())?;
+                    let mount = to_json("helper mount", &helper_injection::mount())?;
                     self.b.extend_list(
                         ["spec", slot.list(), idx.as_str(), "volumeMounts"],
                         c.volume_mounts.is_some(),
@@ -525,8 +525,8 @@ impl Pass<'_> {
         }
         let image = c.image.as_deref().unwrap_or_default();
         // The official images stop with SIGQUIT (graceful) on their own.
-        let graceful_stop = final_hook.is_some_and(prestop::quits_nginx)
-            || prestop::nginx_stop(NginxStop::Auto, image) == NginxStop::Signal;
+        let graceful_stop = final_hook.is_some_and(hook_plan::quits_nginx)
+            || hook_plan::nginx_stop(NginxStop::Auto, image) == NginxStop::Signal;
         if is_nginx_image(image) && !graceful_stop {
             push(
                 "nginx without `nginx -s quit` in preStop: SIGTERM makes nginx drop requests"
@@ -537,20 +537,20 @@ impl Pass<'_> {
 
     /// The helper's init container and volume, once per pod, when a hook runs the helper.
     fn add_helper(&mut self) -> Result<(), EngineError> {
-        if !self.helper_used || self.helper_pod != helper::PodState::Absent {
+        if !self.helper_used || self.helper_pod != helper_injection::PodState::Absent {
             return Ok(());
         }
         let (image, pull_policy) = self.policy.helper_image();
         let init = to_json(
             "helper init container",
-            &helper::init_container(image, pull_policy),
+            &helper_injection::init_container(image, pull_policy),
         )?;
         self.b.extend_list(
             ["spec", "initContainers"],
             self.spec.init_containers.is_some(),
             vec![init],
         );
-        let volume = to_json("helper volume", &helper::volume())?;
+        let volume = to_json("helper volume", &helper_injection::volume())?;
         self.b.extend_list(
             ["spec", "volumes"],
             self.spec.volumes.is_some(),

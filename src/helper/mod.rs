@@ -8,8 +8,8 @@
 //! FailedPreStopHook event, after the drain).
 
 pub mod install;
-pub mod nacos;
-pub mod nginx;
+pub mod nacos_client;
+pub mod nginx_quit;
 
 use std::time::Duration;
 
@@ -17,11 +17,11 @@ use std::time::Duration;
 #[derive(Clone, Debug, Default)]
 pub struct Sequence {
     /// Deregistration, if any.
-    pub nacos: Option<nacos::Deregistration>,
+    pub nacos: Option<nacos_client::Deregistration>,
     /// Drain sleep.
     pub sleep: Duration,
     /// Send nginx a graceful quit and wait at most this long for it to exit.
-    pub nginx: Option<nginx::Quit>,
+    pub nginx: Option<nginx_quit::Quit>,
 }
 
 /// Runs the sequence; returns whether every step succeeded. Progress goes to stderr.

@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use crate::nacos::Instance;
-use crate::nacos::helper_flags;
+use crate::nacos::{PASSWORD_ENV, USERNAME_ENV};
 use crate::policy::NacosAction;
 use crate::policy::spec::PullPolicy;
 
@@ -178,10 +178,42 @@ pub fn nacos_argv(
         "--deregister".to_owned(),
         "nacos".to_owned(),
     ];
-    for (flag, value) in helper_flags(action, instance, ip_env) {
+    for (flag, value) in nacos_flags(action, instance, ip_env) {
         argv.push(format!("--{flag}"));
         argv.push(value);
     }
     argv.extend(["--sleep".to_owned(), sleep.to_string()]);
     argv
+}
+
+/// The `podgrace prestop` flags that deregister `instance` (the engine writes them into the hook;
+/// the CLI parses them: a test keeps both sides in step). Credentials are never flags, only the
+/// names of the variables that hold them.
+fn nacos_flags(
+    action: &NacosAction,
+    instance: &Instance,
+    ip_env: &str,
+) -> Vec<(&'static str, String)> {
+    let mut flags = vec![
+        ("nacos-server", action.server.clone()),
+        ("nacos-api", action.api.as_str().to_owned()),
+    ];
+    if let Some(ns) = &instance.namespace_id {
+        flags.push(("nacos-namespace", ns.clone()));
+    }
+    flags.extend([
+        ("nacos-group", instance.group.clone()),
+        ("nacos-service", instance.service.clone()),
+        ("nacos-cluster", instance.cluster.clone()),
+        ("nacos-port", instance.port.to_string()),
+        ("nacos-ephemeral", instance.ephemeral.to_string()),
+        ("ip-env", ip_env.to_owned()),
+        ("timeout", action.timeout.to_string()),
+        ("budget", action.deregistration_seconds().to_string()),
+    ]);
+    if action.auth.is_some() {
+        flags.push(("username-env", USERNAME_ENV.to_owned()));
+        flags.push(("password-env", PASSWORD_ENV.to_owned()));
+    }
+    flags
 }

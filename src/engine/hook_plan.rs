@@ -5,8 +5,8 @@ use k8s_openapi::api::core::v1::{
 };
 
 use super::env;
-use super::helper;
-use super::nacos as nacos_hook;
+use super::helper_injection as helper;
+use super::nacos_script as nacos_hook;
 use super::shell;
 use crate::kube_version::KubeVersion;
 use crate::nacos::Instance;
