@@ -10,6 +10,7 @@ pub mod cli;
 pub mod engine;
 pub mod helper;
 pub mod key_order;
+pub mod kube_names;
 pub mod kube_version;
 pub mod manifest;
 pub mod metrics;

@@ -6,6 +6,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::error::{FieldError, join_path};
 use super::spec::*;
+use crate::kube_names::{is_dns_subdomain, is_env_name, is_label_key, is_port_name, is_secret_key};
 
 /// Downward-API field paths the kubelet accepts in `env[].valueFrom.fieldRef`.
 const FIELD_PATHS: [&str; 9] = [
@@ -287,13 +288,6 @@ pub fn check_server_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `[A-Za-z_][A-Za-z0-9_]*`: portable environment variable names (any shell can expand them).
-pub fn is_env_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 fn is_field_path(s: &str) -> bool {
     if FIELD_PATHS.contains(&s) {
         return true;
@@ -305,54 +299,6 @@ fn is_field_path(s: &str) -> bool {
                 .and_then(|rest| rest.strip_suffix("']"))
                 .is_some_and(is_label_key)
         })
-}
-
-fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
-/// A lowercase RFC 1123 subdomain (Secret and ConfigMap names).
-pub fn is_dns_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
-}
-
-fn is_secret_key(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
-}
-
-/// A label key: an optional DNS-subdomain prefix and a name of at most 63 characters.
-fn is_label_key(s: &str) -> bool {
-    let (prefix, name) = match s.rsplit_once('/') {
-        Some((p, n)) => (Some(p), n),
-        None => (None, s),
-    };
-    let name_ok = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
-    name_ok && prefix.is_none_or(is_dns_subdomain)
-}
-
-fn is_port_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 15
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && s.chars().any(|c| c.is_ascii_lowercase())
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-        && !s.contains("--")
 }
 
 #[cfg(test)]

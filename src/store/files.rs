@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::cache::PolicyCache;
+use crate::kube_names::is_dns_subdomain;
 use crate::policy::parse::{content_hash, layers_from_file_text};
-use crate::policy::validate::is_dns_subdomain;
 use crate::policy::{FieldError, Origin, PolicyError, PolicyLayer};
 use crate::watch::{DirWatch, watch_dir};
 
