@@ -332,3 +332,26 @@ fn mutate_writes_keys_as_written_and_quotes_what_yaml_1_1_would_misread() {
         "{yaml}"
     );
 }
+
+#[test]
+fn output_is_the_same_in_separate_processes() {
+    // Each process seeds its hash maps differently: an answer that depended on iteration order
+    // would differ between runs (and between the webhook's replicas).
+    let f = fixture("manifests/multi-container.yaml");
+    let cluster = fixture("policies/cluster.yaml");
+    let run = || {
+        let out = podgrace(&[
+            "mutate",
+            "-f",
+            f.to_str().unwrap(),
+            "--cluster-policy",
+            cluster.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        (out.stdout, out.stderr)
+    };
+    let first = run();
+    for _ in 0..4 {
+        assert_eq!(run(), first);
+    }
+}

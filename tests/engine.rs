@@ -601,19 +601,6 @@ fn reinvocation_after_another_webhook_added_a_container_keeps_the_record() {
     );
 }
 
-#[test]
-fn output_is_deterministic() {
-    let raw = pod_json(&read_fixture("manifests/multi-container.yaml"));
-    let eff = EffectivePolicy::new(Some(&layer(&read_fixture("policies/cluster.yaml"))), None);
-    let a = mutate_raw(&raw, &eff, &Context::default());
-    let b = mutate_raw(&raw, &eff, &Context::default());
-    assert_eq!(
-        serde_json::to_string(&a.patch).unwrap(),
-        serde_json::to_string(&b.patch).unwrap()
-    );
-    assert_eq!(a.warnings, b.warnings);
-}
-
 const HELPER: &str = "preStop:\n  action: nacos\n  helper: inject\n  nacos: {server: 'http://nacos:8848', auth: {secretName: nacos-auth}}\nhelperImage: {image: 'registry.example/podgrace:1.2.3', pullPolicy: Always}\n";
 
 #[test]

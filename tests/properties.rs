@@ -348,8 +348,5 @@ proptest! {
         prop_assert_eq!(&from_wire.warnings, &m.warnings);
         prop_assert_eq!(&from_wire.record, &m.record);
 
-        // Deterministic.
-        let twice = engine::mutate(&typed, &eff, &ctx).unwrap();
-        prop_assert_eq!(serde_json::to_string(&twice.patch).unwrap(), serde_json::to_string(&m.patch).unwrap());
     }
 }
