@@ -63,6 +63,9 @@ pub struct SidecarTime {
     pub container: String,
     /// Hook + shutdown, in seconds.
     pub seconds: u32,
+    /// It has a hook (its own, or a drain podgrace gives it): the grace period must cover it
+    /// even when no main container has a budget.
+    pub hooked: bool,
 }
 
 /// The outcome for the pod.
@@ -84,10 +87,22 @@ impl Decision {
         self.raised_to.unwrap_or(self.current)
     }
 
-    /// Seconds the pod needs to stop: the largest budget plus the sidecars, if any budget.
+    /// Seconds the pod needs to stop: the largest budget plus the sidecars, when a main
+    /// container has a budget or a sidecar has a hook.
     pub fn needed(&self) -> Option<i64> {
-        let largest = self.largest.as_ref()?;
-        Some(largest.total() + self.sidecar_seconds())
+        let hooked_sidecar = self.sidecars.iter().any(|s| s.hooked);
+        if self.largest.is_none() && !hooked_sidecar {
+            return None;
+        }
+        Some(self.largest.as_ref().map_or(0, Budget::total) + self.sidecar_seconds())
+    }
+
+    /// The container named in warnings: the largest budget's, else the first sidecar's.
+    pub fn lead(&self) -> Option<&str> {
+        self.largest
+            .as_ref()
+            .map(|b| b.container.as_str())
+            .or_else(|| self.sidecars.first().map(|s| s.container.as_str()))
     }
 
     fn sidecar_seconds(&self) -> i64 {
@@ -96,27 +111,36 @@ impl Decision {
 
     /// The arithmetic: `preStop 35s + shutdown 30s + buffer 5s (app) + sidecars 5s (log)`.
     pub fn arithmetic(&self) -> Option<String> {
-        let b = self.largest.as_ref()?;
-        let mut text = format!("{} ({})", b.arithmetic(), b.container);
-        if !self.sidecars.is_empty() {
-            let names: Vec<&str> = self.sidecars.iter().map(|s| s.container.as_str()).collect();
-            text.push_str(&format!(
-                " + sidecars {}s ({})",
-                self.sidecar_seconds(),
-                names.join(", ")
-            ));
-        }
-        Some(text)
+        self.needed()?;
+        let names: Vec<&str> = self.sidecars.iter().map(|s| s.container.as_str()).collect();
+        let sidecars = format!(
+            "sidecars {}s ({})",
+            self.sidecar_seconds(),
+            names.join(", ")
+        );
+        Some(
+            self.join(
+                self.largest
+                    .as_ref()
+                    .map(|b| format!("{} ({})", b.arithmetic(), b.container)),
+                sidecars,
+            ),
+        )
     }
 
     /// The arithmetic without names, for a warning that must fit in a line.
     pub fn short_arithmetic(&self) -> Option<String> {
-        let b = self.largest.as_ref()?;
-        let mut text = b.arithmetic();
-        if !self.sidecars.is_empty() {
-            text.push_str(&format!(" + sidecars {}s", self.sidecar_seconds()));
+        self.needed()?;
+        let sidecars = format!("sidecars {}s", self.sidecar_seconds());
+        Some(self.join(self.largest.as_ref().map(Budget::arithmetic), sidecars))
+    }
+
+    fn join(&self, main: Option<String>, sidecars: String) -> String {
+        match (main, self.sidecars.is_empty()) {
+            (Some(main), true) => main,
+            (Some(main), false) => format!("{main} + {sidecars}"),
+            (None, _) => sidecars,
         }
-        Some(text)
     }
 
     /// `30 → 70: preStop 35s + shutdown 30s + buffer 5s (app)` when raised, `60 ≥ 45: ...` when
@@ -250,10 +274,12 @@ mod tests {
             SidecarTime {
                 container: "istio-proxy".into(),
                 seconds: 30,
+                hooked: false,
             },
             SidecarTime {
                 container: "log".into(),
                 seconds: 5,
+                hooked: false,
             },
         ];
         let d = decide(
@@ -274,8 +300,21 @@ mod tests {
         let sidecar = vec![SidecarTime {
             container: "log".into(),
             seconds: 5,
+            hooked: false,
         }];
         let d = decide(Some(30), &[], sidecar, GraceMode::Raise);
         assert_eq!((d.raised_to, d.summary()), (None, None));
+    }
+
+    #[test]
+    fn a_hooked_sidecar_is_covered_even_when_no_main_container_drains() {
+        let sidecar = vec![SidecarTime {
+            container: "proxy".into(),
+            seconds: 31,
+            hooked: true,
+        }];
+        let d = decide(Some(30), &[], sidecar, GraceMode::Raise);
+        assert_eq!(d.raised_to, Some(31));
+        assert_eq!(d.summary().unwrap(), "30 → 31: sidecars 31s (proxy)");
     }
 }

@@ -139,23 +139,23 @@ pub fn mutate(pod: &Pod, policy: &EffectivePolicy, ctx: &Context) -> Result<Muta
         policy.grace_mode(),
     );
     m.record.grace = decision.summary();
-    if let (Some(new), Some(largest), Some(arithmetic)) = (
+    if let (Some(new), Some(lead), Some(arithmetic)) = (
         decision.raised_to,
-        &decision.largest,
+        decision.lead(),
         decision.short_arithmetic(),
     ) {
         b.set(["spec", "terminationGracePeriodSeconds"], json!(new));
         m.record.injections.push(Injection::Grace);
-        m.warnings.push(warnings::naming(&largest.container, |n| {
+        m.warnings.push(warnings::naming(lead, |n| {
             format!(
                 "podgrace: grace period {} → {new}: {arithmetic} ({n})",
                 decision.current
             )
         }));
-    } else if let (Some(needed), Some(largest)) = (decision.needed(), &decision.largest)
+    } else if let (Some(needed), Some(lead)) = (decision.needed(), decision.lead())
         && needed > decision.current
     {
-        m.warnings.push(warnings::naming(&largest.container, |n| {
+        m.warnings.push(warnings::naming(lead, |n| {
             format!(
                 "podgrace: terminationGracePeriodSeconds {} < {needed} needed by {n} (gracePeriod: keep)",
                 decision.current
@@ -273,10 +273,12 @@ impl Pass<'_> {
     /// A native sidecar: mutated like a container when the policy says so; its hook and
     /// shutdown count after the main containers either way.
     fn sidecar(&mut self, index: usize, c: &Container) -> Result<SidecarTime, EngineError> {
-        let seconds =
+        let (seconds, hooked) =
             if self.policy.sidecars() == SidecarMode::Inject && self.policy.selects(&c.name) {
-                self.container(Slot::Sidecar(index), c)?
-                    .map_or(0, |b| b.pre_stop.saturating_add(b.shutdown))
+                match self.container(Slot::Sidecar(index), c)? {
+                    Some(b) => (b.pre_stop.saturating_add(b.shutdown), b.pre_stop > 0),
+                    None => (0, false),
+                }
             } else {
                 let image = c.image.as_deref().unwrap_or_default();
                 let resolved = self
@@ -290,14 +292,15 @@ impl Pass<'_> {
                     .as_ref()
                     .map_or(defaults::UNKNOWN_HOOK.get(), |r| r.policy.unknown_hook);
                 let hook = c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref());
-                let hook = hook.map_or(0, |h| {
+                let seconds = hook.map_or(0, |h| {
                     hook_estimate::estimate(h, allowance, self.overrides.prestop_seconds).seconds
                 });
-                hook.saturating_add(shutdown)
+                (seconds.saturating_add(shutdown), hook.is_some())
             };
         Ok(SidecarTime {
             container: c.name.clone(),
             seconds,
+            hooked,
         })
     }
 
