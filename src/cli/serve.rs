@@ -121,6 +121,9 @@ async fn serve(args: ServeArgs, metrics: Arc<Metrics>) -> anyhow::Result<()> {
             move |v| state.set_kube_version(Some(v)),
         ));
     }
+    // Handlers first: a SIGTERM that arrives once the port is open must start the drain, never
+    // be lost (inherited as ignored) or kill the process outright (the default action).
+    let stop = stop_signal()?;
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -138,14 +141,7 @@ async fn serve(args: ServeArgs, metrics: Arc<Metrics>) -> anyhow::Result<()> {
         drain: Duration::from_secs(args.drain_seconds),
         shutdown_timeout: Duration::from_secs(args.shutdown_timeout_seconds),
     };
-    server::listener::serve(
-        listener,
-        tls::server_config(cert)?,
-        state,
-        opts,
-        stop_signal(),
-    )
-    .await;
+    server::listener::serve(listener, tls::server_config(cert)?, state, opts, stop).await;
     drop(watches);
     for t in tasks {
         t.abort();
@@ -182,22 +178,16 @@ fn write_ca(path: &PathBuf, pem: &str) -> anyhow::Result<()> {
     std::fs::write(path, pem).with_context(|| format!("writing {}", path.display()))
 }
 
-/// Resolves on SIGTERM (the kubelet) or SIGINT (a terminal).
-async fn stop_signal() {
+/// Installs the SIGTERM (the kubelet) and SIGINT (a terminal) handlers now; the future resolves
+/// on the first of them.
+fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM received"),
-                _ = int.recv() => tracing::info!("SIGINT received"),
-            }
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
         }
-        _ => {
-            tracing::error!("cannot install signal handlers; stop with SIGKILL");
-            std::future::pending::<()>().await
-        }
-    }
+    })
 }
