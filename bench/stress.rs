@@ -1,21 +1,24 @@
 //! The server under stress (issue 15), measured against the release binary on loopback: SIGTERM
 //! under load (requests answered, refused before they were sent, lost), parallel large bodies
 //! (peak and settled RSS, small reviews' latency meanwhile), connection floods (a prober's
-//! success and latency), an oversized declared `Content-Length`, and a quick throughput check.
-//! Every scenario starts its own `podgrace serve --standalone` on a free loopback port and is
-//! bounded in time and in request count.
+//! success and latency), an oversized declared `Content-Length`, all of it at once, and a quick
+//! throughput check (server CPU per request). Every scenario starts its own `podgrace serve
+//! --standalone` on a free loopback port and lasts a bounded time; figures and how to read them:
+//! docs/PERFORMANCE.md.
 //!
 //! ```sh
 //! CARGO_PROFILE_RELEASE_LTO=thin CARGO_PROFILE_RELEASE_CODEGEN_UNITS=4 \
 //!   cargo build --release --bin podgrace --example stress
 //! target/release/examples/stress drain --runs 5
-//! target/release/examples/stress bodies --concurrency 20,64,200
+//! target/release/examples/stress bodies --concurrency 20,64,200   # --shape env|containers
+//! target/release/examples/stress mix
 //! target/release/examples/stress floods
 //! target/release/examples/stress oversize
 //! target/release/examples/stress throughput --rounds 3     # PODGRACE_BIN=a,b alternates two
 //! ```
 //!
-//! `PODGRACE_BIN` names the binary (default `target/release/podgrace`).
+//! `PODGRACE_BIN` names the binary (default `target/release/podgrace`); `--server-arg=--flag=value`
+//! passes options to it.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
