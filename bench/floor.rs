@@ -1,26 +1,29 @@
-//! The load benchmark's floor: the same axum + rustls + hyper stack, connection handling and
-//! request limits as podgrace, parsing the body into kube's `AdmissionReview<DynamicObject>` (the idiom of the
+//! The load benchmark's floor: the same axum + rustls + hyper stack, connection handling,
+//! request limits and body budget as podgrace, parsing the body into kube's `AdmissionReview<DynamicObject>` (the idiom of the
 //! kube-rs example) and answering a constant "allowed". Whatever podgrace costs above this is
 //! its own work.
 //!
 //! `cargo run --release --example floor -- ADDR CA_OUT`
 
+use std::sync::Arc;
+
 use axum::Router;
-use axum::body::Bytes;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
+use podgrace::server::body_budget::{BodyBudget, Budgeted};
 use podgrace::server::{ServerOptions, listener};
 use podgrace::tls::{self, Pair, ReloadingCert};
 
-// The same allocator as the podgrace binary, so that the comparison is of the work done.
+// The same allocator as the podgrace binary, with the same purge setting (src/main.rs), so that
+// the comparison is of the work done.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-async fn allow(body: Bytes) -> Response {
-    let Ok(review) = serde_json::from_slice::<AdmissionReview<DynamicObject>>(&body) else {
+async fn allow(body: Budgeted) -> Response {
+    let Ok(review) = serde_json::from_slice::<AdmissionReview<DynamicObject>>(&body.bytes) else {
         return StatusCode::BAD_REQUEST.into_response();
     };
     let Ok(req): Result<AdmissionRequest<DynamicObject>, _> = review.try_into() else {
@@ -34,8 +37,13 @@ async fn allow(body: Bytes) -> Response {
         .into_response()
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // SAFETY: as in src/main.rs (`mi_option_purge_delay` is 15), before any other thread exists.
+    unsafe { libmimalloc_sys::mi_option_set(15, 0) };
+    tokio::runtime::Runtime::new()?.block_on(serve())
+}
+
+async fn serve() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:9443".into());
     let ca_out = args.next().unwrap_or_else(|| "floor-ca.pem".into());
@@ -44,7 +52,15 @@ async fn main() -> anyhow::Result<()> {
     let pair = Pair::from_pem(pki.cert_pem.as_bytes(), pki.key_pem.as_bytes(), "floor")?;
     let config = tls::server_config(ReloadingCert::new(pair))?;
     let opts = ServerOptions::default();
-    let app = podgrace::server::with_limits(Router::new().route("/mutate", post(allow)), &opts);
+    let budget = Arc::new(BodyBudget::new(
+        opts.max_body_bytes,
+        opts.body_budget_bytes,
+        None,
+    ));
+    let routes = Router::new()
+        .route("/mutate", post(allow))
+        .with_state(budget);
+    let app = podgrace::server::with_limits(routes, &opts);
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     eprintln!("floor: listening on https://{addr}, CA in {ca_out}");
     let stop = async {

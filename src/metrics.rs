@@ -52,6 +52,13 @@ pub struct NamespaceLabel {
     pub namespace: String,
 }
 
+/// One label: why a request was refused before its body was read.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// `body_too_large`, `body_too_complex`, `body_budget`, `body_unreadable`.
+    pub reason: &'static str,
+}
+
 /// One label: success or failure.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
@@ -67,6 +74,8 @@ pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     /// Admission handling latency (body read to response), by endpoint.
     pub latency: Family<EndpointLabel, Histogram>,
+    /// Requests answered without reading their body, by reason.
+    pub requests_refused: Family<ReasonLabel, Counter>,
     /// Changes made, by kind.
     pub injections: Family<KindLabel, Counter>,
     /// Policies refused (parse or validation errors), by namespace.
@@ -159,6 +168,20 @@ impl Metrics {
             "Time to answer an admission request (body read to response)",
             latency.clone(),
         );
+        let requests_refused = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "requests_refused",
+            "Requests refused for their body (413 too large or too complex, 429 over the memory budget, 400 unreadable)",
+            requests_refused.clone(),
+        );
+        for reason in [
+            "body_too_large",
+            "body_too_complex",
+            "body_budget",
+            "body_unreadable",
+        ] {
+            let _ = requests_refused.get_or_create(&ReasonLabel { reason });
+        }
         let injections = Family::<KindLabel, Counter>::default();
         registry.register(
             "injections",
@@ -201,6 +224,7 @@ impl Metrics {
             hot,
             requests,
             latency,
+            requests_refused,
             injections,
             policy_errors,
             namespace_policies,
@@ -242,6 +266,13 @@ impl Metrics {
                 })
                 .inc(),
         };
+    }
+
+    /// Counts a request refused before its body was read.
+    pub fn request_refused(&self, reason: &'static str) {
+        self.requests_refused
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
     }
 
     /// Counts a refused policy.

@@ -110,16 +110,27 @@ pub struct ServeArgs {
     /// Kubernetes version of the cluster, overriding discovery (e.g. 1.29).
     #[arg(long, env = "PODGRACE_KUBE_VERSION", value_name = "VERSION")]
     pub kube_version: Option<KubeVersion>,
-    /// Largest accepted request body, in bytes.
+    /// Largest accepted request body, in bytes (a larger declared length is answered 413 before
+    /// the body is read).
     #[arg(long, env = "PODGRACE_MAX_BODY_BYTES", default_value_t = 6 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Memory that large reviews (bodies over 64 KiB, or of many JSON objects) may take at once:
+    /// half for their bodies, half for decoding them (estimated). More wait up to a second, then
+    /// get 429; one estimated above the decoding half gets 413.
+    #[arg(long, env = "PODGRACE_BODY_BUDGET_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub body_budget_bytes: usize,
     /// Time allowed for a whole request, in seconds.
     #[arg(long, env = "PODGRACE_REQUEST_TIMEOUT_SECONDS", default_value_t = 10)]
     pub request_timeout_seconds: u64,
-    /// Time allowed for the TLS handshake and for request headers, in seconds.
+    /// Time allowed for the TLS handshake, and for request headers from their first byte, in
+    /// seconds.
     #[arg(long, env = "PODGRACE_HEADER_TIMEOUT_SECONDS", default_value_t = 5)]
     pub header_timeout_seconds: u64,
-    /// Open connections at most.
+    /// A kept-alive connection with no request for this many seconds is closed.
+    #[arg(long, env = "PODGRACE_IDLE_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub idle_timeout_seconds: u64,
+    /// Open connections at most; when all are taken, the one idle for longest is closed for a
+    /// new client.
     #[arg(long, env = "PODGRACE_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
     /// After SIGTERM, seconds to keep accepting while endpoints drop this replica.

@@ -20,11 +20,23 @@ use crate::tls::{self, Pair, ReloadingCert};
 
 pub(super) fn run(args: ServeArgs, metrics: Arc<Metrics>) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(worker_threads())
+        // Large reviews' memory goes back to the OS once the workers are idle again.
+        .on_thread_park(crate::server::memory::collect_if_due)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(serve(args, metrics))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Async workers at most: each decodes one ordinary review at a time, so their number bounds
+/// that memory too (docs/ARCHITECTURE.md); four answer far more reviews than an API server sends
+/// (two serve 31,000 a second).
+const MAX_WORKERS: usize = 4;
+
+fn worker_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_WORKERS))
 }
 
 async fn serve(args: ServeArgs, metrics: Arc<Metrics>) -> anyhow::Result<()> {
@@ -104,6 +116,17 @@ async fn serve(args: ServeArgs, metrics: Arc<Metrics>) -> anyhow::Result<()> {
     }
     let store: Arc<dyn PolicyStore> = cache.clone();
 
+    let opts = ServerOptions {
+        max_body_bytes: args.max_body_bytes,
+        body_budget_bytes: args.body_budget_bytes,
+        request_timeout: Duration::from_secs(args.request_timeout_seconds),
+        header_timeout: Duration::from_secs(args.header_timeout_seconds),
+        handshake_timeout: Duration::from_secs(args.header_timeout_seconds),
+        idle_timeout: Duration::from_secs(args.idle_timeout_seconds),
+        max_connections: args.max_connections,
+        drain: Duration::from_secs(args.drain_seconds),
+        shutdown_timeout: Duration::from_secs(args.shutdown_timeout_seconds),
+    };
     let state = AppState::new(
         store,
         metrics,
@@ -112,6 +135,7 @@ async fn serve(args: ServeArgs, metrics: Arc<Metrics>) -> anyhow::Result<()> {
             name: args.policy_name.clone(),
             key: args.policy_key.clone(),
         },
+        &opts,
     );
     if let (Some(client), None) = (&client, args.kube_version) {
         let state = state.clone();
@@ -132,15 +156,6 @@ async fn serve(args: ServeArgs, metrics: Arc<Metrics>) -> anyhow::Result<()> {
     if args.standalone {
         eprintln!("podgrace: listening on https://{addr}");
     }
-    let opts = ServerOptions {
-        max_body_bytes: args.max_body_bytes,
-        request_timeout: Duration::from_secs(args.request_timeout_seconds),
-        header_timeout: Duration::from_secs(args.header_timeout_seconds),
-        handshake_timeout: Duration::from_secs(args.header_timeout_seconds),
-        max_connections: args.max_connections,
-        drain: Duration::from_secs(args.drain_seconds),
-        shutdown_timeout: Duration::from_secs(args.shutdown_timeout_seconds),
-    };
     server::listener::serve(listener, tls::server_config(cert)?, state, opts, stop).await;
     drop(watches);
     for t in tasks {

@@ -1,23 +1,37 @@
-//! Connections: TCP accept with a bound on open connections, `TCP_NODELAY` (small admission
-//! responses must not wait for delayed ACKs: Nagle's algorithm is what gives the kube-rs example
-//! its 16 ms p99), the TLS handshake with a deadline, HTTP/1.1 with a header read deadline, and
-//! the shutdown the webhook preaches: on the stop signal readiness fails at once, connections are
-//! still accepted for the drain period (endpoints take a moment to drop this replica), then the
-//! listener closes and in-flight requests finish, within the shutdown timeout.
+//! Connections: TCP accept within the connection slots of [`Connections`], `TCP_NODELAY` (small
+//! admission responses must not wait for delayed ACKs: Nagle's algorithm is what gives the
+//! kube-rs example its 16 ms p99), the TLS handshake with a deadline, HTTP/1.1 through hyper, and
+//! the shutdown the webhook preaches.
+//!
+//! On the stop signal readiness fails at once, and every answer from then on carries
+//! `Connection: close`, so that clients (the API server's connection pool among them) reconnect,
+//! to another replica once the endpoints have dropped this one; kept-alive connections that stay
+//! quiet are closed at the drain's start ([`super::connections::DRAIN_QUIET`]). Connections are still
+//! accepted for the drain period. Then the connections that completed their TCP handshake but
+//! were not accepted yet are accepted too (closing the listener would reset them), the listener
+//! closes (later clients are refused before they send anything), and every open connection gets
+//! its answer, within the shutdown timeout. No connection is closed between reading a request and
+//! answering it.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+use super::activity::{self, Close, State, Tracked};
+use super::connections::{Connections, Slot, Timeouts};
 use super::{AppState, ServerOptions, router};
+
+/// hyper's read buffer per connection at most (its default, 400 KiB, stays allocated with a
+/// kept-alive connection once a large body has made it grow).
+const READ_BUFFER_BYTES: usize = 64 * 1024;
+/// How long a closed connection keeps reading what its client still sends (RFC 9112 §9.6).
+const LINGER: Duration = Duration::from_secs(2);
 
 /// Serves the webhook until `stop` resolves, then fails readiness, drains and returns once
 /// connections are done (or the shutdown timeout passed).
@@ -45,26 +59,36 @@ pub async fn serve_app(
     opts: ServerOptions,
     stop: impl Future<Output = ()>,
 ) {
-    let graceful = GracefulShutdown::new();
+    let connections = Connections::new(
+        opts.max_connections,
+        Timeouts {
+            idle: opts.idle_timeout,
+            header: opts.header_timeout,
+        },
+    );
+    let reaper = tokio::spawn(connections.clone().reap());
+    let server = Server {
+        acceptor: TlsAcceptor::from(tls),
+        app,
+        connections: connections.clone(),
+        opts: opts.clone(),
+    };
     let cancel = CancellationToken::new();
     {
-        let accept = accept_loop(
-            listener,
-            TlsAcceptor::from(tls),
-            app,
-            &graceful,
-            &opts,
-            cancel.clone(),
-        );
+        let accept = server.accept_loop(&listener, &cancel);
         tokio::pin!(accept);
         tokio::select! {
-            () = &mut accept => return,
+            () = &mut accept => {
+                reaper.abort();
+                return;
+            }
             () = stop => {}
         }
         tracing::info!(
             drain_seconds = opts.drain.as_secs_f64(),
-            "stopping: readiness fails, still accepting during the drain"
+            "stopping: readiness fails, answers close their connections, still accepting during the drain"
         );
+        connections.start_draining();
         tokio::select! {
             () = &mut accept => {}
             () = tokio::time::sleep(opts.drain) => {}
@@ -72,49 +96,84 @@ pub async fn serve_app(
         cancel.cancel();
         accept.await;
     }
-    tracing::info!("listener closed; waiting for in-flight requests");
-    match tokio::time::timeout(opts.shutdown_timeout, graceful.shutdown()).await {
+    let waited = tokio::time::timeout(opts.shutdown_timeout, async {
+        server.accept_backlog(listener).await;
+        tracing::info!(
+            open = connections.open(),
+            "listener closed; answering what the open connections sent"
+        );
+        connections.all_closed().await;
+    });
+    match waited.await {
         Ok(()) => tracing::info!("all connections finished"),
-        Err(_) => tracing::warn!("shutdown timeout reached with connections still open"),
+        Err(_) => tracing::warn!(
+            open = connections.open(),
+            "shutdown timeout reached with connections still open"
+        ),
     }
+    reaper.abort();
 }
 
-async fn accept_loop(
-    listener: TcpListener,
+/// What every connection needs.
+struct Server {
     acceptor: TlsAcceptor,
     app: axum::Router,
-    graceful: &GracefulShutdown,
-    opts: &ServerOptions,
-    cancel: CancellationToken,
-) {
-    let connections = Arc::new(Semaphore::new(opts.max_connections));
-    loop {
-        let permit = tokio::select! {
-            () = cancel.cancelled() => return,
-            permit = connections.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => return,
-            },
+    connections: Arc<Connections>,
+    opts: ServerOptions,
+}
+
+impl Server {
+    async fn accept_loop(&self, listener: &TcpListener, cancel: &CancellationToken) {
+        loop {
+            let stream = tokio::select! {
+                () = cancel.cancelled() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let slot = tokio::select! {
+                () = cancel.cancelled() => return,
+                slot = self.connections.admit() => slot,
+            };
+            self.spawn(stream, slot);
+        }
+    }
+
+    /// Accepts what is in the listen backlog (clients whose TCP handshake completed), then closes
+    /// the listener: those clients may already have sent their request, and a closing listener
+    /// would reset them; clients that come later are refused before they send anything.
+    async fn accept_backlog(&self, listener: TcpListener) {
+        let listener = match listener.into_std() {
+            Ok(l) => l,
+            Err(e) => return tracing::warn!(error = %e, "cannot read the listen backlog"),
         };
-        let (stream, _) = tokio::select! {
-            () = cancel.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
+        while let Ok((stream, _)) = listener.accept() {
+            let stream = stream
+                .set_nonblocking(true)
+                .and_then(|()| TcpStream::from_std(stream));
+            match stream {
+                Ok(stream) => {
+                    let slot = self.connections.admit().await;
+                    self.spawn(stream, slot);
                 }
-            },
-        };
+                Err(e) => tracing::debug!(error = %e, "backlog connection unusable"),
+            }
+        }
+    }
+
+    fn spawn(&self, stream: TcpStream, slot: Slot) {
         tokio::spawn(connection(
             stream,
-            acceptor.clone(),
-            app.clone(),
-            graceful.watcher(),
-            permit,
-            opts.clone(),
+            self.acceptor.clone(),
+            self.app.clone(),
+            slot,
+            self.opts.clone(),
         ));
     }
 }
@@ -123,30 +182,92 @@ async fn connection(
     stream: TcpStream,
     acceptor: TlsAcceptor,
     app: axum::Router,
-    watcher: Watcher,
-    _permit: OwnedSemaphorePermit,
+    slot: Slot,
     opts: ServerOptions,
 ) {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(error = %e, "cannot set TCP_NODELAY");
     }
-    let tls = match tokio::time::timeout(opts.handshake_timeout, acceptor.accept(stream)).await {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => {
-            tracing::debug!(error = %e, "TLS handshake failed");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!("TLS handshake timed out");
-            return;
-        }
+    let stream = Arc::new(stream);
+    let activity = slot.activity().clone();
+    let handshake = tokio::time::timeout(
+        opts.handshake_timeout,
+        acceptor.accept(Tracked::new(stream.clone(), activity.clone())),
+    );
+    let tls = tokio::select! {
+        done = handshake => match done {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => return tracing::debug!(error = %e, "TLS handshake failed"),
+            Err(_) => return tracing::debug!("TLS handshake timed out"),
+        },
+        () = cut(&activity) => return tracing::debug!("stalled TLS handshake cut for a new connection"),
     };
+    activity.handshake_done();
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(opts.header_timeout)
+        // The reaper enforces the idle and header timeouts; hyper's own header timer, which
+        // starts as soon as the connection is idle, is only a backstop.
+        .header_read_timeout(opts.idle_timeout + opts.header_timeout)
+        .max_buf_size(READ_BUFFER_BYTES)
         .keep_alive(true)
-        .serve_connection(TokioIo::new(tls), TowerToHyperService::new(app));
-    if let Err(e) = watcher.watch(conn).await {
-        tracing::debug!(error = %e, "connection closed with an error");
+        .serve_connection(
+            TokioIo::new(tls),
+            activity::Service::new(app, activity.clone()),
+        );
+    tokio::pin!(conn);
+    loop {
+        tokio::select! {
+            biased;
+            done = conn.as_mut() => {
+                if let Err(e) = done {
+                    tracing::debug!(error = %e, "connection closed with an error");
+                }
+                break;
+            }
+            () = activity.woken() => match activity.close_requested() {
+                Close::Now => return tracing::debug!("request head too slow; connection cut"),
+                // Quiet, with nothing arrived: close it (gracefully: TLS close_notify, then FIN).
+                // Otherwise what arrives is answered with `Connection: close`.
+                Close::WhenQuiet
+                    if matches!(activity.state(), State::Quiet(_))
+                        && activity::pending_bytes(&stream) == 0 =>
+                {
+                    conn.as_mut().graceful_shutdown();
+                }
+                _ => {}
+            },
+        }
     }
+    drop(slot);
+    linger(&stream).await;
+}
+
+/// Resolves when the connection is to be dropped at once.
+async fn cut(activity: &activity::Activity) {
+    while activity.close_requested() != Close::Now {
+        activity.woken().await;
+    }
+}
+
+/// After its last answer a connection is half-closed (hyper shut down the writing side) and
+/// reads, and drops, what the client still sends until the client closes too, or for [`LINGER`]
+/// at most: a client still sending a body that was refused (413, 429) then reads the answer
+/// instead of a reset (RFC 9112 §9.6). The connection's slot is already free meanwhile.
+async fn linger(stream: &TcpStream) {
+    // On the heap, and only now: in the future's state it would enlarge every connection's task.
+    let mut sink = vec![0u8; 64 * 1024];
+    let _ = tokio::time::timeout(LINGER, async {
+        loop {
+            if stream.readable().await.is_err() {
+                return;
+            }
+            match stream.try_read(&mut sink) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+    })
+    .await;
 }

@@ -8,11 +8,18 @@
 //! | GET | `/readyz` | 200 once policies are loaded, 503 from the moment shutdown starts |
 //! | GET | `/metrics` | Prometheus text |
 //!
-//! Other paths answer 404, other methods 405. Bodies over the limit answer 413, malformed
-//! reviews 400 with a JSON error. Connections, TLS and shutdown are in [`listener`].
+//! Other paths answer 404, other methods 405. Bodies over the limit answer 413 (a declared
+//! length at once, before the body is read), bodies the memory budget cannot take 429 with
+//! `Retry-After` ([`body_budget`]), malformed reviews 400 with a JSON error. Connections, TLS and
+//! shutdown are in [`listener`] and [`connections`].
 
+pub mod activity;
+pub mod body_budget;
+pub mod connections;
 pub mod health;
+pub mod large_reviews;
 pub mod listener;
+pub mod memory;
 pub mod mutate;
 pub mod pod_wire;
 pub mod review;
@@ -28,6 +35,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 
+use self::body_budget::{BodyBudget, WithBodyBudget};
 use crate::engine::Context;
 use crate::kube_version::KubeVersion;
 use crate::metrics::Metrics;
@@ -38,13 +46,19 @@ use crate::store::PolicyStore;
 pub struct ServerOptions {
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// What large reviews may take at once: half for their bodies, half for decoding them
+    /// ([`body_budget`]).
+    pub body_budget_bytes: usize,
     /// Time allowed for a whole request (body read and answer).
     pub request_timeout: Duration,
-    /// Time allowed for a client to send the request headers (slowloris).
+    /// Time allowed for a client to send the request headers (slowloris), from their first byte.
     pub header_timeout: Duration,
     /// Time allowed for the TLS handshake.
     pub handshake_timeout: Duration,
-    /// Open connections at most; further clients wait in the listen backlog.
+    /// A kept-alive connection with no request for this long is closed.
+    pub idle_timeout: Duration,
+    /// Open connections at most; when all are taken, the one idle for longest is closed for a
+    /// new client ([`connections`]).
     pub max_connections: usize,
     /// After SIGTERM: how long to keep accepting while endpoints are updated.
     pub drain: Duration,
@@ -56,9 +70,11 @@ impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             max_body_bytes: 6 * 1024 * 1024,
+            body_budget_bytes: 64 * 1024 * 1024,
             request_timeout: Duration::from_secs(10),
             header_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(30),
             max_connections: 1024,
             drain: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(20),
@@ -92,21 +108,29 @@ pub struct AppState {
     pub policy_configmap: PolicyConfigMap,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    body_budget: BodyBudget,
     context: ArcSwap<Context>,
     draining: AtomicBool,
 }
 
 impl AppState {
-    /// New state; `kube_version` is the API server version if known.
+    /// New state; `kube_version` is the API server version if known; request bodies within the
+    /// limits of `opts`.
     pub fn new(
         store: Arc<dyn PolicyStore>,
         metrics: Arc<Metrics>,
         kube_version: Option<KubeVersion>,
         policy_configmap: PolicyConfigMap,
+        opts: &ServerOptions,
     ) -> Arc<Self> {
         Arc::new(AppState {
             store,
             policy_configmap,
+            body_budget: BodyBudget::new(
+                opts.max_body_bytes,
+                opts.body_budget_bytes,
+                Some(metrics.clone()),
+            ),
             metrics,
             context: ArcSwap::from_pointee(Context { kube_version }),
             draining: AtomicBool::new(false),
@@ -136,6 +160,12 @@ impl AppState {
     }
 }
 
+impl WithBodyBudget for Arc<AppState> {
+    fn body_budget(&self) -> &BodyBudget {
+        &self.body_budget
+    }
+}
+
 /// The HTTP routes with their limits.
 pub fn router(state: Arc<AppState>, opts: &ServerOptions) -> Router {
     let routes = Router::new()
@@ -148,7 +178,8 @@ pub fn router(state: Arc<AppState>, opts: &ServerOptions) -> Router {
     with_limits(routes, opts)
 }
 
-/// The request limits every route gets: body size (413 beyond) and total time (408 beyond).
+/// The request limits every route gets: body size (413 beyond, for bodies read without the
+/// budget's extractor) and total time (408 beyond).
 pub fn with_limits(routes: Router, opts: &ServerOptions) -> Router {
     routes
         .layer(DefaultBodyLimit::max(opts.max_body_bytes))

@@ -6,7 +6,6 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -14,6 +13,7 @@ use kube::core::GroupVersionKind;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
 
 use super::AppState;
+use super::body_budget::Budgeted;
 use super::pod_wire::WirePod;
 use super::review::{self, Decoded, ReviewError};
 use crate::engine;
@@ -21,11 +21,15 @@ use crate::engine;
 const ENDPOINT: &str = "mutate";
 
 /// The handler.
-pub async fn mutate(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+pub async fn mutate(State(state): State<Arc<AppState>>, body: Budgeted) -> Response {
+    body.handle(move |body| review_pod(&state, body)).await
+}
+
+fn review_pod(state: &AppState, body: &[u8]) -> Response {
     let start = Instant::now();
-    let decoded = match review::decode_pod(&body) {
+    let decoded = match review::decode_pod(body) {
         Ok(decoded) => decoded,
-        Err(e) => return bad_request(&state, ENDPOINT, e),
+        Err(e) => return bad_request(state, ENDPOINT, e),
     };
     let uid = match &decoded {
         Decoded::Typed(req) => req.uid.as_str(),
@@ -35,7 +39,7 @@ pub async fn mutate(State(state): State<Arc<AppState>>, body: Bytes) -> Response
     // podgrace's logs to the API server's audit log.
     let span = tracing::info_span!("admission", uid);
     let response = span.in_scope(|| match &decoded {
-        Decoded::Typed(req) => answer(&state, req, start),
+        Decoded::Typed(req) => answer(state, req, start),
         Decoded::Other(req, why) => {
             let resp = AdmissionResponse::from(&**req);
             if is_pod(&req.kind) && req.sub_resource.is_none() {

@@ -5,13 +5,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::Response;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::core::admission::{AdmissionResponse, Operation};
 
 use super::AppState;
+use super::body_budget::Budgeted;
 use super::mutate::{bad_request, json};
 use super::review::{self, Decoded};
 use crate::policy::EffectivePolicy;
@@ -20,15 +20,20 @@ use crate::policy::parse::layer_from_configmap;
 const ENDPOINT: &str = "validate";
 
 /// The handler.
-pub async fn validate(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+pub async fn validate(State(state): State<Arc<AppState>>, body: Budgeted) -> Response {
+    body.handle(move |body| review_configmap(&state, body))
+        .await
+}
+
+fn review_configmap(state: &AppState, body: &[u8]) -> Response {
     let start = Instant::now();
-    let req = match review::decode::<ConfigMap>(&body) {
+    let req = match review::decode::<ConfigMap>(body) {
         Ok(Decoded::Typed(req)) => req,
         Ok(Decoded::Other(req, _)) => {
             state.metrics.request(ENDPOINT, "ignored");
             return json(&AdmissionResponse::from(&*req));
         }
-        Err(e) => return bad_request(&state, ENDPOINT, e),
+        Err(e) => return bad_request(state, ENDPOINT, e),
     };
     // The same span as `/mutate`: what is logged carries the request's uid.
     let span = tracing::info_span!("admission", uid = req.uid.as_str());

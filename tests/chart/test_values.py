@@ -24,6 +24,8 @@ SCENARIOS = {
     },
     "failure-policy-fail": {"webhook": {"failurePolicy": "Fail"}, "validatingWebhook": {"failurePolicy": "Fail"}},
     "single-replica-no-validation": {"replicas": 1, "validatingWebhook": {"enabled": False}},
+    "network-policy": {"networkPolicy": {"enabled": True, "apiServerCIDRs": ["10.0.0.10/32"],
+                                         "extraFrom": [{"podSelector": {}}]}},
     "scheduling": {
         "podAntiAffinity": {"type": "hard"},
         "topologySpreadConstraints": [
@@ -142,6 +144,8 @@ BAD_VALUES = {
     "bad policy ConfigMap name": ({"policyConfigMapName": "Podgrace Policy"}, "/policyConfigMapName"),
     "bad kube version": ({"server": {"kubeVersion": "latest"}}, "/server/kubeVersion"),
     "bad anti-affinity type": ({"podAntiAffinity": {"type": "always"}}, "/podAntiAffinity/type"),
+    "network policy source not a CIDR": (
+        {"networkPolicy": {"apiServerCIDRs": ["10.0.0.1"]}}, "/networkPolicy/apiServerCIDRs/0"),
 }
 
 

@@ -158,8 +158,8 @@ def test_the_podgrace_pods_opt_themselves_out_of_injection():
 
 def test_resources_come_from_the_values():
     assert render().container["resources"] == {
-        "requests": {"cpu": "50m", "memory": "32Mi"},
-        "limits": {"memory": "128Mi"},
+        "requests": {"cpu": "50m", "memory": "48Mi"},
+        "limits": {"memory": "192Mi"},
     }
     custom = {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}}
     assert render({"resources": custom}).container["resources"] == custom

@@ -143,12 +143,12 @@ impl TestServer {
         tweak: impl FnOnce(&mut ServerOptions),
     ) -> Self {
         let store: Arc<dyn PolicyStore> = cache.clone();
-        let state = AppState::new(store, metrics, None, PolicyConfigMap::default());
         let mut opts = ServerOptions {
             drain: std::time::Duration::from_millis(0),
             ..ServerOptions::default()
         };
         tweak(&mut opts);
+        let state = AppState::new(store, metrics, None, PolicyConfigMap::default(), &opts);
         let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = tcp.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();

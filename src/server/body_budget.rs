@@ -1,0 +1,294 @@
+//! The memory request bodies take, bounded by design: a body is read only once its size has
+//! been reserved, and a review that decodes into more than a little is answered only once its
+//! decoded size, estimated, has been reserved too. Reservations last until the handler has
+//! answered.
+//!
+//! Bodies up to [`SMALL_BODY_BYTES`] are reserved from the small lane, larger ones from the large
+//! lane, so that ordinary reviews never wait behind large bodies, and any number of large bodies
+//! holds at most the large lane at once. A reservation that cannot be had waits up to
+//! [`BUDGET_WAIT`], then the request is answered 429 with `Retry-After`. A declared
+//! `Content-Length` above the body limit is answered 413 before anything is read; a body without
+//! one (chunked) reserves the largest accepted size. Both refusals close the connection, since
+//! the body was not read.
+//!
+//! What a review costs once decoded depends on its shape more than on its size: 5.9 MiB of
+//! annotation are one string, 5.9 MiB of minimal containers are 200,000 structs, each with its
+//! share of the engine's work and of the patch. So every JSON object in a body (every `{`, those
+//! in strings too: an overestimate that no encoding can dodge) counts for [`OBJECT_COST`], what a
+//! container costs, on top of the body's size (its strings). A small body with at most
+//! [`INLINE_OBJECTS`] objects (ordinary pods have tens) is answered on its async worker, which
+//! decodes one review at a time; any other review reserves its estimate from the decoding budget
+//! and is answered on the [`large_reviews`](super::large_reviews) thread. One whose estimate
+//! exceeds the whole decoding budget is answered 413. A review holds its body's reservation while
+//! it waits for the decoding one, never the other way round, so waiting cannot go round in a
+//! circle.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::BytesMut;
+use http_body_util::BodyExt as _;
+use hyper::body::Body as _;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use crate::metrics::Metrics;
+
+/// Bodies up to this size take the small lane.
+pub const SMALL_BODY_BYTES: usize = 64 * 1024;
+/// The small lane: 256 of the largest small bodies, thousands of ordinary reviews.
+pub const SMALL_LANE_BYTES: usize = 16 * 1024 * 1024;
+/// How long a body waits for its reservation before the request is refused.
+pub const BUDGET_WAIT: Duration = Duration::from_secs(1);
+/// What a JSON object is reserved for once decoded: a container, the costliest (k8s-openapi's
+/// struct, the engine's plan and its part of the patch), measured at 9.9 KB, with a margin.
+pub const OBJECT_COST: usize = 12 * 1024;
+/// Objects a small body may have and still be answered on its async worker (under 5 MiB
+/// decoded; the captured `kubectl apply` review has 74).
+pub const INLINE_OBJECTS: usize = 400;
+
+/// The budget: the body limit, the two lanes for bodies, and the decoding budget.
+pub struct BodyBudget {
+    small: Arc<Semaphore>,
+    large: Arc<Semaphore>,
+    decoding: Arc<Semaphore>,
+    decoding_bytes: usize,
+    max_body: usize,
+    metrics: Option<Arc<Metrics>>,
+}
+
+/// A router state that carries a body budget (the webhook's, the benchmark floor's).
+pub trait WithBodyBudget {
+    /// The budget.
+    fn body_budget(&self) -> &BodyBudget;
+}
+
+impl WithBodyBudget for Arc<BodyBudget> {
+    fn body_budget(&self) -> &BodyBudget {
+        self
+    }
+}
+
+impl BodyBudget {
+    /// Bodies up to `max_body` bytes; large reviews take at most `large_reviews` bytes at once,
+    /// half for their bodies (never less than one body of the largest size), half for decoding.
+    /// Refusals are counted in `metrics` when given.
+    pub fn new(max_body: usize, large_reviews: usize, metrics: Option<Arc<Metrics>>) -> Self {
+        // Reservations are taken up to u32::MAX bytes at a time.
+        let max_body = max_body.min(u32::MAX as usize);
+        let half = (large_reviews / 2).min(Semaphore::MAX_PERMITS);
+        BodyBudget {
+            small: Arc::new(Semaphore::new(SMALL_LANE_BYTES)),
+            large: Arc::new(Semaphore::new(half.max(max_body))),
+            decoding: Arc::new(Semaphore::new(half)),
+            decoding_bytes: half,
+            max_body,
+            metrics,
+        }
+    }
+
+    /// Takes `n` bytes from `lane`, waiting until `deadline`.
+    async fn take(
+        &self,
+        lane: &Arc<Semaphore>,
+        n: usize,
+        deadline: Instant,
+    ) -> Result<Option<OwnedSemaphorePermit>, Refused> {
+        // At most a lane's size, which fits (see `new` and the callers).
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        if n == 0 {
+            return Ok(None);
+        }
+        if let Ok(permit) = lane.clone().try_acquire_many_owned(n) {
+            return Ok(Some(permit));
+        }
+        match tokio::time::timeout_at(deadline, lane.clone().acquire_many_owned(n)).await {
+            Ok(Ok(permit)) => Ok(Some(permit)),
+            _ => Err(self.refuse(Refused::Busy)),
+        }
+    }
+
+    fn refuse(&self, refused: Refused) -> Refused {
+        if let Some(metrics) = &self.metrics {
+            metrics.request_refused(refused.reason());
+        }
+        refused
+    }
+}
+
+/// A request body, read within the budget; the reservations last as long as this value.
+pub struct Budgeted {
+    /// The body.
+    pub bytes: Bytes,
+    large: bool,
+    _reserved: [Option<OwnedSemaphorePermit>; 2],
+}
+
+impl Budgeted {
+    /// Runs `handle` (which decodes and answers the body): inline for an ordinary review, on the
+    /// [`large_reviews`](super::large_reviews) thread for a large one.
+    pub async fn handle<R: Send + 'static>(
+        self,
+        handle: impl FnOnce(&[u8]) -> R + Send + 'static,
+    ) -> R {
+        if self.large {
+            super::large_reviews::run(move || handle(&self.bytes)).await
+        } else {
+            handle(&self.bytes)
+        }
+    }
+}
+
+impl<S: WithBodyBudget + Send + Sync> FromRequest<S> for Budgeted {
+    type Rejection = Refused;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Refused> {
+        let budget = state.body_budget();
+        let max = budget.max_body;
+        let body = req.into_body();
+        let len = match body.size_hint().exact() {
+            Some(declared) if declared > max as u64 => {
+                return Err(budget.refuse(Refused::TooLarge(declared, max)));
+            }
+            Some(declared) => declared as usize,
+            None => max,
+        };
+        let deadline = Instant::now() + BUDGET_WAIT;
+        let lane = if len <= SMALL_BODY_BYTES {
+            &budget.small
+        } else {
+            &budget.large
+        };
+        let body_reserved = budget.take(lane, len, deadline).await?;
+        let (bytes, objects) = read(body, len, max).await.map_err(|e| budget.refuse(e))?;
+        if len <= SMALL_BODY_BYTES && objects <= INLINE_OBJECTS {
+            return Ok(Budgeted {
+                bytes,
+                large: false,
+                _reserved: [body_reserved, None],
+            });
+        }
+        let cost = bytes
+            .len()
+            .saturating_add(objects.saturating_mul(OBJECT_COST));
+        if cost > budget.decoding_bytes {
+            return Err(budget.refuse(Refused::TooComplex {
+                objects,
+                cost,
+                budget: budget.decoding_bytes,
+            }));
+        }
+        let decoding_reserved = budget.take(&budget.decoding, cost, deadline).await?;
+        Ok(Budgeted {
+            bytes,
+            large: true,
+            _reserved: [body_reserved, decoding_reserved],
+        })
+    }
+}
+
+/// Bytes read (and decrypted) before the reading task lets others run.
+const READ_SLICE: usize = 256 * 1024;
+
+/// Reads the body into one buffer of its declared size `len` (no growth, no second copy; a body
+/// that arrives in one piece is kept as it came), counting the `{` in it.
+async fn read(mut body: Body, len: usize, max: usize) -> Result<(Bytes, usize), Refused> {
+    let mut first = Bytes::new();
+    let mut joined: Option<BytesMut> = None;
+    let (mut objects, mut since_yield) = (0, 0);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| Refused::Unreadable(e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let total = joined.as_ref().map_or(first.len(), BytesMut::len) + data.len();
+        if total > max {
+            return Err(Refused::TooLarge(total as u64, max));
+        }
+        objects += data.iter().filter(|&&b| b == b'{').count();
+        since_yield += data.len();
+        match &mut joined {
+            Some(buf) => buf.extend_from_slice(&data),
+            None if first.is_empty() => first = data,
+            None => {
+                let mut buf = BytesMut::with_capacity(len.max(total));
+                buf.extend_from_slice(&first);
+                buf.extend_from_slice(&data);
+                first = Bytes::new();
+                joined = Some(buf);
+            }
+        }
+        // A large body on a fast connection is always ready to read: reading (and decrypting)
+        // it in slices keeps the small reviews on the same worker from waiting milliseconds.
+        if since_yield >= READ_SLICE {
+            since_yield = 0;
+            tokio::task::yield_now().await;
+        }
+    }
+    Ok((joined.map_or(first, BytesMut::freeze), objects))
+}
+
+/// Why a body was not read, or not answered.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// Larger than the body limit (declared, or as it arrived).
+    #[error("request body of {0} bytes is over the limit of {1} bytes")]
+    TooLarge(u64, usize),
+    /// A review whose decoded size, estimated, exceeds the whole decoding budget.
+    #[error(
+        "the review has {objects} JSON objects: answering it would take about {cost} bytes, over the budget of {budget} bytes for decoding large reviews"
+    )]
+    TooComplex {
+        /// `{` in the body.
+        objects: usize,
+        /// The estimate.
+        cost: usize,
+        /// The decoding budget.
+        budget: usize,
+    },
+    /// The budget stayed taken for [`BUDGET_WAIT`].
+    #[error("too many large reviews at once; retry later")]
+    Busy,
+    /// The client stopped sending, or sent something that is not HTTP.
+    #[error("reading the request body: {0}")]
+    Unreadable(String),
+}
+
+impl Refused {
+    /// The label counting this refusal.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refused::TooLarge(..) => "body_too_large",
+            Refused::TooComplex { .. } => "body_too_complex",
+            Refused::Busy => "body_budget",
+            Refused::Unreadable(_) => "body_unreadable",
+        }
+    }
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        let status = match self {
+            Refused::TooLarge(..) | Refused::TooComplex { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Refused::Busy => StatusCode::TOO_MANY_REQUESTS,
+            Refused::Unreadable(_) => StatusCode::BAD_REQUEST,
+        };
+        tracing::debug!(error = %self, "request refused");
+        let mut response = (
+            status,
+            axum::Json(serde_json::json!({ "error": self.to_string() })),
+        )
+            .into_response();
+        let headers = response.headers_mut();
+        // The body may not have been read: the connection cannot carry another request.
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
