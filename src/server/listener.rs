@@ -6,8 +6,8 @@
 //! On the stop signal readiness fails at once, and every answer from then on carries
 //! `Connection: close`, so that clients (the API server's connection pool among them) reconnect,
 //! to another replica once the endpoints have dropped this one; kept-alive connections that stay
-//! quiet are closed at the drain's start ([`super::connections::DRAIN_QUIET`]). Connections are still
-//! accepted for the drain period. Then the connections that completed their TCP handshake but
+//! quiet are closed at the drain's start ([`super::connections::DRAIN_QUIET`]). Connections are
+//! still accepted for the drain period. Then the connections that completed their TCP handshake but
 //! were not accepted yet are accepted too (closing the listener would reset them), the listener
 //! closes (later clients are refused before they send anything), and every open connection gets
 //! its answer, within the shutdown timeout. No connection is closed between reading a request and
@@ -203,39 +203,42 @@ async fn connection(
         () = cut(&activity) => return tracing::debug!("stalled TLS handshake cut for a new connection"),
     };
     activity.handshake_done();
-    let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
-        // The reaper enforces the idle and header timeouts; hyper's own header timer, which
-        // starts as soon as the connection is idle, is only a backstop.
-        .header_read_timeout(opts.idle_timeout + opts.header_timeout)
-        .max_buf_size(READ_BUFFER_BYTES)
-        .keep_alive(true)
-        .serve_connection(
-            TokioIo::new(tls),
-            activity::Service::new(app, activity.clone()),
-        );
-    tokio::pin!(conn);
-    loop {
-        tokio::select! {
-            biased;
-            done = conn.as_mut() => {
-                if let Err(e) = done {
-                    tracing::debug!(error = %e, "connection closed with an error");
+    // In a block of its own, so that hyper's and TLS's buffers are freed before the linger.
+    {
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            // The reaper enforces the idle and header timeouts; hyper's own header timer, which
+            // starts as soon as the connection is idle, is only a backstop.
+            .header_read_timeout(opts.idle_timeout + opts.header_timeout)
+            .max_buf_size(READ_BUFFER_BYTES)
+            .keep_alive(true)
+            .serve_connection(
+                TokioIo::new(tls),
+                activity::Service::new(app, activity.clone()),
+            );
+        tokio::pin!(conn);
+        loop {
+            tokio::select! {
+                biased;
+                done = conn.as_mut() => {
+                    if let Err(e) = done {
+                        tracing::debug!(error = %e, "connection closed with an error");
+                    }
+                    break;
                 }
-                break;
+                () = activity.woken() => match activity.close_requested() {
+                    Close::Now => return tracing::debug!("request head too slow; connection cut"),
+                    // Quiet, with nothing arrived: close it (gracefully: TLS close_notify, then
+                    // FIN). Otherwise what arrives is answered with `Connection: close`.
+                    Close::WhenQuiet
+                        if matches!(activity.state(), State::Quiet(_))
+                            && activity::pending_bytes(&stream) == 0 =>
+                    {
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    _ => {}
+                },
             }
-            () = activity.woken() => match activity.close_requested() {
-                Close::Now => return tracing::debug!("request head too slow; connection cut"),
-                // Quiet, with nothing arrived: close it (gracefully: TLS close_notify, then FIN).
-                // Otherwise what arrives is answered with `Connection: close`.
-                Close::WhenQuiet
-                    if matches!(activity.state(), State::Quiet(_))
-                        && activity::pending_bytes(&stream) == 0 =>
-                {
-                    conn.as_mut().graceful_shutdown();
-                }
-                _ => {}
-            },
         }
     }
     drop(slot);
