@@ -18,6 +18,17 @@ struct Run {
     elapsed: Duration,
 }
 
+impl Run {
+    /// The outcome of a child that was started at `start`.
+    fn of(out: &std::process::Output, start: Instant) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            elapsed: start.elapsed(),
+        }
+    }
+}
+
 fn prestop(args: &[&str], env: &[(&str, &str)]) -> Run {
     run_argv(
         env!("CARGO_BIN_EXE_podgrace"),
@@ -36,11 +47,7 @@ fn run_argv(program: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
         None,
         SHORT,
     );
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        elapsed: start.elapsed(),
-    }
+    Run::of(&out, start)
 }
 
 const SERVICE: &str = "kevin-app@@customer-services";
@@ -303,11 +310,7 @@ fn quit_nginx(master: &Guard, helper: &mut std::process::Command) -> Run {
         None,
         SHORT,
     );
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        elapsed: start.elapsed(),
-    }
+    Run::of(&out, start)
 }
 
 #[test]
