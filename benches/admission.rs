@@ -9,10 +9,10 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
-use podgrace::engine::{self, Context};
+use podgrace::engine::{self, ClusterInfo, PodView};
 use podgrace::metrics::Metrics;
 use podgrace::policy::{EffectivePolicy, Origin, load_layer};
-use podgrace::server::review::{self, Decoded};
+use podgrace::server::review::{self, Answer};
 use podgrace::store::PolicyStore;
 use podgrace::store::cache::PolicyCache;
 use std::hint::black_box;
@@ -30,13 +30,17 @@ fn floor(body: &[u8]) -> Vec<u8> {
 }
 
 fn podgrace(body: &[u8], policy: &EffectivePolicy) -> Vec<u8> {
-    let Ok(Decoded::Typed(req)) = review::decode_pod(body) else {
-        panic!()
-    };
-    let m = engine::mutate(&req.object.as_ref().unwrap().0, policy, &Context::default()).unwrap();
-    let mut resp = AdmissionResponse::from(&*req).with_patch(m.patch).unwrap();
-    resp.warnings = Some(m.warnings);
-    review::encode(&resp)
+    let req = review::decode(body).unwrap();
+    let pod = PodView::from_json(req.object.unwrap().get()).unwrap();
+    let m = engine::mutate(&pod, policy, &ClusterInfo::default()).unwrap();
+    let mut answer = Answer::allow(&req).with_patch(m.patch);
+    answer.warnings = m.warnings;
+    answer.to_json()
+}
+
+/// The pod of the captured review.
+fn captured_pod() -> PodView {
+    PodView::from_json(review::decode(BODY).unwrap().object.unwrap().get()).unwrap()
 }
 
 /// A cache with `n` namespace policies (`ns-0000` …), plus the namespace of the fixture.
@@ -63,17 +67,14 @@ fn cache_with(n: usize) -> PolicyCache {
 }
 
 fn namespaces(c: &mut Criterion) {
-    let Ok(Decoded::Typed(req)) = review::decode_pod(BODY) else {
-        panic!()
-    };
-    let pod = req.object.clone().unwrap().0;
+    let pod = captured_pod();
     let mut g = c.benchmark_group("namespaces");
     for n in [1, 1000] {
         let cache = cache_with(n);
         g.bench_function(format!("lookup_and_engine_{n}"), |b| {
             b.iter(|| {
                 let policy = cache.policy_for(black_box("probe"));
-                engine::mutate(&pod, &policy, &Context::default()).unwrap()
+                engine::mutate(&pod, &policy, &ClusterInfo::default()).unwrap()
             })
         });
     }
@@ -108,23 +109,24 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.bench_function("decode_podgrace", |b| {
-        b.iter(|| review::decode_pod(black_box(BODY)).unwrap())
+        b.iter(|| {
+            let req = review::decode(black_box(BODY)).unwrap();
+            PodView::from_json(req.object.unwrap().get()).unwrap()
+        })
     });
-    let Ok(Decoded::Typed(req)) = review::decode_pod(BODY) else {
-        panic!()
-    };
-    let pod = &req.object.as_ref().unwrap().0;
+    let req = review::decode(BODY).unwrap();
+    let pod = &captured_pod();
     g.bench_function("engine", |b| {
-        b.iter(|| engine::mutate(black_box(pod), &policy, &Context::default()).unwrap())
+        b.iter(|| engine::mutate(black_box(pod), &policy, &ClusterInfo::default()).unwrap())
     });
-    let m = engine::mutate(pod, &policy, &Context::default()).unwrap();
+    let m = engine::mutate(pod, &policy, &ClusterInfo::default()).unwrap();
     // What kube's `with_patch` does: the patch to JSON bytes.
     g.bench_function("patch_json", |b| {
         b.iter(|| serde_json::to_vec(black_box(&m.patch)).unwrap())
     });
-    let mut resp = AdmissionResponse::from(&*req).with_patch(m.patch).unwrap();
-    resp.warnings = Some(m.warnings);
-    g.bench_function("encode", |b| b.iter(|| review::encode(black_box(&resp))));
+    let mut answer = Answer::allow(&req).with_patch(m.patch);
+    answer.warnings = m.warnings;
+    g.bench_function("encode", |b| b.iter(|| black_box(&answer).to_json()));
     // The admission span and its log line as `serve` formats them (JSON), to a sink.
     let subscriber = tracing_subscriber::fmt()
         .with_writer(std::io::sink)

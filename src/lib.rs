@@ -19,5 +19,6 @@ pub mod policy;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod version_discovery;
 pub mod watch;
 pub mod yaml;

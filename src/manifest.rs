@@ -5,9 +5,9 @@
 
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{Patch, PatchOperation};
-use k8s_openapi::api::core::v1::Pod;
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use crate::engine::PodView;
 use crate::key_order::KeyOrder;
 use crate::yaml;
 
@@ -127,8 +127,8 @@ pub struct Target {
     pub label: String,
     /// JSON pointer tokens from the object's root to the pod (template).
     pub path: Vec<String>,
-    /// The pod, typed (templates are wrapped as Pods).
-    pub pod: Pod,
+    /// The pod (template), as the engine reads it.
+    pub pod: PodView,
     /// The namespace the pod would be created in.
     pub namespace: Option<String>,
 }
@@ -299,30 +299,18 @@ fn find_target(
             why: format!("missing {}", path.join(".")),
         })?;
     }
-    let pod_value = if path.is_empty() {
-        node.clone()
-    } else {
-        json!({
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": node.get("metadata").cloned().unwrap_or_else(|| json!({})),
-            "spec": node.get("spec").cloned().unwrap_or(Value::Null),
-        })
-    };
-    let pod = typed_pod(pod_value, &label)?;
+    // A template reads as a pod: the view looks at `metadata` and `spec` only, and tells an
+    // absent `metadata` from an empty one (the patch adds it whole, or adds into it).
+    let pod = PodView::from_value(node.clone()).map_err(|e| ManifestError::InvalidPod {
+        what: label.clone(),
+        why: e.to_string(),
+    })?;
     Ok(Some(Target {
         label,
         path: path.iter().map(|s| s.to_string()).collect(),
         pod,
         namespace,
     }))
-}
-
-fn typed_pod(value: Value, label: &str) -> Result<Pod, ManifestError> {
-    serde_path_to_error::deserialize(value).map_err(|e| ManifestError::InvalidPod {
-        what: label.to_owned(),
-        why: format!("{}: {}", e.path(), e.inner()),
-    })
 }
 
 /// Moves a pod-relative patch under `prefix` (the template's location in its document).
@@ -349,6 +337,7 @@ pub fn prefix_patch(patch: &Patch, prefix: &[String]) -> Patch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn finds_pods_in_workloads_and_skips_services() {

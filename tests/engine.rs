@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use podgrace::engine::Context;
+use podgrace::engine::ClusterInfo;
 use podgrace::kube_version::KubeVersion;
 use podgrace::policy::EffectivePolicy;
 use serde_json::{Value, json};
@@ -21,7 +21,7 @@ spec:
 "#;
 
 fn run(raw: &Value, policy: &EffectivePolicy) -> (podgrace::engine::Mutation, Value) {
-    let m = mutate_raw(raw, policy, &Context::default());
+    let m = mutate_raw(raw, policy, &ClusterInfo::default());
     let out = apply(raw, &m);
     (m, out)
 }
@@ -41,7 +41,7 @@ fn every_admission_fixture_gets_a_patch_that_applies_to_the_object_as_sent() {
             foreign_operations(&raw, &m)
         );
         let _: k8s_openapi::api::core::v1::Pod = serde_json::from_value(out.clone()).unwrap();
-        let again = mutate_raw(&out, &EffectivePolicy::builtin(), &Context::default());
+        let again = mutate_raw(&out, &EffectivePolicy::builtin(), &ClusterInfo::default());
         assert!(
             again.patch.0.is_empty(),
             "{f}: not idempotent: {:?}",
@@ -91,7 +91,7 @@ fn the_apply_fixture_gets_a_sleep_env_probe_and_grace() {
 #[test]
 fn batch_pods_are_left_alone() {
     let raw = review_object("admission/pod-create-kubectl-run.json");
-    let m = mutate_raw(&raw, &EffectivePolicy::builtin(), &Context::default());
+    let m = mutate_raw(&raw, &EffectivePolicy::builtin(), &ClusterInfo::default());
     assert!(m.patch.0.is_empty());
     assert_eq!(
         m.record.skipped.as_deref(),
@@ -346,7 +346,7 @@ fn credentials_never_appear_in_the_patch() {
     let eff = policy(
         "preStop:\n  action: nacos\n  nacos:\n    server: http://nacos:8848\n    auth: {secretName: nacos-auth}\n",
     );
-    let m = mutate_raw(&pod_json(APP), &eff, &Context::default());
+    let m = mutate_raw(&pod_json(APP), &eff, &ClusterInfo::default());
     let text = serde_json::to_string(&m.patch).unwrap();
     assert!(text.contains("secretKeyRef"));
     assert!(
@@ -424,7 +424,7 @@ fn liveness_without_readiness_is_warned_about_when_no_probe_can_be_added() {
     let raw = pod_json(
         "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    image: x\n    livenessProbe: {exec: {command: [\"true\"]}}\n",
     );
-    let m = mutate_raw(&raw, &EffectivePolicy::builtin(), &Context::default());
+    let m = mutate_raw(&raw, &EffectivePolicy::builtin(), &ClusterInfo::default());
     assert!(
         m.warnings
             .iter()
@@ -435,14 +435,14 @@ fn liveness_without_readiness_is_warned_about_when_no_probe_can_be_added() {
 #[test]
 fn sleep_handler_follows_the_cluster_version() {
     let raw = pod_json(APP);
-    let old = Context {
+    let old = ClusterInfo {
         kube_version: Some(KubeVersion::new(1, 29)),
     };
-    let new = Context {
+    let new = ClusterInfo {
         kube_version: Some(KubeVersion::new(1, 36)),
     };
     let auto = policy("preStop: {sleepHandler: auto}");
-    let hook = |ctx: &Context, p: &EffectivePolicy| {
+    let hook = |ctx: &ClusterInfo, p: &EffectivePolicy| {
         let m = mutate_raw(&raw, p, ctx);
         apply(&raw, &m)["spec"]["containers"][0]["lifecycle"]["preStop"].clone()
     };
@@ -452,7 +452,7 @@ fn sleep_handler_follows_the_cluster_version() {
         json!({"exec": {"command": ["/bin/sh", "-c", "sleep 10"]}})
     );
     assert_eq!(
-        hook(&Context::default(), &auto),
+        hook(&ClusterInfo::default(), &auto),
         json!({"sleep": {"seconds": 10}}),
         "unknown version: native"
     );
@@ -480,7 +480,7 @@ fn exec_sleep_on_a_shell_less_image_is_warned_about() {
     let m = mutate_raw(
         &raw,
         &policy("preStop: {sleepHandler: exec}"),
-        &Context::default(),
+        &ClusterInfo::default(),
     );
     assert!(
         m.warnings.iter().any(|w| w.contains("needs /bin/sh")),
@@ -495,7 +495,7 @@ fn nginx_with_a_hook_that_does_not_quit_is_warned_about() {
     raw["spec"]["containers"][0]["image"] = json!("registry.example/team/nginx:1.27");
     raw["spec"]["containers"][0]["lifecycle"] =
         json!({"preStop": {"exec": {"command": ["sleep", "5"]}}});
-    let m = mutate_raw(&raw, &EffectivePolicy::builtin(), &Context::default());
+    let m = mutate_raw(&raw, &EffectivePolicy::builtin(), &ClusterInfo::default());
     assert!(
         m.warnings
             .iter()
@@ -503,7 +503,7 @@ fn nginx_with_a_hook_that_does_not_quit_is_warned_about() {
     );
     // podgrace's own nginx hook quits, so no warning then.
     raw["spec"]["containers"][0]["lifecycle"] = Value::Null;
-    let m = mutate_raw(&raw, &EffectivePolicy::builtin(), &Context::default());
+    let m = mutate_raw(&raw, &EffectivePolicy::builtin(), &ClusterInfo::default());
     assert!(
         !m.warnings.iter().any(|w| w.contains("nginx without")),
         "{:?}",
@@ -516,7 +516,7 @@ fn opted_out_pods_and_excluded_containers_are_untouched() {
     let mut raw = pod_json(APP);
     raw["metadata"]["labels"]["podgrace.io/inject"] = json!("disabled");
     assert!(
-        mutate_raw(&raw, &EffectivePolicy::builtin(), &Context::default())
+        mutate_raw(&raw, &EffectivePolicy::builtin(), &ClusterInfo::default())
             .patch
             .0
             .is_empty()
@@ -561,7 +561,7 @@ fn bad_annotations_are_ignored_with_a_warning_and_the_rest_still_applies() {
 fn an_incomplete_policy_for_one_container_skips_it_with_a_warning() {
     let raw = pod_json(APP);
     let eff = policy("rules:\n- match: {containerName: app}\n  set: {preStop: {action: exec}}\n");
-    let m = mutate_raw(&raw, &eff, &Context::default());
+    let m = mutate_raw(&raw, &eff, &ClusterInfo::default());
     assert!(m.patch.0.is_empty());
     assert!(
         m.warnings
@@ -594,7 +594,7 @@ fn reinvocation_after_another_webhook_added_a_container_keeps_the_record() {
         "the first run's arithmetic is kept"
     );
     assert!(
-        mutate_raw(&again, &eff, &Context::default())
+        mutate_raw(&again, &eff, &ClusterInfo::default())
             .patch
             .0
             .is_empty()
@@ -640,7 +640,7 @@ fn helper_injection_adds_the_init_container_volume_mount_and_a_shell_free_hook()
     // The grace period counts the helper's deregistration budget: 2 × 3 s + 10 s + 30 s + 5 s.
     assert_eq!(out["spec"]["terminationGracePeriodSeconds"], 51);
     assert!(
-        mutate_raw(&out, &policy(HELPER), &Context::default())
+        mutate_raw(&out, &policy(HELPER), &ClusterInfo::default())
             .patch
             .0
             .is_empty(),
@@ -695,7 +695,7 @@ fn the_native_sleep_needs_no_helper() {
     assert!(out["spec"].get("initContainers").is_none());
     assert!(!paths(&m).iter().any(|p| p.contains("volume")));
     // On a cluster without the native handler the helper sleeps instead of /bin/sh.
-    let old = Context {
+    let old = ClusterInfo {
         kube_version: Some(KubeVersion::new(1, 29)),
     };
     let m = mutate_raw(&pod_json(APP), &policy("preStop: {helper: inject}"), &old);
@@ -766,7 +766,7 @@ spec:
     let again = mutate_raw(
         &out,
         &EffectivePolicy::new(Some(&cluster), Some(&ns)),
-        &Context::default(),
+        &ClusterInfo::default(),
     );
     assert!(again.patch.0.is_empty(), "{:?}", paths(&again));
     assert!(
@@ -874,7 +874,7 @@ spec:
         "preStop: {action: nacos, nacos: {server: 'http://nacos:8848'}}\n",
         "rules:\n- match: {image: 'busybox*'}\n  set: {preStop: {action: exec}}\n",
     ];
-    let ctx = Context {
+    let ctx = ClusterInfo {
         kube_version: Some(KubeVersion {
             major: 1,
             minor: 28,

@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use podgrace::engine::{self, Context};
+use podgrace::engine::{self, ClusterInfo};
 use podgrace::manifest::{prefix_patch, read_documents};
 use podgrace::policy::EffectivePolicy;
 use podgrace::policy::parse::layers_from_file_text;
@@ -22,7 +22,7 @@ fn render(manifest: &str, namespace_policy: Option<&str>) -> String {
     let mut out = String::new();
     for doc in read_documents(&read_fixture(manifest)).unwrap() {
         let Some(t) = doc.target else { continue };
-        let m = engine::mutate(&t.pod, &eff, &Context::default()).unwrap();
+        let m = engine::mutate(&t.pod, &eff, &ClusterInfo::default()).unwrap();
         let mut applied = doc.value.clone();
         let patch = prefix_patch(&m.patch, &t.path);
         json_patch::patch(&mut applied, &patch.0).unwrap();

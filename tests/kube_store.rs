@@ -13,7 +13,8 @@ use common::kube_api::FakeApi;
 use podgrace::metrics::Metrics;
 use podgrace::store::PolicyStore;
 use podgrace::store::cache::PolicyCache;
-use podgrace::store::kube::{discover_version, watch_policies};
+use podgrace::store::kube::watch_policies;
+use podgrace::version_discovery;
 
 const NAME: &str = "podgrace-policy";
 const KEY: &str = "policy.yaml";
@@ -204,7 +205,46 @@ async fn paged_lists_are_followed_to_the_end() {
 #[tokio::test]
 async fn the_api_server_version_is_discovered() {
     let api = FakeApi::start_with(NAME, ("1", "29+")).await;
-    let v = discover_version(&api.client()).await.unwrap();
+    let v = version_discovery::discover(&api.client()).await.unwrap();
     assert_eq!(v.to_string(), "1.29");
     assert!(!v.has_native_sleep());
+}
+
+/// `serve` follows the API server's version into the engine's cluster facts: an upgrade under a
+/// running webhook switches the `auto` sleep handler to the native one.
+#[tokio::test]
+async fn an_upgraded_api_server_is_followed_into_the_admission_state() {
+    let api = FakeApi::start_with(NAME, ("1", "29")).await;
+    let state = podgrace::server::AppState::new(
+        Arc::new(PolicyCache::new(Arc::new(Metrics::new()))),
+        Arc::new(Metrics::new()),
+        None,
+        podgrace::server::PolicyConfigMap {
+            name: NAME.to_owned(),
+            key: KEY.to_owned(),
+        },
+        &podgrace::server::ServerOptions::default(),
+    );
+    let follower = state.clone();
+    let task = version_discovery::follow(api.client(), Duration::from_millis(50), move |v| {
+        follower.set_kube_version(Some(v))
+    });
+    let version = || state.cluster_info().kube_version.map(|v| v.to_string());
+    eventually(Duration::from_secs(10), "1.29 discovered", || {
+        version().as_deref() == Some("1.29")
+    })
+    .await;
+    api.set_version("1", "33");
+    eventually(Duration::from_secs(10), "1.33 followed", || {
+        version().as_deref() == Some("1.33")
+    })
+    .await;
+    assert!(
+        state
+            .cluster_info()
+            .kube_version
+            .unwrap()
+            .has_native_sleep()
+    );
+    task.abort();
 }

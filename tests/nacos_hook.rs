@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use common::child::{self, SHORT};
 use common::nacos_server::{FakeNacos, Fault, Generation};
 use common::*;
-use podgrace::engine::Context;
+use podgrace::engine::ClusterInfo;
 
 struct Run {
     status: i32,
@@ -23,7 +23,7 @@ fn run_hook(policy_yaml: &str, env: &[(&str, &str)]) -> Run {
     let raw = pod_json(
         "apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: {app: customer-services}}\nspec:\n  containers:\n  - name: app\n    image: registry.example/app:1\n    ports: [{containerPort: 9810}]\n",
     );
-    let m = mutate_raw(&raw, &policy(policy_yaml), &Context::default());
+    let m = mutate_raw(&raw, &policy(policy_yaml), &ClusterInfo::default());
     let out = apply(&raw, &m);
     let command: Vec<String> = serde_json::from_value(
         out["spec"]["containers"][0]["lifecycle"]["preStop"]["exec"]["command"].clone(),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::child::{self, Guard, SHORT};
 use common::nacos_server::{FakeNacos, Fault, Generation};
 use common::*;
-use podgrace::engine::Context;
+use podgrace::engine::ClusterInfo;
 
 struct Run {
     code: i32,
@@ -408,7 +408,7 @@ fn a_distroless_container_deregisters_and_drains_through_the_injected_helper() {
         "preStop:\n  action: nacos\n  helper: inject\n  sleepSeconds: 1\n  nacos:\n    server: {}\n    apiVersion: v2\n    groupName: kevin-app\n    timeoutSeconds: 1\n    auth: {{secretName: nacos-auth}}\n",
         nacos.url()
     ));
-    let m = mutate_raw(&raw, &eff, &Context::default());
+    let m = mutate_raw(&raw, &eff, &ClusterInfo::default());
     let out = apply(&raw, &m);
     assert!(
         !m.warnings.iter().any(|w| w.contains("needs /bin/sh")),

@@ -201,6 +201,83 @@ async fn other_kinds_and_operations_are_allowed_without_a_patch() {
     server.stop().await;
 }
 
+/// Wrong types anywhere in what the engine reads, metadata included, get the same answer: the
+/// pod admitted untouched, a warning naming no internals, and the error metric.
+#[tokio::test]
+async fn wrongly_typed_metadata_or_spec_is_admitted_untouched_with_a_warning() {
+    let server = TestServer::start(|_| {}).await;
+    let fixture: Value =
+        serde_json::from_str(&read_fixture("admission/pod-create-kubectl-apply.json")).unwrap();
+    let cases: [(&str, Value); 4] = [
+        ("/metadata/annotations", json!({"a": 1})),
+        ("/metadata/labels", json!(["app"])),
+        ("/spec/terminationGracePeriodSeconds", json!("30")),
+        ("/spec/containers/0/ports/0/containerPort", json!({"n": 80})),
+    ];
+    for (i, (path, value)) in cases.iter().enumerate() {
+        let mut review = fixture.clone();
+        *review["request"]["object"].pointer_mut(path).unwrap() = value.clone();
+        let (status, out) = post(&server, "/mutate", review.to_string()).await;
+        assert_eq!(status, 200, "{path}");
+        assert_eq!(out["response"]["allowed"], true, "{path}");
+        assert!(out["response"].get("patch").is_none(), "{path}: {out}");
+        assert_eq!(
+            out["response"]["warnings"][0],
+            "podgrace: could not read the pod; nothing injected"
+        );
+        let metrics = server.state.metrics.render();
+        let expected = format!(r#"outcome="error"}} {}"#, i + 1);
+        assert!(metrics.contains(&expected), "{path}: {metrics}");
+    }
+    server.stop().await;
+}
+
+/// Whatever the metadata holds, the patch adds into it: members podgrace does not own
+/// (`managedFields`, an unknown member) are never replaced, even when the metadata has no
+/// member the engine reads.
+#[tokio::test]
+async fn the_patch_adds_into_any_metadata_and_never_replaces_it() {
+    let server = TestServer::start(|_| {}).await;
+    let fixture: Value =
+        serde_json::from_str(&read_fixture("admission/pod-create-kubectl-apply.json")).unwrap();
+    let managed =
+        json!([{"manager": "kubectl", "operation": "Update", "fieldsV1": {"f:spec": {}}}]);
+    for metadata in [
+        json!({"managedFields": managed}),
+        json!({"managedFields": managed, "futureMember": {"x": 1}}),
+        json!({}),
+        json!({"annotations": null, "managedFields": managed}),
+    ] {
+        let mut review = fixture.clone();
+        review["request"]["object"]["metadata"] = metadata.clone();
+        let (status, out) = post(&server, "/mutate", review.to_string()).await;
+        assert_eq!(status, 200);
+        let patch = decoded_patch(&out).unwrap_or_else(|| panic!("no patch for {metadata}: {out}"));
+        for op in &patch.0 {
+            assert_ne!(op.path().to_string(), "/metadata", "{metadata}: {op:?}");
+        }
+        let mut object = review["request"]["object"].clone();
+        json_patch::patch(&mut object, &patch.0).unwrap();
+        for (key, value) in metadata.as_object().unwrap() {
+            if key != "annotations" {
+                assert_eq!(&object["metadata"][key], value, "{key} kept");
+            }
+        }
+        assert!(object["metadata"]["annotations"]["podgrace.io/injected"].is_string());
+    }
+    // No metadata at all: added whole.
+    let mut review = fixture.clone();
+    review["request"]["object"]
+        .as_object_mut()
+        .unwrap()
+        .remove("metadata");
+    let (_, out) = post(&server, "/mutate", review.to_string()).await;
+    let mut object = review["request"]["object"].clone();
+    json_patch::patch(&mut object, &decoded_patch(&out).unwrap().0).unwrap();
+    assert!(object["metadata"]["annotations"]["podgrace.io/injected"].is_string());
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn a_pod_podgrace_cannot_read_is_admitted_untouched_with_a_warning() {
     let server = TestServer::start(|_| {}).await;

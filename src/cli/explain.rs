@@ -4,15 +4,14 @@
 
 use std::fmt::Write as _;
 
-use k8s_openapi::api::core::v1::Pod;
-
+use crate::engine::PodView;
 use crate::policy::annotations;
 use crate::policy::effective::EffectivePolicy;
 
 /// The explanation for one pod (template), one block per container, in spec order (native
 /// sidecars after the containers). `label` names the object (`Deployment shop/web`).
-pub fn render(label: &str, pod: &Pod, policy: &EffectivePolicy) -> String {
-    let overrides = annotations::read(&pod.metadata);
+pub fn render(label: &str, pod: &PodView, policy: &EffectivePolicy) -> String {
+    let overrides = annotations::read(pod.labels(), pod.annotations());
     let mut out = String::new();
     let Some(spec) = &pod.spec else {
         return out;
@@ -35,12 +34,7 @@ pub fn render(label: &str, pod: &Pod, policy: &EffectivePolicy) -> String {
         }
         let _ = writeln!(out, ":");
         let image = c.image.as_deref().unwrap_or_default();
-        let rows = policy.explain(
-            pod.metadata.labels.as_ref(),
-            &c.name,
-            image,
-            overrides.layer(),
-        );
+        let rows = policy.explain(pod.labels(), &c.name, image, overrides.layer());
         let width = rows
             .iter()
             .map(|r| r.path.len() + r.value.to_string().len())
@@ -64,7 +58,7 @@ mod tests {
         let text = "preStop: {action: nacos, nacos: {server: 'http://nacos:8848'}}\n";
         let ns = load_layer(text, Origin::hashed("ns.yaml", text)).unwrap();
         let policy = EffectivePolicy::new(None, Some(&ns));
-        let pod: Pod = serde_json::from_value(serde_json::json!({
+        let pod = PodView::from_value(serde_json::json!({
             "metadata": {"name": "p", "annotations": {"podgrace.io/shutdown-seconds": "45"}},
             "spec": {"containers": [
                 {"name": "web", "image": "nginx:1.27"},

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::policy::load_one;
 use super::{MutateArgs, Output, read_input};
-use crate::engine::{self, Context};
+use crate::engine::{self, ClusterInfo};
 use crate::key_order::{KeyOrder, Ordered};
 use crate::manifest::{self, prefix_patch};
 use crate::policy::{EffectivePolicy, annotations};
@@ -30,7 +30,7 @@ pub(super) fn run(args: &MutateArgs) -> anyhow::Result<ExitCode> {
         .transpose()?;
     let policy = EffectivePolicy::combine(cluster.as_ref(), namespace.as_ref())
         .map_err(|e| anyhow::anyhow!("the policies do not combine into a complete policy: {e}"))?;
-    let ctx = Context {
+    let cluster_info = ClusterInfo {
         kube_version: args.kube_version,
     };
 
@@ -42,10 +42,13 @@ pub(super) fn run(args: &MutateArgs) -> anyhow::Result<ExitCode> {
     for doc in &mut docs {
         let Some(target) = &doc.target else { continue };
         // The webhook ignores bad annotations with a warning; a preview should insist.
-        if let Some(e) = annotations::read(&target.pod.metadata).errors.first() {
+        if let Some(e) = annotations::read(target.pod.labels(), target.pod.annotations())
+            .errors
+            .first()
+        {
             bail!("{file}: {}: {e}", target.label);
         }
-        let m = engine::mutate(&target.pod, &policy, &ctx)
+        let m = engine::mutate(&target.pod, &policy, &cluster_info)
             .with_context(|| format!("{file}: {}", target.label))?;
         if args.explain {
             eprint!(

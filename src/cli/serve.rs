@@ -17,6 +17,7 @@ use crate::store::PolicyStore;
 use crate::store::cache::PolicyCache;
 use crate::store::{files, kube};
 use crate::tls::{self, Pair, ReloadingCert};
+use crate::version_discovery;
 
 pub(super) fn run(args: ServeArgs, metrics: Arc<Metrics>) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -139,7 +140,7 @@ async fn serve(args: ServeArgs, metrics: Arc<Metrics>) -> anyhow::Result<()> {
     );
     if let (Some(client), None) = (&client, args.kube_version) {
         let state = state.clone();
-        tasks.push(kube::refresh_version(
+        tasks.push(version_discovery::follow(
             client.clone(),
             VERSION_REFRESH,
             move |v| state.set_kube_version(Some(v)),

@@ -8,11 +8,12 @@
 //! and the pod falls back to shell hooks with a warning rather than becoming invalid.
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, PodSpec, ResourceRequirements, SeccompProfile,
+    Capabilities, Container, EmptyDirVolumeSource, ResourceRequirements, SeccompProfile,
     SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
+use super::pod_view::PodSpecView;
 use crate::nacos::Instance;
 use crate::nacos::{PASSWORD_ENV, USERNAME_ENV};
 use crate::policy::NacosAction;
@@ -37,7 +38,7 @@ pub enum PodState {
 }
 
 /// Inspects the pod for podgrace's init container and volume.
-pub fn pod_state(spec: &PodSpec) -> PodState {
+pub fn pod_state(spec: &PodSpecView) -> PodState {
     if spec.os.as_ref().is_some_and(|os| os.name == "windows") {
         // A Linux binary, and a securityContext the API forbids on Windows pods.
         return PodState::Conflict("Windows pod".to_owned());

@@ -1,12 +1,11 @@
 //! The preStop hook podgrace wants on a container, and what it can tell about hooks users wrote.
 
-use k8s_openapi::api::core::v1::{
-    Container, EnvVar, ExecAction, LifecycleHandler, Pod, SleepAction,
-};
+use k8s_openapi::api::core::v1::{Container, EnvVar, ExecAction, LifecycleHandler, SleepAction};
 
 use super::env;
 use super::helper_injection as helper;
 use super::nacos_script as nacos_hook;
+use super::pod_view::PodView;
 use super::shell;
 use crate::kube_version::KubeVersion;
 use crate::nacos::Instance;
@@ -43,7 +42,7 @@ pub struct HookPlan {
 /// Plans the hook for container `c` of `pod`. `helper_usable` says whether the helper can be
 /// injected into this pod and container (no name or path conflicts).
 pub fn plan(
-    pod: &Pod,
+    pod: &PodView,
     c: &Container,
     policy: &ContainerPolicy,
     version: Option<KubeVersion>,
@@ -228,8 +227,8 @@ pub fn nacos_env(nacos: &NacosAction, ip_env: &str) -> Vec<EnvVar> {
 /// The instance a container registers as: service name from policy, else the pod's
 /// `app.kubernetes.io/name` or `app` label, else the container name; port from policy, else the
 /// container's first TCP port.
-pub fn nacos_instance(pod: &Pod, c: &Container, nacos: &NacosAction) -> Option<Instance> {
-    let labels = pod.metadata.labels.as_ref();
+pub fn nacos_instance(pod: &PodView, c: &Container, nacos: &NacosAction) -> Option<Instance> {
+    let labels = pod.labels();
     let label = |k: &str| labels.and_then(|l| l.get(k)).cloned();
     let service = nacos
         .service

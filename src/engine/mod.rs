@@ -13,6 +13,7 @@ pub mod hook_estimate;
 pub mod hook_plan;
 pub mod nacos_script;
 pub mod patch;
+pub mod pod_view;
 pub mod presets;
 pub mod probes;
 pub mod record;
@@ -21,7 +22,7 @@ pub mod warnings;
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Pod, PodSpec};
+use k8s_openapi::api::core::v1::{Container, LifecycleHandler};
 use serde_json::{Value, json};
 
 use crate::kube_version::KubeVersion;
@@ -31,11 +32,13 @@ use crate::policy::spec::{ExistingHook, GraceMode, HelperMode, NginxStop, Sideca
 use crate::policy::{Action, ContainerPolicy, EffectivePolicy, defaults};
 use grace::{Budget, HookKind, SidecarTime};
 use patch::PatchBuilder;
+use pod_view::PodSpecView;
+pub use pod_view::PodView;
 use record::{ContainerRecord, Injection, Record};
 
-/// What the engine knows about the cluster.
+/// What the engine knows about the cluster it admits pods for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Context {
+pub struct ClusterInfo {
     /// The API server's version, when known (drives the `auto` sleep handler).
     pub kube_version: Option<KubeVersion>,
 }
@@ -69,7 +72,11 @@ fn to_json<T: serde::Serialize>(what: &'static str, value: &T) -> Result<Value, 
 }
 
 /// Computes the mutation of `pod` under `policy`.
-pub fn mutate(pod: &Pod, policy: &EffectivePolicy, ctx: &Context) -> Result<Mutation, EngineError> {
+pub fn mutate(
+    pod: &PodView,
+    policy: &EffectivePolicy,
+    cluster: &ClusterInfo,
+) -> Result<Mutation, EngineError> {
     let mut m = Mutation {
         record: Record {
             policy: policy.description().to_owned(),
@@ -77,7 +84,7 @@ pub fn mutate(pod: &Pod, policy: &EffectivePolicy, ctx: &Context) -> Result<Muta
         },
         ..Default::default()
     };
-    let overrides = annotations::read(&pod.metadata);
+    let overrides = annotations::read(pod.labels(), pod.annotations());
     for e in &overrides.errors {
         m.warnings.push(warnings::pod(&format!("ignored {e}")));
     }
@@ -99,7 +106,7 @@ pub fn mutate(pod: &Pod, policy: &EffectivePolicy, ctx: &Context) -> Result<Muta
         pod,
         spec,
         policy,
-        ctx,
+        cluster,
         overrides: &overrides,
         helper_pod: helper_injection::pod_state(spec),
         helper_used: false,
@@ -196,10 +203,10 @@ impl Slot {
 
 /// The state of one engine run over a pod.
 struct Pass<'a> {
-    pod: &'a Pod,
-    spec: &'a PodSpec,
+    pod: &'a PodView,
+    spec: &'a PodSpecView,
     policy: &'a EffectivePolicy,
-    ctx: &'a Context,
+    cluster: &'a ClusterInfo,
     overrides: &'a PodOverrides,
     helper_pod: helper_injection::PodState,
     helper_used: bool,
@@ -223,12 +230,10 @@ impl Pass<'_> {
     /// Resolves the container's policy, with the pod's annotation overrides.
     fn resolve(&mut self, c: &Container) -> Option<(Arc<ContainerPolicy>, Vec<String>)> {
         let image = c.image.as_deref().unwrap_or_default();
-        match self.policy.resolve(
-            self.pod.metadata.labels.as_ref(),
-            &c.name,
-            image,
-            self.overrides.layer(),
-        ) {
+        match self
+            .policy
+            .resolve(self.pod.labels(), &c.name, image, self.overrides.layer())
+        {
             Ok(r) => Some((r.policy, r.rules.iter().map(|r| r.to_string()).collect())),
             Err(e) => {
                 self.m.warnings.push(warnings::container(
@@ -283,7 +288,7 @@ impl Pass<'_> {
                 let image = c.image.as_deref().unwrap_or_default();
                 let resolved = self
                     .policy
-                    .resolve(self.pod.metadata.labels.as_ref(), &c.name, image, None)
+                    .resolve(self.pod.labels(), &c.name, image, None)
                     .ok();
                 let shutdown = resolved
                     .as_ref()
@@ -357,7 +362,13 @@ impl Pass<'_> {
                 &format!("helper not injected ({why}); using a shell hook"),
             ));
         }
-        let plan = hook_plan::plan(self.pod, c, p, self.ctx.kube_version, conflict.is_none());
+        let plan = hook_plan::plan(
+            self.pod,
+            c,
+            p,
+            self.cluster.kube_version,
+            conflict.is_none(),
+        );
         for w in &plan.warnings {
             self.m.warnings.push(warnings::container(&c.name, w));
         }
@@ -580,8 +591,8 @@ fn serves_traffic(c: &Container, p: &ContainerPolicy) -> bool {
     c.ports.as_ref().is_some_and(|ports| !ports.is_empty())
         || matches!(&p.action, Action::Nacos(n) if n.port.is_some())
 }
-fn write_record(pod: &Pod, record: &Record, decision: &grace::Decision, b: &mut PatchBuilder) {
-    let existing = pod.metadata.annotations.as_ref();
+fn write_record(pod: &PodView, record: &Record, decision: &grace::Decision, b: &mut PatchBuilder) {
+    let existing = pod.annotations();
     let injected = record::merge_injected(
         existing
             .and_then(|a| a.get(record::INJECTED))
@@ -603,7 +614,7 @@ fn write_record(pod: &Pod, record: &Record, decision: &grace::Decision, b: &mut 
     entries.push((record::POLICY, record.policy.clone()));
     entries.retain(|(k, v)| existing.and_then(|a| a.get(*k)) != Some(v));
 
-    if pod.metadata == Default::default() {
+    if pod.metadata.is_none() {
         let map: serde_json::Map<String, Value> = entries
             .into_iter()
             .map(|(k, v)| (k.to_owned(), json!(v)))

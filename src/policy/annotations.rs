@@ -12,7 +12,6 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize as _;
 use serde::de::IntoDeserializer as _;
 
@@ -53,12 +52,15 @@ impl PodOverrides {
     }
 }
 
-/// Reads the overrides from a pod's (or pod template's) metadata.
-pub fn read(meta: &ObjectMeta) -> PodOverrides {
+/// Reads the overrides from a pod's (or pod template's) labels and annotations.
+pub fn read(
+    labels: Option<&BTreeMap<String, String>>,
+    annotations: Option<&BTreeMap<String, String>>,
+) -> PodOverrides {
     let mut out = PodOverrides::default();
     let empty = BTreeMap::new();
-    let annotations = meta.annotations.as_ref().unwrap_or(&empty);
-    let labels = meta.labels.as_ref().unwrap_or(&empty);
+    let annotations = annotations.unwrap_or(&empty);
+    let labels = labels.unwrap_or(&empty);
 
     for (kind, map) in [("label", labels), ("annotation", annotations)] {
         if let Some(v) = map.get(INJECT) {
@@ -149,31 +151,26 @@ fn seconds(
 mod tests {
     use super::*;
 
-    fn meta(labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> ObjectMeta {
-        let map = |p: &[(&str, &str)]| {
-            Some(
-                p.iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            )
+    /// The overrides read from a pod with these labels and annotations.
+    fn meta(labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> PodOverrides {
+        let map = |p: &[(&str, &str)]| -> BTreeMap<String, String> {
+            p.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
         };
-        ObjectMeta {
-            labels: map(labels),
-            annotations: map(annotations),
-            ..Default::default()
-        }
+        read(Some(&map(labels)), Some(&map(annotations)))
     }
 
     #[test]
     fn opt_out_by_label_or_annotation() {
-        assert!(read(&meta(&[(INJECT, "disabled")], &[])).opt_out);
-        assert!(read(&meta(&[], &[(INJECT, "false")])).opt_out);
-        assert!(!read(&meta(&[(INJECT, "enabled")], &[])).opt_out);
+        assert!(meta(&[(INJECT, "disabled")], &[]).opt_out);
+        assert!(meta(&[], &[(INJECT, "false")]).opt_out);
+        assert!(!meta(&[(INJECT, "enabled")], &[]).opt_out);
     }
 
     #[test]
     fn overrides_become_a_policy_layer() {
-        let o = read(&meta(
+        let o = meta(
             &[],
             &[
                 (ACTION, "none"),
@@ -181,7 +178,7 @@ mod tests {
                 (SHUTDOWN_SECONDS, "45"),
                 (READINESS, "disabled"),
             ],
-        ));
+        );
         assert!(o.errors.is_empty(), "{:?}", o.errors);
         let ps = o.spec.pre_stop.as_ref().unwrap();
         assert_eq!(ps.action, Some(ActionKind::None));
@@ -192,14 +189,14 @@ mod tests {
 
     #[test]
     fn bad_values_are_reported_by_key_and_ignored() {
-        let o = read(&meta(
+        let o = meta(
             &[],
             &[
                 (SLEEP_SECONDS, "ten"),
                 (ACTION, "sleepy"),
                 (SHUTDOWN_SECONDS, "9999"),
             ],
-        ));
+        );
         assert_eq!(o.errors.len(), 3);
         let text: Vec<String> = o.errors.iter().map(|e| e.to_string()).collect();
         assert!(

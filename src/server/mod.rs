@@ -21,7 +21,6 @@ pub mod large_reviews;
 pub mod listener;
 pub mod memory;
 pub mod mutate;
-pub mod pod_wire;
 pub mod review;
 pub mod validate;
 
@@ -36,7 +35,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 
 use self::body_budget::{BodyBudget, WithBodyBudget};
-use crate::engine::Context;
+use crate::engine::ClusterInfo;
 use crate::kube_version::KubeVersion;
 use crate::metrics::Metrics;
 use crate::store::PolicyStore;
@@ -109,7 +108,7 @@ pub struct AppState {
     /// Metrics.
     pub metrics: Arc<Metrics>,
     body_budget: BodyBudget,
-    context: ArcSwap<Context>,
+    cluster_info: ArcSwap<ClusterInfo>,
     draining: AtomicBool,
 }
 
@@ -132,19 +131,19 @@ impl AppState {
                 Some(metrics.clone()),
             ),
             metrics,
-            context: ArcSwap::from_pointee(Context { kube_version }),
+            cluster_info: ArcSwap::from_pointee(ClusterInfo { kube_version }),
             draining: AtomicBool::new(false),
         })
     }
 
     /// What the engine knows about the cluster.
-    pub fn context(&self) -> Context {
-        **self.context.load()
+    pub fn cluster_info(&self) -> ClusterInfo {
+        **self.cluster_info.load()
     }
 
     /// Records a newly discovered API server version.
     pub fn set_kube_version(&self, version: Option<KubeVersion>) {
-        self.context.store(Arc::new(Context {
+        self.cluster_info.store(Arc::new(ClusterInfo {
             kube_version: version,
         }));
     }

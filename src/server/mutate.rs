@@ -1,7 +1,7 @@
 //! `POST /mutate`: the engine behind an AdmissionReview. Always allowed: an internal failure
 //! answers with no patch, a warning, a log line and a metric, never with a blocked pod.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,14 +9,12 @@ use std::time::Instant;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use kube::core::GroupVersionKind;
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
+use kube::core::admission::Operation;
 
 use super::AppState;
 use super::body_budget::Budgeted;
-use super::pod_wire::WirePod;
-use super::review::{self, Decoded, ReviewError};
-use crate::engine;
+use super::review::{self, Answer, Request, ReviewError};
+use crate::engine::{self, PodView};
 
 const ENDPOINT: &str = "mutate";
 
@@ -27,86 +25,64 @@ pub async fn mutate(State(state): State<Arc<AppState>>, body: Budgeted) -> Respo
 
 fn review_pod(state: &AppState, body: &[u8]) -> Response {
     let start = Instant::now();
-    let decoded = match review::decode_pod(body) {
-        Ok(decoded) => decoded,
+    let req = match review::decode(body) {
+        Ok(req) => req,
         Err(e) => return bad_request(state, ENDPOINT, e),
-    };
-    let uid = match &decoded {
-        Decoded::Typed(req) => req.uid.as_str(),
-        Decoded::Other(req, _) => req.uid.as_str(),
     };
     // Every line logged while answering carries the request's uid, the key that joins
     // podgrace's logs to the API server's audit log.
-    let span = tracing::info_span!("admission", uid);
-    let response = span.in_scope(|| match &decoded {
-        Decoded::Typed(req) => answer(state, req, start),
-        Decoded::Other(req, why) => {
-            let resp = AdmissionResponse::from(&**req);
-            if is_pod(&req.kind) && req.sub_resource.is_none() {
-                // A pod podgrace cannot read is still admitted, untouched.
-                state.metrics.request(ENDPOINT, "error");
-                tracing::error!(error = %why, "pod not readable; admitted without changes");
-                json(&with_warning(
-                    resp,
-                    "podgrace: could not read the pod; nothing injected",
-                ))
-            } else {
-                state.metrics.request(ENDPOINT, "ignored");
-                json(&resp)
-            }
-        }
-    });
+    let span = tracing::info_span!("admission", uid = req.uid.as_str());
+    let answer = span.in_scope(|| answer(state, &req, start));
     state
         .metrics
         .observe_latency(ENDPOINT, start.elapsed().as_secs_f64());
-    response
+    json(&answer)
 }
 
-fn answer(state: &AppState, req: &AdmissionRequest<WirePod>, start: Instant) -> Response {
-    let resp = AdmissionResponse::from(req);
+fn answer(state: &AppState, req: &Request, start: Instant) -> Answer {
+    let allow = Answer::allow(req);
     // The webhook configuration routes only pod creation here; anything else passes untouched.
-    let (true, Operation::Create, None, Some(WirePod(pod))) = (
-        is_pod(&req.kind),
+    let (true, Operation::Create, None, Some(object)) = (
+        req.is_core("Pod"),
         &req.operation,
         &req.sub_resource,
-        &req.object,
+        req.object,
     ) else {
         state.metrics.request(ENDPOINT, "ignored");
-        return json(&resp);
+        return allow;
     };
     let namespace = req.namespace.as_deref().unwrap_or_default();
-    let name = pod
-        .metadata
-        .name
-        .as_deref()
-        .or(pod.metadata.generate_name.as_deref())
-        .unwrap_or(req.name.as_str());
+    let pod = match PodView::from_json(object.get()) {
+        Ok(pod) => pod,
+        Err(e) => {
+            // A pod podgrace cannot read is still admitted, untouched. The API server has
+            // decoded it already, so this is a pod newer than podgrace's types, or a bug.
+            state.metrics.request(ENDPOINT, "error");
+            tracing::error!(namespace, pod = req.name.as_str(), error = %e, "pod not readable; admitted without changes");
+            return allow.warn("podgrace: could not read the pod; nothing injected");
+        }
+    };
+    let name = pod.name().unwrap_or(req.name.as_str());
     let policy = state.store.policy_for(namespace);
-    let ctx = state.context();
+    let cluster = state.cluster_info();
     // The engine does not panic on any input the property tests found; this is the seat belt
     // that keeps a bug from failing pod creation.
-    let result = std::panic::catch_unwind(AssertUnwindSafe(|| engine::mutate(pod, &policy, &ctx)));
+    let result =
+        std::panic::catch_unwind(AssertUnwindSafe(|| engine::mutate(&pod, &policy, &cluster)));
     let mutation = match result {
         Ok(Ok(m)) => m,
-        Ok(Err(e)) => return internal_error(state, req, namespace, name, &e.to_string()),
-        Err(_) => return internal_error(state, req, namespace, name, "engine panicked"),
+        Ok(Err(e)) => return internal_error(state, allow, namespace, name, &e.to_string()),
+        Err(_) => return internal_error(state, allow, namespace, name, "engine panicked"),
     };
-    let warnings = mutation.warnings;
     let record = mutation.record;
     let changed = !mutation.patch.0.is_empty();
-    let mut resp = resp;
+    let mut answer = allow.with_patch(mutation.patch);
+    answer.warnings = mutation.warnings;
     if changed {
-        resp = match resp.with_patch(mutation.patch) {
-            Ok(r) => r,
-            Err(e) => return internal_error(state, req, namespace, name, &e.to_string()),
-        };
         for &kind in &record.injections {
             state.metrics.injection(kind);
         }
-        resp.audit_annotations = audit(&record);
-    }
-    if !warnings.is_empty() {
-        resp.warnings = Some(warnings);
+        answer.audit_annotations = audit(&record);
     }
     let decision = match (&record.skipped, changed) {
         (Some(_), _) => "skipped",
@@ -123,36 +99,33 @@ fn answer(state: &AppState, req: &AdmissionRequest<WirePod>, start: Instant) -> 
         latency_us = start.elapsed().as_micros() as u64,
         "admission"
     );
-    json(&resp)
+    answer
 }
 
-/// Core `v1` pods, not a custom resource that happens to be called Pod.
-fn is_pod(kind: &GroupVersionKind) -> bool {
-    kind.group.is_empty() && kind.kind == "Pod"
-}
-
-fn audit(record: &engine::record::Record) -> HashMap<String, String> {
-    let mut audit = HashMap::new();
+/// The audit annotations: what was injected, the grace period's arithmetic, the policy.
+fn audit(record: &engine::record::Record) -> BTreeMap<String, String> {
     let injected: Vec<String> = record
         .containers
         .iter()
         .map(|c| format!("{}: {}", c.name, c.items.join(" ")))
         .collect();
-    audit.insert("injected".to_owned(), injected.join("; "));
+    let mut audit = BTreeMap::from([
+        ("injected".to_owned(), injected.join("; ")),
+        ("policy".to_owned(), record.policy.clone()),
+    ]);
     if let Some(g) = &record.grace {
         audit.insert("grace".to_owned(), g.clone());
     }
-    audit.insert("policy".to_owned(), record.policy.clone());
     audit
 }
 
 fn internal_error(
     state: &AppState,
-    req: &AdmissionRequest<WirePod>,
+    allow: Answer,
     namespace: &str,
     name: &str,
     error: &str,
-) -> Response {
+) -> Answer {
     state.metrics.request(ENDPOINT, "error");
     tracing::error!(
         namespace,
@@ -160,22 +133,14 @@ fn internal_error(
         error,
         "mutation failed; pod admitted without changes"
     );
-    json(&with_warning(
-        AdmissionResponse::from(req),
-        "podgrace: internal error; nothing injected",
-    ))
-}
-
-fn with_warning(mut resp: AdmissionResponse, warning: &str) -> AdmissionResponse {
-    resp.warnings = Some(vec![warning.to_owned()]);
-    resp
+    allow.warn("podgrace: internal error; nothing injected")
 }
 
 /// A 200 response carrying the review.
-pub(super) fn json(resp: &AdmissionResponse) -> Response {
+pub(super) fn json(answer: &Answer) -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        review::encode(resp),
+        answer.to_json(),
     )
         .into_response()
 }

@@ -1,35 +1,32 @@
-//! AdmissionReview on the wire. Requests decode straight into `kube`'s `AdmissionRequest` (one
-//! pass over the body, no intermediate tree; pods as [`WirePod`]; the request's members no
-//! handler reads, [`UNREAD_REQUEST_MEMBERS`], skipped). Responses are written by hand
-//! around `kube`'s `AdmissionResponse` because its serializer emits `patch` as an array of
-//! numbers; the API documents a base64 string, which is also a third of the size.
+//! AdmissionReview on the wire, both ways.
+//!
+//! In: [`decode`] reads the envelope and the request members the handlers use, typed, with the
+//! object kept as the raw JSON text the API server sent (a slice of the body, not a copy). Each
+//! handler then decodes the object into the type it reads (the engine's `PodView`, a
+//! `ConfigMap`), so a pod that does not fit its type is told apart from a body that is not a
+//! review at all, and is still answered. serde skips every member not named here (`userInfo`,
+//! `options`, `oldObject`, …) without building it.
+//!
+//! Out: [`Answer`], serialised once. kube-core's `AdmissionResponse` (kube-core 5.0,
+//! `admission.rs`) holds the patch as `Vec<u8>` with serde's default encoding, a JSON array of
+//! numbers; the API documents `patch` as base64 (a third of the size, and what every other
+//! webhook sends), so the answer has its own type whose patch is written through
+//! `serialize_with`.
 
-use std::fmt;
-use std::marker::PhantomData;
+use std::collections::BTreeMap;
 
-use base64::Engine as _;
-use kube::core::admission::{AdmissionRequest, AdmissionResponse};
-use kube::core::{DynamicObject, Resource, Status, TypeMeta};
-use serde::de::value::MapAccessDeserializer;
-use serde::de::{self, MapAccess, Visitor};
-use serde::{Deserialize, Deserializer, Serialize};
+use base64::display::Base64Display;
+use base64::engine::general_purpose::STANDARD;
+use json_patch::Patch;
+use kube::core::admission::Operation;
+use kube::core::{GroupVersionKind, Status};
+use serde::ser::Error as _;
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::value::RawValue;
 
-use super::pod_wire::{Filtered, WirePod};
-
-/// Members of the request that no handler reads. The parser skips them (still checking that
-/// they are well-formed JSON) instead of building them: the requester's groups and extra
-/// attributes, the create options as a dynamic object, and the kind and resource as originally
-/// requested (handlers read `kind`, `resource` and `subResource`); a third of the allocations of
-/// decoding a pod review (docs/PERFORMANCE.md). kube's type requires `userInfo`, so it is
-/// decoded as empty; the others are absent. A handler that starts reading one must take it off
-/// this list.
-pub const UNREAD_REQUEST_MEMBERS: [&str; 5] = [
-    "userInfo",
-    "options",
-    "requestKind",
-    "requestResource",
-    "requestSubResource",
-];
+/// The API version answered when the request names none (the only one the API server sends
+/// since Kubernetes 1.22).
+const DEFAULT_API_VERSION: &str = "admission.k8s.io/v1";
 
 /// Why a body is not an AdmissionReview we can answer.
 #[derive(Debug, thiserror::Error)]
@@ -43,351 +40,322 @@ pub enum ReviewError {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase", bound(deserialize = "T: Deserialize<'de>"))]
-struct Envelope<T: Resource> {
+#[serde(rename_all = "camelCase")]
+struct Envelope<'a> {
     #[serde(default)]
+    api_version: Option<String>,
+    #[serde(borrow, default)]
+    request: Option<Request<'a>>,
+}
+
+/// The members of an `AdmissionRequest` the handlers read.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Request<'a> {
+    /// The review's `apiVersion`, echoed in the answer.
+    #[serde(skip)]
+    pub api_version: String,
+    /// Identifies this admission; the answer must carry it.
+    pub uid: String,
+    /// The kind of the object (`/v1, Kind=Pod`).
+    pub kind: GroupVersionKind,
+    /// The subresource, if the request is for one (`status`, `ephemeralcontainers`, …).
+    #[serde(default)]
+    pub sub_resource: Option<String>,
+    /// The object's name as the API server knows it (empty before `generateName` is applied).
+    #[serde(default)]
+    pub name: String,
+    /// The namespace of the object.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// CREATE, UPDATE, DELETE or CONNECT.
+    pub operation: Operation,
+    /// True for `kubectl … --dry-run=server`: nothing is persisted.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// The object, as the API server sent it.
+    #[serde(borrow, default)]
+    pub object: Option<&'a RawValue>,
+}
+
+impl Request<'_> {
+    /// Whether the object is a core `v1` kind named `kind` (not a custom resource that happens
+    /// to share the name).
+    pub fn is_core(&self, kind: &str) -> bool {
+        self.kind.group.is_empty() && self.kind.kind == kind
+    }
+}
+
+/// Decodes the review in `body`, in one pass (the object stays raw JSON).
+pub fn decode(body: &[u8]) -> Result<Request<'_>, ReviewError> {
+    let envelope: Envelope = serde_json::from_slice(body).map_err(ReviewError::Malformed)?;
+    let mut request = envelope.request.ok_or(ReviewError::MissingRequest)?;
+    request.api_version = envelope
+        .api_version
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| DEFAULT_API_VERSION.to_owned());
+    Ok(request)
+}
+
+/// The answer to one review: allowed or denied, with a patch, warnings and audit annotations.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Answer {
+    #[serde(skip)]
     api_version: String,
-    #[serde(default)]
-    kind: String,
-    #[serde(default, deserialize_with = "request_without_unread")]
-    request: Option<AdmissionRequest<T>>,
-}
-
-fn request_without_unread<'de, D, T>(
-    deserializer: D,
-) -> Result<Option<AdmissionRequest<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Resource + Deserialize<'de>,
-{
-    struct RequestVisitor<T>(PhantomData<T>);
-    impl<'de, T: Resource + Deserialize<'de>> Visitor<'de> for RequestVisitor<T> {
-        type Value = Option<AdmissionRequest<T>>;
-
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("an AdmissionRequest object")
-        }
-
-        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_map(self)
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-            let members = Filtered::new(
-                map,
-                |key| !UNREAD_REQUEST_MEMBERS.contains(&key),
-                Some("userInfo"),
-            );
-            AdmissionRequest::deserialize(MapAccessDeserializer::new(members)).map(Some)
-        }
-    }
-    deserializer.deserialize_option(RequestVisitor(PhantomData))
-}
-
-/// A decoded request.
-pub enum Decoded<T: Resource> {
-    /// The object is the expected type.
-    Typed(Box<AdmissionRequest<T>>),
-    /// Some other object (another kind, or one that does not parse as `T`), with why.
-    Other(Box<AdmissionRequest<DynamicObject>>, String),
-}
-
-fn envelope<T>(body: &[u8]) -> Result<Option<AdmissionRequest<T>>, serde_json::Error>
-where
-    T: Resource + for<'de> Deserialize<'de>,
-{
-    let env: Envelope<T> = serde_json::from_slice(body)?;
-    Ok(env.request.map(|mut req| {
-        req.types = TypeMeta {
-            api_version: env.api_version,
-            kind: env.kind,
-        };
-        req
-    }))
-}
-
-/// Decodes a review whose object should be a `T` (a Pod for `/mutate`, a ConfigMap for
-/// `/validate`). Bodies that are valid reviews of other objects come back as [`Decoded::Other`].
-pub fn decode<T>(body: &[u8]) -> Result<Decoded<T>, ReviewError>
-where
-    T: Resource + for<'de> Deserialize<'de>,
-{
-    match envelope::<T>(body) {
-        Ok(Some(req)) => Ok(Decoded::Typed(Box::new(req))),
-        Ok(None) => Err(ReviewError::MissingRequest),
-        // The common case is handled in one pass; only unusual bodies are parsed twice.
-        Err(typed_err) => match envelope::<DynamicObject>(body) {
-            Ok(Some(req)) => Ok(Decoded::Other(Box::new(req), typed_err.to_string())),
-            Ok(None) => Err(ReviewError::MissingRequest),
-            Err(e) => Err(ReviewError::Malformed(e)),
-        },
-    }
-}
-
-/// Decodes a pod review.
-pub fn decode_pod(body: &[u8]) -> Result<Decoded<WirePod>, ReviewError> {
-    decode::<WirePod>(body)
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Out<'a> {
-    api_version: &'a str,
-    kind: &'a str,
-    response: ResponseOut<'a>,
-}
-
-/// The response, but for `patch`, which [`encode`] appends itself.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ResponseOut<'a> {
-    uid: &'a str,
+    uid: String,
     allowed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<&'a Status>,
+    status: Option<Status>,
     #[serde(skip_serializing_if = "Option::is_none")]
     patch_type: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    warnings: Option<&'a Vec<String>>,
-    #[serde(skip_serializing_if = "std::collections::HashMap::is_empty")]
-    audit_annotations: &'a std::collections::HashMap<String, String>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "patch_as_base64"
+    )]
+    patch: Option<Patch>,
+    /// Shown by kubectl to whoever created the object (each under 120 characters).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Recorded in the API server's audit log, under `<webhook name>/<key>`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub audit_annotations: BTreeMap<String, String>,
 }
 
-/// Encodes the AdmissionReview answering with `resp`, in the request's API version.
-pub fn encode(resp: &AdmissionResponse) -> Vec<u8> {
-    let api_version = if resp.types.api_version.is_empty() {
-        "admission.k8s.io/v1"
-    } else {
-        &resp.types.api_version
-    };
-    let patch = resp.patch.as_deref();
-    let out = Out {
-        api_version,
-        kind: "AdmissionReview",
-        response: ResponseOut {
-            uid: &resp.uid,
-            allowed: resp.allowed,
-            status: (!resp.allowed).then_some(&resp.result),
-            patch_type: patch.map(|_| "JSONPatch"),
-            warnings: resp.warnings.as_ref().filter(|w| !w.is_empty()),
-            audit_annotations: &resp.audit_annotations,
-        },
-    };
-    let patch_len = patch.map_or(0, |p| base64::encoded_len(p.len(), true).unwrap_or(0));
-    let text_len = |s: &String| s.len() + 8;
-    let capacity = 256
-        + patch_len
-        + resp.warnings.iter().flatten().map(text_len).sum::<usize>()
-        + resp
-            .audit_annotations
-            .iter()
-            .map(|(k, v)| text_len(k) + text_len(v))
-            .sum::<usize>();
-    // Sized for the whole answer, so that it is never regrown and copied on the way.
-    let mut buf = Vec::with_capacity(capacity);
-    // Plain strings, bools and maps of strings: serialization cannot fail.
-    if serde_json::to_writer(&mut buf, &out).is_err() {
-        return Vec::new();
+/// The review that carries an [`Answer`].
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReviewOut<'a> {
+    api_version: &'a str,
+    kind: &'static str,
+    response: &'a Answer,
+}
+
+impl Answer {
+    /// Allows `request` unchanged.
+    pub fn allow(request: &Request) -> Answer {
+        Answer {
+            api_version: request.api_version.clone(),
+            uid: request.uid.clone(),
+            allowed: true,
+            status: None,
+            patch_type: None,
+            patch: None,
+            warnings: Vec::new(),
+            audit_annotations: BTreeMap::new(),
+        }
     }
-    if let Some(patch) = patch {
-        // `…}}` becomes `…,"patch":"<base64>"}}`. Base64 needs no JSON escaping, so the patch is
-        // encoded straight into the answer, not into a string that serde would then copy and
-        // check byte by byte.
-        debug_assert!(buf.ends_with(b"}}"));
-        buf.truncate(buf.len() - 2);
-        buf.extend_from_slice(br#","patch":""#);
-        let start = buf.len();
-        buf.resize(start + patch_len, 0);
-        let written = base64::engine::general_purpose::STANDARD
-            .encode_slice(patch, &mut buf[start..])
-            .unwrap_or(0);
-        buf.truncate(start + written);
-        buf.extend_from_slice(br#""}}"#);
+
+    /// Applies `patch` to the object (nothing when it is empty).
+    pub fn with_patch(mut self, patch: Patch) -> Answer {
+        if !patch.0.is_empty() {
+            self.patch_type = Some("JSONPatch");
+            self.patch = Some(patch);
+        }
+        self
     }
-    buf
+
+    /// Denies the request with `message`, shown to the user as the reason.
+    pub fn deny(mut self, message: String) -> Answer {
+        self.allowed = false;
+        self.patch = None;
+        self.patch_type = None;
+        // 422 Invalid, the code of the API server's own validation errors.
+        self.status = Some(Status {
+            code: 422,
+            ..Status::failure(&message, "Invalid")
+        });
+        self
+    }
+
+    /// Adds a warning.
+    pub fn warn(mut self, warning: impl Into<String>) -> Answer {
+        self.warnings.push(warning.into());
+        self
+    }
+
+    /// Whether the answer carries a patch.
+    pub fn has_patch(&self) -> bool {
+        self.patch.is_some()
+    }
+
+    /// The AdmissionReview carrying this answer, as JSON.
+    pub fn to_json(&self) -> Vec<u8> {
+        let review = ReviewOut {
+            api_version: &self.api_version,
+            kind: "AdmissionReview",
+            response: self,
+        };
+        // Strings, numbers and maps with string keys: serialisation cannot fail, but should
+        // it, an empty body is a 200 the API server rejects, and `failurePolicy` decides.
+        serde_json::to_vec(&review).unwrap_or_default()
+    }
+}
+
+/// `patch` as the API documents it: the JSON patch's text, base64-encoded (written straight
+/// into the output, no intermediate string).
+fn patch_as_base64<S: Serializer>(patch: &Option<Patch>, serializer: S) -> Result<S::Ok, S::Error> {
+    match patch {
+        Some(patch) => {
+            let text = serde_json::to_vec(patch).map_err(S::Error::custom)?;
+            serializer.collect_str(&Base64Display::new(&text, &STANDARD))
+        }
+        None => serializer.serialize_none(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+
     use super::*;
 
     const FIXTURE: &[u8] =
         include_bytes!("../../tests/fixtures/admission/pod-create-kubectl-apply.json");
 
     #[test]
-    fn the_captured_request_decodes_as_a_pod_review() {
-        let Decoded::Typed(req) = decode_pod(FIXTURE).unwrap() else {
-            panic!("not typed")
-        };
+    fn the_captured_requests_decode_with_their_object_raw() {
+        let req = decode(FIXTURE).unwrap();
         assert_eq!(req.uid, "805e6736-4d6b-4f4f-bf08-6ec37a10c773");
-        assert_eq!(req.types.api_version, "admission.k8s.io/v1");
+        assert_eq!(req.api_version, "admission.k8s.io/v1");
         assert_eq!(req.namespace.as_deref(), Some("probe"));
-        assert_eq!(
-            req.object.unwrap().0.spec.unwrap().containers[0].name,
-            "app"
+        assert!(req.is_core("Pod"));
+        assert_eq!(req.operation, Operation::Create);
+        // The object is the API server's text, unchanged.
+        let whole: serde_json::Value = serde_json::from_slice(FIXTURE).unwrap();
+        let object: serde_json::Value = serde_json::from_str(req.object.unwrap().get()).unwrap();
+        assert_eq!(object, whole["request"]["object"]);
+        for body in [
+            &include_bytes!("../../tests/fixtures/admission/pod-create-kubectl-run.json")[..],
+            include_bytes!("../../tests/fixtures/admission/pod-create-dry-run.json"),
+        ] {
+            let req = decode(body).unwrap();
+            assert!(req.object.is_some());
+            assert!(req.is_core("Pod"));
+        }
+        assert!(
+            decode(include_bytes!(
+                "../../tests/fixtures/admission/pod-create-dry-run.json"
+            ))
+            .unwrap()
+            .dry_run
         );
     }
 
-    /// The same request as kube's own decoding, but for what is skipped on purpose.
     #[test]
-    fn captured_requests_decode_as_kube_decodes_them_less_the_unread_members() {
-        let fixtures: [&[u8]; 3] = [
-            FIXTURE,
-            include_bytes!("../../tests/fixtures/admission/pod-create-kubectl-run.json"),
-            include_bytes!("../../tests/fixtures/admission/pod-create-dry-run.json"),
-        ];
-        for body in fixtures {
-            let review: kube::core::admission::AdmissionReview<WirePod> =
-                serde_json::from_slice(body).unwrap();
-            let mut expected: AdmissionRequest<WirePod> = review.try_into().unwrap();
-            // What is skipped is really there in what the API server sends.
-            assert!(expected.options.is_some());
-            assert!(expected.user_info.username.is_some());
-            assert!(expected.request_kind.is_some() && expected.request_resource.is_some());
-            expected.user_info = Default::default();
-            expected.options = None;
-            expected.request_kind = None;
-            expected.request_resource = None;
-            expected.request_sub_resource = None;
-            let Decoded::Typed(got) = decode_pod(body).unwrap() else {
-                panic!("not typed")
-            };
-            assert_eq!(format!("{got:?}"), format!("{expected:?}"));
-        }
-    }
-
-    #[test]
-    fn skipped_members_must_still_be_well_formed_and_user_info_present() {
-        let review = |request: &str| {
+    fn unread_members_may_have_any_shape_but_must_be_json() {
+        let review = |extra: &str| {
             format!(
-                r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{request}}}"#
+                r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":"u","kind":{{"group":"","version":"v1","kind":"Pod"}},"operation":"CREATE"{extra}}}}}"#
             )
         };
-        let head = r#""uid":"u","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},"operation":"CREATE""#;
-        let ok = review(&format!(
-            r#"{{{head},"userInfo":{{"username":"x","groups":["a"]}},"options":{{"kind":"CreateOptions"}}}}"#
-        ));
-        assert!(matches!(decode_pod(ok.as_bytes()), Ok(Decoded::Typed(_))));
-        for bad in [
-            review(&format!(r#"{{{head},"userInfo":{{"username":}}}}"#)),
-            review(&format!(r#"{{{head},"userInfo":{{}},"options":[1,}}"#)),
+        for ok in [
+            "",
+            r#","userInfo":{"username":"x","groups":["a"]},"options":{"kind":"CreateOptions"}"#,
+            r#","userInfo":7,"oldObject":null,"object":null"#,
         ] {
+            assert!(decode(review(ok).as_bytes()).is_ok(), "{ok}");
+        }
+        for bad in [r#","userInfo":{"username":}"#, r#","options":[1,"#] {
             assert!(
-                matches!(decode_pod(bad.as_bytes()), Err(ReviewError::Malformed(_))),
+                matches!(
+                    decode(review(bad).as_bytes()),
+                    Err(ReviewError::Malformed(_))
+                ),
                 "{bad}"
             );
         }
-        // kube's type requires `userInfo`; so does this decoding.
-        let missing = review(&format!("{{{head}}}"));
+    }
+
+    #[test]
+    fn garbage_missing_requests_and_unanswerable_requests_are_errors() {
         assert!(matches!(
-            decode_pod(missing.as_bytes()),
+            decode(b"{not json"),
             Err(ReviewError::Malformed(_))
         ));
         assert!(matches!(
-            decode_pod(review("null").as_bytes()),
+            decode(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#),
             Err(ReviewError::MissingRequest)
         ));
-    }
-
-    #[test]
-    fn other_kinds_decode_as_other() {
-        let body = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"group":"","version":"v1","kind":"ConfigMap"},"resource":{"group":"","version":"v1","resource":"configmaps"},"operation":"CREATE","userInfo":{},"object":{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}},"oldObject":null}}"#;
-        assert!(matches!(decode_pod(body).unwrap(), Decoded::Other(..)));
-    }
-
-    #[test]
-    fn garbage_and_missing_requests_are_errors() {
         assert!(matches!(
-            decode_pod(b"{not json"),
-            Err(ReviewError::Malformed(_))
-        ));
-        assert!(matches!(
-            decode_pod(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#),
+            decode(br#"{"request":null}"#),
             Err(ReviewError::MissingRequest)
         ));
-    }
-
-    #[test]
-    fn patches_are_base64_strings() {
-        let Decoded::Typed(req) = decode_pod(FIXTURE).unwrap() else {
-            panic!()
-        };
-        let patch: json_patch::Patch =
-            serde_json::from_str(r#"[{"op":"add","path":"/metadata/labels/x","value":"y"}]"#)
-                .unwrap();
-        let resp = AdmissionResponse::from(&*req).with_patch(patch).unwrap();
-        let out: serde_json::Value = serde_json::from_slice(&encode(&resp)).unwrap();
-        assert_eq!(out["apiVersion"], "admission.k8s.io/v1");
-        assert_eq!(
-            out["response"]["uid"],
-            "805e6736-4d6b-4f4f-bf08-6ec37a10c773"
-        );
-        assert_eq!(out["response"]["patchType"], "JSONPatch");
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(out["response"]["patch"].as_str().unwrap())
-            .unwrap();
-        assert_eq!(
-            decoded,
-            br#"[{"op":"add","path":"/metadata/labels/x","value":"y"}]"#
-        );
-        assert!(out["response"].get("status").is_none());
+        // Without a uid there is nothing to answer to.
+        let err = decode(br#"{"request":{"kind":{"group":"","version":"v1","kind":"Pod"},"operation":"CREATE"}}"#)
+            .unwrap_err();
+        assert!(err.to_string().contains("uid"), "{err}");
+        let err = decode(br#"{"request":{"uid":"u","kind":{"group":"","version":"v1","kind":"Pod"},"operation":"PATCH"}}"#)
+            .unwrap_err();
+        assert!(err.to_string().contains("PATCH"), "{err}");
     }
 
     /// Every shape of answer is one JSON document with the members the API server reads.
     #[test]
     fn answers_with_and_without_patch_warnings_and_denials_are_well_formed() {
-        let Decoded::Typed(req) = decode_pod(FIXTURE).unwrap() else {
-            panic!()
-        };
-        let patch: json_patch::Patch = serde_json::from_str(
+        let req = decode(FIXTURE).unwrap();
+        let patch: Patch = serde_json::from_str(
             r#"[{"op":"add","path":"/metadata/annotations/a~1b","value":"\"quoted\" → ü"}]"#,
         )
         .unwrap();
-        let plain = AdmissionResponse::from(&*req);
-        let patched = plain.clone().with_patch(patch).unwrap();
-        let mut warned = patched.clone();
-        warned.warnings = Some(vec!["w \"1\"".into(), "w2".into()]);
+        let plain = Answer::allow(&req);
+        let patched = plain.clone().with_patch(patch.clone());
+        let mut warned = patched.clone().warn("w \"1\"").warn("w2");
         warned
             .audit_annotations
             .insert("injected".into(), "app: preStop=sleep 10s".into());
-        let mut warned_unpatched = plain.clone();
-        warned_unpatched.warnings = warned.warnings.clone();
-        let denied = plain.clone().deny("no \"way\"");
-        for (resp, has_patch) in [
+        let warned_unpatched = plain.clone().warn("w");
+        let empty_patch = plain.clone().with_patch(Patch(Vec::new()));
+        let denied = plain.clone().deny("no \"way\"".into());
+        for (answer, has_patch) in [
             (&plain, false),
             (&patched, true),
             (&warned, true),
             (&warned_unpatched, false),
+            (&empty_patch, false),
             (&denied, false),
         ] {
-            let bytes = encode(resp);
+            let bytes = answer.to_json();
             let out: serde_json::Value = serde_json::from_slice(&bytes)
                 .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&bytes)));
             let r = &out["response"];
+            assert_eq!(out["apiVersion"], "admission.k8s.io/v1");
             assert_eq!(out["kind"], "AdmissionReview");
-            assert_eq!(r["uid"], resp.uid.as_str());
-            assert_eq!(r["allowed"], resp.allowed);
-            assert_eq!(r.get("status").is_some(), !resp.allowed);
+            assert_eq!(r["uid"], "805e6736-4d6b-4f4f-bf08-6ec37a10c773");
+            assert_eq!(r["allowed"], answer.allowed);
+            assert_eq!(r.get("status").is_some(), !answer.allowed);
             assert_eq!(r.get("patchType").is_some(), has_patch);
-            let got = r.get("patch").map(|p| {
-                base64::engine::general_purpose::STANDARD
-                    .decode(p.as_str().unwrap())
-                    .unwrap()
+            let got: Option<Patch> = r.get("patch").map(|p| {
+                let text = STANDARD.decode(p.as_str().unwrap()).unwrap();
+                serde_json::from_slice(&text).unwrap()
             });
-            assert_eq!(got, resp.patch);
-            let warnings: Option<Vec<String>> = r
+            assert_eq!(got, has_patch.then(|| patch.clone()));
+            let warnings: Vec<String> = r
                 .get("warnings")
-                .map(|w| serde_json::from_value(w.clone()).unwrap());
-            assert_eq!(warnings, resp.warnings);
-            let audit: std::collections::HashMap<String, String> = r
+                .map(|w| serde_json::from_value(w.clone()).unwrap())
+                .unwrap_or_default();
+            assert_eq!(warnings, answer.warnings);
+            let audit: BTreeMap<String, String> = r
                 .get("auditAnnotations")
                 .map(|a| serde_json::from_value(a.clone()).unwrap())
                 .unwrap_or_default();
-            assert_eq!(audit, resp.audit_annotations);
+            assert_eq!(audit, answer.audit_annotations);
         }
+        let status = &serde_json::from_slice::<serde_json::Value>(&denied.to_json()).unwrap()["response"]
+            ["status"];
+        assert_eq!(status["message"], "no \"way\"");
+        assert_eq!(status["code"], 422);
+    }
+
+    #[test]
+    fn the_answer_echoes_the_request_api_version() {
+        let body = br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"u","kind":{"group":"","version":"v1","kind":"Pod"},"operation":"CREATE"}}"#;
+        let out: serde_json::Value =
+            serde_json::from_slice(&Answer::allow(&decode(body).unwrap()).to_json()).unwrap();
+        assert_eq!(out["apiVersion"], "admission.k8s.io/v1beta1");
+        let bare = br#"{"request":{"uid":"u","kind":{"group":"","version":"v1","kind":"Pod"},"operation":"CREATE"}}"#;
+        let out: serde_json::Value =
+            serde_json::from_slice(&Answer::allow(&decode(bare).unwrap()).to_json()).unwrap();
+        assert_eq!(out["apiVersion"], DEFAULT_API_VERSION);
     }
 }

@@ -8,12 +8,12 @@ use std::time::Instant;
 use axum::extract::State;
 use axum::response::Response;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::core::admission::{AdmissionResponse, Operation};
+use kube::core::admission::Operation;
 
 use super::AppState;
 use super::body_budget::Budgeted;
 use super::mutate::{bad_request, json};
-use super::review::{self, Decoded};
+use super::review::{self, Answer};
 use crate::policy::EffectivePolicy;
 use crate::policy::parse::layer_from_configmap;
 
@@ -27,27 +27,26 @@ pub async fn validate(State(state): State<Arc<AppState>>, body: Budgeted) -> Res
 
 fn review_configmap(state: &AppState, body: &[u8]) -> Response {
     let start = Instant::now();
-    let req = match review::decode::<ConfigMap>(body) {
-        Ok(Decoded::Typed(req)) => req,
-        Ok(Decoded::Other(req, _)) => {
-            state.metrics.request(ENDPOINT, "ignored");
-            return json(&AdmissionResponse::from(&*req));
-        }
+    let req = match review::decode(body) {
+        Ok(req) => req,
         Err(e) => return bad_request(state, ENDPOINT, e),
     };
     // The same span as `/mutate`: what is logged carries the request's uid.
     let span = tracing::info_span!("admission", uid = req.uid.as_str());
     let _in_span = span.enter();
-    let resp = AdmissionResponse::from(&*req);
-    let relevant = matches!(req.operation, Operation::Create | Operation::Update);
-    let configmap = req.object.as_ref().filter(|cm| {
-        relevant && cm.metadata.name.as_deref() == Some(state.policy_configmap.name.as_str())
-    });
-    let Some(cm) = configmap else {
+    let allow = Answer::allow(&req);
+    let relevant =
+        req.is_core("ConfigMap") && matches!(req.operation, Operation::Create | Operation::Update);
+    // The API server has decoded the object already; one that is not a ConfigMap is not ours.
+    let configmap = req
+        .object
+        .filter(|_| relevant)
+        .and_then(|raw| serde_json::from_str::<ConfigMap>(raw.get()).ok())
+        .filter(|cm| cm.metadata.name.as_deref() == Some(state.policy_configmap.name.as_str()));
+    let Some(mut cm) = configmap else {
         state.metrics.request(ENDPOINT, "ignored");
-        return json(&resp);
+        return json(&allow);
     };
-    let mut cm = cm.clone();
     if cm.metadata.namespace.is_none() {
         cm.metadata.namespace = req.namespace.clone();
     }
@@ -55,19 +54,19 @@ fn review_configmap(state: &AppState, body: &[u8]) -> Response {
         let cluster = state.store.cluster_layer();
         EffectivePolicy::combine(cluster.as_deref(), Some(&layer)).map(drop)
     });
-    let resp = match checked {
+    let answer = match checked {
         Ok(()) => {
             state.metrics.request(ENDPOINT, "allowed");
-            resp
+            allow
         }
         Err(e) => {
             state.metrics.request(ENDPOINT, "denied");
             tracing::info!(namespace = req.namespace.as_deref().unwrap_or(""), error = %e, "policy denied");
-            resp.deny(format!("invalid podgrace policy: {e}"))
+            allow.deny(format!("invalid podgrace policy: {e}"))
         }
     };
     state
         .metrics
         .observe_latency(ENDPOINT, start.elapsed().as_secs_f64());
-    json(&resp)
+    json(&answer)
 }

@@ -9,7 +9,6 @@
 //! (kube-runtime's default: 0.8 s growing to 30 s) while admission keeps serving from the cache.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -19,7 +18,6 @@ use kube::{Api, Client};
 use tokio::task::JoinHandle;
 
 use super::cache::PolicyCache;
-use crate::kube_version::KubeVersion;
 use crate::policy::parse::layer_from_configmap;
 use crate::policy::{PolicyError, PolicyLayer};
 
@@ -82,47 +80,4 @@ fn entry(cm: &ConfigMap, key: &str) -> Option<(String, Result<PolicyLayer, Polic
         e
     });
     Some((namespace, result))
-}
-
-/// Asks the API server for its version (`GET /version`).
-pub async fn discover_version(client: &Client) -> Option<KubeVersion> {
-    match client.apiserver_version().await {
-        Ok(info) => {
-            let v = KubeVersion::from_parts(&info.major, &info.minor);
-            if v.is_none() {
-                tracing::warn!(
-                    major = info.major,
-                    minor = info.minor,
-                    "unparsable API server version"
-                );
-            }
-            v
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read the API server version");
-            None
-        }
-    }
-}
-
-/// Re-discovers the version now and then (clusters are upgraded under running webhooks) and
-/// hands each answer to `set`.
-pub fn refresh_version(
-    client: Client,
-    every: Duration,
-    set: impl Fn(KubeVersion) + Send + 'static,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut last = None;
-        loop {
-            if let Some(v) = discover_version(&client).await {
-                if last != Some(v) {
-                    tracing::info!(version = %v, "API server version");
-                    last = Some(v);
-                }
-                set(v);
-            }
-            tokio::time::sleep(every).await;
-        }
-    })
 }

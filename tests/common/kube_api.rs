@@ -54,7 +54,7 @@ struct Shared {
     hold_lists: watch::Sender<bool>,
     allowed_name: String,
     bookmark_every: Duration,
-    version: (String, String),
+    version: Mutex<(String, String)>,
 }
 
 /// The fake API server.
@@ -87,7 +87,7 @@ impl FakeApi {
             hold_lists: watch::channel(false).0,
             allowed_name: allowed_name.to_owned(),
             bookmark_every: Duration::from_millis(500),
-            version: (version.0.to_owned(), version.1.to_owned()),
+            version: Mutex::new((version.0.to_owned(), version.1.to_owned())),
         });
         let app = Router::new()
             .route("/api/v1/configmaps", get(configmaps))
@@ -109,6 +109,11 @@ impl FakeApi {
             shared,
             shutdown: Some(tx),
         }
+    }
+
+    /// Reports `version` (major, minor) on `/version` from now on: an upgraded cluster.
+    pub fn set_version(&self, major: &str, minor: &str) {
+        *self.shared.version.lock().unwrap() = (major.to_owned(), minor.to_owned());
     }
 
     /// A kube client for this server.
@@ -212,7 +217,7 @@ impl FakeApi {
 }
 
 async fn version_info(State(shared): State<Arc<Shared>>) -> Response {
-    let (major, minor) = &shared.version;
+    let (major, minor) = shared.version.lock().unwrap().clone();
     axum::Json(json!({
         "major": major, "minor": minor, "gitVersion": format!("v{major}.{minor}.2"),
         "gitCommit": "0", "gitTreeState": "clean", "buildDate": "2026-11-01T00:00:00Z",

@@ -10,8 +10,7 @@ pub mod nacos_server;
 
 use std::path::PathBuf;
 
-use k8s_openapi::api::core::v1::Pod;
-use podgrace::engine::{self, Context, Mutation};
+use podgrace::engine::{self, ClusterInfo, Mutation, PodView};
 use podgrace::policy::{EffectivePolicy, Origin, PolicyLayer, load_layer};
 use serde_json::Value;
 
@@ -49,9 +48,9 @@ pub fn policy(yaml: &str) -> EffectivePolicy {
 }
 
 /// Runs the engine on raw pod JSON.
-pub fn mutate_raw(raw: &Value, policy: &EffectivePolicy, ctx: &Context) -> Mutation {
-    let pod: Pod = serde_json::from_value(raw.clone()).expect("test pod deserializes");
-    engine::mutate(&pod, policy, ctx).expect("engine succeeds")
+pub fn mutate_raw(raw: &Value, policy: &EffectivePolicy, cluster: &ClusterInfo) -> Mutation {
+    let pod = PodView::from_value(raw.clone()).expect("test pod decodes");
+    engine::mutate(&pod, policy, cluster).expect("engine succeeds")
 }
 
 /// Applies the mutation's patch to a copy of `raw`.

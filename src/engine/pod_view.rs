@@ -1,0 +1,203 @@
+//! The pod as the engine reads it: the members it looks at, as k8s-openapi types, and nothing
+//! else.
+//!
+//! Every caller decodes pods into this view: the webhook (from the review's raw object), the
+//! CLI (from manifests), the tests and the benchmarks. serde skips every other member without
+//! building it (`managedFields`, `status`, volume sources, scheduling and security settings),
+//! which is most of what decoding a pod used to cost. When the engine starts reading another
+//! member, it is added here, and every caller sees it at once: the compiler keeps them in step.
+//!
+//! The engine's patch is written against the JSON the API server sent, never against this view:
+//! members the view leaves out are never rewritten. Whether a map or list exists at all
+//! (`metadata`, `metadata.annotations`, `spec.volumes`, …) is kept (`None` when absent or
+//! `null`), because the patch must add a missing one whole and append to an existing one.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Container, EmptyDirVolumeSource, PodOS};
+use serde::{Deserialize, Serialize};
+
+/// The pod: `metadata` and `spec` as far as the engine reads them.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodView {
+    /// `metadata`, when the object has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<PodMeta>,
+    /// `spec`, when the object has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<PodSpecView>,
+}
+
+/// The members of `metadata` the engine reads.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodMeta {
+    /// `metadata.name` (absent on pods of a ReplicaSet until the API server names them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `metadata.generateName`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generate_name: Option<String>,
+    /// `metadata.namespace`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// `metadata.labels`: policy rules select on them; the Nacos service name falls back to them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+    /// `metadata.annotations`: the pod's overrides and podgrace's own record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+}
+
+/// The members of `spec` the engine reads.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSpecView {
+    /// `spec.containers`, whole: hooks, env, probes, ports, mounts and image are all read.
+    #[serde(default)]
+    pub containers: Vec<Container>,
+    /// `spec.initContainers`, whole: native sidecars are mutated like containers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_containers: Option<Vec<Container>>,
+    /// `spec.os`: the helper is never injected into Windows pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<PodOS>,
+    /// `spec.restartPolicy`: run-to-completion pods are skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<String>,
+    /// `spec.terminationGracePeriodSeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_grace_period_seconds: Option<i64>,
+    /// `spec.volumes`, each by name and `emptyDir` (how the helper's own volume is told from a
+    /// foreign one of the same name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<Vec<VolumeView>>,
+}
+
+/// The members of a volume the engine reads.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeView {
+    /// `name`.
+    pub name: String,
+    /// `emptyDir`, when that is the volume's source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub empty_dir: Option<EmptyDirVolumeSource>,
+}
+
+/// Why a pod could not be read: the path of the member and what was wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {inner}", path = display_path(.0.path()), inner = .0.inner())]
+pub struct PodViewError(serde_path_to_error::Error<serde_json::Error>);
+
+fn display_path(path: &serde_path_to_error::Path) -> String {
+    let text = path.to_string();
+    if text == "." {
+        "the pod".to_owned()
+    } else {
+        text
+    }
+}
+
+impl PodView {
+    /// Decodes a pod from its JSON text, naming the member that does not fit on failure
+    /// (`spec.containers[0].ports[0].containerPort: invalid type: …`).
+    pub fn from_json(json: &str) -> Result<PodView, PodViewError> {
+        // Tracking the path costs an allocation per member read, so it is paid only for a pod
+        // that does not fit, to name where.
+        serde_json::from_str(json).or_else(|_| {
+            let mut de = serde_json::Deserializer::from_str(json);
+            serde_path_to_error::deserialize(&mut de).map_err(PodViewError)
+        })
+    }
+
+    /// Decodes a pod from a JSON value (manifests, tests), naming the member that does not fit.
+    pub fn from_value(value: serde_json::Value) -> Result<PodView, PodViewError> {
+        serde_path_to_error::deserialize(value).map_err(PodViewError)
+    }
+
+    /// `metadata.labels`, when there are any.
+    pub fn labels(&self) -> Option<&BTreeMap<String, String>> {
+        self.metadata.as_ref()?.labels.as_ref()
+    }
+
+    /// `metadata.annotations`, when there are any.
+    pub fn annotations(&self) -> Option<&BTreeMap<String, String>> {
+        self.metadata.as_ref()?.annotations.as_ref()
+    }
+
+    /// The pod's name, or its `generateName` prefix when the API server has not named it yet.
+    pub fn name(&self) -> Option<&str> {
+        let meta = self.metadata.as_ref()?;
+        meta.name.as_deref().or(meta.generate_name.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn members_the_engine_does_not_read_are_skipped_whatever_their_shape() {
+        let pod = PodView::from_value(json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p", "managedFields": [{"fieldsV1": {"f:x": {}}}], "uid": 7},
+            "spec": {
+                "containers": [{"name": "app", "image": "x"}],
+                "volumes": [{"name": "token", "projected": {"sources": 3}}],
+                "affinity": "not an object",
+            },
+            "status": [1, 2],
+        }))
+        .unwrap();
+        let spec = pod.spec.as_ref().unwrap();
+        assert_eq!(spec.containers[0].name, "app");
+        assert_eq!(spec.volumes.as_ref().unwrap()[0].name, "token");
+        assert_eq!(pod.name(), Some("p"));
+    }
+
+    #[test]
+    fn absent_and_null_maps_are_told_from_empty_ones() {
+        let absent = PodView::from_value(json!({"metadata": {"name": "p"}})).unwrap();
+        assert_eq!(absent.annotations(), None);
+        let null = PodView::from_value(json!({"metadata": {"annotations": null}})).unwrap();
+        assert_eq!(null.annotations(), None);
+        let empty = PodView::from_value(json!({"metadata": {"annotations": {}}})).unwrap();
+        assert_eq!(empty.annotations(), Some(&BTreeMap::new()));
+        let bare = PodView::from_value(json!({"spec": {"containers": []}})).unwrap();
+        assert_eq!(bare.metadata, None);
+        // `metadata: {}` exists: annotations are added to it, never the object replaced.
+        let no_members = PodView::from_value(json!({"metadata": {}})).unwrap();
+        assert_eq!(no_members.metadata, Some(PodMeta::default()));
+    }
+
+    #[test]
+    fn a_member_of_the_wrong_type_is_named_by_its_path() {
+        for (pod, path) in [
+            (
+                json!({"metadata": {"annotations": {"a": 1}}}),
+                "metadata.annotations.a",
+            ),
+            (
+                json!({"spec": {"containers": [{"name": "c", "ports": [{"containerPort": "80"}]}]}}),
+                "spec.containers[0].ports[0].containerPort",
+            ),
+            (
+                json!({"spec": {"terminationGracePeriodSeconds": "30"}}),
+                "spec.terminationGracePeriodSeconds",
+            ),
+            (json!("a pod"), "the pod"),
+        ] {
+            let text = serde_json::to_string(&pod).unwrap();
+            for err in [
+                PodView::from_json(&text).unwrap_err(),
+                PodView::from_value(pod.clone()).unwrap_err(),
+            ] {
+                assert!(err.to_string().starts_with(&format!("{path}: ")), "{err}");
+            }
+        }
+    }
+}
