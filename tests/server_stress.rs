@@ -501,3 +501,50 @@ async fn stalled_tls_handshakes_cannot_keep_a_new_client_out() {
         start.elapsed()
     );
 }
+
+/// A handshake that never starts is cut at the handshake timeout, and its slot is given back:
+/// with a single slot, a client arriving after the timeout is served at once (a leaked slot
+/// would leave no connection to close for it, and it would wait until refused).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_handshake_times_out_and_gives_its_slot_back() {
+    let _serial = SERIAL.lock().await;
+    let hook = Webhook::start(
+        &[
+            "--max-connections",
+            "1",
+            "--header-timeout-seconds",
+            "1",
+            "--log-format",
+            "text",
+        ],
+        Stdio::null(),
+    )
+    .await;
+    for round in 0..3 {
+        let mut stalled = tokio::net::TcpStream::connect(hook.addr()).await.unwrap();
+        let start = Instant::now();
+        let mut buf = [0u8; 64];
+        // The server closes without a byte: no TLS alert for a handshake that never began.
+        let read = within(
+            Duration::from_secs(4),
+            "the stalled handshake closed",
+            stalled.read(&mut buf),
+        )
+        .await;
+        assert!(matches!(read, Ok(0) | Err(_)), "round {round}: {read:?}");
+        let waited = start.elapsed();
+        assert!(
+            waited >= Duration::from_millis(900) && waited < Duration::from_secs(3),
+            "round {round}: closed after {waited:?}, the timeout is 1 s"
+        );
+        let fresh = fresh_connection_client(&[&hook.ca]);
+        let answer = within(
+            Duration::from_millis(900),
+            "a new client in the released slot",
+            fresh.get(hook.url("/healthz")).send(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(answer.status(), 200, "round {round}");
+    }
+}

@@ -14,7 +14,8 @@ use kube::core::admission::Operation;
 use super::AppState;
 use super::body_budget::Budgeted;
 use super::review::{self, Answer, Request, ReviewError};
-use crate::engine::{self, PodView};
+use crate::engine::{self, ClusterInfo, EngineError, Mutation, PodView};
+use crate::policy::EffectivePolicy;
 
 const ENDPOINT: &str = "mutate";
 
@@ -32,14 +33,18 @@ fn review_pod(state: &AppState, body: &[u8]) -> Response {
     // Every line logged while answering carries the request's uid, the key that joins
     // podgrace's logs to the API server's audit log.
     let span = tracing::info_span!("admission", uid = req.uid.as_str());
-    let answer = span.in_scope(|| answer(state, &req, start));
+    let answer = span.in_scope(|| answer(state, &req, start, engine::mutate));
     state
         .metrics
         .observe_latency(ENDPOINT, start.elapsed().as_secs_f64());
     json(&answer)
 }
 
-fn answer(state: &AppState, req: &Request, start: Instant) -> Answer {
+/// The engine's signature: `answer` takes it as a parameter so that tests can hand it one that
+/// fails or panics.
+type Engine = fn(&PodView, &EffectivePolicy, &ClusterInfo) -> Result<Mutation, EngineError>;
+
+fn answer(state: &AppState, req: &Request, start: Instant, engine: Engine) -> Answer {
     let allow = Answer::allow(req);
     // The webhook configuration routes only pod creation here; anything else passes untouched.
     let (true, Operation::Create, None, Some(object)) = (
@@ -67,8 +72,7 @@ fn answer(state: &AppState, req: &Request, start: Instant) -> Answer {
     let cluster = state.cluster_info();
     // The engine does not panic on any input the property tests found; this is the seat belt
     // that keeps a bug from failing pod creation.
-    let result =
-        std::panic::catch_unwind(AssertUnwindSafe(|| engine::mutate(&pod, &policy, &cluster)));
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| engine(&pod, &policy, &cluster)));
     let mutation = match result {
         Ok(Ok(m)) => m,
         Ok(Err(e)) => return internal_error(state, allow, namespace, name, &e.to_string()),
@@ -151,4 +155,72 @@ pub(super) fn bad_request(state: &AppState, endpoint: &'static str, e: ReviewErr
     tracing::warn!(endpoint, error = %e, "bad admission request");
     let body = serde_json::json!({ "error": e.to_string() });
     (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use crate::server::{PolicyConfigMap, ServerOptions};
+    use crate::store::cache::PolicyCache;
+
+    const FIXTURE: &[u8] =
+        include_bytes!("../../tests/fixtures/admission/pod-create-kubectl-apply.json");
+
+    fn state() -> Arc<AppState> {
+        let metrics = Arc::new(Metrics::new());
+        AppState::new(
+            Arc::new(PolicyCache::new(metrics.clone())),
+            metrics,
+            None,
+            PolicyConfigMap {
+                name: "podgrace-policy".to_owned(),
+                key: "policy.yaml".to_owned(),
+            },
+            &ServerOptions::default(),
+        )
+    }
+
+    fn panicking(
+        _: &PodView,
+        _: &EffectivePolicy,
+        _: &ClusterInfo,
+    ) -> Result<Mutation, EngineError> {
+        panic!("a bug in the engine")
+    }
+
+    fn failing(_: &PodView, _: &EffectivePolicy, _: &ClusterInfo) -> Result<Mutation, EngineError> {
+        Err(EngineError::Serialize {
+            what: "a probe",
+            source: serde::ser::Error::custom("broken"),
+        })
+    }
+
+    /// The seat belt: an engine that panics or fails still admits the pod, untouched, with a
+    /// warning, an error log line and the error metric.
+    #[test]
+    fn a_panicking_or_failing_engine_admits_the_pod_untouched() {
+        for engine in [panicking as Engine, failing] {
+            let state = state();
+            let req = review::decode(FIXTURE).unwrap();
+            let answer = answer(&state, &req, Instant::now(), engine);
+            let json: serde_json::Value = serde_json::from_slice(&answer.to_json()).unwrap();
+            let r = &json["response"];
+            assert_eq!(r["allowed"], true);
+            assert!(r.get("patch").is_none(), "{r}");
+            assert_eq!(
+                r["warnings"][0],
+                "podgrace: internal error; nothing injected"
+            );
+            let metrics = state.metrics.render();
+            assert!(
+                metrics.contains(r#"endpoint="mutate",outcome="error"} 1"#),
+                "{metrics}"
+            );
+        }
+        // The real engine on the same review patches it.
+        let state = state();
+        let req = review::decode(FIXTURE).unwrap();
+        assert!(answer(&state, &req, Instant::now(), engine::mutate).has_patch());
+    }
 }
