@@ -89,6 +89,12 @@ pub fn builtin() -> PolicySpec {
             failure_threshold: Some(PROBE_FAILURE_THRESHOLD),
             success_threshold: Some(PROBE_SUCCESS_THRESHOLD),
         }),
+        startup: Some(StartupSpec {
+            inject: Some(false),
+            max_seconds: None,
+            period_seconds: None,
+            handler: Some(StartupHandler::Liveness),
+        }),
         presets: Some(Vec::new()),
         containers: Some(ContainerSelection {
             include: Some(Vec::new()),
