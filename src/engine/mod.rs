@@ -17,6 +17,7 @@ pub mod presets;
 pub mod probes;
 pub mod record;
 pub mod shell;
+pub mod startup;
 pub mod warnings;
 
 use std::sync::Arc;
@@ -257,6 +258,7 @@ impl Pass<'_> {
         let hook = self.pre_stop(slot, c, &p, drains, &mut rec)?;
         self.env(slot, c, &p, &hook, &mut rec)?;
         let has_readiness = self.readiness(slot, c, &p, &mut rec)?;
+        self.start(slot, c, &p, &mut rec)?;
         self.traps(c, hook.final_hook.as_ref(), has_readiness);
         if !rec.items.is_empty() {
             self.m.record.containers.push(rec);
