@@ -457,7 +457,7 @@ impl Pass<'_> {
         }
         wanted.extend(hook.env.iter().cloned());
         for preset in &p.presets {
-            wanted.extend(presets::env(*preset, p.shutdown));
+            wanted.extend(presets::env(*preset, c, p));
         }
         let added = env::missing(c, wanted);
         if added.is_empty() {
