@@ -320,7 +320,9 @@ fn the_operators_nacos_setup_gets_seventy_one_seconds() {
             "PODGRACE_NACOS_USERNAME",
             "PODGRACE_NACOS_PASSWORD",
             "SERVER_SHUTDOWN",
-            "SPRING_LIFECYCLE_TIMEOUT_PER_SHUTDOWN_PHASE"
+            "SPRING_LIFECYCLE_TIMEOUT_PER_SHUTDOWN_PHASE",
+            // The injected readiness probe asks the actuator's readiness group.
+            "MANAGEMENT_ENDPOINT_HEALTH_PROBES_ENABLED"
         ]
     );
     assert_eq!(
