@@ -71,8 +71,8 @@ pub enum Start {
     },
     /// podgrace adds this startupProbe.
     Add {
-        /// The probe.
-        probe: Probe,
+        /// The probe (boxed: a `Probe` is large, the other outcomes small).
+        probe: Box<Probe>,
         /// How it checks, for the record: `http:8080/actuator/health/liveness`.
         check: String,
         /// The liveness probe's allowance, shorter than `max`.
@@ -141,7 +141,7 @@ pub fn decide(c: &Container, p: &ContainerPolicy, native_sidecar: bool) -> Start
     probe.timeout_seconds = source.timeout_seconds.filter(|t| *t > 0);
     Start::Add {
         check: format!("{check},{failures}x{period}s"),
-        probe,
+        probe: Box::new(probe),
         allows,
         max,
     }
