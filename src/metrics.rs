@@ -305,6 +305,7 @@ mod tests {
             r#"podgrace_admission_requests_total{endpoint="validate",outcome="denied"} 0"#,
             r#"podgrace_admission_duration_seconds_count{endpoint="mutate"} 0"#,
             r#"podgrace_injections_total{kind="grace"} 0"#,
+            r#"podgrace_injections_total{kind="startup"} 0"#,
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }

@@ -226,6 +226,33 @@ fn mutate_explain_names_the_layer_or_rule_behind_each_value() {
     assert!(line("shutdownSeconds = 30").ends_with("builtin"));
 }
 
+#[test]
+fn mutate_explain_shows_the_start_side_findings() {
+    let f = fixture("manifests/spring-liveness-only.yaml");
+    let cluster = fixture("policies/cluster.yaml");
+    let out = podgrace(&[
+        "mutate",
+        "-f",
+        f.to_str().unwrap(),
+        "--cluster-policy",
+        cluster.to_str().unwrap(),
+        "--explain",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    for expected in [
+        "  startup.maxSeconds = 120",
+        "  start: startupProbe added: http:http/actuator/health/liveness,12x10s ≥ startup.maxSeconds 120 (liveness alone allows 60s)",
+        "  start: its own startupProbe is kept",
+    ] {
+        assert!(err.contains(expected), "{expected} missing in\n{err}");
+    }
+    assert!(
+        err.contains("startup=http:8080/actuator/health/liveness,8x15s"),
+        "{err}"
+    );
+}
+
 /// What `kubectl get deploy -o yaml` prints: one `kind: List` document whose items are objects.
 const LIST: &str = "apiVersion: v1
 kind: List

@@ -126,3 +126,12 @@ fn seed_001_pod_gets_a_grace_period_that_covers_its_own_hook() {
         None,
     );
 }
+
+#[test]
+fn spring_boot_services_with_liveness_only_get_a_startup_probe_and_a_users_own_is_kept() {
+    check(
+        "spring-liveness-only",
+        "manifests/spring-liveness-only.yaml",
+        Some("policies/spring-start.yaml"),
+    );
+}

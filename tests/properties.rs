@@ -96,6 +96,33 @@ fn probe() -> impl Strategy<Value = Option<Value>> {
     prop::sample::select(vec![None, Some(json!({"tcpSocket": {"port": 8080}}))])
 }
 
+/// Liveness probes of every handler, patient or not, and one the API server would reject (two
+/// handlers), which podgrace must not copy.
+fn liveness() -> impl Strategy<Value = Option<Value>> {
+    prop::sample::select(vec![
+        None,
+        Some(json!({"tcpSocket": {"port": 8080}})),
+        Some(
+            json!({"httpGet": {"path": "/actuator/health/liveness", "port": 8080}, "initialDelaySeconds": 30, "timeoutSeconds": 3}),
+        ),
+        Some(json!({"httpGet": {"path": "/actuator/health", "port": "p0"}, "periodSeconds": 2})),
+        Some(
+            json!({"exec": {"command": ["test", "-e", "/tmp/health"]}, "initialDelaySeconds": 5, "periodSeconds": 10}),
+        ),
+        Some(json!({"grpc": {"port": 7070}, "failureThreshold": 1})),
+        Some(json!({"tcpSocket": {"port": 7800}, "initialDelaySeconds": 600, "periodSeconds": 5})),
+        Some(json!({"tcpSocket": {"port": 8080}, "exec": {"command": ["true"]}})),
+    ])
+}
+
+fn startup_probe() -> impl Strategy<Value = Option<Value>> {
+    prop::sample::select(vec![
+        None,
+        None,
+        Some(json!({"tcpSocket": {"port": 8080}, "failureThreshold": 3, "futureProbeField": 1})),
+    ])
+}
+
 fn name() -> impl Strategy<Value = Option<String>> {
     // Mostly short names; sometimes the longest the API allows.
     prop::sample::select(vec![None, None, None, Some("n".repeat(61))])
@@ -108,7 +135,8 @@ fn container() -> impl Strategy<Value = Value> {
         lifecycle(),
         env(),
         probe(),
-        probe(),
+        liveness(),
+        startup_probe(),
         any::<bool>(),
         any::<bool>(),
         prop::sample::select(vec![
@@ -118,7 +146,18 @@ fn container() -> impl Strategy<Value = Value> {
         ]),
     )
         .prop_map(
-            |(image, ports, lifecycle, env, readiness, liveness, shell, unknown, mounts)| {
+            |(
+                image,
+                ports,
+                lifecycle,
+                env,
+                readiness,
+                liveness,
+                startup,
+                shell,
+                unknown,
+                mounts,
+            )| {
                 let mut c = json!({"image": image});
                 let mut set = |k: &str, v: Option<Value>| {
                     if let Some(v) = v {
@@ -130,6 +169,7 @@ fn container() -> impl Strategy<Value = Value> {
                 set("env", env);
                 set("readinessProbe", readiness);
                 set("livenessProbe", liveness);
+                set("startupProbe", startup);
                 set("volumeMounts", mounts);
                 if shell {
                     c["command"] = json!(["/bin/sh", "-c", "java -jar app.jar"]);
@@ -233,6 +273,12 @@ fn policy_yaml() -> impl Strategy<Value = String> {
         prop::sample::select(vec!["", "presets: [spring-boot]", "env: {podIP: '', extra: [{name: POD_NAME, fieldPath: metadata.name}]}"]),
         prop::sample::select(vec!["", "rules:\n- match: {image: 'fluent-bit*'}\n  set: {preStop: {action: none}, shutdownSeconds: 2}\n", "rules:\n- match: {podLabels: {framework: spring-boot}}\n  set: {presets: [spring-boot]}\n"]),
         any::<bool>(),
+        prop::sample::select(vec![
+            "",
+            "startup: {maxSeconds: 120}",
+            "startup: {inject: true, maxSeconds: 90}",
+            "startup: {inject: true, maxSeconds: 300, periodSeconds: 7, handler: readiness}",
+        ]),
         (
             prop::sample::select(vec!["skip", "inject"]),
             any::<bool>(),
@@ -241,10 +287,10 @@ fn policy_yaml() -> impl Strategy<Value = String> {
             prop::sample::select(vec!["", "  nacos: {port: 8080}\n"]),
         ),
     )
-        .prop_map(|((action, sleep, handler, existing, helper), shutdown, buffer, grace, readiness, extra, rules, auth, (sidecars, serving_only, nginx_stop, unknown, nacos_port))| {
+        .prop_map(|((action, sleep, handler, existing, helper), shutdown, buffer, grace, readiness, extra, rules, auth, startup, (sidecars, serving_only, nginx_stop, unknown, nacos_port))| {
             let auth = if auth { "    auth: {secretName: nacos-auth}\n" } else { "" };
             format!(
-                "preStop:\n  action: {action}\n  sleepSeconds: {sleep}\n  sleepHandler: {handler}\n  existing: {existing}\n  helper: {helper}\n  nginxStop: {nginx_stop}\n  unknownHookSeconds: {unknown}\n  exec: {{command: [/app/drain], durationSeconds: 7}}\n  nacos:\n    server: http://nacos:8848\n{auth}shutdownSeconds: {shutdown}\nbufferSeconds: {buffer}\ngracePeriod: {grace}\nsidecars: {sidecars}\nservingOnly: {serving_only}\n{readiness}\n{extra}\n{rules}"
+                "preStop:\n  action: {action}\n  sleepSeconds: {sleep}\n  sleepHandler: {handler}\n  existing: {existing}\n  helper: {helper}\n  nginxStop: {nginx_stop}\n  unknownHookSeconds: {unknown}\n  exec: {{command: [/app/drain], durationSeconds: 7}}\n  nacos:\n    server: http://nacos:8848\n{auth}shutdownSeconds: {shutdown}\nbufferSeconds: {buffer}\ngracePeriod: {grace}\nsidecars: {sidecars}\nservingOnly: {serving_only}\n{readiness}\n{startup}\n{extra}\n{rules}"
             ).replace("  nacos:\n    server: http://nacos:8848\n", &format!("  nacos:\n    server: http://nacos:8848\n{}", nacos_port.replace("  nacos: {port: 8080}\n", "    port: 8080\n")))
         })
 }
@@ -262,6 +308,25 @@ fn handler_count(h: &Value) -> usize {
         .iter()
         .filter(|k| h.get(**k).is_some_and(|v| !v.is_null()))
         .count()
+}
+
+/// A probe's handler members (exec, httpGet, tcpSocket, grpc).
+fn probe_handler(p: &Value) -> serde_json::Map<String, Value> {
+    ["exec", "httpGet", "tcpSocket", "grpc"]
+        .iter()
+        .filter_map(|k| {
+            p.get(*k)
+                .filter(|v| !v.is_null())
+                .map(|v| (k.to_string(), v.clone()))
+        })
+        .collect()
+}
+
+/// `initialDelaySeconds + failureThreshold × periodSeconds`, with the API server's defaults.
+fn allowance(p: &Value) -> i64 {
+    let field = |k: &str, d: i64| p[k].as_i64().filter(|v| *v > 0).unwrap_or(d);
+    p["initialDelaySeconds"].as_i64().unwrap_or(0).max(0)
+        + field("failureThreshold", 3) * field("periodSeconds", 10)
 }
 
 proptest! {
@@ -298,6 +363,24 @@ proptest! {
                 prop_assert_eq!(c, orig);
             }
             prop_assert!(c.get("livenessProbe") == orig.get("livenessProbe"), "liveness never injected");
+            // A startupProbe: the user's never replaced; one podgrace adds holds back a liveness
+            // probe, runs its check (or the readiness check podgrace added), is one the API
+            // server accepts, and never gives up sooner than liveness would have.
+            if orig.get("startupProbe").is_some() {
+                prop_assert_eq!(c.get("startupProbe"), orig.get("startupProbe"));
+            } else if let Some(startup) = c.get("startupProbe") {
+                let live = &orig["livenessProbe"];
+                prop_assert!(!live.is_null(), "startupProbe without liveness: {}", c);
+                let handler = probe_handler(startup);
+                prop_assert_eq!(handler.len(), 1, "{}", startup);
+                let added_readiness = orig.get("readinessProbe").is_none()
+                    && c.get("readinessProbe").is_some_and(|r| probe_handler(r) == handler);
+                prop_assert!(handler == probe_handler(live) || added_readiness, "foreign check {}", startup);
+                prop_assert_eq!(&startup["successThreshold"], &json!(1));
+                let (period, failures) = (startup["periodSeconds"].as_i64().unwrap(), startup["failureThreshold"].as_i64().unwrap());
+                prop_assert!(period >= 1 && failures >= 1, "{}", startup);
+                prop_assert!(period * failures > allowance(live), "startupProbe {} gives up no later than liveness {}", startup, live);
+            }
         }
 
         // The API server's own rules hold: a native sleep no longer than the grace period,

@@ -1,10 +1,12 @@
 //! `podgrace mutate --explain`: for every container podgrace would look at, each value of its
 //! resolved policy and the layer, rule or pod annotation that set it, so that "why did this
-//! container get that?" has an answer without reading four policy files.
+//! container get that?" has an answer without reading four policy files; then what graceful
+//! start comes to for it (`start:` lines: its startupProbe, or why it needs none, and the
+//! start-side traps).
 
 use std::fmt::Write as _;
 
-use crate::engine::PodView;
+use crate::engine::{PodView, startup};
 use crate::policy::annotations;
 use crate::policy::effective::EffectivePolicy;
 
@@ -43,6 +45,12 @@ pub fn render(label: &str, pod: &PodView, policy: &EffectivePolicy) -> String {
         for r in rows {
             let setting = format!("{} = {}", r.path, r.value);
             let _ = writeln!(out, "  {setting:<w$}  {}", r.source, w = width + 3);
+        }
+        // An incomplete policy is reported by the engine's own warning.
+        if let Ok(resolved) = policy.resolve(pod.labels(), &c.name, image, overrides.layer()) {
+            for finding in startup::findings(c, &resolved.policy, kind == "native sidecar") {
+                let _ = writeln!(out, "  start: {finding}");
+            }
         }
     }
     out
@@ -86,5 +94,51 @@ mod tests {
             text.contains("Pod p: container istio-proxy: not selected"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn start_side_findings_follow_each_containers_values() {
+        let text = "rules:\n- match: {podLabels: {framework: spring-boot}}\n  set: {startup: {inject: true, maxSeconds: 120}}\n";
+        let ns = load_layer(text, Origin::hashed("ns.yaml", text)).unwrap();
+        let policy = EffectivePolicy::new(None, Some(&ns));
+        let pod = PodView::from_value(serde_json::json!({
+            "metadata": {"name": "p", "labels": {"framework": "spring-boot"}},
+            "spec": {"containers": [
+                {"name": "app", "image": "shop:1", "ports": [{"containerPort": 8080}],
+                 "livenessProbe": {"httpGet": {"path": "/actuator/health", "port": 8080}, "initialDelaySeconds": 30},
+                 "readinessProbe": {"httpGet": {"path": "/actuator/health", "port": 8080}}},
+                {"name": "legacy", "image": "legacy:1",
+                 "livenessProbe": {"tcpSocket": {"port": 7800}, "initialDelaySeconds": 600}},
+                {"name": "worker", "image": "worker:1"}
+            ]}
+        }))
+        .unwrap();
+        let text = render("Pod p", &pod, &policy);
+        let block = |name: &str| {
+            text.split("Pod p: container ")
+                .find(|b| b.starts_with(&format!("{name}:")))
+                .unwrap_or_else(|| panic!("{name} missing in\n{text}"))
+                .to_owned()
+        };
+        let app = block("app");
+        assert!(
+            app.contains("  startup.maxSeconds = 120"),
+            "the value and its rule: {text}"
+        );
+        assert!(
+            app.contains("  start: startupProbe added: http:8080/actuator/health,12x10s ≥ startup.maxSeconds 120 (liveness alone allows 60s)\n"),
+            "{text}"
+        );
+        assert!(
+            app.contains("  start: readiness and liveness probes are identical"),
+            "{text}"
+        );
+        assert!(
+            block("legacy").contains(
+                "  start: liveness waits 630s ≥ startup.maxSeconds 120: no startupProbe needed\n"
+            ),
+            "{text}"
+        );
+        assert!(!block("worker").contains("start:"), "{text}");
     }
 }

@@ -18,6 +18,7 @@ pub mod presets;
 pub mod probes;
 pub mod record;
 pub mod shell;
+pub mod startup;
 pub mod warnings;
 
 use std::sync::Arc;
@@ -262,6 +263,7 @@ impl Pass<'_> {
         let hook = self.pre_stop(slot, c, &p, drains, &mut rec)?;
         self.env(slot, c, &p, &hook, &mut rec)?;
         let has_readiness = self.readiness(slot, c, &p, &mut rec)?;
+        self.start(slot, c, &p, &mut rec)?;
         self.traps(c, hook.final_hook.as_ref(), has_readiness);
         if !rec.items.is_empty() {
             self.m.record.containers.push(rec);
@@ -466,7 +468,7 @@ impl Pass<'_> {
         }
         wanted.extend(hook.env.iter().cloned());
         for preset in &p.presets {
-            wanted.extend(presets::env(*preset, p.shutdown));
+            wanted.extend(presets::env(*preset, c, p));
         }
         let added = env::missing(c, wanted);
         if added.is_empty() {

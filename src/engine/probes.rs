@@ -5,8 +5,8 @@
 use k8s_openapi::api::core::v1::{Container, HTTPGetAction, Probe, TCPSocketAction};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::policy::Readiness;
 use crate::policy::spec::{ProbeHandler, ProbeScheme};
+use crate::policy::{ContainerPolicy, Readiness};
 
 /// The container's first TCP port (protocol unset means TCP).
 pub fn first_tcp_port(c: &Container) -> Option<i32> {
@@ -101,6 +101,15 @@ pub fn readiness(c: &Container, r: &Readiness) -> Result<(Probe, String), NoProb
         }
     };
     Ok((probe, label))
+}
+
+/// The readiness probe podgrace injects into `c` under `p` (with its record label): only where
+/// the container has none and the policy asks for one that can pass.
+pub fn injected_readiness(c: &Container, p: &ContainerPolicy) -> Option<(Probe, String)> {
+    if c.readiness_probe.is_some() {
+        return None;
+    }
+    readiness(c, p.readiness.as_ref()?).ok()
 }
 
 #[cfg(test)]

@@ -17,6 +17,8 @@ pub enum Injection {
     Env,
     /// A readiness probe was added.
     Readiness,
+    /// A startupProbe was added.
+    Startup,
     /// A framework preset was applied.
     Preset,
     /// The helper init container was added.
@@ -27,10 +29,11 @@ pub enum Injection {
 
 impl Injection {
     /// Every kind.
-    pub const ALL: [Injection; 6] = [
+    pub const ALL: [Injection; 7] = [
         Injection::PreStop,
         Injection::Env,
         Injection::Readiness,
+        Injection::Startup,
         Injection::Preset,
         Injection::Helper,
         Injection::Grace,
@@ -42,6 +45,7 @@ impl Injection {
             Injection::PreStop => "prestop",
             Injection::Env => "env",
             Injection::Readiness => "readiness",
+            Injection::Startup => "startup",
             Injection::Preset => "preset",
             Injection::Helper => "helper",
             Injection::Grace => "grace",

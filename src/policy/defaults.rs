@@ -2,8 +2,9 @@
 //!
 //! The values are chosen to be safe on any workload: a short native sleep (no shell needed), the
 //! Spring Boot default shutdown phase, a TCP readiness probe (an HTTP path would have to be
-//! guessed, and a wrong guess keeps pods unready forever), service-mesh proxies left alone, and
-//! nginx images told to quit gracefully.
+//! guessed, and a wrong guess keeps pods unready forever), service-mesh proxies left alone,
+//! nginx images told to quit gracefully, and no start time declared (it is the app's: a Go
+//! binary starts in a second, a Spring Boot service in a minute or two).
 
 use std::collections::BTreeMap;
 
@@ -88,6 +89,12 @@ pub fn builtin() -> PolicySpec {
             timeout_seconds: Some(PROBE_TIMEOUT),
             failure_threshold: Some(PROBE_FAILURE_THRESHOLD),
             success_threshold: Some(PROBE_SUCCESS_THRESHOLD),
+        }),
+        startup: Some(StartupSpec {
+            inject: Some(false),
+            max_seconds: None,
+            period_seconds: None,
+            handler: Some(StartupHandler::Liveness),
         }),
         presets: Some(Vec::new()),
         containers: Some(ContainerSelection {

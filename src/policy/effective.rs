@@ -576,6 +576,62 @@ mod tests {
     }
 
     #[test]
+    fn a_start_time_is_declared_per_policy_or_rule_and_injection_needs_one() {
+        use crate::policy::Startup;
+        let eff = EffectivePolicy::builtin();
+        let p = eff.resolve(None, "app", "app:1", None).unwrap().policy;
+        assert_eq!(p.startup, None, "no start time is declared by default");
+        let cluster = layer(
+            "cluster",
+            "startup: {maxSeconds: 30}\nrules:\n- match: {podLabels: {framework: spring-boot}}\n  set: {startup: {inject: true, maxSeconds: 120}, readiness: {initialDelaySeconds: 20}}\n",
+        );
+        let ns = layer("ns", "startup: {periodSeconds: 5}\n");
+        let eff = EffectivePolicy::new(Some(&cluster), Some(&ns));
+        let plain = eff.resolve(None, "app", "app:1", None).unwrap().policy;
+        assert_eq!(
+            plain.startup,
+            Some(Startup {
+                inject: false,
+                max_seconds: 30,
+                period: Some(5),
+                handler: StartupHandler::Liveness
+            })
+        );
+        let spring = eff
+            .resolve(
+                Some(&labels(&[("framework", "spring-boot")])),
+                "app",
+                "app:1",
+                None,
+            )
+            .unwrap()
+            .policy;
+        assert_eq!(
+            spring.startup,
+            Some(Startup {
+                inject: true,
+                max_seconds: 120,
+                period: Some(5),
+                handler: StartupHandler::Liveness
+            })
+        );
+        assert_eq!(spring.readiness.as_ref().unwrap().initial_delay, 20);
+
+        let ns = layer(
+            "ns",
+            "rules:\n- name: slow\n  match: {image: 'legacy*'}\n  set: {startup: {inject: true}}\n",
+        );
+        let errors = EffectivePolicy::new(None, Some(&ns)).check();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].path, "rules[0].set.startup.maxSeconds");
+        assert!(
+            errors[0]
+                .message
+                .starts_with("required when startup.inject is true")
+        );
+    }
+
+    #[test]
     fn description_names_the_layers_and_versions() {
         let cluster = layer("cluster.yaml", "bufferSeconds: 1");
         let eff = EffectivePolicy::new(Some(&cluster), None);

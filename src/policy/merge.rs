@@ -41,7 +41,7 @@ impl_merge!(PolicySpec {
         serving_only,
         sidecars
     ],
-    nested: [pre_stop, env, readiness, containers, helper_image],
+    nested: [pre_stop, env, readiness, startup, containers, helper_image],
 });
 impl_merge!(PreStopSpec {
     leaf: [
@@ -94,6 +94,10 @@ impl_merge!(ReadinessSpec {
         failure_threshold,
         success_threshold,
     ],
+    nested: [],
+});
+impl_merge!(StartupSpec {
+    leaf: [inject, max_seconds, period_seconds, handler],
     nested: [],
 });
 impl_merge!(ContainerSelection {

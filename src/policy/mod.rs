@@ -15,6 +15,6 @@ pub mod validate;
 pub use effective::{EffectivePolicy, Resolution};
 pub use error::{FieldError, PolicyError};
 pub use parse::{Origin, POLICY_KEY, PolicyLayer, load_layer};
-pub use resolved::{Action, ContainerPolicy, NacosAction, NacosAuth, Readiness};
+pub use resolved::{Action, ContainerPolicy, NacosAction, NacosAuth, Readiness, Startup};
 pub use seconds::Seconds;
 pub use spec::PolicySpec;

@@ -178,6 +178,19 @@ mod tests {
     }
 
     #[test]
+    fn startup_errors_name_the_field_and_the_allowed_values() {
+        let err = parse_spec("startup:\n  handler: startup\n").unwrap_err();
+        assert_eq!(err.path, "startup.handler");
+        assert!(err.message.contains("liveness, readiness"), "{err}");
+        let err = parse_spec("startup: {maxSecond: 90}\n").unwrap_err();
+        assert_eq!(err.path, "startup.maxSecond");
+        assert!(err.message.contains("maxSeconds"), "{err}");
+        let err = parse_spec("rules:\n- set: {startup: {maxSeconds: 7200}}\n").unwrap_err();
+        assert_eq!(err.path, "rules[0].set.startup.maxSeconds");
+        assert!(err.message.contains("between 0 and 3600"), "{err}");
+    }
+
+    #[test]
     fn wrong_types_name_the_field() {
         let err = parse_spec("shutdownSeconds: soon\n").unwrap_err();
         assert_eq!(err.path, "shutdownSeconds");

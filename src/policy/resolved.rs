@@ -36,6 +36,8 @@ pub struct ContainerPolicy {
     pub extra_env: Vec<FieldEnv>,
     /// The readiness probe to add where missing, if any.
     pub readiness: Option<Readiness>,
+    /// The declared start time and what to do about it; `None` when no start time is declared.
+    pub startup: Option<Startup>,
     /// Framework presets.
     pub presets: Vec<Preset>,
 }
@@ -140,6 +142,19 @@ pub struct Readiness {
     pub success_threshold: u32,
 }
 
+/// Graceful start, with a declared start time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Startup {
+    /// Add a startupProbe where a liveness probe has none (else only warn).
+    pub inject: bool,
+    /// The longest the app takes to start, in seconds (at least 1).
+    pub max_seconds: u32,
+    /// The startupProbe's period, when the policy fixes it (else the liveness probe's).
+    pub period: Option<u32>,
+    /// Whose check the startupProbe runs.
+    pub handler: StartupHandler,
+}
+
 impl ContainerPolicy {
     /// Resolves a merged spec; fails when a chosen option lacks a required parameter.
     pub fn from_spec(spec: &PolicySpec) -> Result<Self, FieldError> {
@@ -167,6 +182,7 @@ impl ContainerPolicy {
         };
         let env = spec.env.clone().unwrap_or_default();
         let readiness = resolve_readiness(spec.readiness.as_ref())?;
+        let startup = resolve_startup(spec.startup.as_ref())?;
         Ok(ContainerPolicy {
             action,
             sleep: secs(ps.sleep_seconds, defaults::SLEEP),
@@ -185,6 +201,7 @@ impl ContainerPolicy {
             },
             extra_env: env.extra.unwrap_or_default(),
             readiness,
+            startup,
             presets: spec.presets.clone().unwrap_or_default(),
         })
     }
@@ -265,5 +282,26 @@ fn resolve_readiness(spec: Option<&ReadinessSpec>) -> Result<Option<Readiness>, 
         success_threshold: r
             .success_threshold
             .unwrap_or(defaults::PROBE_SUCCESS_THRESHOLD),
+    }))
+}
+
+fn resolve_startup(spec: Option<&StartupSpec>) -> Result<Option<Startup>, FieldError> {
+    let Some(s) = spec else { return Ok(None) };
+    let inject = s.inject == Some(true);
+    let Some(max) = s.max_seconds else {
+        return if inject {
+            Err(FieldError::new(
+                "startup.maxSeconds",
+                "required when startup.inject is true (the startupProbe's failureThreshold is derived from it)",
+            ))
+        } else {
+            Ok(None)
+        };
+    };
+    Ok(Some(Startup {
+        inject,
+        max_seconds: max.get(),
+        period: s.period_seconds.map(|p| p.get()),
+        handler: s.handler.unwrap_or(StartupHandler::Liveness),
     }))
 }

@@ -35,6 +35,10 @@ pub struct PolicySpec {
     /// Readiness probe injection for containers that have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readiness: Option<ReadinessSpec>,
+    /// Graceful start: the app's declared start time and the startupProbe that holds its
+    /// liveness probe back while it starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup: Option<StartupSpec>,
     /// Framework presets (environment variables that turn on graceful shutdown).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub presets: Option<Vec<Preset>>,
@@ -345,6 +349,52 @@ pub struct ReadinessSpec {
     /// See the Kubernetes Probe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub success_threshold: Option<u32>,
+}
+
+/// Graceful start. A liveness probe that fails while a slow app is still starting (a Spring Boot
+/// service taking 60-90 s) restarts it in a loop; a startupProbe holds liveness (and readiness)
+/// back until the app is up, for at most the declared start time.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StartupSpec {
+    /// Add a startupProbe to containers that have a liveness probe and none (needs
+    /// `maxSeconds`); when false, a liveness probe that would restart the app before
+    /// `maxSeconds` is only warned about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inject: Option<bool>,
+    /// The longest the app takes to start, in seconds: the startupProbe's `failureThreshold` ×
+    /// `periodSeconds` covers it. Unset: no start time declared (nothing added, no warning).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_seconds: Option<Seconds>,
+    /// The startupProbe's period; omitted: the liveness probe's (Kubernetes' default 10 s when
+    /// it has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_seconds: Option<Seconds>,
+    /// Whose check the startupProbe runs: the liveness probe's, or the readiness probe's that
+    /// podgrace injects into the same container (the liveness probe's when it injects none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handler: Option<StartupHandler>,
+}
+
+/// The check a startupProbe runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartupHandler {
+    /// The liveness probe's own handler: liveness takes over exactly when its check passes.
+    Liveness,
+    /// The readiness probe podgrace injects (never a user's own readiness probe, which may check
+    /// dependencies: one that is down would restart a healthy app).
+    Readiness,
+}
+
+impl StartupHandler {
+    /// The policy spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StartupHandler::Liveness => "liveness",
+            StartupHandler::Readiness => "readiness",
+        }
+    }
 }
 
 /// Readiness probe handler.

@@ -144,6 +144,24 @@ fn validate_settings(spec: &PolicySpec, path: &str, errors: &mut Vec<FieldError>
     if let Some(r) = &spec.readiness {
         validate_readiness(r, &at("readiness"), errors);
     }
+    if let Some(s) = &spec.startup {
+        validate_startup(s, &at("startup"), errors);
+    }
+}
+
+fn validate_startup(s: &StartupSpec, path: &str, errors: &mut Vec<FieldError>) {
+    if s.max_seconds.is_some_and(|m| m.get() == 0) {
+        errors.push(FieldError::new(
+            join_path(path, "maxSeconds"),
+            "must be at least 1: the longest the app takes to start (leave it out to declare none)",
+        ));
+    }
+    if s.period_seconds.is_some_and(|p| p.get() == 0) {
+        errors.push(FieldError::new(
+            join_path(path, "periodSeconds"),
+            "must be at least 1",
+        ));
+    }
 }
 
 fn validate_nacos(nacos: &NacosSpec, path: &str, errors: &mut Vec<FieldError>) {
@@ -374,6 +392,27 @@ mod tests {
         ] {
             assert!(joined.contains(expected), "missing {expected} in {joined}");
         }
+    }
+
+    #[test]
+    fn startup_fields_are_checked_at_their_path_also_inside_rules() {
+        let errs = errors(
+            "startup: {maxSeconds: 0, periodSeconds: 0}\nrules:\n- match: {podLabels: {framework: spring-boot}}\n  set: {startup: {maxSeconds: 0}}\n",
+        );
+        assert_eq!(
+            errs,
+            vec![
+                "startup.maxSeconds: must be at least 1: the longest the app takes to start (leave it out to declare none)",
+                "startup.periodSeconds: must be at least 1",
+                "rules[0].set.startup.maxSeconds: must be at least 1: the longest the app takes to start (leave it out to declare none)",
+            ]
+        );
+        assert!(
+            errors(
+                "startup: {inject: true, maxSeconds: 120, periodSeconds: 10, handler: readiness}\n"
+            )
+            .is_empty()
+        );
     }
 
     #[test]

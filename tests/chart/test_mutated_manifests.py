@@ -22,6 +22,7 @@ POLICIES = {
     "nacos-shell": "preStop:\n  action: nacos\n  sleepSeconds: 30\n  nacos:\n    server: http://nacos.nacos:8848\n    apiVersion: v2\n    auth: {secretName: nacos-credentials}\nreadiness: {handler: http, path: /ready}\n",
     "nacos-helper": "preStop:\n  action: nacos\n  helper: inject\n  nacos:\n    server: http://nacos.nacos:8848\n    apiVersion: v3\n    auth: {secretName: nacos-credentials}\nhelperImage: {image: 'ghcr.io/podgrace/podgrace:0.1.0', pullPolicy: IfNotPresent}\n",
     "exec-sleep-helper": "preStop: {sleepHandler: exec, helper: inject}\n",
+    "startup-readiness": "readiness: {handler: http, path: /actuator/health/readiness, initialDelaySeconds: 10}\nstartup: {inject: true, maxSeconds: 300, handler: readiness}\n",
     "replace-existing": "preStop: {existing: replace, sleepSeconds: 20}\nenv: {extra: [{name: POD_NAME, fieldPath: metadata.name}, {name: APP, fieldPath: \"metadata.labels['app']\"}]}\n",
 }
 

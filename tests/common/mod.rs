@@ -119,7 +119,7 @@ pub fn foreign_operations(raw: &Value, m: &Mutation) -> Vec<String> {
                 "spec",
                 "containers",
                 _,
-                "env" | "readinessProbe" | "volumeMounts",
+                "env" | "readinessProbe" | "startupProbe" | "volumeMounts",
             ] => !exists,
             ["spec", "containers", _, "env" | "volumeMounts", "-"] => true,
             ["spec", "initContainers" | "volumes"] => !exists,

@@ -46,6 +46,8 @@ POLICIES: dict[str, Path | None] = {
     "keep": POLICY_DIR / "keep.yaml",
     "http-readiness": POLICY_DIR / "http-readiness.yaml",
     "http-readiness-named": POLICY_DIR / "http-readiness-named.yaml",
+    "startup": POLICY_DIR / "startup.yaml",
+    "startup-readiness": POLICY_DIR / "startup-readiness.yaml",
 }
 # What the policies above leave at the cluster policy's values (cluster.yaml): the shutdown and
 # buffer allowances a container's budget adds to its preStop time, and the containers a policy
@@ -53,6 +55,20 @@ POLICIES: dict[str, Path | None] = {
 SHUTDOWN_SECONDS = 30
 BUFFER_SECONDS = 5
 EXCLUDED_CONTAINERS = frozenset({"istio-proxy", "linkerd-proxy"})
+# The start time (startup.maxSeconds, with startup.inject true) each namespace policy above
+# declares for every container; otherwise the cluster policy's spring-boot rule declares 120 s for
+# pods labelled framework=spring-boot, and nothing is declared for the others.
+STARTUP_SECONDS = {"startup": 120, "startup-readiness": 300}
+SPRING_BOOT_STARTUP_SECONDS = 120
+
+
+def declared_start(policy: str, pod_labels: dict[str, str]) -> int | None:
+    """The start time `policy` declares for a pod with these labels, if any."""
+    if policy in STARTUP_SECONDS:
+        return STARTUP_SECONDS[policy]
+    if pod_labels.get("framework") == "spring-boot":
+        return SPRING_BOOT_STARTUP_SECONDS
+    return None
 
 MANIFESTS = sorted(CORPUS.glob("*.yaml"))
 

@@ -163,6 +163,14 @@ API_BREAKERS = {
     # validateLivenessProbe / validateStartupProbe
     "liveness successThreshold": (lambda s: _app0(s).update(livenessProbe={"tcpSocket": {"port": 8080}, "successThreshold": 2}), "must be 1"),
     "startup successThreshold": (lambda s: _app0(s).update(startupProbe={"tcpSocket": {"port": 8080}, "successThreshold": 3}), "must be 1"),
+    # validateStartupProbe → validateProbe / validateHandler
+    "startup with two handlers": (lambda s: _app0(s).update(startupProbe={"tcpSocket": {"port": 8080}, "exec": {"command": ["true"]}}), "startupProbe.tcpSocket: Forbidden: may not specify more than 1 handler type"),
+    "startup without a handler": (lambda s: _app0(s).update(startupProbe={"failureThreshold": 12, "periodSeconds": 10}), "startupProbe: Required value: must specify a handler type"),
+    "startup negative failureThreshold": (lambda s: _app0(s).update(startupProbe={"grpc": {"port": 8080}, "failureThreshold": -1}), "startupProbe.failureThreshold: Invalid value: -1"),
+    "startup probe grace 0": (lambda s: _app0(s).update(startupProbe={"tcpSocket": {"port": 8080}, "terminationGracePeriodSeconds": 0}), "must be greater than 0"),
+    "startup on a sleep handler": (lambda s: _app0(s).update(startupProbe={"sleep": {"seconds": 1}}), "startupProbe.sleep: Forbidden"),
+    "startup on an undeclared port name": (lambda s: _app0(s).update(startupProbe={"tcpSocket": {"port": "admin"}}), "startupProbe.tcpSocket.port: Not found"),
+    "startup on a plain init container": (lambda s: s["initContainers"][1].update(startupProbe={"tcpSocket": {"port": 1}}), "startupProbe: Forbidden"),
     # validateInitContainers
     "probe on a plain init container": (lambda s: s["initContainers"][1].update(readinessProbe={"tcpSocket": {"port": 1}}), "without restartPolicy=Always"),
     "lifecycle on a plain init container": (lambda s: s["initContainers"][1].update(lifecycle={"preStop": {"sleep": {"seconds": 1}}}), "without restartPolicy=Always"),

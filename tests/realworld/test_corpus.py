@@ -40,7 +40,9 @@ def test_each_manifest_names_what_it_models_and_is_valid_before_mutation(manifes
 
 def test_the_corpus_covers_every_pod_security_level_and_shape():
     """The traps the acceptance tests rely on are present: restricted, baseline and privileged pods,
-    native sidecars, grace periods 0 and 5, no ports, 63-character names, ports named https."""
+    native sidecars, grace periods 0 and 5, no ports, 63-character names, ports named https, users'
+    preStop hooks of every kind, liveness-only containers of every probe handler, users' own
+    startupProbes, readiness identical to liveness."""
     levels, shapes = set(), set()
     for manifest in MANIFESTS:
         docs = load(manifest)
@@ -63,6 +65,16 @@ def test_the_corpus_covers_every_pod_security_level_and_shape():
                 for kind in ("sleep", "exec", "httpGet", "tcpSocket"):
                     if kind in hook:
                         shapes.add(f"user preStop {kind}")
+                liveness = c.get("livenessProbe")
+                if liveness and not c.get("readinessProbe") and not c.get("startupProbe"):
+                    for kind in ("exec", "httpGet", "tcpSocket", "grpc"):
+                        if kind in liveness:
+                            shapes.add(f"liveness only {kind}")
+                if c.get("startupProbe"):
+                    shapes.add("user startupProbe")
+                readiness = c.get("readinessProbe") or {}
+                if liveness and "httpGet" in liveness and liveness.get("httpGet") == readiness.get("httpGet"):
+                    shapes.add("HTTP readiness identical to liveness")
     assert levels == {pod_security.RESTRICTED, pod_security.BASELINE, pod_security.PRIVILEGED}
     expected = {
         "native sidecar",
@@ -75,5 +87,11 @@ def test_the_corpus_covers_every_pod_security_level_and_shape():
         "user preStop exec",
         "user preStop httpGet",
         "user preStop tcpSocket",
+        "liveness only exec",
+        "liveness only httpGet",
+        "liveness only tcpSocket",
+        "liveness only grpc",
+        "user startupProbe",
+        "HTTP readiness identical to liveness",
     }
     assert expected <= shapes, f"missing from the corpus: {sorted(expected - shapes)}"

@@ -12,8 +12,12 @@ each test below checks one promise on the result, independently of podgrace's ow
   d. the Pod Security level (pod_security.py) is not lowered;
   e. podgrace on its own result changes nothing (`reinvocationPolicy: IfNeeded` is safe);
   f. the grace period covers every hook that will run;
-  g. a probe podgrace adds targets a port its own container declares, and never HTTP to HTTPS;
-  h. every warning fits in 120 characters and is not cut.
+  g. a probe podgrace adds targets a port its own container declares (or is the liveness probe's
+     own check, run earlier by a startupProbe), and never HTTP to HTTPS;
+  h. every warning fits in 120 characters and is not cut;
+  i. graceful start: a container whose liveness probe would restart it before its declared start
+     time gets a startupProbe covering that time, running its liveness check (or the readiness
+     check podgrace added); a user's startupProbe is never changed; none is added elsewhere.
 
 Each test collects every violation of the (manifest, policy) pair before failing, naming the
 object and container, so that one run lists every broken workload.
@@ -39,6 +43,7 @@ from harness import (
     SHUTDOWN_SECONDS,
     case_id,
     cases,
+    declared_start,
     mutate,
     remutate,
     validate_strict,
@@ -229,6 +234,9 @@ def test_added_probes_target_ports_their_container_declares(manifest: Path, poli
                     probe = c.get(kind)
                     if not probe or was.get(kind) == probe:
                         continue
+                    # A startupProbe running the liveness probe's own check passes when it does.
+                    if kind == "startupProbe" and was.get("livenessProbe") and _handler(probe) == _handler(was["livenessProbe"]):
+                        continue
                     where = f"{t.label}: {field} {c['name']}: added {kind}"
                     for action in ("httpGet", "tcpSocket", "grpc"):
                         if not probe.get(action):
@@ -261,3 +269,64 @@ def test_warnings_fit_in_120_characters_and_are_not_cut(manifest: Path, policy: 
         elif message.endswith("…"):
             problems.append(f"{obj}: cut: {message}")
     _fail_if(problems, f"warnings must be shorter than {MAX_WARNING} characters and complete")
+
+
+# ------------------------------------------------------------------------------------------ i
+
+PROBE_HANDLERS = ("exec", "httpGet", "tcpSocket", "grpc")
+
+
+def _handler(probe: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in probe.items() if k in PROBE_HANDLERS and v is not None}
+
+
+def _allowance(probe: dict[str, Any]) -> int:
+    """How long a probe lets a container start: initialDelaySeconds + failureThreshold ×
+    periodSeconds, with the API server's defaults (SetDefaults_Probe: 3 and 10)."""
+    delay = max(probe.get("initialDelaySeconds") or 0, 0)
+    return delay + (probe.get("failureThreshold") or 3) * (probe.get("periodSeconds") or 10)
+
+
+@CASES
+def test_a_startup_probe_covers_the_declared_start_where_liveness_would_not(manifest: Path, policy: str):
+    m = mutate(manifest, policy)
+    problems = []
+    for t, (meta0, before), (_, after) in m.pods():
+        declared = declared_start(policy, meta0.get("labels") or {})
+        batch = (before.get("restartPolicy") or "Always") != "Always"
+        for field in ("containers", "initContainers"):
+            old = {c["name"]: c for c in before.get(field) or []}
+            for c in after.get(field) or []:
+                was = old.get(c["name"], {})
+                where = f"{t.label}: {field} {c['name']}"
+                startup, liveness = c.get("startupProbe"), was.get("livenessProbe")
+                if was.get("startupProbe") is not None:
+                    if startup != was["startupProbe"]:
+                        problems.append(f"{where}: its own startupProbe was changed to {startup}")
+                    continue
+                expected = (
+                    field == "containers"
+                    and not batch
+                    and c["name"] not in EXCLUDED_CONTAINERS
+                    and liveness is not None
+                    and len(_handler(liveness)) == 1
+                    and declared is not None
+                    and _allowance(liveness) < declared
+                )
+                if startup is None:
+                    if expected:
+                        problems.append(f"{where}: liveness allows {_allowance(liveness)}s < the declared {declared}s start, and no startupProbe was added")
+                    continue
+                if not expected:
+                    problems.append(f"{where}: startupProbe added where none was due: {startup}")
+                    continue
+                handler = _handler(startup)
+                added_readiness = was.get("readinessProbe") is None and _handler(c.get("readinessProbe") or {}) == handler
+                if handler != _handler(liveness) and not added_readiness:
+                    problems.append(f"{where}: startupProbe runs {handler}, neither the liveness check nor an added readiness check")
+                if startup.get("successThreshold", 1) != 1:
+                    problems.append(f"{where}: startupProbe successThreshold {startup['successThreshold']} (must be 1)")
+                covered = (startup.get("failureThreshold") or 3) * (startup.get("periodSeconds") or 10)
+                if covered < declared:
+                    problems.append(f"{where}: startupProbe allows {covered}s < the declared {declared}s start")
+    _fail_if(problems, "graceful start: the startupProbe is missing, misplaced or too short")
