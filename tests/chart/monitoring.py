@@ -135,10 +135,13 @@ def substitute(expr: str, job: str = ".+") -> str:
     return expr
 
 
-# PromQL's reserved words and aggregation modifiers; function names are told apart by the "(" that
-# follows them.
+# PromQL's reserved words, aggregation operators and modifiers; function names are told apart by
+# the "(" that follows them.
 _KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or",
-             "unless", "offset", "inf", "nan", "atan2", "start", "end"}
+             "unless", "offset", "inf", "nan", "atan2", "start", "end",
+             # Aggregation operators, which a by/without clause may separate from their "(".
+             "sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values",
+             "bottomk", "topk", "quantile", "limitk", "limit_ratio"}
 
 
 def metric_names(expr: str) -> set[str]:
