@@ -222,3 +222,7 @@ def test_the_notes_tell_the_next_commands():
     assert "kubectl -n NAME create configmap podgrace-policy --from-file=policy.yaml" in notes
     assert "podgrace policy check" in notes
     assert "cert-manager must be running" in render({"certificates": {"mode": "certManager"}}).notes
+    assert "(2 replica(s)," in notes and "Monitoring" not in notes
+    autoscaled = render({"autoscaling": {"enabled": True}, "metrics": {"prometheusRule": {"enabled": True}}}).notes
+    assert "(2 to 5 replicas, autoscaled," in autoscaled
+    assert "Monitoring: PrometheusRule." in autoscaled
