@@ -163,8 +163,9 @@ async fn each_refused_resource_version_gets_one_event_and_accepted_ones_none() {
     let shop = events_for(&s.api, "shop");
     assert_eq!(shop.len(), 2, "{shop:#?}");
     let by_rv = |rv: u64| {
+        let rv = rv.to_string();
         shop.iter()
-            .find(|e| e["regarding"]["resourceVersion"] == rv.to_string())
+            .find(|e| e["regarding"]["resourceVersion"].as_str() == Some(rv.as_str()))
             .unwrap_or_else(|| panic!("no Event for {rv}: {shop:#?}"))
     };
     assert_refusal_event(by_rv(first), "shop", first, "sleepSecods");
