@@ -2,7 +2,9 @@
 //! (tests/common/kube_api.rs), which validates each Event as the API server validates an
 //! `events.k8s.io/v1` Event: one Event per refused resourceVersion, naming the ConfigMap, its
 //! resourceVersion and the validation message; nothing for accepted policies; the policy watch
-//! unaffected when Events are forbidden.
+//! unaffected when Events are forbidden. And the real binary, `serve --kubeconfig` against the
+//! test API server: Events on by default with the pod name as reporting instance, none with
+//! `--policy-events=false`.
 
 mod common;
 
@@ -240,5 +242,70 @@ async fn a_huge_validation_message_still_makes_an_event_the_api_server_accepts()
     assert!(
         note.contains("configmap shop/podgrace-policy@") && note.contains("unknownKeyxxx"),
         "{note}"
+    );
+}
+
+/// `podgrace serve` against the test API server, with a kubeconfig and a serving pair on disk.
+fn serve_against(api: &FakeApi, dir: &std::path::Path, extra: &[&str]) -> common::child::Guard {
+    let pki = common::https::pki();
+    std::fs::write(dir.join("tls.crt"), &pki.cert_pem).unwrap();
+    std::fs::write(dir.join("tls.key"), &pki.key_pem).unwrap();
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\ncurrent-context: test\n\
+         clusters: [{{name: test, cluster: {{server: 'http://{}'}}}}]\n\
+         users: [{{name: podgrace, user: {{token: test}}}}]\n\
+         contexts: [{{name: test, context: {{cluster: test, user: podgrace}}}}]\n",
+        api.addr
+    );
+    std::fs::write(dir.join("kubeconfig"), kubeconfig).unwrap();
+    let mut cmd = common::child::command(env!("CARGO_BIN_EXE_podgrace"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--kube-version", "1.36"])
+        .arg("--kubeconfig")
+        .arg(dir.join("kubeconfig"))
+        .arg("--tls-cert-file")
+        .arg(dir.join("tls.crt"))
+        .arg("--tls-key-file")
+        .arg(dir.join("tls.key"))
+        .args(extra)
+        .env_remove("PODGRACE_POD_NAME")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    common::child::Guard::spawn(&mut cmd)
+}
+
+#[tokio::test]
+async fn the_binary_reports_refused_configmaps_as_events_named_after_its_pod() {
+    let api = FakeApi::start(NAME).await;
+    let refused = api.put("shop", NAME, &[(KEY, BAD)]);
+    api.put("cafe", NAME, &[(KEY, &policy(12))]);
+    let dir = tempfile::tempdir().unwrap();
+    let _podgrace = serve_against(&api, dir.path(), &["--pod-name", INSTANCE]);
+    eventually(Duration::from_secs(20), "the Event from the binary", || {
+        !api.events().is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let events = api.events();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_refusal_event(&events[0], "shop", refused, "sleepSecods");
+}
+
+#[tokio::test]
+async fn the_binary_reports_no_event_when_told_not_to() {
+    let api = FakeApi::start(NAME).await;
+    api.put("shop", NAME, &[(KEY, BAD)]);
+    let dir = tempfile::tempdir().unwrap();
+    let _podgrace = serve_against(&api, dir.path(), &["--policy-events=false"]);
+    eventually(Duration::from_secs(20), "the policy list", || {
+        api.requests().iter().any(|r| r.contains("watch=true"))
+    })
+    .await;
+    // The list is in (the watch follows it); time for an Event to be posted, were it to be.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(api.events().is_empty(), "{:#?}", api.events());
+    assert!(
+        !api.requests().iter().any(|r| r.contains("events")),
+        "{:?}",
+        api.requests()
     );
 }
