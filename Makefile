@@ -1,7 +1,7 @@
 # podgrace: the two commands the README promises, and their helpers.
 #   make run   start the standalone webhook (no cluster needed)
 #   make test  every test: cargo tests, then the Helm chart tests in a Python venv
-.PHONY: run test test-rust test-chart deps lint bench load
+.PHONY: run test test-rust test-chart deps lint bench load prometheus-rules
 
 VENV ?= .venv
 PYTHON ?= python3
@@ -12,9 +12,12 @@ run:
 	cargo run -- serve --standalone --listen 127.0.0.1:8443 --ca-out certs/standalone-ca.pem \
 	  --policy-dir examples/policies --cluster-policy examples/cluster-policy.yaml --log-format text
 
-# Tools the tests call: /bin/sh and curl run the generated preStop scripts.
+# Tools the tests call: /bin/sh and curl run the generated preStop scripts; Debian's prometheus
+# package brings promtool (the alert rules' checks and unit tests) and the Prometheus server the
+# chart tests start on loopback to scrape podgrace.
 deps:
 	@command -v curl >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq curl; }
+	@{ command -v promtool && command -v prometheus; } >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq prometheus; }
 
 test: deps test-rust test-chart
 
@@ -39,3 +42,9 @@ lint:
 
 bench:
 	cargo bench --bench mutate
+
+# The plain alert rules file, rendered from the chart's rules (charts/podgrace/templates/_alerts.tpl)
+# with the default values; tests/chart/test_monitoring.py fails when it is out of date.
+prometheus-rules: $(VENV)/.requirements-installed
+	$(VENV)/bin/python tests/chart/monitoring.py > deploy/prometheus/podgrace-rules.yaml.tmp
+	mv deploy/prometheus/podgrace-rules.yaml.tmp deploy/prometheus/podgrace-rules.yaml

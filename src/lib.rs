@@ -14,6 +14,7 @@ pub mod kube_names;
 pub mod kube_version;
 pub mod manifest;
 pub mod metrics;
+pub mod metrics_listener;
 pub mod nacos;
 pub mod policy;
 pub mod server;

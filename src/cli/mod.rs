@@ -103,6 +103,18 @@ pub struct ServeArgs {
     /// ConfigMap key holding the policy.
     #[arg(long, env = "PODGRACE_POLICY_KEY", default_value = crate::policy::POLICY_KEY)]
     pub policy_key: String,
+    /// Report a refused namespace policy ConfigMap as a Warning Event on it (events.k8s.io,
+    /// once per refused resourceVersion).
+    #[arg(long, env = "PODGRACE_POLICY_EVENTS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub policy_events: bool,
+    /// This replica's name in the Events it reports (default: the host name, which is the pod
+    /// name in Kubernetes).
+    #[arg(long, env = "PODGRACE_POD_NAME", value_name = "NAME")]
+    pub pod_name: Option<String>,
+    /// Also serve `GET /metrics` in plain HTTP on this address (for scrapers without the
+    /// webhook's CA); the HTTPS port keeps serving it.
+    #[arg(long, env = "PODGRACE_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Kubeconfig to reach the cluster from outside it (default: in-cluster, then $KUBECONFIG,
     /// then ~/.kube/config).
     #[arg(long, env = "PODGRACE_KUBECONFIG", value_name = "FILE")]

@@ -12,9 +12,11 @@ use tokio::net::TcpListener;
 use super::ServeArgs;
 use crate::certs;
 use crate::metrics::Metrics;
+use crate::metrics_listener;
 use crate::server::{self, AppState, PolicyConfigMap, ServerOptions};
 use crate::store::PolicyStore;
 use crate::store::cache::PolicyCache;
+use crate::store::policy_events::PolicyEvents;
 use crate::store::{files, kube};
 use crate::tls::{self, Pair, ReloadingCert};
 use crate::version_discovery;
@@ -107,12 +109,20 @@ async fn serve(args: ServeArgs, metrics: Arc<Metrics>) -> anyhow::Result<()> {
             ));
             cache.mark_synced();
         }
-        (None, Some(client)) => tasks.push(kube::watch_policies(
-            client.clone(),
-            cache.clone(),
-            args.policy_name.clone(),
-            args.policy_key.clone(),
-        )),
+        (None, Some(client)) => {
+            let events = args.policy_events.then(|| {
+                let (events, task) = PolicyEvents::start(client.clone(), args.pod_name.clone());
+                tasks.push(task);
+                events
+            });
+            tasks.push(kube::watch_policies_reporting(
+                client.clone(),
+                cache.clone(),
+                args.policy_name.clone(),
+                args.policy_key.clone(),
+                events,
+            ));
+        }
         (None, None) => cache.mark_synced(),
     }
     let store: Arc<dyn PolicyStore> = cache.clone();
@@ -128,6 +138,22 @@ async fn serve(args: ServeArgs, metrics: Arc<Metrics>) -> anyhow::Result<()> {
         drain: Duration::from_secs(args.drain_seconds),
         shutdown_timeout: Duration::from_secs(args.shutdown_timeout_seconds),
     };
+    // The plain metrics port, when asked for: bound before the webhook's, so that a bad address
+    // stops the start-up before anything is served.
+    if let Some(addr) = args.metrics_listen {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening for metrics on {addr}"))?;
+        let bound = listener.local_addr()?;
+        tracing::info!(addr = %bound, "serving /metrics over plain HTTP");
+        if args.standalone {
+            eprintln!("podgrace: metrics on http://{bound}/metrics");
+        }
+        tasks.push(tokio::spawn(metrics_listener::serve(
+            listener,
+            metrics.clone(),
+        )));
+    }
     let state = AppState::new(
         store,
         metrics,

@@ -145,17 +145,25 @@ impl PolicyCache {
 
     /// Replaces the whole set (initial list or relist): namespaces absent from `entries` lose
     /// their policy; refused entries keep their last good one. Published as one snapshot.
-    pub fn replace_all(&self, entries: Vec<(String, Result<PolicyLayer, PolicyError>)>) {
+    /// Returns the refused entries: their namespace and why.
+    pub fn replace_all(
+        &self,
+        entries: Vec<(String, Result<PolicyLayer, PolicyError>)>,
+    ) -> Vec<(String, String)> {
         let mut layers = self.lock();
         let present: std::collections::HashSet<&str> =
             entries.iter().map(|(ns, _)| ns.as_str()).collect();
         layers
             .namespaces
             .retain(|ns, _| present.contains(ns.as_str()));
+        let mut refused = Vec::new();
         for (namespace, result) in entries {
-            self.stage(&mut layers, &namespace, result);
+            if let Applied::Refused(why) = self.stage(&mut layers, &namespace, result) {
+                refused.push((namespace, why));
+            }
         }
         self.publish_namespaces(&layers);
+        refused
     }
 
     /// Namespaces that currently have a policy.
@@ -442,7 +450,10 @@ mod tests {
         let c = cache();
         c.apply("a", layer("a/p", "1", "preStop: {sleepSeconds: 1}"));
         c.apply("b", layer("b/p", "1", "preStop: {sleepSeconds: 2}"));
-        c.replace_all(vec![("b".into(), layer("b/p", "2", "nonsense: true"))]);
+        let refused = c.replace_all(vec![("b".into(), layer("b/p", "2", "nonsense: true"))]);
+        assert_eq!(refused.len(), 1);
+        assert_eq!(refused[0].0, "b");
+        assert!(refused[0].1.contains("nonsense"), "{refused:?}");
         assert_eq!(sleep_of(&c, "a"), 10, "a vanished");
         assert_eq!(sleep_of(&c, "b"), 2, "b refused, last good kept");
         assert!(!c.is_ready());

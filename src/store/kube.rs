@@ -4,20 +4,24 @@
 //! and validated on arrival and applied to the [`PolicyCache`]; the admission path never calls
 //! the API server.
 //!
+//! A refused ConfigMap is reported on itself as a Warning Event when a [`PolicyEvents`] is given.
+//!
 //! Relists (the initial list, and after a `410 Gone` or a lost watch) replace the whole set at
 //! once, so a ConfigMap deleted while the watch was down disappears too. Watch errors back off
 //! (kube-runtime's default: 0.8 s growing to 30 s) while admission keeps serving from the cache.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 use tokio::task::JoinHandle;
 
-use super::cache::PolicyCache;
+use super::cache::{Applied, PolicyCache};
+use super::policy_events::{self, PolicyEvents};
 use crate::policy::parse::layer_from_configmap;
 use crate::policy::{PolicyError, PolicyLayer};
 
@@ -28,28 +32,58 @@ pub fn watch_policies(
     name: String,
     key: String,
 ) -> JoinHandle<()> {
+    watch_policies_reporting(client, cache, name, key, None)
+}
+
+/// [`watch_policies`], reporting every refused ConfigMap to `events` (a Warning Event on it).
+pub fn watch_policies_reporting(
+    client: Client,
+    cache: Arc<PolicyCache>,
+    name: String,
+    key: String,
+    events: Option<PolicyEvents>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let api: Api<ConfigMap> = Api::all(client);
         let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-        let mut events = watcher::watcher(api, config).default_backoff().boxed();
+        let mut stream = watcher::watcher(api, config).default_backoff().boxed();
         let mut relist: Vec<(String, Result<PolicyLayer, PolicyError>)> = Vec::new();
-        while let Some(event) = events.next().await {
+        // The listed ConfigMaps by namespace, to report the refused ones once the list is in.
+        let mut listed: HashMap<String, ObjectReference> = HashMap::new();
+        while let Some(event) = stream.next().await {
             match event {
-                Ok(Event::Init) => relist.clear(),
+                Ok(Event::Init) => {
+                    relist.clear();
+                    listed.clear();
+                }
                 Ok(Event::InitApply(cm)) => {
                     if let Some(entry) = entry(&cm, &key) {
+                        if events.is_some() {
+                            listed.insert(entry.0.clone(), policy_events::reference(&cm));
+                        }
                         relist.push(entry);
                     }
                 }
                 Ok(Event::InitDone) => {
                     let count = relist.len();
-                    cache.replace_all(std::mem::take(&mut relist));
+                    let refused = cache.replace_all(std::mem::take(&mut relist));
                     cache.mark_synced();
                     tracing::info!(configmaps = count, name, "policy ConfigMaps listed");
+                    if let Some(events) = &events {
+                        for (namespace, why) in refused {
+                            if let Some(regarding) = listed.remove(&namespace) {
+                                events.refused(regarding, &why);
+                            }
+                        }
+                    }
+                    listed.clear();
                 }
                 Ok(Event::Apply(cm)) => {
-                    if let Some((namespace, result)) = entry(&cm, &key) {
-                        cache.apply(&namespace, result);
+                    if let Some((namespace, result)) = entry(&cm, &key)
+                        && let Applied::Refused(why) = cache.apply(&namespace, result)
+                        && let Some(events) = &events
+                    {
+                        events.refused(policy_events::reference(&cm), &why);
                     }
                 }
                 Ok(Event::Delete(cm)) => {

@@ -1,11 +1,13 @@
 //! Policy stores: where namespace policies and the cluster default come from. The server only
 //! sees [`PolicyStore`]; the standalone mode uses files, a cluster install watches ConfigMaps.
 //! Both feed a [`cache::PolicyCache`], which holds the last good policy of every namespace and
-//! answers the admission path from memory.
+//! answers the admission path from memory. Refused ConfigMaps are reported as Kubernetes Events
+//! ([`policy_events`]).
 
 pub mod cache;
 pub mod files;
 pub mod kube;
+pub mod policy_events;
 
 use std::sync::Arc;
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import helm_python as helm
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
@@ -33,6 +34,14 @@ NAMESPACE = "podgrace-system"
 # an error.
 CERT_MANAGER_KINDS = frozenset({("cert-manager.io/v1", "Issuer"), ("cert-manager.io/v1", "Certificate")})
 
+# The Prometheus Operator's kinds are CRDs too: they are validated against JSON schemas written from
+# the Operator's documented API (tests/chart/schemas), strict like the rest.
+PROMETHEUS_OPERATOR_SCHEMAS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor.json",
+    ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule.json",
+}
+SCHEMAS = Path(__file__).resolve().parent / "schemas"
+
 # The library's own log records (e.g. `required` warnings) go to Python logging, which pytest
 # captures, instead of the terminal.
 helm.enable_logging(logging.WARNING)
@@ -43,9 +52,19 @@ def chart() -> helm.Chart:
     return helm.Chart.load(CHART)
 
 
+@lru_cache(maxsize=None)
+def operator_schema(file: str) -> dict[str, Any]:
+    return json.loads((SCHEMAS / file).read_text())
+
+
 def validate_manifest(obj: dict[str, Any]) -> None:
-    """Validate one object against the Kubernetes schemas; cert-manager kinds are skipped."""
-    if (obj.get("apiVersion"), obj.get("kind")) in CERT_MANAGER_KINDS:
+    """Validate one object against the Kubernetes schemas, or the Prometheus Operator's kinds
+    against ours; cert-manager kinds are skipped."""
+    kind = (obj.get("apiVersion"), obj.get("kind"))
+    if kind in CERT_MANAGER_KINDS:
+        return
+    if kind in PROMETHEUS_OPERATOR_SCHEMAS:
+        jsonschema.validate(obj, operator_schema(PROMETHEUS_OPERATOR_SCHEMAS[kind]))
         return
     kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
 
@@ -97,7 +116,13 @@ class Rendered:
 
     @property
     def env(self) -> dict[str, str]:
-        return {e["name"]: e.get("value") for e in self.container["env"]}
+        """The container's variables with a literal value."""
+        return {e["name"]: e.get("value") for e in self.container["env"] if "valueFrom" not in e}
+
+    @property
+    def env_from(self) -> dict[str, dict[str, Any]]:
+        """The container's variables the kubelet fills in (valueFrom)."""
+        return {e["name"]: e["valueFrom"] for e in self.container["env"] if "valueFrom" in e}
 
     @property
     def mutating(self) -> dict[str, Any]:

@@ -9,7 +9,15 @@ import helm_python as helm
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import CERT_MANAGER_KINDS, CHART, KUBERNETES_VERSION, NAMESPACE, chart, render
+from conftest import (
+    CERT_MANAGER_KINDS,
+    CHART,
+    KUBERNETES_VERSION,
+    NAMESPACE,
+    PROMETHEUS_OPERATOR_SCHEMAS,
+    chart,
+    render,
+)
 
 # Value sets that together reach every branch of the templates.
 SCENARIOS = {
@@ -34,6 +42,18 @@ SCENARIOS = {
         "nodeSelector": {"kubernetes.io/os": "linux"},
         "tolerations": [{"key": "CriticalAddonsOnly", "operator": "Exists"}],
         "priorityClassName": "system-cluster-critical",
+    },
+    "monitoring-https": {"metrics": {"podAnnotations": True, "serviceMonitor": {"enabled": True},
+                                     "prometheusRule": {"enabled": True}, "dashboard": {"enabled": True}}},
+    "monitoring-http-autoscaled": {
+        "metrics": {"scheme": "http", "podAnnotations": True,
+                    "serviceMonitor": {"enabled": True, "labels": {"release": "prom"}},
+                    "prometheusRule": {"enabled": True, "additionalAlertLabels": {"team": "platform"}},
+                    "dashboard": {"enabled": True}},
+        "networkPolicy": {"enabled": True, "apiServerCIDRs": ["10.0.0.10/32"],
+                          "metricsFrom": [{"podSelector": {}}]},
+        "autoscaling": {"enabled": True, "targetMemoryUtilizationPercentage": 80},
+        "events": {"enabled": False},
     },
     "everything-set": {
         "image": {"repository": "registry.example/podgrace", "tag": "0.2.0", "pullPolicy": "Always"},
@@ -69,11 +89,11 @@ def test_every_rendered_manifest_is_valid_kubernetes_1_36(scenario):
     # render() validates each object (strict: unknown fields are errors); count them here so that
     # a scenario rendering nothing cannot pass.
     rendered = render(SCENARIOS[scenario])
-    validated = [o for o in rendered.objects if (o["apiVersion"], o["kind"]) not in CERT_MANAGER_KINDS]
+    crds = CERT_MANAGER_KINDS | set(PROMETHEUS_OPERATOR_SCHEMAS)
+    validated = [o for o in rendered.objects if (o["apiVersion"], o["kind"]) not in crds]
     assert len(validated) >= 8, rendered.kinds()
-    for obj in rendered.objects:
-        if (obj["apiVersion"], obj["kind"]) not in CERT_MANAGER_KINDS:
-            assert kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True) == "1.36"
+    for obj in validated:
+        assert kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True) == "1.36"
 
 
 def test_only_cert_manager_kinds_are_left_unvalidated():
@@ -203,3 +223,7 @@ def test_the_notes_tell_the_next_commands():
     assert "kubectl -n NAME create configmap podgrace-policy --from-file=policy.yaml" in notes
     assert "podgrace policy check" in notes
     assert "cert-manager must be running" in render({"certificates": {"mode": "certManager"}}).notes
+    assert "(2 replica(s)," in notes and "Monitoring" not in notes
+    autoscaled = render({"autoscaling": {"enabled": True}, "metrics": {"prometheusRule": {"enabled": True}}}).notes
+    assert "(2 to 5 replicas, autoscaled," in autoscaled
+    assert "Monitoring: PrometheusRule." in autoscaled

@@ -22,7 +22,10 @@ SERVE_ENV = {
     "PODGRACE_LOG": "info",
     "PODGRACE_DRAIN_SECONDS": "5",
     "PODGRACE_SHUTDOWN_TIMEOUT_SECONDS": "20",
+    "PODGRACE_POLICY_EVENTS": "true",
 }
+# Filled in by the kubelet: the replica's name, for the Events it reports.
+SERVE_ENV_FROM = {"PODGRACE_POD_NAME": {"fieldRef": {"fieldPath": "metadata.name"}}}
 
 
 # Deployment ---------------------------------------------------------------------------------------
@@ -49,6 +52,25 @@ def test_the_image_tag_and_digest_can_be_pinned():
 
 def test_the_container_gets_exactly_the_environment_podgrace_serve_reads():
     assert render().env == SERVE_ENV
+    assert render().env_from == SERVE_ENV_FROM
+
+
+def test_events_can_be_turned_off_with_their_rbac():
+    r = render({"events": {"enabled": False}})
+    assert r.env == {**SERVE_ENV, "PODGRACE_POLICY_EVENTS": "false"}
+    assert r.env_from == {}
+    assert all(rule["apiGroups"] != ["events.k8s.io"] for rule in r.one("ClusterRole")["rules"])
+
+
+def test_a_plain_metrics_port_is_configured_end_to_end():
+    r = render({"metrics": {"scheme": "http", "httpPort": 9102}})
+    assert r.env["PODGRACE_METRICS_LISTEN"] == "0.0.0.0:9102"
+    assert {"name": "metrics", "containerPort": 9102, "protocol": "TCP"} in r.container["ports"]
+    assert {"name": "metrics", "port": 9102, "targetPort": "metrics", "protocol": "TCP"} in r.one(
+        "Service")["spec"]["ports"]
+    # The probes stay on the webhook's port.
+    assert r.container["readinessProbe"]["httpGet"]["port"] == "https"
+    assert "PODGRACE_METRICS_LISTEN" not in render().env
 
 
 def test_the_environment_follows_the_values():
@@ -79,8 +101,10 @@ def test_every_variable_the_chart_sets_is_one_podgrace_serve_reads(podgrace_bin)
     help_text = subprocess.run([podgrace_bin, "serve", "--help"], capture_output=True, text=True,
                                check=True, timeout=30).stdout
     read = set(re.findall(r"\[env: (PODGRACE_[A-Z_]+)=", help_text))
-    everything = render({"server": {"kubeVersion": "1.30"}}).env
-    assert set(everything) <= read, set(everything) - read
+    everything = render({"server": {"kubeVersion": "1.30"}, "metrics": {"scheme": "http"}})
+    names = set(everything.env) | set(everything.env_from)
+    assert "PODGRACE_METRICS_LISTEN" in names and "PODGRACE_POD_NAME" in names
+    assert names <= read, names - read
 
 
 def test_the_tls_and_policy_mounts_are_where_the_environment_points():
@@ -253,7 +277,7 @@ def test_the_service_maps_443_to_the_https_container_port():
 # ServiceAccount and RBAC --------------------------------------------------------------------------
 
 
-def test_rbac_reads_only_the_policy_configmaps():
+def test_rbac_reads_only_the_policy_configmaps_and_creates_events():
     r = render()
     role = r.one("ClusterRole")
     assert role["rules"] == [{
@@ -261,6 +285,12 @@ def test_rbac_reads_only_the_policy_configmaps():
         "resources": ["configmaps"],
         "resourceNames": ["podgrace-policy"],
         "verbs": ["get", "list", "watch"],
+    }, {
+        # The Events on refused policy ConfigMaps (kube-runtime's recorder: create, and patch for
+        # a repeated Event); no read access to Events, no core-group events.
+        "apiGroups": ["events.k8s.io"],
+        "resources": ["events"],
+        "verbs": ["create", "patch"],
     }]
     # Nothing else grants anything.
     assert r.all("Role") == [] and r.all("RoleBinding") == []

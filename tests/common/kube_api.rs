@@ -16,6 +16,15 @@
 //!   a list or watch without `fieldSelector=metadata.name=<allowed name>` is `403 Forbidden`;
 //! - fault injection: compaction (forces a relist), dropping every open watch mid-stream (the
 //!   connection is aborted, not closed cleanly), holding lists back, and shutting down.
+//!
+//! And the `events.k8s.io/v1` Events podgrace writes: `POST .../namespaces/NS/events` and merge
+//! `PATCH .../namespaces/NS/events/NAME`, validated as the API server validates a v1 Event
+//! (required `eventTime`, `reportingController` (a qualified name), `reportingInstance`, `action`,
+//! `reason`, their lengths, `note` at most 1 kB, `type` Normal or Warning, the deprecated fields
+//! unset, `regarding.namespace` equal to the Event's, a DNS-subdomain name, the namespace in the
+//! body equal to the one in the path): `422 Invalid` with the field causes, `409 AlreadyExists`
+//! for a name taken, `404` for a patch of an unknown Event. RBAC for Events can be withdrawn
+//! (`403 Forbidden`).
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
@@ -25,10 +34,11 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::Path;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, patch, post};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -45,6 +55,10 @@ struct Inner {
     history: Vec<Change>,
     compacted: u64,
     requests: Vec<String>,
+    /// Events by (namespace, name), as stored.
+    events: BTreeMap<(String, String), Value>,
+    /// Whether podgrace may write Events (its ClusterRole's events.k8s.io rule).
+    events_allowed: bool,
 }
 
 struct Shared {
@@ -81,6 +95,8 @@ impl FakeApi {
                 history: Vec::new(),
                 compacted: 0,
                 requests: Vec::new(),
+                events: BTreeMap::new(),
+                events_allowed: true,
             }),
             changes,
             drop_watches: watch::channel(0).0,
@@ -92,6 +108,14 @@ impl FakeApi {
         let app = Router::new()
             .route("/api/v1/configmaps", get(configmaps))
             .route("/version", get(version_info))
+            .route(
+                "/apis/events.k8s.io/v1/namespaces/{namespace}/events",
+                post(create_event),
+            )
+            .route(
+                "/apis/events.k8s.io/v1/namespaces/{namespace}/events/{name}",
+                patch(patch_event),
+            )
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -208,6 +232,23 @@ impl FakeApi {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+    }
+
+    /// Every Event stored, in (namespace, name) order.
+    pub fn events(&self) -> Vec<Value> {
+        self.shared
+            .inner
+            .lock()
+            .unwrap()
+            .events
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Grants or withdraws podgrace's right to write Events.
+    pub fn allow_events(&self, allowed: bool) {
+        self.shared.inner.lock().unwrap().events_allowed = allowed;
     }
 
     fn record(&self, inner: &mut Inner, change: Change) {
@@ -464,4 +505,270 @@ fn watch_response(
         .header("content-type", "application/json")
         .body(Body::from_stream(stream))
         .unwrap()
+}
+
+/// A `422 Invalid` Status with one cause per field error, as the API server answers.
+fn invalid(kind: &str, name: &str, causes: &[(String, String)]) -> Response {
+    let details: Vec<String> = causes.iter().map(|(f, m)| format!("{f}: {m}")).collect();
+    let mut body = status(
+        422,
+        "Invalid",
+        &format!(
+            "{kind}.events.k8s.io \"{name}\" is invalid: [{}]",
+            details.join(", ")
+        ),
+    );
+    body["details"] = json!({
+        "name": name, "group": "events.k8s.io", "kind": kind,
+        "causes": causes.iter().map(|(f, m)| json!({"reason": "FieldValueInvalid", "message": m, "field": f})).collect::<Vec<_>>(),
+    });
+    (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response()
+}
+
+fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+/// A Kubernetes qualified name: an optional DNS-subdomain prefix and `/`, then at most 63
+/// alphanumerics, `-`, `_` or `.`, starting and ending with an alphanumeric.
+fn is_qualified_name(s: &str) -> bool {
+    let (prefix, name) = match s.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, s),
+    };
+    prefix.is_none_or(is_dns_subdomain)
+        && !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric()
+}
+
+/// The field errors of an `events.k8s.io/v1` Event (ValidateEventCreate for the v1 group).
+fn event_errors(event: &Value, namespace: &str) -> Vec<(String, String)> {
+    let mut errors = Vec::new();
+    let mut err = |field: &str, message: &str| errors.push((field.to_owned(), message.to_owned()));
+    let text = |field: &str| event[field].as_str().unwrap_or("");
+    let name = event["metadata"]["name"].as_str().unwrap_or("");
+    if !is_dns_subdomain(name) {
+        err(
+            "metadata.name",
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'",
+        );
+    }
+    // A MicroTime: RFC 3339 with microseconds.
+    let time = text("eventTime");
+    if time.len() < 20 || time.as_bytes()[10] != b'T' {
+        err("eventTime", "Required value");
+    }
+    if !matches!(text("type"), "Normal" | "Warning") {
+        err("type", &format!("has invalid value: {}", text("type")));
+    }
+    for deprecated in [
+        "deprecatedFirstTimestamp",
+        "deprecatedLastTimestamp",
+        "deprecatedCount",
+        "deprecatedSource",
+    ] {
+        if !event[deprecated].is_null() {
+            err(deprecated, "needs to be unset");
+        }
+    }
+    let regarding_ns = event["regarding"]["namespace"].as_str().unwrap_or("");
+    if regarding_ns.is_empty() && namespace != "default" && namespace != "kube-system"
+        || !regarding_ns.is_empty() && regarding_ns != namespace
+    {
+        err("regarding.namespace", "does not match event.namespace");
+    }
+    let controller = text("reportingController");
+    if controller.is_empty() {
+        err("reportingController", "Required value");
+    } else if !is_qualified_name(controller) {
+        err("reportingController", "must be a qualified name");
+    }
+    for (field, limit) in [("reportingInstance", 128), ("action", 128), ("reason", 128)] {
+        let value = text(field);
+        if value.is_empty() {
+            err(field, "Required value");
+        } else if value.len() > limit {
+            err(field, &format!("can have at most {limit} characters"));
+        }
+    }
+    if text("note").len() > 1024 {
+        err("note", "can have at most 1024 characters");
+    }
+    if let Some(series) = event.get("series").filter(|s| !s.is_null())
+        && series["count"].as_i64().unwrap_or(0) < 2
+    {
+        err("series.count", "should be at least 2");
+    }
+    errors
+}
+
+fn forbidden_event(verb: &str, namespace: &str) -> Response {
+    error(
+        403,
+        "Forbidden",
+        &format!(
+            "events.events.k8s.io is forbidden: User \"system:serviceaccount:podgrace-system:podgrace\" cannot {verb} resource \"events\" in API group \"events.k8s.io\" in the namespace \"{namespace}\""
+        ),
+    )
+}
+
+async fn create_event(
+    State(shared): State<Arc<Shared>>,
+    Path(namespace): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let mut inner = shared.inner.lock().unwrap();
+    inner.requests.push(format!(
+        "POST /apis/events.k8s.io/v1/namespaces/{namespace}/events"
+    ));
+    if !inner.events_allowed {
+        return forbidden_event("create", &namespace);
+    }
+    if !headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+    {
+        return error(
+            415,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown format",
+        );
+    }
+    let mut event: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return error(
+                400,
+                "BadRequest",
+                &format!("the object provided is unrecognized: {e}"),
+            );
+        }
+    };
+    if event["apiVersion"] != "events.k8s.io/v1" || event["kind"] != "Event" {
+        return error(
+            400,
+            "BadRequest",
+            "the API version in the data does not match the expected API version events.k8s.io/v1, kind Event",
+        );
+    }
+    match event["metadata"]["namespace"].as_str() {
+        None => event["metadata"]["namespace"] = json!(namespace),
+        Some(ns) if ns != namespace => {
+            return error(
+                400,
+                "BadRequest",
+                "the namespace of the provided object does not match the namespace sent on the request",
+            );
+        }
+        Some(_) => {}
+    }
+    let name = event["metadata"]["name"].as_str().unwrap_or("").to_owned();
+    let errors = event_errors(&event, &namespace);
+    if !errors.is_empty() {
+        return invalid("Event", &name, &errors);
+    }
+    let key = (namespace.clone(), name.clone());
+    if inner.events.contains_key(&key) {
+        return error(
+            409,
+            "AlreadyExists",
+            &format!("events.events.k8s.io \"{name}\" already exists"),
+        );
+    }
+    inner.rv += 1;
+    event["metadata"]["resourceVersion"] = json!(inner.rv.to_string());
+    event["metadata"]["uid"] = json!(format!("event-uid-{}", inner.rv));
+    inner.events.insert(key, event.clone());
+    (StatusCode::CREATED, axum::Json(event)).into_response()
+}
+
+/// RFC 7386 merge patch.
+fn merge(target: &mut Value, patch: &Value) {
+    match (target.as_object_mut(), patch.as_object()) {
+        (Some(t), Some(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        _ => *target = patch.clone(),
+    }
+}
+
+async fn patch_event(
+    State(shared): State<Arc<Shared>>,
+    Path((namespace, name)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let mut inner = shared.inner.lock().unwrap();
+    inner.requests.push(format!(
+        "PATCH /apis/events.k8s.io/v1/namespaces/{namespace}/events/{name}"
+    ));
+    if !inner.events_allowed {
+        return forbidden_event("patch", &namespace);
+    }
+    if headers.get("content-type").and_then(|v| v.to_str().ok())
+        != Some("application/merge-patch+json")
+    {
+        return error(
+            415,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown format",
+        );
+    }
+    let Ok(patch) = serde_json::from_slice::<Value>(&body) else {
+        return error(400, "BadRequest", "invalid merge patch");
+    };
+    let key = (namespace.clone(), name.clone());
+    let Some(mut event) = inner.events.get(&key).cloned() else {
+        return error(
+            404,
+            "NotFound",
+            &format!("events.events.k8s.io \"{name}\" not found"),
+        );
+    };
+    let before = event.clone();
+    merge(&mut event, &patch);
+    let mut errors = event_errors(&event, &namespace);
+    for immutable in [
+        "regarding",
+        "reason",
+        "note",
+        "type",
+        "action",
+        "eventTime",
+        "reportingController",
+        "reportingInstance",
+    ] {
+        if event[immutable] != before[immutable] {
+            errors.push((immutable.to_owned(), "field is immutable".to_owned()));
+        }
+    }
+    if !errors.is_empty() {
+        return invalid("Event", &name, &errors);
+    }
+    inner.rv += 1;
+    event["metadata"]["resourceVersion"] = json!(inner.rv.to_string());
+    inner.events.insert(key, event.clone());
+    axum::Json(event).into_response()
 }

@@ -139,3 +139,27 @@ in-flight requests' allowance, and 5 seconds of margin.
 {{- define "podgrace.terminationGracePeriodSeconds" -}}
 {{- add (int .Values.server.drainSeconds) (int .Values.server.shutdownTimeoutSeconds) 5 }}
 {{- end }}
+
+{{/*
+The metrics port: the webhook's own (https) or the plain-HTTP one (http).
+*/}}
+{{- define "podgrace.metricsPort" -}}
+{{- if eq .Values.metrics.scheme "http" }}{{ .Values.metrics.httpPort }}{{ else }}8443{{ end }}
+{{- end }}
+
+{{/*
+The annotations of Prometheus's annotation-based discovery (values metrics.podAnnotations).
+*/}}
+{{- define "podgrace.prometheusAnnotations" -}}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ include "podgrace.metricsPort" . | quote }}
+prometheus.io/scheme: {{ .Values.metrics.scheme | quote }}
+prometheus.io/path: /metrics
+{{- end }}
+
+{{/*
+Replicas at least: the HPA's minimum when it is enabled.
+*/}}
+{{- define "podgrace.minReplicas" -}}
+{{- if .Values.autoscaling.enabled }}{{ .Values.autoscaling.minReplicas }}{{ else }}{{ .Values.replicas }}{{ end }}
+{{- end }}

@@ -1,0 +1,311 @@
+//! Refused namespace policy ConfigMaps become Warning Events on them, against the test API server
+//! (tests/common/kube_api.rs), which validates each Event as the API server validates an
+//! `events.k8s.io/v1` Event: one Event per refused resourceVersion, naming the ConfigMap, its
+//! resourceVersion and the validation message; nothing for accepted policies; the policy watch
+//! unaffected when Events are forbidden. And the real binary, `serve --kubeconfig` against the
+//! test API server: Events on by default with the pod name as reporting instance, none with
+//! `--policy-events=false`.
+
+mod common;
+
+use common::sleep_of;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::kube_api::FakeApi;
+use podgrace::metrics::Metrics;
+use podgrace::store::PolicyStore;
+use podgrace::store::cache::PolicyCache;
+use podgrace::store::kube::watch_policies_reporting;
+use podgrace::store::policy_events::{self, PolicyEvents};
+use serde_json::Value;
+
+const NAME: &str = "podgrace-policy";
+const KEY: &str = "policy.yaml";
+const INSTANCE: &str = "podgrace-7d9f8b6c5-x2x9q";
+
+async fn eventually(within: Duration, what: &str, cond: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < within, "not within {within:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn policy(sleep: u32) -> String {
+    format!("preStop:\n  sleepSeconds: {sleep}\n")
+}
+
+const BAD: &str = "preStop: {sleepSecods: 99}";
+
+struct Setup {
+    api: FakeApi,
+    cache: Arc<PolicyCache>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+async fn setup(before: impl FnOnce(&FakeApi)) -> Setup {
+    let api = FakeApi::start(NAME).await;
+    before(&api);
+    let cache = Arc::new(PolicyCache::new(Arc::new(Metrics::new())));
+    let (events, publisher) = PolicyEvents::start(api.client(), Some(INSTANCE.into()));
+    let watch = watch_policies_reporting(
+        api.client(),
+        cache.clone(),
+        NAME.into(),
+        KEY.into(),
+        Some(events),
+    );
+    eventually(Duration::from_secs(5), "synced", || cache.is_ready()).await;
+    Setup {
+        api,
+        cache,
+        tasks: vec![publisher, watch],
+    }
+}
+
+fn events_for(api: &FakeApi, namespace: &str) -> Vec<Value> {
+    api.events()
+        .into_iter()
+        .filter(|e| e["metadata"]["namespace"] == namespace)
+        .collect()
+}
+
+/// What `kubectl describe configmap` shows of an Event, checked field by field.
+fn assert_refusal_event(event: &Value, namespace: &str, rv: u64, message_part: &str) {
+    assert_eq!(event["apiVersion"], "events.k8s.io/v1", "{event:#}");
+    assert_eq!(event["type"], "Warning");
+    assert_eq!(event["reason"], policy_events::REASON);
+    assert_eq!(event["action"], policy_events::ACTION);
+    assert_eq!(event["reportingController"], "podgrace");
+    assert_eq!(event["reportingInstance"], INSTANCE);
+    let regarding = &event["regarding"];
+    assert_eq!(regarding["apiVersion"], "v1");
+    assert_eq!(regarding["kind"], "ConfigMap");
+    assert_eq!(regarding["name"], NAME);
+    assert_eq!(regarding["namespace"], namespace);
+    assert_eq!(regarding["uid"], format!("uid-{namespace}-{NAME}"));
+    assert_eq!(regarding["resourceVersion"], rv.to_string());
+    let note = event["note"].as_str().unwrap();
+    assert!(note.contains(&format!("resourceVersion {rv}")), "{note}");
+    assert!(
+        note.contains(&format!("configmap {namespace}/{NAME}@{rv}")),
+        "{note}"
+    );
+    assert!(note.contains(message_part), "{note}");
+}
+
+#[tokio::test]
+async fn a_configmap_refused_in_the_initial_list_gets_a_warning_event_with_the_validation_message()
+{
+    let mut rvs = Vec::new();
+    let s = setup(|api| {
+        api.put("shop", NAME, &[(KEY, &policy(21))]);
+        rvs.push(api.put("broken", NAME, &[(KEY, BAD)]));
+    })
+    .await;
+    eventually(Duration::from_secs(5), "an Event", || {
+        !s.api.events().is_empty()
+    })
+    .await;
+    // Time for a wrong second one to arrive.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let events = s.api.events();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_refusal_event(&events[0], "broken", rvs[0], "sleepSecods");
+    assert_eq!(sleep_of(&*s.cache, "shop"), 21);
+}
+
+#[tokio::test]
+async fn each_refused_resource_version_gets_one_event_and_accepted_ones_none() {
+    let s = setup(|api| {
+        api.put("shop", NAME, &[(KEY, &policy(15))]);
+    })
+    .await;
+    let first = s.api.put("shop", NAME, &[(KEY, BAD)]);
+    eventually(Duration::from_secs(5), "the first Event", || {
+        events_for(&s.api, "shop").len() == 1
+    })
+    .await;
+    let second = s
+        .api
+        .put("shop", NAME, &[(KEY, "preStop: {action: teleport}")]);
+    eventually(Duration::from_secs(5), "the second Event", || {
+        events_for(&s.api, "shop").len() == 2
+    })
+    .await;
+    // An accepted version, then a relist that delivers every ConfigMap again (410 Gone): the
+    // refused version delivered again is not reported again.
+    s.api.put("shop", NAME, &[(KEY, &policy(16))]);
+    let third = s.api.put("other", NAME, &[(KEY, BAD)]);
+    eventually(Duration::from_secs(5), "the third Event", || {
+        events_for(&s.api, "other").len() == 1
+    })
+    .await;
+    s.api.compact();
+    let lists_before = s.api.requests().len();
+    eventually(Duration::from_secs(10), "relisted", || {
+        s.api.requests()[lists_before..]
+            .iter()
+            .any(|r| r.starts_with("GET") && !r.contains("watch="))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sleep_of(&*s.cache, "shop"), 16);
+
+    let shop = events_for(&s.api, "shop");
+    assert_eq!(shop.len(), 2, "{shop:#?}");
+    let by_rv = |rv: u64| {
+        let rv = rv.to_string();
+        shop.iter()
+            .find(|e| e["regarding"]["resourceVersion"].as_str() == Some(rv.as_str()))
+            .unwrap_or_else(|| panic!("no Event for {rv}: {shop:#?}"))
+    };
+    assert_refusal_event(by_rv(first), "shop", first, "sleepSecods");
+    assert_refusal_event(by_rv(second), "shop", second, "teleport");
+    let other = events_for(&s.api, "other");
+    assert_eq!(other.len(), 1, "{other:#?}");
+    assert_refusal_event(&other[0], "other", third, "sleepSecods");
+    // Each is a new Event, never a patch of the previous one.
+    assert!(
+        !s.api.requests().iter().any(|r| r.starts_with("PATCH")),
+        "{:?}",
+        s.api.requests()
+    );
+}
+
+#[tokio::test]
+async fn forbidden_events_leave_the_policy_watch_working_and_are_tried_again_on_the_next_delivery()
+{
+    let s = setup(|api| api.allow_events(false)).await;
+    let refused = s.api.put("shop", NAME, &[(KEY, BAD)]);
+    eventually(Duration::from_secs(5), "the refused POST", || {
+        s.api
+            .requests()
+            .iter()
+            .any(|r| r.starts_with("POST /apis/events.k8s.io/v1/namespaces/shop/events"))
+    })
+    .await;
+    assert!(s.api.events().is_empty());
+    // Policies still flow.
+    s.api.put("cafe", NAME, &[(KEY, &policy(17))]);
+    eventually(Duration::from_secs(5), "cafe loaded", || {
+        sleep_of(&*s.cache, "cafe") == 17
+    })
+    .await;
+    // Granted again, the same version delivered again by a relist is reported this time.
+    s.api.allow_events(true);
+    s.api.compact();
+    eventually(
+        Duration::from_secs(10),
+        "the Event after the relist",
+        || events_for(&s.api, "shop").len() == 1,
+    )
+    .await;
+    assert_refusal_event(
+        &events_for(&s.api, "shop")[0],
+        "shop",
+        refused,
+        "sleepSecods",
+    );
+}
+
+#[tokio::test]
+async fn a_huge_validation_message_still_makes_an_event_the_api_server_accepts() {
+    // An unknown key of 1,000 characters (YAML's limit for a plain key): the message names it
+    // twice, far over 1 kB.
+    let key = format!("unknownKey{}", "x".repeat(990));
+    let s = setup(|_| {}).await;
+    s.api.put("shop", NAME, &[(KEY, &format!("{key}: 1\n"))]);
+    eventually(Duration::from_secs(5), "the Event", || {
+        events_for(&s.api, "shop").len() == 1
+    })
+    .await;
+    let note = events_for(&s.api, "shop")[0]["note"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        note.len() <= 1024 && note.len() > 1000,
+        "{} {note}",
+        note.len()
+    );
+    assert!(
+        note.contains("configmap shop/podgrace-policy@") && note.contains("unknownKeyxxx"),
+        "{note}"
+    );
+}
+
+/// `podgrace serve` against the test API server, with a kubeconfig and a serving pair on disk.
+fn serve_against(api: &FakeApi, dir: &std::path::Path, extra: &[&str]) -> common::child::Guard {
+    let pki = common::https::pki();
+    std::fs::write(dir.join("tls.crt"), &pki.cert_pem).unwrap();
+    std::fs::write(dir.join("tls.key"), &pki.key_pem).unwrap();
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\ncurrent-context: test\n\
+         clusters: [{{name: test, cluster: {{server: 'http://{}'}}}}]\n\
+         users: [{{name: podgrace, user: {{token: test}}}}]\n\
+         contexts: [{{name: test, context: {{cluster: test, user: podgrace}}}}]\n",
+        api.addr
+    );
+    std::fs::write(dir.join("kubeconfig"), kubeconfig).unwrap();
+    let mut cmd = common::child::command(env!("CARGO_BIN_EXE_podgrace"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--kube-version", "1.36"])
+        .arg("--kubeconfig")
+        .arg(dir.join("kubeconfig"))
+        .arg("--tls-cert-file")
+        .arg(dir.join("tls.crt"))
+        .arg("--tls-key-file")
+        .arg(dir.join("tls.key"))
+        .args(extra)
+        .env_remove("PODGRACE_POD_NAME")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    common::child::Guard::spawn(&mut cmd)
+}
+
+#[tokio::test]
+async fn the_binary_reports_refused_configmaps_as_events_named_after_its_pod() {
+    let api = FakeApi::start(NAME).await;
+    let refused = api.put("shop", NAME, &[(KEY, BAD)]);
+    api.put("cafe", NAME, &[(KEY, &policy(12))]);
+    let dir = tempfile::tempdir().unwrap();
+    let _podgrace = serve_against(&api, dir.path(), &["--pod-name", INSTANCE]);
+    eventually(Duration::from_secs(20), "the Event from the binary", || {
+        !api.events().is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let events = api.events();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_refusal_event(&events[0], "shop", refused, "sleepSecods");
+}
+
+#[tokio::test]
+async fn the_binary_reports_no_event_when_told_not_to() {
+    let api = FakeApi::start(NAME).await;
+    api.put("shop", NAME, &[(KEY, BAD)]);
+    let dir = tempfile::tempdir().unwrap();
+    let _podgrace = serve_against(&api, dir.path(), &["--policy-events=false"]);
+    eventually(Duration::from_secs(20), "the policy list", || {
+        api.requests().iter().any(|r| r.contains("watch=true"))
+    })
+    .await;
+    // The list is in (the watch follows it); time for an Event to be posted, were it to be.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(api.events().is_empty(), "{:#?}", api.events());
+    assert!(
+        !api.requests().iter().any(|r| r.contains("events")),
+        "{:?}",
+        api.requests()
+    );
+}
