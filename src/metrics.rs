@@ -1,7 +1,7 @@
 //! Prometheus metrics, shared by the server, the TLS reloader and the policy stores. Rendered in
 //! the OpenMetrics text format on `GET /metrics`.
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -10,39 +10,122 @@ use prometheus_client::registry::Registry;
 
 use crate::engine::record::Injection;
 
-/// The outcomes `/mutate` counts.
-pub const MUTATE_OUTCOMES: [&str; 6] = [
-    "patched",
-    "unchanged",
-    "skipped",
-    "ignored",
-    "error",
-    "bad_request",
-];
-/// The outcomes `/validate` counts.
-pub const VALIDATE_OUTCOMES: [&str; 4] = ["allowed", "denied", "ignored", "bad_request"];
+// The label enums' variant names are their values on the wire (the derive writes them as they
+// are): dashboards and alerts select on them.
+
+/// The admission endpoints.
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum Endpoint {
+    /// `POST /mutate`.
+    mutate,
+    /// `POST /validate`.
+    validate,
+}
+
+/// How an admission request was answered.
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum Outcome {
+    /// `/mutate`: a patch was returned.
+    patched,
+    /// `/mutate`: the pod needed no change.
+    unchanged,
+    /// `/mutate`: the pod opted out, or its namespace is not opted in.
+    skipped,
+    /// Not a request the endpoint acts on (another kind, operation or object).
+    ignored,
+    /// `/mutate`: podgrace failed; the pod was admitted unchanged.
+    error,
+    /// Not an AdmissionReview (answered 400).
+    bad_request,
+    /// `/validate`: the policy is valid.
+    allowed,
+    /// `/validate`: the policy was refused.
+    denied,
+}
+
+impl Outcome {
+    /// The outcomes `/mutate` counts.
+    pub const MUTATE: [Outcome; 6] = [
+        Outcome::patched,
+        Outcome::unchanged,
+        Outcome::skipped,
+        Outcome::ignored,
+        Outcome::error,
+        Outcome::bad_request,
+    ];
+    /// The outcomes `/validate` counts.
+    pub const VALIDATE: [Outcome; 4] = [
+        Outcome::allowed,
+        Outcome::denied,
+        Outcome::ignored,
+        Outcome::bad_request,
+    ];
+}
+
+/// Why a request was refused before its body was read.
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum Refusal {
+    /// Over the size limit (413).
+    body_too_large,
+    /// Too many objects to decode within the budget (413).
+    body_too_complex,
+    /// The budget for large reviews stayed taken (429).
+    body_budget,
+    /// The body could not be read (400).
+    body_unreadable,
+}
+
+impl Refusal {
+    /// Every reason.
+    pub const ALL: [Refusal; 4] = [
+        Refusal::body_too_large,
+        Refusal::body_too_complex,
+        Refusal::body_budget,
+        Refusal::body_unreadable,
+    ];
+}
+
+/// How a certificate reload went.
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum ReloadResult {
+    /// The new certificate is served.
+    success,
+    /// The new files were refused; the current certificate stays.
+    failure,
+}
+
+/// The engine's kinds of change, by their names (the engine does not know about metrics).
+impl EncodeLabelValue for Injection {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        self.as_str().encode(encoder)
+    }
+}
 
 /// Endpoint and outcome of an admission request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    /// `mutate` or `validate`.
-    pub endpoint: &'static str,
-    /// `patched`, `unchanged`, `skipped`, `ignored`, `denied`, `error`, `bad_request`.
-    pub outcome: &'static str,
+    /// The endpoint.
+    pub endpoint: Endpoint,
+    /// How it was answered.
+    pub outcome: Outcome,
 }
 
 /// One label: the endpoint.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EndpointLabel {
-    /// `mutate` or `validate`.
-    pub endpoint: &'static str,
+    /// The endpoint.
+    pub endpoint: Endpoint,
 }
 
 /// One label: the kind of injection.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
     /// `prestop`, `env`, `readiness`, `preset`, `helper`, `grace`.
-    pub kind: &'static str,
+    pub kind: Injection,
 }
 
 /// One label: a namespace (or `cluster` for the cluster default policy).
@@ -55,15 +138,15 @@ pub struct NamespaceLabel {
 /// One label: why a request was refused before its body was read.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
-    /// `body_too_large`, `body_too_complex`, `body_budget`, `body_unreadable`.
-    pub reason: &'static str,
+    /// The reason.
+    pub reason: Refusal,
 }
 
 /// One label: success or failure.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
-    /// `success` or `failure`.
-    pub result: &'static str,
+    /// The result.
+    pub result: ReloadResult,
 }
 
 /// All of podgrace's metrics.
@@ -88,60 +171,6 @@ pub struct Metrics {
     pub cert_expiry: Gauge,
     /// Log lines dropped because the log output did not keep up (the log writer counts them).
     pub log_lines_dropped: Counter,
-    /// The series every admission updates, resolved once.
-    hot: HotSeries,
-}
-
-/// The series the server updates on every admission, created with the registry: updating one
-/// is then an atomic add, where going through its family takes the family's lock and hashes the
-/// labels (several times per admission, on a lock both workers share; it showed in profiles
-/// under load). Created up front, each is also exported at 0 before its first event, so that
-/// `rate()` and alerts on it work from the start.
-#[derive(Debug)]
-struct HotSeries {
-    requests: Vec<(RequestLabels, Counter)>,
-    latency: Vec<(&'static str, Histogram)>,
-    injections: Vec<(Injection, Counter)>,
-}
-
-impl HotSeries {
-    fn new(
-        requests: &Family<RequestLabels, Counter>,
-        latency: &Family<EndpointLabel, Histogram>,
-        injections: &Family<KindLabel, Counter>,
-    ) -> Self {
-        let endpoints = [
-            ("mutate", &MUTATE_OUTCOMES[..]),
-            ("validate", &VALIDATE_OUTCOMES[..]),
-        ];
-        HotSeries {
-            requests: endpoints
-                .iter()
-                .flat_map(|(endpoint, outcomes)| outcomes.iter().map(move |o| (*endpoint, *o)))
-                .map(|(endpoint, outcome)| {
-                    let labels = RequestLabels { endpoint, outcome };
-                    let counter = requests.get_or_create(&labels).clone();
-                    (labels, counter)
-                })
-                .collect(),
-            latency: endpoints
-                .iter()
-                .map(|(endpoint, _)| {
-                    let label = EndpointLabel { endpoint };
-                    (*endpoint, latency.get_or_create(&label).clone())
-                })
-                .collect(),
-            injections: Injection::ALL
-                .iter()
-                .map(|&kind| {
-                    let label = KindLabel {
-                        kind: kind.as_str(),
-                    };
-                    (kind, injections.get_or_create(&label).clone())
-                })
-                .collect(),
-        }
-    }
 }
 
 impl Default for Metrics {
@@ -174,14 +203,6 @@ impl Metrics {
             "Requests refused for their body (413 too large or too complex, 429 over the memory budget, 400 unreadable)",
             requests_refused.clone(),
         );
-        for reason in [
-            "body_too_large",
-            "body_too_complex",
-            "body_budget",
-            "body_unreadable",
-        ] {
-            let _ = requests_refused.get_or_create(&ReasonLabel { reason });
-        }
         let injections = Family::<KindLabel, Counter>::default();
         registry.register(
             "injections",
@@ -218,10 +239,25 @@ impl Metrics {
             "Log lines dropped because the log output did not keep up",
             log_lines_dropped.clone(),
         );
-        let hot = HotSeries::new(&requests, &latency, &injections);
+        // The series of every known label value exist from the start, at 0, so that `rate()`
+        // and alerts on them work before the first event.
+        for (endpoint, outcomes) in [
+            (Endpoint::mutate, &Outcome::MUTATE[..]),
+            (Endpoint::validate, &Outcome::VALIDATE[..]),
+        ] {
+            for &outcome in outcomes {
+                let _ = requests.get_or_create(&RequestLabels { endpoint, outcome });
+            }
+            let _ = latency.get_or_create(&EndpointLabel { endpoint });
+        }
+        for kind in Injection::ALL {
+            let _ = injections.get_or_create(&KindLabel { kind });
+        }
+        for reason in Refusal::ALL {
+            let _ = requests_refused.get_or_create(&ReasonLabel { reason });
+        }
         Metrics {
             registry,
-            hot,
             requests,
             latency,
             requests_refused,
@@ -235,43 +271,35 @@ impl Metrics {
     }
 
     /// Counts an admission outcome.
-    pub fn request(&self, endpoint: &'static str, outcome: &'static str) {
-        let labels = RequestLabels { endpoint, outcome };
-        match self.hot.requests.iter().find(|(l, _)| *l == labels) {
-            Some((_, counter)) => counter.inc(),
-            None => self.requests.get_or_create(&labels).inc(),
-        };
+    pub fn request(&self, endpoint: Endpoint, outcome: Outcome) {
+        self.requests
+            .get_or_create(&RequestLabels { endpoint, outcome })
+            .inc();
     }
 
     /// Records how long an admission on `endpoint` took.
-    pub fn observe_latency(&self, endpoint: &'static str, seconds: f64) {
-        match self.hot.latency.iter().find(|(e, _)| *e == endpoint) {
-            Some((_, histogram)) => histogram.observe(seconds),
-            None => self
-                .latency
-                .get_or_create(&EndpointLabel { endpoint })
-                .observe(seconds),
-        }
+    pub fn observe_latency(&self, endpoint: Endpoint, seconds: f64) {
+        self.latency
+            .get_or_create(&EndpointLabel { endpoint })
+            .observe(seconds);
     }
 
     /// Counts a change made to a pod.
     pub fn injection(&self, kind: Injection) {
-        // Every kind is in the table; the family is the fallback should one be added without it.
-        match self.hot.injections.iter().find(|(k, _)| *k == kind) {
-            Some((_, counter)) => counter.inc(),
-            None => self
-                .injections
-                .get_or_create(&KindLabel {
-                    kind: kind.as_str(),
-                })
-                .inc(),
-        };
+        self.injections.get_or_create(&KindLabel { kind }).inc();
     }
 
     /// Counts a request refused before its body was read.
-    pub fn request_refused(&self, reason: &'static str) {
+    pub fn request_refused(&self, reason: Refusal) {
         self.requests_refused
             .get_or_create(&ReasonLabel { reason })
+            .inc();
+    }
+
+    /// Counts a serving certificate reload.
+    pub fn cert_reload(&self, result: ReloadResult) {
+        self.cert_reloads
+            .get_or_create(&ResultLabel { result })
             .inc();
     }
 
@@ -297,39 +325,77 @@ impl Metrics {
 mod tests {
     use super::*;
 
+    fn missing<'a>(text: &str, lines: &[&'a str]) -> Vec<&'a str> {
+        lines
+            .iter()
+            .filter(|l| !text.lines().any(|t| t == **l))
+            .copied()
+            .collect()
+    }
+
+    /// The names, labels and values dashboards and alerts select on, each at 0 from the start.
     #[test]
-    fn admission_series_are_exported_at_zero_before_any_event() {
+    fn every_known_series_is_exported_at_zero_before_any_event() {
         let text = Metrics::new().render();
-        for line in [
+        let expected = [
             r#"podgrace_admission_requests_total{endpoint="mutate",outcome="patched"} 0"#,
+            r#"podgrace_admission_requests_total{endpoint="mutate",outcome="unchanged"} 0"#,
+            r#"podgrace_admission_requests_total{endpoint="mutate",outcome="skipped"} 0"#,
+            r#"podgrace_admission_requests_total{endpoint="mutate",outcome="ignored"} 0"#,
+            r#"podgrace_admission_requests_total{endpoint="mutate",outcome="error"} 0"#,
+            r#"podgrace_admission_requests_total{endpoint="mutate",outcome="bad_request"} 0"#,
+            r#"podgrace_admission_requests_total{endpoint="validate",outcome="allowed"} 0"#,
             r#"podgrace_admission_requests_total{endpoint="validate",outcome="denied"} 0"#,
+            r#"podgrace_admission_requests_total{endpoint="validate",outcome="ignored"} 0"#,
+            r#"podgrace_admission_requests_total{endpoint="validate",outcome="bad_request"} 0"#,
             r#"podgrace_admission_duration_seconds_count{endpoint="mutate"} 0"#,
+            r#"podgrace_admission_duration_seconds_count{endpoint="validate"} 0"#,
+            r#"podgrace_injections_total{kind="prestop"} 0"#,
+            r#"podgrace_injections_total{kind="env"} 0"#,
+            r#"podgrace_injections_total{kind="readiness"} 0"#,
+            r#"podgrace_injections_total{kind="preset"} 0"#,
+            r#"podgrace_injections_total{kind="helper"} 0"#,
             r#"podgrace_injections_total{kind="grace"} 0"#,
-        ] {
-            assert!(text.contains(line), "{line} missing from\n{text}");
-        }
+            r#"podgrace_requests_refused_total{reason="body_too_large"} 0"#,
+            r#"podgrace_requests_refused_total{reason="body_too_complex"} 0"#,
+            r#"podgrace_requests_refused_total{reason="body_budget"} 0"#,
+            r#"podgrace_requests_refused_total{reason="body_unreadable"} 0"#,
+            "podgrace_namespace_policies 0",
+            "podgrace_certificate_expiry_timestamp_seconds 0",
+            "podgrace_log_lines_dropped_total 0",
+            "# TYPE podgrace_log_lines_dropped counter",
+        ];
+        assert_eq!(missing(&text, &expected), Vec::<&str>::new(), "{text}");
+        // Outcomes only the other endpoint has are not exported.
+        assert!(!text.contains(r#"endpoint="validate",outcome="patched""#));
+        assert!(!text.contains(r#"endpoint="mutate",outcome="denied""#));
     }
 
     #[test]
-    fn events_land_in_their_series_and_unknown_labels_still_count() {
+    fn events_land_in_their_series() {
         let m = Metrics::new();
-        m.request("mutate", "patched");
-        m.request("mutate", "patched");
-        m.request("mutate", "unlisted");
-        m.observe_latency("mutate", 0.001);
-        m.observe_latency("other", 0.001);
+        m.request(Endpoint::mutate, Outcome::patched);
+        m.request(Endpoint::mutate, Outcome::patched);
+        m.request(Endpoint::validate, Outcome::denied);
+        m.observe_latency(Endpoint::mutate, 0.001);
         m.injection(Injection::Readiness);
+        m.request_refused(Refusal::body_budget);
+        m.cert_reload(ReloadResult::failure);
+        m.policy_error("shop");
         let text = m.render();
-        for line in [
+        let expected = [
             r#"podgrace_admission_requests_total{endpoint="mutate",outcome="patched"} 2"#,
             r#"podgrace_admission_requests_total{endpoint="mutate",outcome="unchanged"} 0"#,
-            r#"podgrace_admission_requests_total{endpoint="mutate",outcome="unlisted"} 1"#,
+            r#"podgrace_admission_requests_total{endpoint="validate",outcome="denied"} 1"#,
             r#"podgrace_admission_duration_seconds_count{endpoint="mutate"} 1"#,
-            r#"podgrace_admission_duration_seconds_count{endpoint="other"} 1"#,
+            r#"podgrace_admission_duration_seconds_bucket{le="0.0016",endpoint="mutate"} 1"#,
+            r#"podgrace_admission_duration_seconds_bucket{le="0.0008",endpoint="mutate"} 0"#,
             r#"podgrace_injections_total{kind="readiness"} 1"#,
             r#"podgrace_injections_total{kind="prestop"} 0"#,
-        ] {
-            assert!(text.contains(line), "{line} missing from\n{text}");
-        }
+            r#"podgrace_requests_refused_total{reason="body_budget"} 1"#,
+            r#"podgrace_certificate_reloads_total{result="failure"} 1"#,
+            r#"podgrace_policy_errors_total{namespace="shop"} 1"#,
+        ];
+        assert_eq!(missing(&text, &expected), Vec::<&str>::new(), "{text}");
     }
 }

@@ -17,8 +17,9 @@ use super::body_budget::Budgeted;
 use super::pod_wire::WirePod;
 use super::review::{self, Decoded, ReviewError};
 use crate::engine;
+use crate::metrics::{Endpoint, Outcome};
 
-const ENDPOINT: &str = "mutate";
+const ENDPOINT: Endpoint = Endpoint::mutate;
 
 /// The handler.
 pub async fn mutate(State(state): State<Arc<AppState>>, body: Budgeted) -> Response {
@@ -44,14 +45,14 @@ fn review_pod(state: &AppState, body: &[u8]) -> Response {
             let resp = AdmissionResponse::from(&**req);
             if is_pod(&req.kind) && req.sub_resource.is_none() {
                 // A pod podgrace cannot read is still admitted, untouched.
-                state.metrics.request(ENDPOINT, "error");
+                state.metrics.request(ENDPOINT, Outcome::error);
                 tracing::error!(error = %why, "pod not readable; admitted without changes");
                 json(&with_warning(
                     resp,
                     "podgrace: could not read the pod; nothing injected",
                 ))
             } else {
-                state.metrics.request(ENDPOINT, "ignored");
+                state.metrics.request(ENDPOINT, Outcome::ignored);
                 json(&resp)
             }
         }
@@ -71,7 +72,7 @@ fn answer(state: &AppState, req: &AdmissionRequest<WirePod>, start: Instant) -> 
         &req.sub_resource,
         &req.object,
     ) else {
-        state.metrics.request(ENDPOINT, "ignored");
+        state.metrics.request(ENDPOINT, Outcome::ignored);
         return json(&resp);
     };
     let namespace = req.namespace.as_deref().unwrap_or_default();
@@ -109,16 +110,16 @@ fn answer(state: &AppState, req: &AdmissionRequest<WirePod>, start: Instant) -> 
         resp.warnings = Some(warnings);
     }
     let decision = match (&record.skipped, changed) {
-        (Some(_), _) => "skipped",
-        (None, true) => "patched",
-        (None, false) => "unchanged",
+        (Some(_), _) => Outcome::skipped,
+        (None, true) => Outcome::patched,
+        (None, false) => Outcome::unchanged,
     };
     state.metrics.request(ENDPOINT, decision);
     tracing::info!(
         namespace,
         pod = name,
         dry_run = req.dry_run,
-        decision,
+        decision = ?decision,
         reason = record.skipped.as_deref().unwrap_or(""),
         latency_us = start.elapsed().as_micros() as u64,
         "admission"
@@ -153,7 +154,7 @@ fn internal_error(
     name: &str,
     error: &str,
 ) -> Response {
-    state.metrics.request(ENDPOINT, "error");
+    state.metrics.request(ENDPOINT, Outcome::error);
     tracing::error!(
         namespace,
         pod = name,
@@ -181,9 +182,9 @@ pub(super) fn json(resp: &AdmissionResponse) -> Response {
 }
 
 /// A 400 response with a JSON error body.
-pub(super) fn bad_request(state: &AppState, endpoint: &'static str, e: ReviewError) -> Response {
-    state.metrics.request(endpoint, "bad_request");
-    tracing::warn!(endpoint, error = %e, "bad admission request");
+pub(super) fn bad_request(state: &AppState, endpoint: Endpoint, e: ReviewError) -> Response {
+    state.metrics.request(endpoint, Outcome::bad_request);
+    tracing::warn!(endpoint = ?endpoint, error = %e, "bad admission request");
     let body = serde_json::json!({ "error": e.to_string() });
     (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
 }

@@ -14,10 +14,11 @@ use super::AppState;
 use super::body_budget::Budgeted;
 use super::mutate::{bad_request, json};
 use super::review::{self, Decoded};
+use crate::metrics::{Endpoint, Outcome};
 use crate::policy::EffectivePolicy;
 use crate::policy::parse::layer_from_configmap;
 
-const ENDPOINT: &str = "validate";
+const ENDPOINT: Endpoint = Endpoint::validate;
 
 /// The handler.
 pub async fn validate(State(state): State<Arc<AppState>>, body: Budgeted) -> Response {
@@ -30,7 +31,7 @@ fn review_configmap(state: &AppState, body: &[u8]) -> Response {
     let req = match review::decode::<ConfigMap>(body) {
         Ok(Decoded::Typed(req)) => req,
         Ok(Decoded::Other(req, _)) => {
-            state.metrics.request(ENDPOINT, "ignored");
+            state.metrics.request(ENDPOINT, Outcome::ignored);
             return json(&AdmissionResponse::from(&*req));
         }
         Err(e) => return bad_request(state, ENDPOINT, e),
@@ -44,7 +45,7 @@ fn review_configmap(state: &AppState, body: &[u8]) -> Response {
         relevant && cm.metadata.name.as_deref() == Some(state.policy_configmap.name.as_str())
     });
     let Some(cm) = configmap else {
-        state.metrics.request(ENDPOINT, "ignored");
+        state.metrics.request(ENDPOINT, Outcome::ignored);
         return json(&resp);
     };
     let mut cm = cm.clone();
@@ -57,11 +58,11 @@ fn review_configmap(state: &AppState, body: &[u8]) -> Response {
     });
     let resp = match checked {
         Ok(()) => {
-            state.metrics.request(ENDPOINT, "allowed");
+            state.metrics.request(ENDPOINT, Outcome::allowed);
             resp
         }
         Err(e) => {
-            state.metrics.request(ENDPOINT, "denied");
+            state.metrics.request(ENDPOINT, Outcome::denied);
             tracing::info!(namespace = req.namespace.as_deref().unwrap_or(""), error = %e, "policy denied");
             resp.deny(format!("invalid podgrace policy: {e}"))
         }
