@@ -9,6 +9,8 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
+use podgrace::cli::LogFormat;
+use podgrace::cli::logging;
 use podgrace::engine::{self, Context};
 use podgrace::metrics::Metrics;
 use podgrace::policy::{EffectivePolicy, Origin, load_layer};
@@ -16,6 +18,8 @@ use podgrace::server::review::{self, Decoded};
 use podgrace::store::PolicyStore;
 use podgrace::store::cache::PolicyCache;
 use std::hint::black_box;
+use tracing_subscriber::Registry;
+use tracing_subscriber::layer::SubscriberExt as _;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -126,30 +130,27 @@ fn bench(c: &mut Criterion) {
     resp.warnings = Some(m.warnings);
     g.bench_function("encode", |b| b.iter(|| review::encode(black_box(&resp))));
     // The admission span and its log line as `serve` formats them (JSON), to a sink.
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(std::io::sink)
-        .fmt_fields(podgrace::cli::log_format::JsonFields)
-        .event_format(podgrace::cli::log_format::JsonLines)
-        .finish();
+    let subscriber = Registry::default().with(logging::lines(LogFormat::Json, std::io::sink));
     tracing::subscriber::with_default(subscriber, || {
-        g.bench_function("log_line", |b| {
-            b.iter(|| {
-                let span = tracing::info_span!("admission", uid = req.uid.as_str());
-                span.in_scope(|| {
-                    tracing::info!(
-                        namespace = "probe",
-                        pod = "probe-pod",
-                        dry_run = false,
-                        decision = "patched",
-                        reason = "",
-                        latency_us = 57u64,
-                        "admission"
-                    )
-                })
-            })
-        });
+        g.bench_function("log_line", |b| b.iter(|| admission_line(&req.uid)));
     });
     g.finish();
+}
+
+/// The admission span and its line, as `/mutate` logs them.
+fn admission_line(uid: &str) {
+    let span = tracing::info_span!("admission", uid);
+    span.in_scope(|| {
+        tracing::info!(
+            namespace = "probe",
+            pod = "probe-pod",
+            dry_run = false,
+            decision = "patched",
+            reason = "",
+            latency_us = 57u64,
+            "admission"
+        )
+    })
 }
 
 criterion_group!(benches, bench, namespaces);

@@ -1,12 +1,16 @@
 //! Prometheus metrics, shared by the server, the TLS reloader and the policy stores. Rendered in
 //! the OpenMetrics text format on `GET /metrics`.
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use tracing_appender::non_blocking::ErrorCounter;
 
 use crate::engine::record::Injection;
 
@@ -169,8 +173,25 @@ pub struct Metrics {
     pub cert_reloads: Family<ResultLabel, Counter>,
     /// `notAfter` of the serving certificate, Unix seconds.
     pub cert_expiry: Gauge,
-    /// Log lines dropped because the log output did not keep up (the log writer counts them).
-    pub log_lines_dropped: Counter,
+}
+
+/// `log_lines_dropped_total`: the log writer's own count of the lines it dropped, read at each
+/// scrape.
+#[derive(Debug)]
+struct DroppedLogLines(Option<ErrorCounter>);
+
+impl Collector for DroppedLogLines {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let dropped = self.0.as_ref().map_or(0, ErrorCounter::dropped_lines);
+        let counter = ConstCounter::new(dropped as u64);
+        let metric = encoder.encode_descriptor(
+            "log_lines_dropped",
+            "Log lines dropped because the log output did not keep up",
+            None,
+            counter.metric_type(),
+        )?;
+        counter.encode(metric)
+    }
 }
 
 impl Default for Metrics {
@@ -180,8 +201,17 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Creates and registers every metric.
+    /// Creates and registers every metric; no log lines are counted as dropped.
     pub fn new() -> Self {
+        Self::registered(None)
+    }
+
+    /// [`Metrics::new`], exporting the log writer's count of dropped lines.
+    pub fn with_dropped_log_lines(dropped: ErrorCounter) -> Self {
+        Self::registered(Some(dropped))
+    }
+
+    fn registered(dropped_log_lines: Option<ErrorCounter>) -> Self {
         let mut registry = Registry::with_prefix("podgrace");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -233,12 +263,7 @@ impl Metrics {
             "notAfter of the serving certificate (Unix time)",
             cert_expiry.clone(),
         );
-        let log_lines_dropped = Counter::default();
-        registry.register(
-            "log_lines_dropped",
-            "Log lines dropped because the log output did not keep up",
-            log_lines_dropped.clone(),
-        );
+        registry.register_collector(Box::new(DroppedLogLines(dropped_log_lines)));
         // The series of every known label value exist from the start, at 0, so that `rate()`
         // and alerts on them work before the first event.
         for (endpoint, outcomes) in [
@@ -266,7 +291,6 @@ impl Metrics {
             namespace_policies,
             cert_reloads,
             cert_expiry,
-            log_lines_dropped,
         }
     }
 
@@ -323,6 +347,11 @@ impl Metrics {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{self, Write};
+    use std::sync::mpsc;
+
+    use tracing_appender::non_blocking::NonBlockingBuilder;
+
     use super::*;
 
     fn missing<'a>(text: &str, lines: &[&'a str]) -> Vec<&'a str> {
@@ -397,5 +426,47 @@ mod tests {
             r#"podgrace_policy_errors_total{namespace="shop"} 1"#,
         ];
         assert_eq!(missing(&text, &expected), Vec::<&str>::new(), "{text}");
+    }
+
+    /// An output that blocks until the test lets it go.
+    struct Blocked(mpsc::Receiver<()>);
+
+    impl Write for Blocked {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            // Returns once the sender is dropped.
+            let _ = self.0.recv();
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn dropped_log_lines_are_read_from_the_log_writer_at_each_scrape() {
+        let (release, blocked) = mpsc::channel::<()>();
+        let (mut writer, guard) = NonBlockingBuilder::default()
+            .lossy(true)
+            .buffered_lines_limit(1)
+            .finish(Blocked(blocked));
+        let counter = writer.error_counter();
+        let m = Metrics::with_dropped_log_lines(writer.error_counter());
+        assert!(
+            m.render()
+                .contains("\npodgrace_log_lines_dropped_total 0\n")
+        );
+        for _ in 0..50 {
+            writer.write_all(b"line\n").unwrap();
+        }
+        // The writer thread holds at most one line, the queue one more.
+        let dropped = counter.dropped_lines();
+        assert!((48..=50).contains(&dropped), "{dropped}");
+        assert!(
+            m.render()
+                .contains(&format!("\npodgrace_log_lines_dropped_total {dropped}\n"))
+        );
+        drop(release);
+        drop(guard);
     }
 }
