@@ -3,19 +3,24 @@
 //! to what podgrace does (parse, engine, base64 patch, encode). The load benchmark
 //! (bench/load.sh) measures the same two over HTTPS. `parts`: podgrace's answer piece by piece
 //! (the decoding next to the floor's, the engine, the patch to JSON, the review to JSON with
-//! the base64 patch, the log line). `namespaces`: the policy lookup and the engine with 1 and
-//! with 1,000 namespace policies loaded.
+//! the base64 patch, the log line formatted and handed to the log writer, the metric updates).
+//! `namespaces`: the policy lookup and the engine with 1 and with 1,000 namespace policies loaded.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
+use podgrace::cli::LogFormat;
+use podgrace::cli::logging;
+use podgrace::engine::record::Injection;
 use podgrace::engine::{self, ClusterInfo, PodView};
-use podgrace::metrics::Metrics;
+use podgrace::metrics::{Endpoint, Metrics, Outcome};
 use podgrace::policy::{EffectivePolicy, Origin, load_layer};
 use podgrace::server::review::{self, Answer};
 use podgrace::store::PolicyStore;
 use podgrace::store::cache::PolicyCache;
 use std::hint::black_box;
+use tracing_subscriber::Registry;
+use tracing_subscriber::layer::SubscriberExt as _;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -128,30 +133,47 @@ fn bench(c: &mut Criterion) {
     answer.warnings = m.warnings;
     g.bench_function("encode", |b| b.iter(|| black_box(&answer).to_json()));
     // The admission span and its log line as `serve` formats them (JSON), to a sink.
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(std::io::sink)
-        .fmt_fields(podgrace::cli::log_format::JsonFields)
-        .event_format(podgrace::cli::log_format::JsonLines)
-        .finish();
+    let subscriber = Registry::default().with(logging::lines(LogFormat::Json, std::io::sink));
     tracing::subscriber::with_default(subscriber, || {
-        g.bench_function("log_line", |b| {
-            b.iter(|| {
-                let span = tracing::info_span!("admission", uid = req.uid.as_str());
-                span.in_scope(|| {
-                    tracing::info!(
-                        namespace = "probe",
-                        pod = "probe-pod",
-                        dry_run = false,
-                        decision = "patched",
-                        reason = "",
-                        latency_us = 57u64,
-                        "admission"
-                    )
-                })
-            })
-        });
+        g.bench_function("log_line", |b| b.iter(|| admission_line(&req.uid)));
+    });
+    // The same line through the writer `serve` logs with, its output thrown away: what the
+    // caller pays to hand the line over (the writer thread's own work is not in the figure).
+    let (writer, guard) = logging::non_blocking(std::io::sink());
+    let subscriber = Registry::default().with(logging::lines(LogFormat::Json, writer));
+    tracing::subscriber::with_default(subscriber, || {
+        g.bench_function("log_line_written", |b| b.iter(|| admission_line(&req.uid)));
+    });
+    drop(guard);
+    // One admission's metric updates as `/mutate` makes them: the outcome, the latency and
+    // three kinds of change.
+    let metrics = Metrics::new();
+    g.bench_function("metrics", |b| {
+        b.iter(|| {
+            metrics.request(black_box(Endpoint::Mutate), black_box(Outcome::Patched));
+            metrics.observe_latency(black_box(Endpoint::Mutate), black_box(0.000_5));
+            for kind in [Injection::PreStop, Injection::Env, Injection::Grace] {
+                metrics.injection(black_box(kind));
+            }
+        })
     });
     g.finish();
+}
+
+/// The admission span and its line, as `/mutate` logs them.
+fn admission_line(uid: &str) {
+    let span = tracing::info_span!("admission", uid);
+    span.in_scope(|| {
+        tracing::info!(
+            namespace = "probe",
+            pod = "probe-pod",
+            dry_run = false,
+            decision = "patched",
+            reason = "",
+            latency_us = 57u64,
+            "admission"
+        )
+    })
 }
 
 criterion_group!(benches, bench, namespaces);

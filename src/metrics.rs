@@ -1,48 +1,176 @@
 //! Prometheus metrics, shared by the server, the TLS reloader and the policy stores. Rendered in
 //! the OpenMetrics text format on `GET /metrics`.
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use tracing_appender::non_blocking::ErrorCounter;
 
 use crate::engine::record::Injection;
 
-/// The outcomes `/mutate` counts.
-pub const MUTATE_OUTCOMES: [&str; 6] = [
-    "patched",
-    "unchanged",
-    "skipped",
-    "ignored",
-    "error",
-    "bad_request",
-];
-/// The outcomes `/validate` counts.
-pub const VALIDATE_OUTCOMES: [&str; 4] = ["allowed", "denied", "ignored", "bad_request"];
+/// Label enums are written as their wire names ([`as_str`](Outcome::as_str)): the values
+/// dashboards and alerts select on, kept apart from the Rust names.
+macro_rules! label_values {
+    ($($ty:ident { $($variant:ident => $wire:literal),* $(,)? })*) => {$(
+        impl $ty {
+            /// The label value on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $wire,)*
+                }
+            }
+        }
+
+        impl EncodeLabelValue for $ty {
+            fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+                self.as_str().encode(encoder)
+            }
+        }
+    )*};
+}
+
+/// The admission endpoints.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `POST /mutate`.
+    Mutate,
+    /// `POST /validate`.
+    Validate,
+}
+
+/// How an admission request was answered.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Outcome {
+    /// `/mutate`: a patch was returned.
+    Patched,
+    /// `/mutate`: the pod needed no change.
+    Unchanged,
+    /// `/mutate`: the pod opted out, or its namespace is not opted in.
+    Skipped,
+    /// Not a request the endpoint acts on (another kind, operation or object).
+    Ignored,
+    /// `/mutate`: podgrace failed; the pod was admitted unchanged.
+    Error,
+    /// Not an AdmissionReview (answered 400).
+    BadRequest,
+    /// `/validate`: the policy is valid.
+    Allowed,
+    /// `/validate`: the policy was refused.
+    Denied,
+}
+
+impl Outcome {
+    /// The outcomes `/mutate` counts.
+    pub const MUTATE: [Outcome; 6] = [
+        Outcome::Patched,
+        Outcome::Unchanged,
+        Outcome::Skipped,
+        Outcome::Ignored,
+        Outcome::Error,
+        Outcome::BadRequest,
+    ];
+    /// The outcomes `/validate` counts.
+    pub const VALIDATE: [Outcome; 4] = [
+        Outcome::Allowed,
+        Outcome::Denied,
+        Outcome::Ignored,
+        Outcome::BadRequest,
+    ];
+}
+
+/// Why a request was refused before its body was read.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Refusal {
+    /// Over the size limit (413).
+    BodyTooLarge,
+    /// Too many objects to decode within the budget (413).
+    BodyTooComplex,
+    /// The budget for large reviews stayed taken (429).
+    BodyBudget,
+    /// The body could not be read (400).
+    BodyUnreadable,
+}
+
+impl Refusal {
+    /// Every reason.
+    pub const ALL: [Refusal; 4] = [
+        Refusal::BodyTooLarge,
+        Refusal::BodyTooComplex,
+        Refusal::BodyBudget,
+        Refusal::BodyUnreadable,
+    ];
+}
+
+/// How a certificate reload went.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum ReloadResult {
+    /// The new certificate is served.
+    Success,
+    /// The new files were refused; the current certificate stays.
+    Failure,
+}
+
+label_values! {
+    Endpoint {
+        Mutate => "mutate",
+        Validate => "validate",
+    }
+    Outcome {
+        Patched => "patched",
+        Unchanged => "unchanged",
+        Skipped => "skipped",
+        Ignored => "ignored",
+        Error => "error",
+        BadRequest => "bad_request",
+        Allowed => "allowed",
+        Denied => "denied",
+    }
+    Refusal {
+        BodyTooLarge => "body_too_large",
+        BodyTooComplex => "body_too_complex",
+        BodyBudget => "body_budget",
+        BodyUnreadable => "body_unreadable",
+    }
+    ReloadResult {
+        Success => "success",
+        Failure => "failure",
+    }
+}
+
+/// The engine's kinds of change, by their names (the engine does not know about metrics).
+impl EncodeLabelValue for Injection {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        self.as_str().encode(encoder)
+    }
+}
 
 /// Endpoint and outcome of an admission request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    /// `mutate` or `validate`.
-    pub endpoint: &'static str,
-    /// `patched`, `unchanged`, `skipped`, `ignored`, `denied`, `error`, `bad_request`.
-    pub outcome: &'static str,
+    /// The endpoint.
+    pub endpoint: Endpoint,
+    /// How it was answered.
+    pub outcome: Outcome,
 }
 
 /// One label: the endpoint.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EndpointLabel {
-    /// `mutate` or `validate`.
-    pub endpoint: &'static str,
+    /// The endpoint.
+    pub endpoint: Endpoint,
 }
 
 /// One label: the kind of injection.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
     /// `prestop`, `env`, `readiness`, `preset`, `helper`, `grace`.
-    pub kind: &'static str,
+    pub kind: Injection,
 }
 
 /// One label: a namespace (or `cluster` for the cluster default policy).
@@ -55,15 +183,15 @@ pub struct NamespaceLabel {
 /// One label: why a request was refused before its body was read.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
-    /// `body_too_large`, `body_too_complex`, `body_budget`, `body_unreadable`.
-    pub reason: &'static str,
+    /// The reason.
+    pub reason: Refusal,
 }
 
 /// One label: success or failure.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
-    /// `success` or `failure`.
-    pub result: &'static str,
+    /// The result.
+    pub result: ReloadResult,
 }
 
 /// All of podgrace's metrics.
@@ -86,61 +214,24 @@ pub struct Metrics {
     pub cert_reloads: Family<ResultLabel, Counter>,
     /// `notAfter` of the serving certificate, Unix seconds.
     pub cert_expiry: Gauge,
-    /// Log lines dropped because the log output did not keep up (the log writer counts them).
-    pub log_lines_dropped: Counter,
-    /// The series every admission updates, resolved once.
-    hot: HotSeries,
 }
 
-/// The series the server updates on every admission, created with the registry: updating one
-/// is then an atomic add, where going through its family takes the family's lock and hashes the
-/// labels (several times per admission, on a lock both workers share; it showed in profiles
-/// under load). Created up front, each is also exported at 0 before its first event, so that
-/// `rate()` and alerts on it work from the start.
+/// `log_lines_dropped_total`: the log writer's own count of the lines it dropped, read at each
+/// scrape.
 #[derive(Debug)]
-struct HotSeries {
-    requests: Vec<(RequestLabels, Counter)>,
-    latency: Vec<(&'static str, Histogram)>,
-    injections: Vec<(Injection, Counter)>,
-}
+struct DroppedLogLines(Option<ErrorCounter>);
 
-impl HotSeries {
-    fn new(
-        requests: &Family<RequestLabels, Counter>,
-        latency: &Family<EndpointLabel, Histogram>,
-        injections: &Family<KindLabel, Counter>,
-    ) -> Self {
-        let endpoints = [
-            ("mutate", &MUTATE_OUTCOMES[..]),
-            ("validate", &VALIDATE_OUTCOMES[..]),
-        ];
-        HotSeries {
-            requests: endpoints
-                .iter()
-                .flat_map(|(endpoint, outcomes)| outcomes.iter().map(move |o| (*endpoint, *o)))
-                .map(|(endpoint, outcome)| {
-                    let labels = RequestLabels { endpoint, outcome };
-                    let counter = requests.get_or_create(&labels).clone();
-                    (labels, counter)
-                })
-                .collect(),
-            latency: endpoints
-                .iter()
-                .map(|(endpoint, _)| {
-                    let label = EndpointLabel { endpoint };
-                    (*endpoint, latency.get_or_create(&label).clone())
-                })
-                .collect(),
-            injections: Injection::ALL
-                .iter()
-                .map(|&kind| {
-                    let label = KindLabel {
-                        kind: kind.as_str(),
-                    };
-                    (kind, injections.get_or_create(&label).clone())
-                })
-                .collect(),
-        }
+impl Collector for DroppedLogLines {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let dropped = self.0.as_ref().map_or(0, ErrorCounter::dropped_lines);
+        let counter = ConstCounter::new(dropped as u64);
+        let metric = encoder.encode_descriptor(
+            "log_lines_dropped",
+            "Log lines dropped because the log output did not keep up",
+            None,
+            counter.metric_type(),
+        )?;
+        counter.encode(metric)
     }
 }
 
@@ -151,8 +242,17 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Creates and registers every metric.
+    /// Creates and registers every metric; no log lines are counted as dropped.
     pub fn new() -> Self {
+        Self::registered(None)
+    }
+
+    /// [`Metrics::new`], exporting the log writer's count of dropped lines.
+    pub fn with_dropped_log_lines(dropped: ErrorCounter) -> Self {
+        Self::registered(Some(dropped))
+    }
+
+    fn registered(dropped_log_lines: Option<ErrorCounter>) -> Self {
         let mut registry = Registry::with_prefix("podgrace");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -174,14 +274,6 @@ impl Metrics {
             "Requests refused for their body (413 too large or too complex, 429 over the memory budget, 400 unreadable)",
             requests_refused.clone(),
         );
-        for reason in [
-            "body_too_large",
-            "body_too_complex",
-            "body_budget",
-            "body_unreadable",
-        ] {
-            let _ = requests_refused.get_or_create(&ReasonLabel { reason });
-        }
         let injections = Family::<KindLabel, Counter>::default();
         registry.register(
             "injections",
@@ -212,16 +304,26 @@ impl Metrics {
             "notAfter of the serving certificate (Unix time)",
             cert_expiry.clone(),
         );
-        let log_lines_dropped = Counter::default();
-        registry.register(
-            "log_lines_dropped",
-            "Log lines dropped because the log output did not keep up",
-            log_lines_dropped.clone(),
-        );
-        let hot = HotSeries::new(&requests, &latency, &injections);
+        registry.register_collector(Box::new(DroppedLogLines(dropped_log_lines)));
+        // The series of every known label value exist from the start, at 0, so that `rate()`
+        // and alerts on them work before the first event.
+        for (endpoint, outcomes) in [
+            (Endpoint::Mutate, &Outcome::MUTATE[..]),
+            (Endpoint::Validate, &Outcome::VALIDATE[..]),
+        ] {
+            for &outcome in outcomes {
+                let _ = requests.get_or_create(&RequestLabels { endpoint, outcome });
+            }
+            let _ = latency.get_or_create(&EndpointLabel { endpoint });
+        }
+        for kind in Injection::ALL {
+            let _ = injections.get_or_create(&KindLabel { kind });
+        }
+        for reason in Refusal::ALL {
+            let _ = requests_refused.get_or_create(&ReasonLabel { reason });
+        }
         Metrics {
             registry,
-            hot,
             requests,
             latency,
             requests_refused,
@@ -230,48 +332,39 @@ impl Metrics {
             namespace_policies,
             cert_reloads,
             cert_expiry,
-            log_lines_dropped,
         }
     }
 
     /// Counts an admission outcome.
-    pub fn request(&self, endpoint: &'static str, outcome: &'static str) {
-        let labels = RequestLabels { endpoint, outcome };
-        match self.hot.requests.iter().find(|(l, _)| *l == labels) {
-            Some((_, counter)) => counter.inc(),
-            None => self.requests.get_or_create(&labels).inc(),
-        };
+    pub fn request(&self, endpoint: Endpoint, outcome: Outcome) {
+        self.requests
+            .get_or_create(&RequestLabels { endpoint, outcome })
+            .inc();
     }
 
     /// Records how long an admission on `endpoint` took.
-    pub fn observe_latency(&self, endpoint: &'static str, seconds: f64) {
-        match self.hot.latency.iter().find(|(e, _)| *e == endpoint) {
-            Some((_, histogram)) => histogram.observe(seconds),
-            None => self
-                .latency
-                .get_or_create(&EndpointLabel { endpoint })
-                .observe(seconds),
-        }
+    pub fn observe_latency(&self, endpoint: Endpoint, seconds: f64) {
+        self.latency
+            .get_or_create(&EndpointLabel { endpoint })
+            .observe(seconds);
     }
 
     /// Counts a change made to a pod.
     pub fn injection(&self, kind: Injection) {
-        // Every kind is in the table; the family is the fallback should one be added without it.
-        match self.hot.injections.iter().find(|(k, _)| *k == kind) {
-            Some((_, counter)) => counter.inc(),
-            None => self
-                .injections
-                .get_or_create(&KindLabel {
-                    kind: kind.as_str(),
-                })
-                .inc(),
-        };
+        self.injections.get_or_create(&KindLabel { kind }).inc();
     }
 
     /// Counts a request refused before its body was read.
-    pub fn request_refused(&self, reason: &'static str) {
+    pub fn request_refused(&self, reason: Refusal) {
         self.requests_refused
             .get_or_create(&ReasonLabel { reason })
+            .inc();
+    }
+
+    /// Counts a serving certificate reload.
+    pub fn cert_reload(&self, result: ReloadResult) {
+        self.cert_reloads
+            .get_or_create(&ResultLabel { result })
             .inc();
     }
 
@@ -295,42 +388,127 @@ impl Metrics {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{self, Write};
+    use std::sync::mpsc;
+
+    use tracing_appender::non_blocking::NonBlockingBuilder;
+
     use super::*;
 
+    fn missing<'a>(text: &str, lines: &[&'a str]) -> Vec<&'a str> {
+        lines
+            .iter()
+            .filter(|l| !text.lines().any(|t| t == **l))
+            .copied()
+            .collect()
+    }
+
+    /// The names, labels and values dashboards and alerts select on, each at 0 from the start.
     #[test]
-    fn admission_series_are_exported_at_zero_before_any_event() {
+    fn every_known_series_is_exported_at_zero_before_any_event() {
         let text = Metrics::new().render();
-        for line in [
+        let expected = [
             r#"podgrace_admission_requests_total{endpoint="mutate",outcome="patched"} 0"#,
+            r#"podgrace_admission_requests_total{endpoint="mutate",outcome="unchanged"} 0"#,
+            r#"podgrace_admission_requests_total{endpoint="mutate",outcome="skipped"} 0"#,
+            r#"podgrace_admission_requests_total{endpoint="mutate",outcome="ignored"} 0"#,
+            r#"podgrace_admission_requests_total{endpoint="mutate",outcome="error"} 0"#,
+            r#"podgrace_admission_requests_total{endpoint="mutate",outcome="bad_request"} 0"#,
+            r#"podgrace_admission_requests_total{endpoint="validate",outcome="allowed"} 0"#,
             r#"podgrace_admission_requests_total{endpoint="validate",outcome="denied"} 0"#,
+            r#"podgrace_admission_requests_total{endpoint="validate",outcome="ignored"} 0"#,
+            r#"podgrace_admission_requests_total{endpoint="validate",outcome="bad_request"} 0"#,
             r#"podgrace_admission_duration_seconds_count{endpoint="mutate"} 0"#,
+            r#"podgrace_admission_duration_seconds_count{endpoint="validate"} 0"#,
+            r#"podgrace_injections_total{kind="prestop"} 0"#,
+            r#"podgrace_injections_total{kind="env"} 0"#,
+            r#"podgrace_injections_total{kind="readiness"} 0"#,
+            r#"podgrace_injections_total{kind="preset"} 0"#,
+            r#"podgrace_injections_total{kind="helper"} 0"#,
             r#"podgrace_injections_total{kind="grace"} 0"#,
             r#"podgrace_injections_total{kind="startup"} 0"#,
-        ] {
-            assert!(text.contains(line), "{line} missing from\n{text}");
+            r#"podgrace_requests_refused_total{reason="body_too_large"} 0"#,
+            r#"podgrace_requests_refused_total{reason="body_too_complex"} 0"#,
+            r#"podgrace_requests_refused_total{reason="body_budget"} 0"#,
+            r#"podgrace_requests_refused_total{reason="body_unreadable"} 0"#,
+            "podgrace_namespace_policies 0",
+            "podgrace_certificate_expiry_timestamp_seconds 0",
+            "podgrace_log_lines_dropped_total 0",
+            "# TYPE podgrace_log_lines_dropped counter",
+        ];
+        assert_eq!(missing(&text, &expected), Vec::<&str>::new(), "{text}");
+        // Outcomes only the other endpoint has are not exported.
+        assert!(!text.contains(r#"endpoint="validate",outcome="patched""#));
+        assert!(!text.contains(r#"endpoint="mutate",outcome="denied""#));
+    }
+
+    #[test]
+    fn events_land_in_their_series() {
+        let m = Metrics::new();
+        m.request(Endpoint::Mutate, Outcome::Patched);
+        m.request(Endpoint::Mutate, Outcome::Patched);
+        m.request(Endpoint::Validate, Outcome::Denied);
+        m.observe_latency(Endpoint::Mutate, 0.001);
+        m.injection(Injection::Readiness);
+        m.request_refused(Refusal::BodyBudget);
+        m.cert_reload(ReloadResult::Failure);
+        m.policy_error("shop");
+        let text = m.render();
+        let expected = [
+            r#"podgrace_admission_requests_total{endpoint="mutate",outcome="patched"} 2"#,
+            r#"podgrace_admission_requests_total{endpoint="mutate",outcome="unchanged"} 0"#,
+            r#"podgrace_admission_requests_total{endpoint="validate",outcome="denied"} 1"#,
+            r#"podgrace_admission_duration_seconds_count{endpoint="mutate"} 1"#,
+            r#"podgrace_admission_duration_seconds_bucket{le="0.0016",endpoint="mutate"} 1"#,
+            r#"podgrace_admission_duration_seconds_bucket{le="0.0008",endpoint="mutate"} 0"#,
+            r#"podgrace_injections_total{kind="readiness"} 1"#,
+            r#"podgrace_injections_total{kind="prestop"} 0"#,
+            r#"podgrace_requests_refused_total{reason="body_budget"} 1"#,
+            r#"podgrace_certificate_reloads_total{result="failure"} 1"#,
+            r#"podgrace_policy_errors_total{namespace="shop"} 1"#,
+        ];
+        assert_eq!(missing(&text, &expected), Vec::<&str>::new(), "{text}");
+    }
+
+    /// An output that blocks until the test lets it go.
+    struct Blocked(mpsc::Receiver<()>);
+
+    impl Write for Blocked {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            // Returns once the sender is dropped.
+            let _ = self.0.recv();
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
         }
     }
 
     #[test]
-    fn events_land_in_their_series_and_unknown_labels_still_count() {
-        let m = Metrics::new();
-        m.request("mutate", "patched");
-        m.request("mutate", "patched");
-        m.request("mutate", "unlisted");
-        m.observe_latency("mutate", 0.001);
-        m.observe_latency("other", 0.001);
-        m.injection(Injection::Readiness);
-        let text = m.render();
-        for line in [
-            r#"podgrace_admission_requests_total{endpoint="mutate",outcome="patched"} 2"#,
-            r#"podgrace_admission_requests_total{endpoint="mutate",outcome="unchanged"} 0"#,
-            r#"podgrace_admission_requests_total{endpoint="mutate",outcome="unlisted"} 1"#,
-            r#"podgrace_admission_duration_seconds_count{endpoint="mutate"} 1"#,
-            r#"podgrace_admission_duration_seconds_count{endpoint="other"} 1"#,
-            r#"podgrace_injections_total{kind="readiness"} 1"#,
-            r#"podgrace_injections_total{kind="prestop"} 0"#,
-        ] {
-            assert!(text.contains(line), "{line} missing from\n{text}");
+    fn dropped_log_lines_are_read_from_the_log_writer_at_each_scrape() {
+        let (release, blocked) = mpsc::channel::<()>();
+        let (mut writer, guard) = NonBlockingBuilder::default()
+            .lossy(true)
+            .buffered_lines_limit(1)
+            .finish(Blocked(blocked));
+        let counter = writer.error_counter();
+        let m = Metrics::with_dropped_log_lines(writer.error_counter());
+        assert!(
+            m.render()
+                .contains("\npodgrace_log_lines_dropped_total 0\n")
+        );
+        for _ in 0..50 {
+            writer.write_all(b"line\n").unwrap();
         }
+        // The writer thread holds at most one line, the queue one more.
+        let dropped = counter.dropped_lines();
+        assert!((48..=50).contains(&dropped), "{dropped}");
+        assert!(
+            m.render()
+                .contains(&format!("\npodgrace_log_lines_dropped_total {dropped}\n"))
+        );
+        drop(release);
+        drop(guard);
     }
 }

@@ -15,7 +15,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
-use crate::metrics::{Metrics, ResultLabel};
+use crate::metrics::{Metrics, ReloadResult};
 use crate::watch::{DirWatch, watch_dir};
 
 /// Why a certificate pair cannot be used.
@@ -180,20 +180,14 @@ pub fn reload_on_change(
             Ok(pair) => {
                 let not_after = pair.not_after;
                 if cert.replace(pair) {
-                    metrics
-                        .cert_reloads
-                        .get_or_create(&ResultLabel { result: "success" })
-                        .inc();
+                    metrics.cert_reload(ReloadResult::Success);
                     metrics.cert_expiry.set(not_after);
                     tracing::info!(cert = %cert_file.display(), not_after, "serving certificate reloaded");
                 }
             }
             Err(e) => {
                 // Mid-rotation the files can briefly disagree; the next event or poll retries.
-                metrics
-                    .cert_reloads
-                    .get_or_create(&ResultLabel { result: "failure" })
-                    .inc();
+                metrics.cert_reload(ReloadResult::Failure);
                 tracing::error!(error = %e, "new serving certificate refused; keeping the current one");
             }
         }

@@ -1,43 +1,76 @@
 //! Logging set-up for long-running commands: JSON lines in production, readable text locally,
-//! queued for a background thread so that a slow log sink never adds latency to admissions.
+//! handed to a background thread so that a slow log sink never adds latency to admissions.
+//!
+//! The lines are tracing-subscriber's own formats; the JSON line is
+//! `{"timestamp","level",<event fields>,"target","span":{<span fields>,"name"}}` (the event's
+//! fields flattened, the current span's fields under `span`), so every line logged while
+//! answering carries the `admission` span's `uid`. tracing-appender's non-blocking writer takes
+//! each line into a bounded queue: when the output stalls, lines are dropped and counted
+//! (`podgrace_log_lines_dropped_total`), never waited for.
+
+use std::io::Write;
 
 use anyhow::Context as _;
-use prometheus_client::metrics::counter::Counter;
+use tracing::Subscriber;
+use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::filter::Targets;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::prelude::*;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use super::LogFormat;
-use super::log_format::{JsonFields, JsonLines};
-use super::log_writer::{self, FlushGuard, QueueOptions};
 
-/// Installs the global subscriber; keep the guard alive until exit to flush. Lines dropped
-/// because the output stalled are counted in `dropped`.
-pub(super) fn init(
-    format: LogFormat,
-    filter: &str,
-    dropped: Counter,
-) -> anyhow::Result<FlushGuard> {
+/// Lines held while the output is busy; further lines are dropped until it catches up. Far more
+/// than the output falls behind at any admission rate while it keeps moving, so it fills only
+/// when the output stalls; bounded, so a stalled sink costs lines, never memory.
+const QUEUED_LINES: usize = 4096;
+
+/// The installed logger: keep `guard` alive until exit (dropping it writes the queued lines);
+/// `dropped` counts the lines lost to a stalled output.
+pub(super) struct Installed {
+    pub guard: WorkerGuard,
+    pub dropped: ErrorCounter,
+}
+
+/// Installs the global subscriber, writing to standard output.
+pub(super) fn init(format: LogFormat, filter: &str) -> anyhow::Result<Installed> {
     let filter = filter_layer(filter)?;
-    // Bounded (lines are dropped and counted when the output stalls): a log sink that falls
-    // behind costs lines, never memory or admission latency.
-    let (writer, guard) = log_writer::queued(std::io::stdout(), QueueOptions::default(), dropped)
-        .context("starting the log writer thread")?;
-    let lines = tracing_subscriber::fmt::layer().with_writer(writer);
-    let installed = match format {
-        // tracing-subscriber's JSON shape (flattened fields, the current span's fields under
-        // `span`), written by a formatter that costs a fraction of its own.
-        LogFormat::Json => Registry::default()
-            .with(filter)
-            .with(lines.fmt_fields(JsonFields).event_format(JsonLines))
-            .try_init(),
-        LogFormat::Text => Registry::default()
-            .with(filter)
-            .with(lines.with_ansi(false))
-            .try_init(),
-    };
-    installed.map_err(|e| anyhow::anyhow!("installing the logger: {e}"))?;
-    Ok(guard)
+    let (writer, guard) = non_blocking(std::io::stdout());
+    let dropped = writer.error_counter();
+    Registry::default()
+        .with(filter)
+        .with(lines(format, writer))
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("installing the logger: {e}"))?;
+    Ok(Installed { guard, dropped })
+}
+
+/// The writer thread in front of `output`: lossy, with a bounded queue.
+pub fn non_blocking<W: Write + Send + 'static>(output: W) -> (NonBlocking, WorkerGuard) {
+    NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(QUEUED_LINES)
+        .thread_name("log-writer")
+        .finish(output)
+}
+
+/// The layer that formats lines in `format` and writes them to `writer`.
+pub fn lines<S, W>(format: LogFormat, writer: W) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let layer = tracing_subscriber::fmt::layer().with_writer(writer);
+    match format {
+        LogFormat::Json => layer
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .boxed(),
+        LogFormat::Text => layer.with_ansi(false).boxed(),
+    }
 }
 
 /// A filter in `EnvFilter` syntax. Lists of `target=level` directives, which is all the chart and
@@ -61,6 +94,12 @@ fn filter_layer(filter: &str) -> anyhow::Result<Box<dyn Layer<Registry> + Send +
 
 #[cfg(test)]
 mod tests {
+    use std::io;
+    use std::sync::mpsc;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use serde_json::{Value, json};
     use tracing::subscriber::with_default;
 
     use super::*;
@@ -150,5 +189,195 @@ mod tests {
             };
             assert!(format!("{e:#}").contains(&format!("{bad:?}")), "{e:#}");
         }
+    }
+
+    /// An output that keeps what it is given.
+    #[derive(Clone, Default)]
+    struct Kept(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Kept {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Kept {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    /// What `log` writes in `format`, through the writer thread as `init` sets it up, with
+    /// the filter `serve` starts with.
+    fn logged(format: LogFormat, log: impl FnOnce()) -> String {
+        let kept = Kept::default();
+        let (writer, guard) = non_blocking(kept.clone());
+        let subscriber = Registry::default()
+            .with(filter_layer("info").unwrap())
+            .with(lines(format, writer));
+        with_default(subscriber, log);
+        // Dropping the guard writes what is queued.
+        drop(guard);
+        kept.text()
+    }
+
+    /// An admission as `/mutate` logs it, and a line outside any span.
+    fn admission() {
+        tracing::info!(port = 8443u64, "serving");
+        let span = tracing::info_span!("admission", uid = "705ab4f5-6393-11e8-b7cc-42010a800002");
+        span.in_scope(|| {
+            tracing::info!(
+                namespace = "probe",
+                pod = "probe-pod",
+                dry_run = false,
+                decision = "patched",
+                reason = "",
+                latency_us = 57u64,
+                "admission"
+            );
+            tracing::warn!(error = %"a \"quoted\"\nerror", "bad admission request");
+        });
+    }
+
+    /// The shape log pipelines and the documentation rely on: the event's fields at the top
+    /// level, the admission span's `uid` under `span`.
+    #[test]
+    fn json_lines_carry_the_event_fields_and_the_admission_span() {
+        let out = logged(LogFormat::Json, admission);
+        let lines: Vec<Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect();
+        assert_eq!(lines.len(), 3, "{out}");
+        assert_eq!(
+            lines[0],
+            json!({"timestamp": lines[0]["timestamp"], "level": "INFO", "port": 8443,
+                   "message": "serving", "target": module_path!()})
+        );
+        assert_eq!(
+            lines[1],
+            json!({"timestamp": lines[1]["timestamp"], "level": "INFO", "message": "admission",
+                   "namespace": "probe", "pod": "probe-pod", "dry_run": false,
+                   "decision": "patched", "reason": "", "latency_us": 57,
+                   "target": module_path!(),
+                   "span": {"uid": "705ab4f5-6393-11e8-b7cc-42010a800002", "name": "admission"}})
+        );
+        // Members in this order: timestamp and level first, target and span last.
+        let raw = out.lines().nth(2).unwrap();
+        let at = |member: &str| raw.find(&format!("\"{member}\":")).unwrap();
+        let order = ["timestamp", "level", "message", "error", "target", "span"].map(at);
+        assert!(order.is_sorted(), "{raw}");
+        assert_eq!(lines[2]["error"], "a \"quoted\"\nerror");
+        assert_eq!(
+            lines[2]["span"]["uid"],
+            "705ab4f5-6393-11e8-b7cc-42010a800002"
+        );
+        // RFC 3339 in UTC with microseconds: `2026-11-23T00:13:32.123456Z`.
+        let timestamp = lines[0]["timestamp"].as_str().unwrap();
+        assert!(
+            timestamp.len() == 27 && timestamp.ends_with('Z') && timestamp.as_bytes()[10] == b'T',
+            "{timestamp}"
+        );
+    }
+
+    #[test]
+    fn text_lines_are_plain_text_with_the_span() {
+        let out = logged(LogFormat::Text, admission);
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(!out.contains('\x1b'), "colour codes in {out}");
+        assert!(
+            lines[1].contains(r#" INFO admission{uid="705ab4f5-6393-11e8-b7cc-42010a800002"}: "#)
+                && lines[1].contains("admission namespace=\"probe\""),
+            "{}",
+            lines[1]
+        );
+    }
+
+    /// An output that blocks on its first write until released, like a pipe nobody reads.
+    struct Stalled {
+        entered: mpsc::Sender<()>,
+        release: mpsc::Receiver<()>,
+        kept: Kept,
+        waited: bool,
+    }
+
+    impl Write for Stalled {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if !self.waited {
+                self.waited = true;
+                let _ = self.entered.send(());
+                let _ = self.release.recv();
+            }
+            self.kept.write(buf)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_stalled_output_costs_counted_lines_never_a_blocked_caller() {
+        let (release, wait) = mpsc::channel();
+        let (entered, stalled) = mpsc::channel();
+        let kept = Kept::default();
+        let (writer, guard) = non_blocking(Stalled {
+            entered,
+            release: wait,
+            kept: kept.clone(),
+            waited: false,
+        });
+        let dropped = writer.error_counter();
+        let subscriber = Registry::default().with(lines(LogFormat::Json, writer));
+        let total = 3 * QUEUED_LINES;
+        // Logged on another thread, so that a writer that blocked would fail the test on the
+        // deadline below instead of hanging it (the release comes only after all are logged).
+        let (done, finished) = mpsc::channel();
+        std::thread::spawn(move || {
+            with_default(subscriber, || {
+                tracing::info!(n = 0u64, "first");
+                stalled
+                    .recv_timeout(Duration::from_secs(10))
+                    .expect("the first line never reached the output");
+                for n in 1..total {
+                    tracing::info!(n, "line");
+                }
+            });
+            let _ = done.send(());
+        });
+        finished
+            .recv_timeout(Duration::from_secs(20))
+            .expect("logging blocked on a stalled output");
+        // The first line is in the output's hands; the queue holds QUEUED_LINES more.
+        assert_eq!(dropped.dropped_lines(), total - 1 - QUEUED_LINES);
+        release.send(()).unwrap();
+        // Written once the output moves again (the guard waits for the writer thread only as
+        // long as tracing-appender allows: its queue must have room by then).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while kept.text().lines().count() <= QUEUED_LINES {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the queue was never written"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        drop(guard);
+        let out = kept.text();
+        let written: Vec<u64> = out
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["n"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        // What was taken is written in order; what was dropped is the newest.
+        let expected: Vec<u64> = (0..=QUEUED_LINES as u64).collect();
+        assert_eq!(written, expected);
     }
 }

@@ -3,9 +3,7 @@
 
 mod certs;
 mod explain;
-pub mod log_format;
-pub mod log_writer;
-mod logging;
+pub mod logging;
 mod mutate;
 mod policy;
 mod prestop;
@@ -330,12 +328,11 @@ pub enum PolicyCommand {
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => {
-            // Created before logging, which counts its dropped lines in it.
-            let metrics = Arc::new(Metrics::new());
-            let dropped = metrics.log_lines_dropped.clone();
-            logging::init(args.log_format, &args.log, dropped).and_then(|guard| {
+            logging::init(args.log_format, &args.log).and_then(|logging| {
+                let metrics = Arc::new(Metrics::with_dropped_log_lines(logging.dropped));
                 let code = serve::run(*args, metrics);
-                drop(guard);
+                // Writes the lines still queued, the last ones of the run among them.
+                drop(logging.guard);
                 code
             })
         }

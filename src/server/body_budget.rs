@@ -36,7 +36,7 @@ use hyper::body::Body as _;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Refusal};
 
 /// Bodies up to this size take the small lane.
 pub const SMALL_BODY_BYTES: usize = 64 * 1024;
@@ -260,12 +260,12 @@ pub enum Refused {
 
 impl Refused {
     /// The label counting this refusal.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Refusal {
         match self {
-            Refused::TooLarge(..) => "body_too_large",
-            Refused::TooComplex { .. } => "body_too_complex",
-            Refused::Busy => "body_budget",
-            Refused::Unreadable(_) => "body_unreadable",
+            Refused::TooLarge(..) => Refusal::BodyTooLarge,
+            Refused::TooComplex { .. } => Refusal::BodyTooComplex,
+            Refused::Busy => Refusal::BodyBudget,
+            Refused::Unreadable(_) => Refusal::BodyUnreadable,
         }
     }
 }

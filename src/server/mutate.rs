@@ -15,9 +15,10 @@ use super::AppState;
 use super::body_budget::Budgeted;
 use super::review::{self, Answer, Request, ReviewError};
 use crate::engine::{self, ClusterInfo, EngineError, Mutation, PodView};
+use crate::metrics::{Endpoint, Outcome};
 use crate::policy::EffectivePolicy;
 
-const ENDPOINT: &str = "mutate";
+const ENDPOINT: Endpoint = Endpoint::Mutate;
 
 /// The handler.
 pub async fn mutate(State(state): State<Arc<AppState>>, body: Budgeted) -> Response {
@@ -53,7 +54,7 @@ fn answer(state: &AppState, req: &Request, start: Instant, engine: Engine) -> An
         &req.sub_resource,
         req.object,
     ) else {
-        state.metrics.request(ENDPOINT, "ignored");
+        state.metrics.request(ENDPOINT, Outcome::Ignored);
         return allow;
     };
     let namespace = req.namespace.as_deref().unwrap_or_default();
@@ -62,7 +63,7 @@ fn answer(state: &AppState, req: &Request, start: Instant, engine: Engine) -> An
         Err(e) => {
             // A pod podgrace cannot read is still admitted, untouched. The API server has
             // decoded it already, so this is a pod newer than podgrace's types, or a bug.
-            state.metrics.request(ENDPOINT, "error");
+            state.metrics.request(ENDPOINT, Outcome::Error);
             tracing::error!(namespace, pod = req.name.as_str(), error = %e, "pod not readable; admitted without changes");
             return allow.warn("podgrace: could not read the pod; nothing injected");
         }
@@ -89,16 +90,16 @@ fn answer(state: &AppState, req: &Request, start: Instant, engine: Engine) -> An
         answer.audit_annotations = audit(&record);
     }
     let decision = match (&record.skipped, changed) {
-        (Some(_), _) => "skipped",
-        (None, true) => "patched",
-        (None, false) => "unchanged",
+        (Some(_), _) => Outcome::Skipped,
+        (None, true) => Outcome::Patched,
+        (None, false) => Outcome::Unchanged,
     };
     state.metrics.request(ENDPOINT, decision);
     tracing::info!(
         namespace,
         pod = name,
         dry_run = req.dry_run,
-        decision,
+        decision = decision.as_str(),
         reason = record.skipped.as_deref().unwrap_or(""),
         latency_us = start.elapsed().as_micros() as u64,
         "admission"
@@ -130,7 +131,7 @@ fn internal_error(
     name: &str,
     error: &str,
 ) -> Answer {
-    state.metrics.request(ENDPOINT, "error");
+    state.metrics.request(ENDPOINT, Outcome::Error);
     tracing::error!(
         namespace,
         pod = name,
@@ -150,9 +151,9 @@ pub(super) fn json(answer: &Answer) -> Response {
 }
 
 /// A 400 response with a JSON error body.
-pub(super) fn bad_request(state: &AppState, endpoint: &'static str, e: ReviewError) -> Response {
-    state.metrics.request(endpoint, "bad_request");
-    tracing::warn!(endpoint, error = %e, "bad admission request");
+pub(super) fn bad_request(state: &AppState, endpoint: Endpoint, e: ReviewError) -> Response {
+    state.metrics.request(endpoint, Outcome::BadRequest);
+    tracing::warn!(endpoint = endpoint.as_str(), error = %e, "bad admission request");
     let body = serde_json::json!({ "error": e.to_string() });
     (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
 }

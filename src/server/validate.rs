@@ -14,10 +14,11 @@ use super::AppState;
 use super::body_budget::Budgeted;
 use super::mutate::{bad_request, json};
 use super::review::{self, Answer};
+use crate::metrics::{Endpoint, Outcome};
 use crate::policy::EffectivePolicy;
 use crate::policy::parse::layer_from_configmap;
 
-const ENDPOINT: &str = "validate";
+const ENDPOINT: Endpoint = Endpoint::Validate;
 
 /// The handler.
 pub async fn validate(State(state): State<Arc<AppState>>, body: Budgeted) -> Response {
@@ -44,7 +45,7 @@ fn review_configmap(state: &AppState, body: &[u8]) -> Response {
         .and_then(|raw| serde_json::from_str::<ConfigMap>(raw.get()).ok())
         .filter(|cm| cm.metadata.name.as_deref() == Some(state.policy_configmap.name.as_str()));
     let Some(mut cm) = configmap else {
-        state.metrics.request(ENDPOINT, "ignored");
+        state.metrics.request(ENDPOINT, Outcome::Ignored);
         return json(&allow);
     };
     if cm.metadata.namespace.is_none() {
@@ -56,11 +57,11 @@ fn review_configmap(state: &AppState, body: &[u8]) -> Response {
     });
     let answer = match checked {
         Ok(()) => {
-            state.metrics.request(ENDPOINT, "allowed");
+            state.metrics.request(ENDPOINT, Outcome::Allowed);
             allow
         }
         Err(e) => {
-            state.metrics.request(ENDPOINT, "denied");
+            state.metrics.request(ENDPOINT, Outcome::Denied);
             tracing::info!(namespace = req.namespace.as_deref().unwrap_or(""), error = %e, "policy denied");
             allow.deny(format!("invalid podgrace policy: {e}"))
         }
