@@ -231,7 +231,8 @@ fn runs_shell(h: &LifecycleHandler) -> bool {
 /// environment (Spring Cloud's relaxed binding `SPRING_CLOUD_NACOS_DISCOVERY_SERVER_ADDR`,
 /// `NACOS_SERVER_ADDR`, `EUREKA_CLIENT_SERVICEURL_DEFAULTZONE`, `CONSUL_HTTP_ADDR`, …), its
 /// ConfigMaps and Secrets (`envFrom`), system properties on the command line
-/// (`-Dspring.cloud.nacos.discovery.server-addr=…`) and the pod's labels.
+/// (`-Dspring.cloud.nacos.discovery.server-addr=…`) and the pod's labels; never for the
+/// registry's own image.
 pub fn registry_client(pod: &PodView, c: &Container) -> Option<&'static str> {
     const REGISTRIES: [(&str, &str); 3] = [
         ("nacos", "Nacos"),
@@ -257,8 +258,11 @@ pub fn registry_client(pod: &PodView, c: &Container) -> Option<&'static str> {
         words.push(k.to_ascii_lowercase());
         words.push(v.to_ascii_lowercase());
     }
+    // The registry's own server (`nacos/nacos-server`, `consul`) is no client of itself.
+    let image = c.image.as_deref().unwrap_or_default().to_ascii_lowercase();
     REGISTRIES
         .iter()
+        .filter(|(marker, _)| !image.contains(marker))
         .find(|(marker, _)| words.iter().any(|w| w.contains(marker)))
         .map(|(_, name)| *name)
 }
