@@ -728,3 +728,37 @@ async fn an_unreachable_api_server_is_one_line_naming_it() {
         "{err}"
     );
 }
+
+#[test]
+fn installed_as_kubectl_podgrace_it_is_a_kubectl_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = dir.path().join("kubectl-podgrace");
+    std::fs::copy(env!("CARGO_BIN_EXE_podgrace"), &plugin).unwrap();
+    let f = tmp(SHOP_MANIFESTS);
+    // kubectl runs the plugin with the words after `kubectl podgrace`, its flags included.
+    let out = child::output_within(
+        child::command(&plugin).args([
+            "audit",
+            "--namespace=shop",
+            "-f",
+            f.path().to_str().unwrap(),
+            "-o",
+            "json",
+        ]),
+        None,
+        SHORT,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["summary"]["workloads"], 2);
+    let help = child::output_within(
+        child::command(&plugin).args(["audit", "--help"]),
+        None,
+        SHORT,
+    );
+    assert!(
+        text(&help.stdout).contains("Usage: kubectl podgrace audit"),
+        "{}",
+        text(&help.stdout)
+    );
+}

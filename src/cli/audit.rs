@@ -79,6 +79,8 @@ fn audit(args: &AuditArgs) -> anyhow::Result<Report> {
     let namespaces = inputs
         .by_namespace()
         .into_iter()
+        // `-n` narrows manifests too (kubectl passes its own `-n` to the plugin).
+        .filter(|(ns, _)| args.namespaces.is_empty() || args.namespaces.contains(ns))
         .map(|(ns, objects)| {
             let opt_in = match inputs.namespaces.get(&ns) {
                 Some(labels) => OptIn::from_labels(Some(labels), excluded.contains(&ns.as_str())),

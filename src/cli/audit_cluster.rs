@@ -6,6 +6,10 @@
 //! API server is one error line naming it.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use futures::{StreamExt as _, TryStreamExt as _};
@@ -26,6 +30,40 @@ use crate::engine::{ClusterInfo, PodView};
 use crate::manifest::template_path;
 use crate::policy::PolicyLayer;
 use crate::policy::parse::layer_from_configmap;
+
+/// A progress line on stderr, `podgrace audit: 12/40 namespaces read`, for runs longer than a
+/// second on a terminal (never in a pipe or a CI log); erased when done.
+struct Progress {
+    done: Arc<AtomicUsize>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(total: usize) -> Self {
+        let done = Arc::new(AtomicUsize::new(0));
+        let task = std::io::stderr().is_terminal().then(|| {
+            let done = done.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                loop {
+                    let n = done.load(Ordering::Relaxed);
+                    eprint!("\r\x1b[Kpodgrace audit: {n}/{total} namespaces read");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            })
+        });
+        Progress { done, task }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            eprint!("\r\x1b[K");
+        }
+    }
+}
 
 /// Namespaces audited at once.
 const CONCURRENT_NAMESPACES: usize = 8;
@@ -326,12 +364,18 @@ async fn run_async(
             )?);
         }
     } else {
+        let progress = Progress::start(chosen.len());
         let snapshots: Vec<_> = futures::stream::iter(chosen.iter())
-            .map(|(name, _)| ctx.objects(Some(name)))
+            .map(|(name, _)| async {
+                let snapshot = ctx.objects(Some(name)).await;
+                progress.done.fetch_add(1, Ordering::Relaxed);
+                snapshot
+            })
             .buffered(CONCURRENT_NAMESPACES)
             .map(Ok::<_, anyhow::Error>)
             .try_collect()
             .await?;
+        drop(progress);
         for ((name, labels), snapshot) in chosen.iter().zip(snapshots) {
             let report = match snapshot {
                 Ok(mut s) => {

@@ -394,6 +394,29 @@ pub enum PolicyCommand {
     Defaults,
 }
 
+/// The program's name in help and usage texts: `kubectl podgrace` when the binary is installed as
+/// the kubectl plugin `kubectl-podgrace` (kubectl runs it with the words after `podgrace`, so the
+/// arguments are the same; only what the help says changes).
+pub fn program_name(argv0: &std::ffi::OsStr) -> &'static str {
+    let file = std::path::Path::new(argv0)
+        .file_name()
+        .and_then(|f| f.to_str())
+        .unwrap_or_default();
+    if file.starts_with("kubectl-podgrace") {
+        "kubectl podgrace"
+    } else {
+        "podgrace"
+    }
+}
+
+/// Parses the process's arguments, named as [`program_name`] says.
+pub fn parse() -> Cli {
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    let matches = Cli::command().bin_name(program_name(&argv0)).get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 /// Runs the command line; errors are printed as one line on stderr.
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
