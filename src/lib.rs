@@ -5,6 +5,7 @@
 //! - [`engine`]: `Pod` + policy → JSON patch + warnings (pure, no I/O, no async);
 //! - adapters: the HTTPS server, TLS, policy stores and the CLI.
 
+pub mod audit;
 pub mod certs;
 pub mod cli;
 pub mod engine;

@@ -2,8 +2,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 // Admission handling is dominated by small allocations (JSON trees, strings); mimalloc serves
 // them without glibc's lock and consolidation passes.
 #[global_allocator]
@@ -19,7 +17,7 @@ fn main() -> ExitCode {
     // SAFETY: sets a value in mimalloc's option table, before any other thread exists (the
     // function is not thread-safe); no memory is involved.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
-    podgrace::cli::run(podgrace::cli::Cli::parse())
+    podgrace::cli::run(podgrace::cli::parse())
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! The command line: argument definitions (clap, with environment variables for everything a
 //! Deployment sets) and dispatch to one module per subcommand.
 
+mod audit;
+mod audit_cluster;
 mod certs;
 mod explain;
 pub mod logging;
@@ -38,6 +40,10 @@ pub enum Command {
     Certs(CertsArgs),
     /// Preview the webhook's patch on a manifest, offline.
     Mutate(MutateArgs),
+    /// Which workloads lose requests on a rollout, today and with podgrace: from a cluster
+    /// (read-only) or from manifests (-f). Exit codes: 0; 1 when --fail-on is reached; 2 when
+    /// the audit could not run.
+    Audit(Box<AuditArgs>),
     /// Run the preStop sequence inside a container (what an injected helper hook calls):
     /// deregister, drain, signal nginx. No shell needed.
     Prestop(PrestopArgs),
@@ -294,6 +300,80 @@ pub struct MutateArgs {
     pub explain: bool,
 }
 
+/// `podgrace audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Audit manifests instead of a cluster: files, directories (their .yaml, .yml and .json
+    /// files, recursively) or `-` for standard input; multi-document, `kind: List`.
+    #[arg(short = 'f', long = "filename", value_name = "PATH")]
+    pub files: Vec<PathBuf>,
+    /// Namespaces to audit (default: the context's namespace).
+    #[arg(short = 'n', long = "namespace", value_name = "NAMESPACE")]
+    pub namespaces: Vec<String>,
+    /// Audit every namespace.
+    #[arg(short = 'A', long, conflicts_with = "namespaces")]
+    pub all_namespaces: bool,
+    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster).
+    #[arg(long, value_name = "FILE", conflicts_with = "files")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context.
+    #[arg(long, value_name = "NAME", conflicts_with = "files")]
+    pub context: Option<String>,
+    /// Cluster default policy file (default: the chart's ConfigMap in the cluster, or the
+    /// built-in defaults for manifests).
+    #[arg(long, value_name = "FILE", env = "PODGRACE_CLUSTER_POLICY")]
+    pub cluster_policy: Option<PathBuf>,
+    /// Namespace policy for every namespace audited, instead of their `podgrace-policy`
+    /// ConfigMaps (a what-if).
+    #[arg(long, value_name = "FILE")]
+    pub namespace_policy: Option<PathBuf>,
+    /// Namespace podgrace is installed in (never mutated; holds the cluster default).
+    #[arg(long, value_name = "NAMESPACE", default_value = "podgrace-system")]
+    pub podgrace_namespace: String,
+    /// Name of the cluster default policy ConfigMap (the chart's `<release>-cluster-policy`).
+    #[arg(long, value_name = "NAME", default_value = "podgrace-cluster-policy")]
+    pub cluster_policy_configmap: String,
+    /// Name of the namespace policy ConfigMaps.
+    #[arg(long, value_name = "NAME", default_value = "podgrace-policy")]
+    pub policy_name: String,
+    /// ConfigMap key holding the policy.
+    #[arg(long, default_value = crate::policy::POLICY_KEY)]
+    pub policy_key: String,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = AuditOutput::Table)]
+    pub output: AuditOutput,
+    /// Exit with 1 when a workload (or namespace) reaches this status.
+    #[arg(long, value_enum, value_name = "STATUS")]
+    pub fail_on: Option<FailOn>,
+    /// Kubernetes version of the cluster (for `sleepHandler: auto`), e.g. 1.29.
+    #[arg(long, value_name = "VERSION")]
+    pub kube_version: Option<KubeVersion>,
+    /// Objects per list page.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
+    pub page_size: u32,
+}
+
+/// Output formats of `podgrace audit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AuditOutput {
+    /// Grouped by namespace, a verdict per workload, a summary line (coloured on a terminal).
+    Table,
+    /// The report as JSON (schema in docs/AUDIT.md).
+    Json,
+    /// Markdown, for a pull-request comment.
+    Markdown,
+}
+
+/// `--fail-on` thresholds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    /// A workload at risk.
+    Risk,
+    /// A workload at risk or with a warning (drift, a namespace not readable, an invalid
+    /// namespace policy).
+    Warning,
+}
+
 /// Output formats of `podgrace mutate`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Output {
@@ -324,6 +404,29 @@ pub enum PolicyCommand {
     Defaults,
 }
 
+/// The program's name in help and usage texts: `kubectl podgrace` when the binary is installed as
+/// the kubectl plugin `kubectl-podgrace` (kubectl runs it with the words after `podgrace`, so the
+/// arguments are the same; only what the help says changes).
+pub fn program_name(argv0: &std::ffi::OsStr) -> &'static str {
+    let file = std::path::Path::new(argv0)
+        .file_name()
+        .and_then(|f| f.to_str())
+        .unwrap_or_default();
+    if file.starts_with("kubectl-podgrace") {
+        "kubectl podgrace"
+    } else {
+        "podgrace"
+    }
+}
+
+/// Parses the process's arguments, named as [`program_name`] says.
+pub fn parse() -> Cli {
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    let matches = Cli::command().bin_name(program_name(&argv0)).get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 /// Runs the command line; errors are printed as one line on stderr.
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
@@ -345,6 +448,7 @@ pub fn run(cli: Cli) -> ExitCode {
             })
             .map_err(|e| anyhow::anyhow!("installing the helper into {}: {e}", dir.display())),
         Command::Mutate(args) => mutate::run(&args),
+        Command::Audit(args) => audit::run(&args),
         Command::Policy { command } => policy::run(&command),
     };
     match result {

@@ -28,8 +28,7 @@ use serde_json::{Value, json};
 
 use crate::kube_version::KubeVersion;
 use crate::policy::annotations::{self, PodOverrides};
-use crate::policy::effective::is_nginx_image;
-use crate::policy::spec::{ExistingHook, GraceMode, HelperMode, NginxStop, SidecarMode};
+use crate::policy::spec::{ExistingHook, GraceMode, HelperMode, SidecarMode};
 use crate::policy::{Action, ContainerPolicy, EffectivePolicy, defaults};
 use grace::{Budget, HookKind, SidecarTime};
 use patch::PatchBuilder;
@@ -147,6 +146,7 @@ pub fn mutate(
         policy.grace_mode(),
     );
     m.record.grace = decision.summary();
+    m.record.decision = Some(decision.clone());
     if let (Some(new), Some(lead), Some(arithmetic)) = (
         decision.raised_to,
         decision.lead(),
@@ -526,28 +526,8 @@ impl Pass<'_> {
 
     /// Warnings for the traps podgrace can see but not fix.
     fn traps(&mut self, c: &Container, final_hook: Option<&LifecycleHandler>, has_readiness: bool) {
-        let mut push =
-            |message: String| self.m.warnings.push(warnings::container(&c.name, &message));
-        if let Some(w) = warnings::ignores_sigterm(c) {
-            push(w);
-        } else if let Some(w) = warnings::shell_pid1(c) {
-            push(w);
-        }
-        if c.liveness_probe.is_some() && !has_readiness {
-            push(
-                "liveness probe without readiness probe: traffic arrives before the app is ready"
-                    .to_owned(),
-            );
-        }
-        let image = c.image.as_deref().unwrap_or_default();
-        // The official images stop with SIGQUIT (graceful) on their own.
-        let graceful_stop = final_hook.is_some_and(hook_plan::quits_nginx)
-            || hook_plan::nginx_stop(NginxStop::Auto, image) == NginxStop::Signal;
-        if is_nginx_image(image) && !graceful_stop {
-            push(
-                "nginx without `nginx -s quit` in preStop: SIGTERM makes nginx drop requests"
-                    .to_owned(),
-            );
+        for (_, message) in warnings::container_traps(c, final_hook, has_readiness) {
+            self.m.warnings.push(warnings::container(&c.name, &message));
         }
     }
 
@@ -588,8 +568,9 @@ fn budget(c: &Container, p: &ContainerPolicy, pre_stop: u32, hook: HookKind) -> 
 }
 
 /// Whether the container serves traffic: it declares a port, or it is registered in a service
-/// registry podgrace deregisters it from.
-fn serves_traffic(c: &Container, p: &ContainerPolicy) -> bool {
+/// registry podgrace deregisters it from. Public for `podgrace audit`, which asks the same
+/// question of workloads podgrace has not mutated.
+pub fn serves_traffic(c: &Container, p: &ContainerPolicy) -> bool {
     c.ports.as_ref().is_some_and(|ports| !ports.is_empty())
         || matches!(&p.action, Action::Nacos(n) if n.port.is_some())
 }

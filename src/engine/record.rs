@@ -73,6 +73,9 @@ pub struct Record {
     pub containers: Vec<ContainerRecord>,
     /// Grace period arithmetic, when any container has a budget.
     pub grace: Option<String>,
+    /// The grace period decision behind `grace` (not written on the pod): `podgrace audit`
+    /// reads from it whether the pod's grace period still falls short after the mutation.
+    pub decision: Option<super::grace::Decision>,
     /// The policy layers that applied.
     pub policy: String,
     /// Kinds of changes made, for metrics (one entry per change).

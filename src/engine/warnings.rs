@@ -2,9 +2,11 @@
 //! API asks for 120 characters or less, so every warning is written to fit: the advice is never
 //! cut, a long container name is shortened instead (`argocd-notifications-cont…`).
 
-use k8s_openapi::api::core::v1::Container;
+use k8s_openapi::api::core::v1::{Container, LifecycleHandler};
 
-use super::shell;
+use super::{hook_plan, shell};
+use crate::policy::effective::is_nginx_image;
+use crate::policy::spec::NginxStop;
 
 /// Longest warning, in characters (under the API's 120).
 pub const MAX_LEN: usize = 119;
@@ -33,6 +35,54 @@ pub fn shorten(s: &str, max: usize) -> String {
     } else {
         s.chars().take(max.saturating_sub(1)).chain(['…']).collect()
     }
+}
+
+/// A trap of one container that podgrace can see but not fix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Trap {
+    /// PID 1 has no SIGTERM handler ([`ignores_sigterm`]).
+    IgnoresSigterm,
+    /// A shell is PID 1 and does not pass SIGTERM on ([`shell_pid1`]).
+    ShellPid1,
+    /// A liveness probe and no readiness probe.
+    LivenessWithoutReadiness,
+    /// nginx stopped by SIGTERM (fast shutdown) rather than a graceful quit.
+    NginxWithoutQuit,
+}
+
+/// The traps of a container whose preStop hook will be `final_hook` and that will (or will not)
+/// have a readiness probe, each with its message (without the container prefix, see
+/// [`container`]). The engine warns with them; `podgrace audit` reports them before and after.
+pub fn container_traps(
+    c: &Container,
+    final_hook: Option<&LifecycleHandler>,
+    has_readiness: bool,
+) -> Vec<(Trap, String)> {
+    let mut out = Vec::new();
+    if let Some(w) = ignores_sigterm(c) {
+        out.push((Trap::IgnoresSigterm, w));
+    } else if let Some(w) = shell_pid1(c) {
+        out.push((Trap::ShellPid1, w));
+    }
+    if c.liveness_probe.is_some() && !has_readiness {
+        out.push((
+            Trap::LivenessWithoutReadiness,
+            "liveness probe without readiness probe: traffic arrives before the app is ready"
+                .to_owned(),
+        ));
+    }
+    let image = c.image.as_deref().unwrap_or_default();
+    // The official images stop with SIGQUIT (graceful) on their own.
+    let graceful_stop = final_hook.is_some_and(hook_plan::quits_nginx)
+        || hook_plan::nginx_stop(NginxStop::Auto, image) == NginxStop::Signal;
+    if is_nginx_image(image) && !graceful_stop {
+        out.push((
+            Trap::NginxWithoutQuit,
+            "nginx without `nginx -s quit` in preStop: SIGTERM makes nginx drop requests"
+                .to_owned(),
+        ));
+    }
+    out
 }
 
 /// A warning about one container.

@@ -63,6 +63,7 @@ struct Inner {
 
 struct Shared {
     inner: Mutex<Inner>,
+    workloads: Mutex<Workloads>,
     changes: broadcast::Sender<Change>,
     drop_watches: watch::Sender<u64>,
     hold_lists: watch::Sender<bool>,
@@ -89,6 +90,7 @@ impl FakeApi {
     pub async fn start_with(allowed_name: &str, version: (&str, &str)) -> Self {
         let (changes, _) = broadcast::channel(4096);
         let shared = Arc::new(Shared {
+            workloads: Mutex::new(Workloads::default()),
             inner: Mutex::new(Inner {
                 rv: 100,
                 objects: BTreeMap::new(),
@@ -108,6 +110,7 @@ impl FakeApi {
         let app = Router::new()
             .route("/api/v1/configmaps", get(configmaps))
             .route("/version", get(version_info))
+            .merge(workload_routes())
             .route(
                 "/apis/events.k8s.io/v1/namespaces/{namespace}/events",
                 post(create_event),
@@ -771,4 +774,261 @@ async fn patch_event(
     event["metadata"]["resourceVersion"] = json!(inner.rv.to_string());
     inner.events.insert(key, event.clone());
     axum::Json(event).into_response()
+}
+
+// ---- Workloads and namespaces (for `podgrace audit`) ----------------------------------------
+//
+// `GET` lists of Deployments, StatefulSets, DaemonSets, ReplicaSets (`/apis/apps/v1`), CronJobs
+// (`/apis/batch/v1`), Pods and Namespaces (`/api/v1`), per namespace and cluster-wide; one
+// Namespace by name; namespaced ConfigMap lists (from the ConfigMaps above, `fieldSelector` on
+// `metadata.name`) and one ConfigMap by name. Lists page with `limit`/`continue` as above, items
+// without `apiVersion`/`kind`. RBAC per namespace: every namespaced request in a namespace
+// marked forbidden, and a get of that Namespace, is `403 Forbidden` with the API server's
+// message; cluster-wide lists are allowed (a user who may list them may read everything).
+
+/// Workload objects by (resource, namespace, name); `namespaces` uses an empty namespace.
+#[derive(Default)]
+struct Workloads {
+    objects: BTreeMap<(String, String, String), Value>,
+    forbidden: std::collections::HashSet<String>,
+}
+
+fn workload_routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/api/v1/namespaces", get(core_cluster_list))
+        .route("/api/v1/namespaces/{ns}", get(namespace_get))
+        .route(
+            "/api/v1/namespaces/{ns}/{resource}",
+            get(core_namespaced_list),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/configmaps/{name}",
+            get(configmap_get),
+        )
+        .route("/api/v1/pods", get(core_cluster_list))
+        .route(
+            "/apis/{group}/{version}/{resource}",
+            get(group_cluster_list),
+        )
+        .route(
+            "/apis/{group}/{version}/namespaces/{ns}/{resource}",
+            get(group_namespaced_list),
+        )
+}
+
+/// The plural resource name of a kind, as the API server spells it.
+fn plural(kind: &str) -> String {
+    format!("{}s", kind.to_ascii_lowercase())
+}
+
+impl FakeApi {
+    /// Creates or replaces a workload, Pod or Namespace (by its `kind`, `metadata.namespace`
+    /// and `metadata.name`).
+    pub fn put_object(&self, mut object: Value) {
+        let kind = object["kind"].as_str().unwrap().to_owned();
+        let namespace = object["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        let name = object["metadata"]["name"].as_str().unwrap().to_owned();
+        let rv = {
+            let mut inner = self.shared.inner.lock().unwrap();
+            inner.rv += 1;
+            inner.rv
+        };
+        object["metadata"]["resourceVersion"] = json!(rv.to_string());
+        object["metadata"]["uid"] = json!(format!("uid-{kind}-{namespace}-{name}"));
+        self.shared
+            .workloads
+            .lock()
+            .unwrap()
+            .objects
+            .insert((plural(&kind), namespace, name), object);
+    }
+
+    /// Every namespaced request in `namespace` (and a get of it) is answered 403 from now on.
+    pub fn forbid_namespace(&self, namespace: &str) {
+        self.shared
+            .workloads
+            .lock()
+            .unwrap()
+            .forbidden
+            .insert(namespace.to_owned());
+    }
+}
+
+fn log_request(shared: &Shared, uri: &axum::http::Uri) -> HashMap<String, String> {
+    shared
+        .inner
+        .lock()
+        .unwrap()
+        .requests
+        .push(format!("GET {uri}"));
+    form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn forbidden(resource: &str, namespace: &str, verb: &str) -> Response {
+    error(
+        403,
+        "Forbidden",
+        &format!(
+            "{resource} is forbidden: User \"alice\" cannot {verb} resource \"{resource}\" in API group \"\" in the namespace \"{namespace}\""
+        ),
+    )
+}
+
+/// One page of `all`, as the list protocol pages it.
+fn page(kind: &str, rv: u64, all: Vec<Value>, q: &HashMap<String, String>) -> Response {
+    let offset = q
+        .get("continue")
+        .and_then(|t| t.split_once(':'))
+        .and_then(|(_, o)| o.parse::<usize>().ok())
+        .unwrap_or(0);
+    let limit = q
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0)
+        .unwrap_or(usize::MAX);
+    let items: Vec<Value> = all
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .cloned()
+        .map(|mut o| {
+            let map = o.as_object_mut().unwrap();
+            map.remove("apiVersion");
+            map.remove("kind");
+            o
+        })
+        .collect();
+    let next = offset + items.len();
+    let mut metadata = json!({"resourceVersion": rv.to_string()});
+    if next < all.len() {
+        metadata["continue"] = json!(format!("{rv}:{next}"));
+        metadata["remainingItemCount"] = json!(all.len() - next);
+    }
+    axum::Json(json!({"apiVersion": "v1", "kind": kind, "metadata": metadata, "items": items}))
+        .into_response()
+}
+
+fn workload_list(
+    shared: &Shared,
+    resource: &str,
+    namespace: Option<&str>,
+    q: &HashMap<String, String>,
+) -> Response {
+    let rv = shared.inner.lock().unwrap().rv;
+    if resource == "configmaps" {
+        let sel = match selector(q.get("fieldSelector")) {
+            Ok(sel) => sel,
+            Err(why) => return error(400, "BadRequest", &why),
+        };
+        let inner = shared.inner.lock().unwrap();
+        let all = inner
+            .objects
+            .values()
+            .filter(|o| namespace.is_none_or(|ns| o["metadata"]["namespace"] == ns))
+            .filter(|o| selected(o, &sel))
+            .cloned()
+            .collect();
+        return page("ConfigMapList", rv, all, q);
+    }
+    let w = shared.workloads.lock().unwrap();
+    let all = w
+        .objects
+        .iter()
+        .filter(|((r, ns, _), _)| r == resource && namespace.is_none_or(|n| n == ns))
+        .map(|(_, o)| o.clone())
+        .collect();
+    page("List", rv, all, q)
+}
+
+async fn core_cluster_list(State(shared): State<Arc<Shared>>, uri: axum::http::Uri) -> Response {
+    let q = log_request(&shared, &uri);
+    let resource = uri.path().rsplit('/').next().unwrap_or_default().to_owned();
+    workload_list(&shared, &resource, None, &q)
+}
+
+async fn core_namespaced_list(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Path((ns, resource)): axum::extract::Path<(String, String)>,
+    uri: axum::http::Uri,
+) -> Response {
+    let q = log_request(&shared, &uri);
+    if shared.workloads.lock().unwrap().forbidden.contains(&ns) {
+        return forbidden(&resource, &ns, "list");
+    }
+    workload_list(&shared, &resource, Some(&ns), &q)
+}
+
+async fn group_cluster_list(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Path((_group, _version, resource)): axum::extract::Path<(
+        String,
+        String,
+        String,
+    )>,
+    uri: axum::http::Uri,
+) -> Response {
+    let q = log_request(&shared, &uri);
+    workload_list(&shared, &resource, None, &q)
+}
+
+async fn group_namespaced_list(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Path((_group, _version, ns, resource)): axum::extract::Path<(
+        String,
+        String,
+        String,
+        String,
+    )>,
+    uri: axum::http::Uri,
+) -> Response {
+    let q = log_request(&shared, &uri);
+    if shared.workloads.lock().unwrap().forbidden.contains(&ns) {
+        return forbidden(&resource, &ns, "list");
+    }
+    workload_list(&shared, &resource, Some(&ns), &q)
+}
+
+async fn namespace_get(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Path(ns): axum::extract::Path<String>,
+    uri: axum::http::Uri,
+) -> Response {
+    log_request(&shared, &uri);
+    let w = shared.workloads.lock().unwrap();
+    if w.forbidden.contains(&ns) {
+        return forbidden("namespaces", &ns, "get");
+    }
+    match w
+        .objects
+        .get(&("namespaces".to_owned(), String::new(), ns.clone()))
+    {
+        Some(o) => axum::Json(o.clone()).into_response(),
+        None => error(404, "NotFound", &format!("namespaces \"{ns}\" not found")),
+    }
+}
+
+async fn configmap_get(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Path((ns, name)): axum::extract::Path<(String, String)>,
+    uri: axum::http::Uri,
+) -> Response {
+    log_request(&shared, &uri);
+    if shared.workloads.lock().unwrap().forbidden.contains(&ns) {
+        return forbidden("configmaps", &ns, "get");
+    }
+    match shared
+        .inner
+        .lock()
+        .unwrap()
+        .objects
+        .get(&(ns.clone(), name.clone()))
+    {
+        Some(o) => axum::Json(o.clone()).into_response(),
+        None => error(404, "NotFound", &format!("configmaps \"{name}\" not found")),
+    }
 }

@@ -1,0 +1,492 @@
+//! `podgrace audit`'s logic, pure: for one workload's pod template and its namespace's effective
+//! policy, whether podgrace applies, the traps it has today, what podgrace would inject (the
+//! webhook's own engine, `engine::mutate`) and the traps that remain, and drift (running pods
+//! that a rollout restart would change). The CLI (`cli/audit.rs`) gathers the inputs from
+//! manifests or a cluster and renders the [`report`].
+
+pub mod findings;
+pub mod ownership;
+pub mod report;
+
+use serde::Serialize;
+
+use crate::engine::record::{self, Record};
+use crate::engine::{self, ClusterInfo, EngineError, PodView};
+use crate::policy::EffectivePolicy;
+pub use findings::{Finding, FindingKind};
+pub use report::{Report, Status, WorkloadReport};
+
+/// The namespace label that opts a namespace in (the webhook's `namespaceSelector`).
+pub const OPT_IN_LABEL: &str = "podgrace.io/inject";
+/// Its value.
+pub const OPT_IN_VALUE: &str = "enabled";
+
+/// Whether the webhook sees a namespace's pods.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OptIn {
+    /// Labelled `podgrace.io/inject=enabled`.
+    Enabled,
+    /// Not labelled.
+    NotLabelled,
+    /// Never mutated whatever its label: the release namespace, `kube-system`.
+    Excluded,
+    /// Not known (manifests without their Namespace): reported as if opted in.
+    Unknown,
+}
+
+impl OptIn {
+    /// From a namespace's labels; `excluded` for the namespaces the webhook never sees.
+    pub fn from_labels(
+        labels: Option<&std::collections::BTreeMap<String, String>>,
+        excluded: bool,
+    ) -> Self {
+        if excluded {
+            OptIn::Excluded
+        } else if labels.and_then(|l| l.get(OPT_IN_LABEL)).map(String::as_str) == Some(OPT_IN_VALUE)
+        {
+            OptIn::Enabled
+        } else {
+            OptIn::NotLabelled
+        }
+    }
+}
+
+/// One workload to audit.
+#[derive(Clone, Debug)]
+pub struct Workload {
+    /// `Deployment`, `Pod`, …
+    pub kind: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// The pod template (a bare Pod is its own template).
+    pub template: PodView,
+    /// The pods running from it, as the API server holds them (podgrace's record annotations
+    /// included): what drift is read from.
+    pub running: Vec<PodView>,
+}
+
+/// Whether podgrace applies to a workload, and why not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Coverage {
+    /// The namespace is opted in and the pod is mutated.
+    Applies,
+    /// The namespace's opt-in is unknown (manifests): what would happen once it is.
+    AppliesIfOptedIn,
+    /// The namespace is not labelled.
+    NamespaceNotOptedIn,
+    /// The webhook never sees this namespace.
+    NamespaceExcluded,
+    /// The pod opts out (`podgrace.io/inject: disabled`).
+    PodOptedOut,
+    /// The engine leaves it alone (a batch pod, no spec).
+    Skipped,
+}
+
+impl Coverage {
+    /// Whether podgrace mutates (or would mutate) the workload's pods.
+    pub fn mutated(self) -> bool {
+        matches!(self, Coverage::Applies | Coverage::AppliesIfOptedIn)
+    }
+}
+
+/// Pods of a workload that a rollout restart would change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Drift {
+    /// How many running pods.
+    pub pods: usize,
+    /// Of how many.
+    pub of: usize,
+    /// Why, for the first of them.
+    pub reason: String,
+}
+
+/// Errors auditing a workload (never caused by the workload: a bug in podgrace).
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// The engine failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The engine's patch did not apply to the template.
+    #[error("the engine's patch does not apply to the template: {0}")]
+    Patch(String),
+}
+
+/// Audits one workload under its namespace's `opt_in` and effective `policy`.
+pub fn audit_workload(
+    w: &Workload,
+    opt_in: &OptIn,
+    policy: &EffectivePolicy,
+    cluster: &ClusterInfo,
+) -> Result<WorkloadReport, AuditError> {
+    let m = engine::mutate(&w.template, policy, cluster)?;
+    let coverage = match (&m.record.skipped, opt_in) {
+        (_, OptIn::Excluded) => Coverage::NamespaceExcluded,
+        (_, OptIn::NotLabelled) => Coverage::NamespaceNotOptedIn,
+        (Some(why), _) if why.starts_with("opted out") => Coverage::PodOptedOut,
+        (Some(_), _) => Coverage::Skipped,
+        (None, OptIn::Enabled) => Coverage::Applies,
+        (None, OptIn::Unknown) => Coverage::AppliesIfOptedIn,
+    };
+    let today = findings::today(&w.template, policy);
+    let after = if m.record.skipped.is_some() {
+        today.clone()
+    } else {
+        // The traps left are those of the pod podgrace would create: the patch applied.
+        let mut value =
+            serde_json::to_value(&w.template).map_err(|source| EngineError::Serialize {
+                what: "pod",
+                source,
+            })?;
+        json_patch::patch(&mut value, &m.patch).map_err(|e| AuditError::Patch(e.to_string()))?;
+        let mutated = PodView::from_value(value).map_err(|e| AuditError::Patch(e.to_string()))?;
+        findings::after(&mutated, policy, m.record.decision.as_ref())
+    };
+    let drift = (coverage == Coverage::Applies && !m.patch.0.is_empty())
+        .then(|| drift(&w.running, policy.description()))
+        .flatten();
+    let would_inject = m
+        .record
+        .skipped
+        .is_none()
+        .then(|| WouldInject::new(&m.record, &m.patch));
+    Ok(WorkloadReport::new(
+        w,
+        coverage,
+        m.record.skipped.clone(),
+        would_inject,
+        m.warnings,
+        today,
+        after,
+        drift,
+    ))
+}
+
+/// The running pods whose record shows they were not created under the current policy: no
+/// `podgrace.io/policy` annotation (created before the namespace opted in, or while the webhook
+/// was unreachable), or another policy version.
+pub fn drift(running: &[PodView], current: &str) -> Option<Drift> {
+    let reasons: Vec<String> = running
+        .iter()
+        .filter_map(
+            |p| match p.annotations().and_then(|a| a.get(record::POLICY)) {
+                None => Some(format!(
+                    "created without podgrace (no {} annotation)",
+                    record::POLICY
+                )),
+                Some(v) if v != current => Some(format!("created under policy {v}, now {current}")),
+                Some(_) => None,
+            },
+        )
+        .collect();
+    let first = reasons.first()?.clone();
+    Some(Drift {
+        pods: reasons.len(),
+        of: running.len(),
+        reason: first,
+    })
+}
+
+/// What podgrace would inject, from the engine's record (what `podgrace mutate` prints).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WouldInject {
+    /// Per container: `preStop=sleep 10s`, `env=POD_IP`, `readiness=tcp:8080`, …
+    pub containers: Vec<ContainerInjection>,
+    /// The grace period arithmetic (`30 → 45: preStop 10s + shutdown 30s + buffer 5s (app)`).
+    pub grace: Option<String>,
+    /// The policy layers (with versions) that applied.
+    pub policy: String,
+    /// The JSON patch, with paths from the pod (template): `podgrace mutate -o patch` prefixes
+    /// them with the template's place in its object.
+    pub patch: json_patch::Patch,
+}
+
+/// One container's share of [`WouldInject`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ContainerInjection {
+    /// Container name.
+    pub name: String,
+    /// `key=value` items, in patch order.
+    pub items: Vec<String>,
+}
+
+impl WouldInject {
+    fn new(record: &Record, patch: &json_patch::Patch) -> Self {
+        WouldInject {
+            containers: record
+                .containers
+                .iter()
+                .map(|c| ContainerInjection {
+                    name: c.name.clone(),
+                    items: c.items.clone(),
+                })
+                .collect(),
+            grace: record.decision.as_ref().and_then(|d| {
+                d.raised_to.map(|new| {
+                    format!(
+                        "{} → {new}: {}",
+                        d.current,
+                        d.arithmetic().unwrap_or_default()
+                    )
+                })
+            }),
+            policy: record.policy.clone(),
+            patch: patch.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn pod(spec: Value) -> PodView {
+        PodView::from_value(json!({"metadata": {"labels": {"app": "web"}}, "spec": spec})).unwrap()
+    }
+
+    fn workload(template: PodView) -> Workload {
+        Workload {
+            kind: "Deployment".into(),
+            namespace: "shop".into(),
+            name: "web".into(),
+            template,
+            running: Vec::new(),
+        }
+    }
+
+    fn run(template: PodView, opt_in: OptIn) -> WorkloadReport {
+        audit_workload(
+            &workload(template),
+            &opt_in,
+            &EffectivePolicy::builtin(),
+            &ClusterInfo::default(),
+        )
+        .unwrap()
+    }
+
+    fn kinds(f: &[Finding]) -> Vec<FindingKind> {
+        f.iter().map(|f| f.kind).collect()
+    }
+
+    #[test]
+    fn a_kept_hook_longer_than_the_grace_period_is_reported_with_the_arithmetic_and_fixed() {
+        let r = run(
+            pod(
+                json!({"containers": [{"name": "app", "image": "java", "ports": [{"containerPort": 8080}],
+                "readinessProbe": {"tcpSocket": {"port": 8080}},
+                "lifecycle": {"preStop": {"sleep": {"seconds": 20}}}}]}),
+            ),
+            OptIn::Enabled,
+        );
+        assert_eq!(kinds(&r.today), [FindingKind::GraceShort]);
+        assert_eq!(
+            r.today[0].message,
+            "terminationGracePeriodSeconds 30 < 55 needed: kept preStop 20s (sleep) + shutdown 30s + buffer 5s (app)"
+        );
+        assert!(r.remaining.is_empty(), "{:?}", r.remaining);
+        assert_eq!(r.fixed_by_podgrace, [FindingKind::GraceShort]);
+        assert_eq!(r.status, Status::Ok);
+        assert!(
+            r.would_inject
+                .unwrap()
+                .grace
+                .unwrap()
+                .starts_with("30 → 55")
+        );
+    }
+
+    #[test]
+    fn a_serving_container_without_readiness_gets_one_from_podgrace() {
+        let template = pod(
+            json!({"containers": [{"name": "app", "image": "java", "ports": [{"containerPort": 8080}]}]}),
+        );
+        let r = run(template.clone(), OptIn::Enabled);
+        assert_eq!(kinds(&r.today), [FindingKind::NoReadiness]);
+        assert!(r.remaining.is_empty());
+        assert_eq!(r.coverage, Coverage::Applies);
+        // Not opted in: the trap stays, and the verdict says what opting in would fix.
+        let r = run(template, OptIn::NotLabelled);
+        assert_eq!(r.coverage, Coverage::NamespaceNotOptedIn);
+        assert_eq!(kinds(&r.remaining), [FindingKind::NoReadiness]);
+        assert_eq!(r.status, Status::Risk);
+        assert!(
+            r.verdict.contains("opting in would fix no-readiness"),
+            "{}",
+            r.verdict
+        );
+    }
+
+    #[test]
+    fn pid_1_traps_remain_after_podgrace() {
+        for (command, kind) in [
+            (
+                json!(["/bin/sh", "-c", "java -jar app.jar"]),
+                FindingKind::ShellPid1,
+            ),
+            (json!(["sleep", "infinity"]), FindingKind::IgnoresSigterm),
+        ] {
+            let r = run(
+                pod(
+                    json!({"containers": [{"name": "app", "image": "debian", "command": command}]}),
+                ),
+                OptIn::Enabled,
+            );
+            assert_eq!(kinds(&r.today), [kind]);
+            assert_eq!(kinds(&r.remaining), [kind]);
+            assert_eq!(r.status, Status::Risk);
+        }
+    }
+
+    #[test]
+    fn liveness_without_readiness_and_nginx_without_quit() {
+        let r = run(
+            pod(
+                json!({"containers": [{"name": "web", "image": "bitnami/nginx:1.27",
+                "ports": [{"containerPort": 8080}],
+                "livenessProbe": {"tcpSocket": {"port": 8080}}}]}),
+            ),
+            OptIn::Enabled,
+        );
+        assert_eq!(
+            kinds(&r.today),
+            [
+                FindingKind::LivenessWithoutReadiness,
+                FindingKind::NginxWithoutQuit
+            ]
+        );
+        // podgrace adds a readiness probe on the declared port and makes nginx quit.
+        assert!(r.remaining.is_empty(), "{:?}", r.remaining);
+        assert_eq!(
+            r.fixed_by_podgrace,
+            [
+                FindingKind::LivenessWithoutReadiness,
+                FindingKind::NginxWithoutQuit
+            ]
+        );
+        // Without a declared port it serves nothing podgrace can see: no probe, no drain.
+        let r = run(
+            pod(
+                json!({"containers": [{"name": "web", "image": "bitnami/nginx:1.27",
+                "livenessProbe": {"tcpSocket": {"port": 80}}}]}),
+            ),
+            OptIn::Enabled,
+        );
+        assert_eq!(
+            kinds(&r.remaining),
+            [
+                FindingKind::LivenessWithoutReadiness,
+                FindingKind::NginxWithoutQuit
+            ]
+        );
+    }
+
+    #[test]
+    fn a_nacos_client_without_deregistration_stays_at_risk_under_a_sleep_policy() {
+        let r = run(
+            pod(json!({"containers": [{"name": "app", "image": "java",
+                "readinessProbe": {"tcpSocket": {"port": 8080}},
+                "env": [{"name": "SPRING_CLOUD_NACOS_DISCOVERY_SERVER_ADDR", "value": "nacos:8848"}]}]})),
+            OptIn::Enabled,
+        );
+        assert_eq!(
+            kinds(&r.today),
+            [FindingKind::RegistryWithoutDeregistration]
+        );
+        assert!(r.today[0].message.starts_with("Nacos client"));
+        assert_eq!(
+            kinds(&r.remaining),
+            [FindingKind::RegistryWithoutDeregistration]
+        );
+        // A hook that calls the registry is a deregistration.
+        let r = run(
+            pod(
+                json!({"terminationGracePeriodSeconds": 60, "containers": [{"name": "app", "image": "java",
+                "readinessProbe": {"tcpSocket": {"port": 8080}},
+                "lifecycle": {"preStop": {"exec": {"command": ["curl", "-m", "3", "-X", "PUT", "http://nacos:8848/nacos/v1/ns/instance?enabled=false"]}}},
+                "env": [{"name": "NACOS_SERVER_ADDR", "value": "nacos:8848"}]}]}),
+            ),
+            OptIn::Enabled,
+        );
+        assert!(r.today.is_empty(), "{:?}", r.today);
+    }
+
+    #[test]
+    fn a_shell_prestop_in_a_distroless_image_is_reported() {
+        let r = run(
+            pod(
+                json!({"terminationGracePeriodSeconds": 60, "containers": [{"name": "app", "image": "gcr.io/distroless/java21",
+                "readinessProbe": {"tcpSocket": {"port": 8080}},
+                "lifecycle": {"preStop": {"exec": {"command": ["/bin/sh", "-c", "sleep 5"]}}}}]}),
+            ),
+            OptIn::Enabled,
+        );
+        assert_eq!(kinds(&r.today), [FindingKind::PrestopNeedsShell]);
+        assert_eq!(kinds(&r.remaining), [FindingKind::PrestopNeedsShell]);
+    }
+
+    #[test]
+    fn opted_out_batch_and_excluded_pods_are_not_covered() {
+        let opted_out = PodView::from_value(
+            json!({"metadata": {"labels": {"podgrace.io/inject": "disabled"}},
+            "spec": {"containers": [{"name": "a", "image": "x"}]}}),
+        )
+        .unwrap();
+        assert_eq!(
+            run(opted_out, OptIn::Enabled).coverage,
+            Coverage::PodOptedOut
+        );
+        let batch =
+            pod(json!({"restartPolicy": "OnFailure", "containers": [{"name": "a", "image": "x"}]}));
+        let r = run(batch, OptIn::Enabled);
+        assert_eq!(r.coverage, Coverage::Skipped);
+        assert!(r.verdict.contains("batch pod"), "{}", r.verdict);
+        assert!(r.would_inject.is_none());
+        let any = pod(json!({"containers": [{"name": "a", "image": "x"}]}));
+        assert_eq!(
+            run(any, OptIn::Excluded).coverage,
+            Coverage::NamespaceExcluded
+        );
+    }
+
+    #[test]
+    fn drift_is_a_running_pod_without_the_current_policy_record() {
+        let template = pod(
+            json!({"containers": [{"name": "app", "image": "java", "ports": [{"containerPort": 8080}]}]}),
+        );
+        let policy = EffectivePolicy::builtin();
+        let annotated = |v: &str| {
+            PodView::from_value(json!({"metadata": {"annotations": {record::POLICY: v}},
+                "spec": {"containers": []}}))
+            .unwrap()
+        };
+        let mut w = workload(template);
+        w.running = vec![
+            annotated(policy.description()),
+            annotated("builtin, configmap shop/podgrace-policy@1"),
+            PodView::default(),
+        ];
+        let r = audit_workload(&w, &OptIn::Enabled, &policy, &ClusterInfo::default()).unwrap();
+        let d = r.drift.unwrap();
+        assert_eq!((d.pods, d.of), (2, 3));
+        assert!(
+            d.reason
+                .contains("created under policy builtin, configmap shop/podgrace-policy@1"),
+            "{}",
+            d.reason
+        );
+        assert_eq!(r.status, Status::Warning);
+        // Not opted in: no drift (nothing would change on a restart).
+        let r = audit_workload(&w, &OptIn::NotLabelled, &policy, &ClusterInfo::default()).unwrap();
+        assert!(r.drift.is_none());
+        // Up to date.
+        w.running = vec![annotated(policy.description())];
+        let r = audit_workload(&w, &OptIn::Enabled, &policy, &ClusterInfo::default()).unwrap();
+        assert!(r.drift.is_none());
+    }
+}

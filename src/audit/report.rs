@@ -1,0 +1,443 @@
+//! The audit's report: per namespace and workload, a status (`ok`, `warning`, `risk`), a
+//! one-line verdict and the details; a summary; and its three renderings (a table for a
+//! terminal, markdown for a pull-request comment, JSON whose schema docs/AUDIT.md documents).
+//! Pure: the caller decides where the text goes and whether the table is coloured.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::{Coverage, Drift, Finding, FindingKind, OptIn, Workload, WouldInject};
+
+/// The JSON schema's version (docs/AUDIT.md); raised on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// How bad a workload (or the whole audit) is. Ordered: `Ok < Warning < Risk`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Nothing to do.
+    #[default]
+    Ok,
+    /// No trap, but something to look at: drift (a rollout restart would change the pods), a
+    /// namespace that could not be read, an invalid namespace policy.
+    Warning,
+    /// Traps that lose requests on a rollout remain.
+    Risk,
+}
+
+impl Status {
+    fn label(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::Warning => "WARN",
+            Status::Risk => "RISK",
+        }
+    }
+
+    /// ANSI colour for the table on a terminal.
+    fn colour(self) -> &'static str {
+        match self {
+            Status::Ok => "\x1b[32m",
+            Status::Warning => "\x1b[33m",
+            Status::Risk => "\x1b[31m",
+        }
+    }
+}
+
+/// One workload's result.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadReport {
+    /// `Deployment`, `StatefulSet`, `DaemonSet`, `ReplicaSet`, `Pod`, `CronJob`, …
+    pub kind: String,
+    /// Its name.
+    pub name: String,
+    /// Overall status.
+    pub status: Status,
+    /// The one-line verdict.
+    pub verdict: String,
+    /// Whether podgrace applies.
+    pub coverage: Coverage,
+    /// Why the engine leaves the pod alone, when it does.
+    pub skipped: Option<String>,
+    /// Traps today.
+    pub today: Vec<Finding>,
+    /// What podgrace would inject (`null` when the engine leaves the pod alone).
+    pub would_inject: Option<WouldInject>,
+    /// The warnings the webhook would return when the pod is created.
+    pub podgrace_warnings: Vec<String>,
+    /// Traps left once podgrace has mutated the pod (today's when podgrace does not apply).
+    pub remaining: Vec<Finding>,
+    /// Kinds of trap podgrace removes (or would remove, once it applies).
+    pub fixed_by_podgrace: Vec<FindingKind>,
+    /// Running pods that a rollout restart would change.
+    pub drift: Option<Drift>,
+}
+
+impl WorkloadReport {
+    /// Builds the report of a workload from the audit's parts.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        w: &Workload,
+        coverage: Coverage,
+        skipped: Option<String>,
+        would_inject: Option<WouldInject>,
+        podgrace_warnings: Vec<String>,
+        today: Vec<Finding>,
+        after: Vec<Finding>,
+        drift: Option<Drift>,
+    ) -> Self {
+        let mut fixed: Vec<FindingKind> = today
+            .iter()
+            .map(|f| f.kind)
+            .filter(|k| !after.iter().any(|a| a.kind == *k))
+            .collect();
+        fixed.sort();
+        fixed.dedup();
+        let remaining = if coverage.mutated() {
+            after
+        } else {
+            today.clone()
+        };
+        let status = if !remaining.is_empty() {
+            Status::Risk
+        } else if drift.is_some() {
+            Status::Warning
+        } else {
+            Status::Ok
+        };
+        let verdict = verdict(
+            coverage,
+            skipped.as_deref(),
+            &remaining,
+            &fixed,
+            drift.as_ref(),
+        );
+        WorkloadReport {
+            kind: w.kind.clone(),
+            name: w.name.clone(),
+            status,
+            verdict,
+            coverage,
+            skipped,
+            today,
+            would_inject,
+            podgrace_warnings,
+            remaining,
+            fixed_by_podgrace: fixed,
+            drift,
+        }
+    }
+}
+
+fn kinds(findings: &[Finding]) -> String {
+    let mut k: Vec<FindingKind> = findings.iter().map(|f| f.kind).collect();
+    k.sort();
+    k.dedup();
+    join(&k)
+}
+
+fn join(kinds: &[FindingKind]) -> String {
+    kinds
+        .iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn verdict(
+    coverage: Coverage,
+    skipped: Option<&str>,
+    remaining: &[Finding],
+    fixed: &[FindingKind],
+    drift: Option<&Drift>,
+) -> String {
+    let mut out = match coverage {
+        Coverage::Applies => "covered".to_owned(),
+        Coverage::AppliesIfOptedIn => "covered once its namespace opts in".to_owned(),
+        Coverage::NamespaceNotOptedIn => "not covered: namespace not opted in".to_owned(),
+        Coverage::NamespaceExcluded => "not covered: namespace excluded".to_owned(),
+        Coverage::PodOptedOut => "not covered: the pod opts out".to_owned(),
+        Coverage::Skipped => format!("skipped: {}", skipped.unwrap_or("by the engine")),
+    };
+    if !remaining.is_empty() {
+        let _ = write!(out, "; at risk: {}", kinds(remaining));
+    }
+    if !fixed.is_empty() {
+        let fixes = match coverage {
+            Coverage::Applies | Coverage::AppliesIfOptedIn => "podgrace fixes",
+            Coverage::NamespaceNotOptedIn => "opting in would fix",
+            // The pod keeps its traps whatever the policy.
+            _ => "",
+        };
+        if !fixes.is_empty() {
+            let _ = write!(out, "; {fixes} {}", join(fixed));
+        }
+    }
+    if let Some(d) = drift {
+        let _ = write!(
+            out,
+            "; a rollout restart would change {}/{} pods ({})",
+            d.pods, d.of, d.reason
+        );
+    }
+    if remaining.is_empty() && fixed.is_empty() && drift.is_none() {
+        out.push_str("; no traps");
+    }
+    out
+}
+
+/// One namespace's result.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceReport {
+    /// The namespace.
+    pub name: String,
+    /// Its opt-in.
+    pub opt_in: OptIn,
+    /// `false` when the audit could not read it (`error` says why); it has no workloads then.
+    pub readable: bool,
+    /// Why it could not be read.
+    pub error: Option<String>,
+    /// The effective policy's layers (with versions) the audit used.
+    pub policy: String,
+    /// Why the namespace's own policy was not used (it is invalid; the webhook then uses the
+    /// cluster default, and so does the audit).
+    pub policy_error: Option<String>,
+    /// Its workloads, by kind then name.
+    pub workloads: Vec<WorkloadReport>,
+}
+
+impl NamespaceReport {
+    /// The namespace's own status (not its workloads'): a warning when not readable or when
+    /// its policy is invalid.
+    pub fn status(&self) -> Status {
+        if !self.readable || self.policy_error.is_some() {
+            Status::Warning
+        } else {
+            Status::Ok
+        }
+    }
+}
+
+/// Counts over the report.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// Namespaces audited (readable or not).
+    pub namespaces: usize,
+    /// Namespaces that could not be read.
+    pub not_readable: usize,
+    /// Workloads audited.
+    pub workloads: usize,
+    /// Workloads podgrace mutates (or would, once opted in).
+    pub covered: usize,
+    /// Workloads by status.
+    pub ok: usize,
+    /// See [`Summary::ok`].
+    pub warning: usize,
+    /// See [`Summary::ok`].
+    pub risk: usize,
+    /// The worst status of all (a namespace's own included).
+    pub status: Status,
+}
+
+/// Where the audit read the workloads from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "type")]
+pub enum Source {
+    /// A cluster, through the API server at `server`.
+    Cluster {
+        /// The API server's URL.
+        server: String,
+    },
+    /// Manifest files.
+    Manifests {
+        /// The paths given.
+        paths: Vec<String>,
+    },
+}
+
+/// The whole audit.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Where the workloads came from.
+    pub source: Source,
+    /// By namespace name.
+    pub namespaces: Vec<NamespaceReport>,
+    /// Counts.
+    pub summary: Summary,
+    /// What the audit had to assume (a cluster default it could not read, …).
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    /// Sorts the namespaces and workloads and counts.
+    pub fn new(source: Source, mut namespaces: Vec<NamespaceReport>) -> Self {
+        namespaces.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut s = Summary {
+            namespaces: namespaces.len(),
+            status: Status::Ok,
+            ..Default::default()
+        };
+        for ns in &mut namespaces {
+            ns.workloads
+                .sort_by(|a, b| (&a.kind, &a.name).cmp(&(&b.kind, &b.name)));
+            s.not_readable += usize::from(!ns.readable);
+            s.status = s.status.max(ns.status());
+            for w in &ns.workloads {
+                s.workloads += 1;
+                s.covered += usize::from(w.coverage.mutated());
+                match w.status {
+                    Status::Ok => s.ok += 1,
+                    Status::Warning => s.warning += 1,
+                    Status::Risk => s.risk += 1,
+                }
+                s.status = s.status.max(w.status);
+            }
+        }
+        Report {
+            schema_version: SCHEMA_VERSION,
+            source,
+            namespaces,
+            summary: s,
+            notes: Vec::new(),
+        }
+    }
+
+    /// The summary line.
+    pub fn summary_line(&self) -> String {
+        let s = &self.summary;
+        let mut out = format!(
+            "{} workloads in {} namespaces: {} at risk, {} warning, {} ok; {} covered by podgrace",
+            s.workloads, s.namespaces, s.risk, s.warning, s.ok, s.covered
+        );
+        if s.not_readable > 0 {
+            let _ = write!(out, "; {} namespaces not readable", s.not_readable);
+        }
+        out
+    }
+
+    /// The table: grouped by namespace, one line per workload, then the summary line; ANSI
+    /// colours on the status when `colour`.
+    pub fn table(&self, colour: bool) -> String {
+        let paint = |status: Status| {
+            let label = format!("{:<4}", status.label());
+            if colour {
+                format!("{}{label}\x1b[0m", status.colour())
+            } else {
+                label
+            }
+        };
+        let width = self
+            .namespaces
+            .iter()
+            .flat_map(|n| &n.workloads)
+            .map(|w| w.kind.len() + 1 + w.name.len())
+            .max()
+            .unwrap_or(0);
+        let mut out = String::new();
+        for note in &self.notes {
+            let _ = writeln!(out, "note: {note}");
+        }
+        for ns in &self.namespaces {
+            let _ = writeln!(out, "{}", namespace_heading(ns));
+            for w in &ns.workloads {
+                let id = format!("{}/{}", w.kind, w.name);
+                let _ = writeln!(out, "  {}  {id:<width$}  {}", paint(w.status), w.verdict);
+            }
+        }
+        out.push_str(&self.summary_line());
+        out.push('\n');
+        out
+    }
+
+    /// Markdown for a pull-request comment: a table per namespace, then each remaining trap
+    /// with its message (the grace arithmetic).
+    pub fn markdown(&self) -> String {
+        let mut out = String::from("## podgrace audit\n\n");
+        let _ = writeln!(out, "**{}**\n", self.summary_line());
+        for note in &self.notes {
+            let _ = writeln!(out, "> note: {}\n", md_escape(note));
+        }
+        for ns in &self.namespaces {
+            let _ = writeln!(out, "### {}\n", md_escape(&namespace_heading(ns)));
+            if ns.workloads.is_empty() {
+                continue;
+            }
+            out.push_str("| Status | Workload | Verdict |\n|---|---|---|\n");
+            for w in &ns.workloads {
+                let _ = writeln!(
+                    out,
+                    "| {} | `{}/{}` | {} |",
+                    w.status.label(),
+                    w.kind,
+                    w.name,
+                    md_escape(&w.verdict)
+                );
+            }
+            out.push('\n');
+            for w in ns.workloads.iter().filter(|w| !w.remaining.is_empty()) {
+                let _ = writeln!(out, "- `{}/{}`:", w.kind, w.name);
+                for f in &w.remaining {
+                    let container = f
+                        .container
+                        .as_deref()
+                        .map(|c| format!(" (container `{c}`)"))
+                        .unwrap_or_default();
+                    let _ = writeln!(
+                        out,
+                        "  - **{}**{container}: {}",
+                        f.kind.as_str(),
+                        md_escape(&f.message)
+                    );
+                }
+            }
+            if ns.workloads.iter().any(|w| !w.remaining.is_empty()) {
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+fn namespace_heading(ns: &NamespaceReport) -> String {
+    let opt_in = match ns.opt_in {
+        OptIn::Enabled => "opted in",
+        OptIn::NotLabelled => "not opted in",
+        OptIn::Excluded => "excluded",
+        OptIn::Unknown => "opt-in unknown",
+    };
+    let mut out = format!("namespace {} ({opt_in}", ns.name);
+    if ns.readable {
+        let _ = write!(out, "; policy {})", ns.policy);
+    } else {
+        out.push(')');
+    }
+    if let Some(e) = &ns.error {
+        let _ = write!(out, ": not readable: {e}");
+    }
+    if let Some(e) = &ns.policy_error {
+        let _ = write!(
+            out,
+            ": invalid namespace policy, the cluster default applies: {e}"
+        );
+    }
+    out
+}
+
+/// Escapes what would break a markdown table cell or start markup.
+fn md_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '|' | '*' | '_' | '`' | '<' | '>' | '[' | ']') {
+            out.push('\\');
+        }
+        out.push(if c == '\n' { ' ' } else { c });
+    }
+    out
+}

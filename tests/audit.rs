@@ -1,0 +1,764 @@
+//! `podgrace audit` as users run it: the real binary on the real-world corpus (its "would inject"
+//! is `podgrace mutate`'s patch, template by template) and against the test API server
+//! (tests/common/kube_api.rs): every finding kind, opted-in or not, drift, the JSON schema, exit
+//! codes, paging, and a namespace the user may not read.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::child::{self, SHORT};
+use common::kube_api::FakeApi;
+use serde_json::{Value, json};
+
+fn podgrace(args: &[&str]) -> Output {
+    child::output_within(
+        child::command(env!("CARGO_BIN_EXE_podgrace")).args(args),
+        None,
+        SHORT,
+    )
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn repo(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+// ---- manifest mode --------------------------------------------------------------------------
+
+/// `podgrace mutate -o patch`'s answer as (object label, patch), whatever its shape.
+fn mutate_patches(out: &Value) -> Vec<(Option<String>, Value)> {
+    match out {
+        Value::Array(a) if a.iter().all(|e| e.get("patch").is_some()) && !a.is_empty() => a
+            .iter()
+            .map(|e| (e["object"].as_str().map(str::to_owned), e["patch"].clone()))
+            .collect(),
+        patch => vec![(None, patch.clone())],
+    }
+}
+
+/// A pod-relative patch moved under the template's place, by kind (a Kubernetes fact).
+fn prefixed(kind: &str, patch: &Value) -> Value {
+    let prefix = match kind {
+        "Pod" => "",
+        "CronJob" => "/spec/jobTemplate/spec/template",
+        "PodTemplate" => "/template",
+        _ => "/spec/template",
+    };
+    Value::Array(
+        patch
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|op| {
+                let mut op = op.clone();
+                op["path"] = json!(format!("{prefix}{}", op["path"].as_str().unwrap()));
+                op
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn would_inject_is_what_podgrace_mutate_patches_for_every_template_of_the_corpus() {
+    let cluster = repo("tests/realworld/policies/cluster.yaml");
+    let mut compared = 0;
+    for policy in [None, Some("nacos-helper.yaml"), Some("keep.yaml")] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(repo("tests/fixtures/realworld"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .collect();
+        files.sort();
+        for file in files {
+            let mut common_args = vec![
+                "-f".to_owned(),
+                file.display().to_string(),
+                "--cluster-policy".to_owned(),
+                cluster.display().to_string(),
+                "--kube-version".to_owned(),
+                "1.36".to_owned(),
+            ];
+            if let Some(p) = policy {
+                common_args.push("--namespace-policy".to_owned());
+                common_args.push(
+                    repo(&format!("tests/realworld/policies/{p}"))
+                        .display()
+                        .to_string(),
+                );
+            }
+            let args = |first: &str, output: &str| -> Vec<String> {
+                let mut a = vec![first.to_owned()];
+                a.extend(common_args.clone());
+                a.extend(["-o".to_owned(), output.to_owned()]);
+                a
+            };
+            let run = |a: Vec<String>| {
+                let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+                podgrace(&refs)
+            };
+            let m = run(args("mutate", "patch"));
+            assert!(
+                m.status.success(),
+                "{}: {}",
+                file.display(),
+                text(&m.stderr)
+            );
+            let a = run(args("audit", "json"));
+            assert!(
+                a.status.success(),
+                "{}: {}",
+                file.display(),
+                text(&a.stderr)
+            );
+            let mutated = mutate_patches(&serde_json::from_slice(&m.stdout).unwrap());
+            let report: Value = serde_json::from_slice(&a.stdout).unwrap();
+            let mut audited: Vec<(String, Value)> = Vec::new();
+            for ns in report["namespaces"].as_array().unwrap() {
+                for w in ns["workloads"].as_array().unwrap() {
+                    let kind = w["kind"].as_str().unwrap();
+                    let patch = match &w["wouldInject"] {
+                        Value::Null => json!([]),
+                        inject => prefixed(kind, &inject["patch"]),
+                    };
+                    audited.push((format!("{kind}/{}", w["name"].as_str().unwrap()), patch));
+                }
+            }
+            assert_eq!(
+                audited.len(),
+                mutated.len(),
+                "{}: one audited workload per template",
+                file.display()
+            );
+            for (label, patch) in &mutated {
+                // `Kind ns/name` or `Kind name`; a lone template's patch has no label.
+                let key = label.as_deref().map(|l| {
+                    let (kind, rest) = l.split_once(' ').unwrap();
+                    format!("{kind}/{}", rest.rsplit('/').next().unwrap())
+                });
+                let found = match key {
+                    Some(k) => audited.iter().find(|(a, _)| *a == k).map(|(_, p)| p),
+                    None => audited.first().map(|(_, p)| p),
+                };
+                assert_eq!(
+                    found,
+                    Some(patch),
+                    "{} {label:?} under {policy:?}",
+                    file.display()
+                );
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared >= 150, "compared {compared} templates");
+}
+
+fn tmp(content: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+    f.write_all(content.as_bytes()).unwrap();
+    f
+}
+
+const SHOP_MANIFESTS: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop, labels: {podgrace.io/inject: enabled}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: app
+        image: eclipse-temurin:21
+        command: ["/bin/sh", "-c", "java -jar app.jar"]
+        ports: [{containerPort: 8080}]
+---
+apiVersion: v1
+kind: List
+items:
+- apiVersion: apps/v1
+  kind: Deployment
+  metadata: {name: fine, namespace: shop}
+  spec:
+    selector: {matchLabels: {app: fine}}
+    template:
+      metadata: {labels: {app: fine}}
+      spec:
+        containers:
+        - name: app
+          image: eclipse-temurin:21
+          ports: [{containerPort: 8080}]
+"#;
+
+#[test]
+fn manifests_from_stdin_and_directories_with_exit_codes_and_formats() {
+    let f = tmp(SHOP_MANIFESTS);
+    let path = f.path().to_str().unwrap();
+    let out = podgrace(&["audit", "-f", path, "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["schemaVersion"], 1);
+    assert_eq!(report["source"]["type"], "manifests");
+    let shop = &report["namespaces"][0];
+    assert_eq!(shop["name"], "shop");
+    assert_eq!(shop["optIn"], "enabled");
+    let web = &shop["workloads"][1];
+    assert_eq!(web["name"], "web");
+    assert_eq!(web["status"], "risk");
+    assert_eq!(web["coverage"], "applies");
+    assert_eq!(web["remaining"][0]["kind"], "shell-pid1");
+    assert_eq!(web["fixedByPodgrace"], json!(["no-readiness"]));
+    assert_eq!(shop["workloads"][0]["status"], "ok");
+    assert_eq!(report["summary"]["risk"], 1);
+    assert_eq!(report["summary"]["status"], "risk");
+
+    assert_eq!(
+        podgrace(&["audit", "-f", path, "--fail-on", "risk"])
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        podgrace(&["audit", "-f", path, "--fail-on", "warning"])
+            .status
+            .code(),
+        Some(1)
+    );
+    let table = podgrace(&["audit", "-f", path]);
+    let table_text = text(&table.stdout);
+    assert!(
+        !table_text.contains('\x1b'),
+        "no colour when stdout is not a terminal"
+    );
+    assert!(table_text.contains("RISK  Deployment/web"), "{table_text}");
+    assert!(
+        table_text.ends_with(
+            "2 workloads in 1 namespaces: 1 at risk, 0 warning, 1 ok; 2 covered by podgrace\n"
+        ),
+        "{table_text}"
+    );
+    let md = text(&podgrace(&["audit", "-f", path, "-o", "markdown"]).stdout);
+    assert!(md.contains("| RISK | `Deployment/web` |"), "{md}");
+    assert!(md.contains("**shell-pid1** (container `app`)"), "{md}");
+
+    // Standard input, and a directory holding the same file (and a file without workloads).
+    let stdin = child::output_within(
+        child::command(env!("CARGO_BIN_EXE_podgrace")).args(["audit", "-f", "-", "-o", "json"]),
+        Some(SHOP_MANIFESTS.as_bytes()),
+        SHORT,
+    );
+    let from_stdin: Value = serde_json::from_slice(&stdin.stdout).unwrap();
+    assert_eq!(from_stdin["summary"], report["summary"]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("shop.yaml"), SHOP_MANIFESTS).unwrap();
+    std::fs::create_dir(dir.path().join("more")).unwrap();
+    std::fs::write(
+        dir.path().join("more/svc.yaml"),
+        "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n",
+    )
+    .unwrap();
+    let out = podgrace(&["audit", "-f", dir.path().to_str().unwrap(), "-o", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let from_dir: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(from_dir["summary"], report["summary"]);
+
+    // An audit that cannot run exits 2 with one line.
+    let out = podgrace(&["audit", "-f", "/nonexistent.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr).lines().count(),
+        1,
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+// ---- cluster mode ---------------------------------------------------------------------------
+
+fn kubeconfig(api: &FakeApi) -> tempfile::NamedTempFile {
+    tmp(&format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: \"http://{}\"}}\nusers:\n- name: alice\n  user: {{}}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: alice, namespace: shop}}\ncurrent-context: fake\n",
+        api.addr
+    ))
+}
+
+fn container(name: &str, extra: Value) -> Value {
+    let mut c = json!({"name": name, "image": "eclipse-temurin:21"});
+    c.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    c
+}
+
+fn workload(kind: &str, ns: &str, name: &str, containers: Vec<Value>, pod_extra: Value) -> Value {
+    let mut spec = json!({"containers": containers});
+    spec.as_object_mut()
+        .unwrap()
+        .extend(pod_extra.as_object().unwrap().clone());
+    let template = json!({"metadata": {"labels": {"app": name}}, "spec": spec});
+    let (api_version, body) = match kind {
+        "CronJob" => (
+            "batch/v1",
+            json!({"schedule": "* * * * *", "jobTemplate": {"spec": {"template": template}}}),
+        ),
+        _ => (
+            "apps/v1",
+            json!({"selector": {"matchLabels": {"app": name}}, "template": template}),
+        ),
+    };
+    json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "namespace": ns}, "spec": body})
+}
+
+fn pod(
+    ns: &str,
+    name: &str,
+    owner: Option<(&str, &str)>,
+    annotations: Value,
+    containers: Vec<Value>,
+) -> Value {
+    let mut meta = json!({"name": name, "namespace": ns, "annotations": annotations});
+    if let Some((kind, owner)) = owner {
+        meta["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": kind, "name": owner, "uid": "u", "controller": true}]);
+    }
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": {"containers": containers}})
+}
+
+fn namespace(name: &str, opted_in: bool) -> Value {
+    let labels = if opted_in {
+        json!({"podgrace.io/inject": "enabled"})
+    } else {
+        json!({})
+    };
+    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})
+}
+
+/// A cluster with one of everything: `shop` opted in (its own policy; every finding kind;
+/// drift), `legacy` not opted in, `broken` opted in with an invalid policy, `secret` forbidden.
+async fn cluster() -> (FakeApi, u64) {
+    let api = FakeApi::start("podgrace-policy").await;
+    for (ns, on) in [
+        ("shop", true),
+        ("legacy", false),
+        ("broken", true),
+        ("secret", true),
+    ] {
+        api.put_object(namespace(ns, on));
+    }
+    let rv = api.put(
+        "shop",
+        "podgrace-policy",
+        &[("policy.yaml", "preStop: {sleepSeconds: 5}\n")],
+    );
+    api.put(
+        "broken",
+        "podgrace-policy",
+        &[("policy.yaml", "preStop: {sleepSeconds: soon}\n")],
+    );
+    let serving = || json!({"ports": [{"containerPort": 8080}]});
+    let ready = || json!({"ports": [{"containerPort": 8080}], "readinessProbe": {"tcpSocket": {"port": 8080}}});
+    // web: no readiness (fixed by podgrace); two running pods, one from before the opt-in.
+    api.put_object(workload(
+        "Deployment",
+        "shop",
+        "web",
+        vec![container("app", serving())],
+        json!({}),
+    ));
+    api.put_object(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web-1", "namespace": "shop",
+        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "u", "controller": true}]},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"spec": {"containers": [container("app", serving())]}}}}));
+    let current = format!("builtin, configmap shop/podgrace-policy@{rv}");
+    api.put_object(pod(
+        "shop",
+        "web-1-a",
+        Some(("ReplicaSet", "web-1")),
+        json!({"podgrace.io/policy": current}),
+        vec![container("app", serving())],
+    ));
+    api.put_object(pod(
+        "shop",
+        "web-1-b",
+        Some(("ReplicaSet", "web-1")),
+        json!({}),
+        vec![container("app", serving())],
+    ));
+    // db: a shell as PID 1; agent: PID 1 ignores SIGTERM; proxy: nginx, liveness only, no port.
+    api.put_object(workload("StatefulSet", "shop", "db", vec![container("db", json!({"command": ["sh", "-c", "run-db"], "readinessProbe": {"exec": {"command": ["true"]}}}))], json!({})));
+    api.put_object(workload(
+        "DaemonSet",
+        "shop",
+        "agent",
+        vec![container(
+            "agent",
+            json!({"command": ["sleep", "infinity"]}),
+        )],
+        json!({}),
+    ));
+    api.put_object(workload("ReplicaSet", "shop", "proxy", vec![json!({"name": "nginx", "image": "bitnami/nginx", "livenessProbe": {"tcpSocket": {"port": 80}}})], json!({})));
+    // orders: a Nacos client; slow: a kept hook longer than the grace period (fixed);
+    // distroless: a shell preStop in a shell-less image.
+    api.put_object(workload("Deployment", "shop", "orders", vec![container("app", json!({"ports": [{"containerPort": 8080}], "readinessProbe": {"tcpSocket": {"port": 8080}}, "env": [{"name": "SPRING_CLOUD_NACOS_DISCOVERY_SERVER_ADDR", "value": "nacos:8848"}]}))], json!({"terminationGracePeriodSeconds": 90})));
+    api.put_object(workload("Deployment", "shop", "slow", vec![container("app", json!({"ports": [{"containerPort": 8080}], "readinessProbe": {"tcpSocket": {"port": 8080}}, "lifecycle": {"preStop": {"exec": {"command": ["sleep", "40"]}}}}))], json!({})));
+    api.put_object(workload("Deployment", "shop", "distroless", vec![json!({"name": "app", "image": "gcr.io/distroless/java21", "ports": [{"containerPort": 8080}], "readinessProbe": {"tcpSocket": {"port": 8080}}, "lifecycle": {"preStop": {"exec": {"command": ["/bin/sh", "-c", "sleep 1"]}}}})], json!({"terminationGracePeriodSeconds": 60})));
+    api.put_object(workload(
+        "CronJob",
+        "shop",
+        "report",
+        vec![container("job", json!({}))],
+        json!({"restartPolicy": "OnFailure"}),
+    ));
+    api.put_object(pod(
+        "shop",
+        "debug",
+        None,
+        json!({}),
+        vec![container("sh", json!({}))],
+    ));
+    api.put_object(workload(
+        "Deployment",
+        "legacy",
+        "old",
+        vec![container("app", serving())],
+        json!({}),
+    ));
+    api.put_object(workload(
+        "Deployment",
+        "broken",
+        "app",
+        vec![container("app", ready())],
+        json!({}),
+    ));
+    api.put_object(workload(
+        "Deployment",
+        "secret",
+        "hidden",
+        vec![container("app", serving())],
+        json!({}),
+    ));
+    api.forbid_namespace("secret");
+    (api, rv)
+}
+
+async fn audit(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        podgrace(&refs)
+    })
+    .await
+    .unwrap()
+}
+
+fn args(kubeconfig: &tempfile::NamedTempFile, extra: &[&str]) -> Vec<String> {
+    let mut a = vec![
+        "audit".to_owned(),
+        "--kubeconfig".to_owned(),
+        kubeconfig.path().display().to_string(),
+    ];
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+fn workloads(report: &Value, ns: &str) -> BTreeMap<String, Value> {
+    report["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == ns)
+        .unwrap()["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                format!(
+                    "{}/{}",
+                    w["kind"].as_str().unwrap(),
+                    w["name"].as_str().unwrap()
+                ),
+                w.clone(),
+            )
+        })
+        .collect()
+}
+
+fn finding_kinds(list: &Value) -> Vec<&str> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_cluster_audit_finds_every_trap_drift_and_the_namespaces_it_cannot_read() {
+    let (api, rv) = cluster().await;
+    let kc = kubeconfig(&api);
+    let out = audit(args(
+        &kc,
+        &[
+            "-n", "shop", "-n", "legacy", "-n", "broken", "-n", "secret", "-o", "json",
+        ],
+    ))
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["schemaVersion"], 1);
+    assert_eq!(
+        report["source"],
+        json!({"type": "cluster", "server": format!("http://{}/", api.addr)})
+    );
+    let shop = workloads(&report, "shop");
+    let names: Vec<&str> = shop.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "CronJob/report",
+            "DaemonSet/agent",
+            "Deployment/distroless",
+            "Deployment/orders",
+            "Deployment/slow",
+            "Deployment/web",
+            "Pod/debug",
+            "ReplicaSet/proxy",
+            "StatefulSet/db"
+        ]
+    );
+    let remaining = |w: &str| finding_kinds(&shop[w]["remaining"]);
+    let today = |w: &str| finding_kinds(&shop[w]["today"]);
+    assert_eq!(remaining("StatefulSet/db"), ["shell-pid1"]);
+    assert_eq!(remaining("DaemonSet/agent"), ["ignores-sigterm"]);
+    assert_eq!(
+        today("ReplicaSet/proxy"),
+        ["liveness-without-readiness", "nginx-without-quit"]
+    );
+    assert_eq!(
+        remaining("Deployment/orders"),
+        ["registry-without-deregistration"]
+    );
+    assert_eq!(remaining("Deployment/distroless"), ["prestop-needs-shell"]);
+    assert_eq!(today("Deployment/slow"), ["grace-short"]);
+    assert_eq!(
+        shop["Deployment/slow"]["today"][0]["message"],
+        "terminationGracePeriodSeconds 30 < 75 needed: kept preStop 40s (read from hook) + shutdown 30s + buffer 5s (app)"
+    );
+    assert!(remaining("Deployment/slow").is_empty());
+    assert_eq!(shop["Deployment/slow"]["status"], "ok");
+    assert_eq!(today("Deployment/web"), ["no-readiness"]);
+    assert_eq!(shop["Deployment/web"]["coverage"], "applies");
+    assert_eq!(shop["Deployment/web"]["status"], "warning");
+    let drift = &shop["Deployment/web"]["drift"];
+    assert_eq!(
+        (drift["pods"].as_u64(), drift["of"].as_u64()),
+        (Some(1), Some(2)),
+        "{drift}"
+    );
+    assert_eq!(shop["CronJob/report"]["coverage"], "skipped");
+    assert_eq!(shop["Pod/debug"]["coverage"], "applies");
+    let policy = &report["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "shop")
+        .unwrap()["policy"];
+    assert_eq!(
+        policy,
+        &json!(format!("builtin, configmap shop/podgrace-policy@{rv}"))
+    );
+    // The namespace's sleepSeconds 5 is what podgrace would inject.
+    let inject = &shop["Deployment/web"]["wouldInject"]["containers"][0]["items"];
+    assert!(
+        inject
+            .as_array()
+            .unwrap()
+            .contains(&json!("preStop=sleep 5s")),
+        "{inject}"
+    );
+
+    let legacy = workloads(&report, "legacy");
+    assert_eq!(
+        legacy["Deployment/old"]["coverage"],
+        "namespace-not-opted-in"
+    );
+    assert_eq!(legacy["Deployment/old"]["status"], "risk");
+    assert_eq!(
+        finding_kinds(&legacy["Deployment/old"]["remaining"]),
+        ["no-readiness"]
+    );
+    assert!(legacy["Deployment/old"]["drift"].is_null());
+
+    let namespaces = report["namespaces"].as_array().unwrap();
+    let broken = namespaces.iter().find(|n| n["name"] == "broken").unwrap();
+    assert!(
+        broken["policyError"]
+            .as_str()
+            .unwrap()
+            .contains("sleepSeconds"),
+        "{broken}"
+    );
+    assert_eq!(
+        broken["policy"], "builtin",
+        "the webhook would use the cluster default"
+    );
+    assert_eq!(broken["workloads"][0]["status"], "ok");
+    let secret = namespaces.iter().find(|n| n["name"] == "secret").unwrap();
+    assert_eq!(secret["readable"], false);
+    assert!(
+        secret["error"].as_str().unwrap().contains("forbidden"),
+        "{secret}"
+    );
+    assert_eq!(report["summary"]["notReadable"], 1);
+    assert!(
+        report["notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("podgrace-system/podgrace-cluster-policy")
+    );
+
+    // One request per kind per namespace, never a watch; nothing but GETs.
+    let requests = api.requests();
+    for kind in [
+        "deployments",
+        "statefulsets",
+        "daemonsets",
+        "replicasets",
+        "pods",
+        "cronjobs",
+        "configmaps?",
+    ] {
+        let n = requests
+            .iter()
+            .filter(|r| r.contains("/namespaces/shop/") && r.contains(kind))
+            .count();
+        assert_eq!(n, 1, "{kind}: {requests:#?}");
+    }
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.starts_with("GET ") && !r.contains("watch"))
+    );
+
+    // Exit codes.
+    let fail_risk = audit(args(&kc, &["-n", "shop", "--fail-on", "risk"])).await;
+    assert_eq!(fail_risk.status.code(), Some(1));
+    let clean = audit(args(&kc, &["-n", "broken", "--fail-on", "risk"])).await;
+    assert_eq!(clean.status.code(), Some(0), "{}", text(&clean.stdout));
+    let warn = audit(args(&kc, &["-n", "broken", "--fail-on", "warning"])).await;
+    assert_eq!(
+        warn.status.code(),
+        Some(1),
+        "an invalid namespace policy is a warning"
+    );
+    let forbidden = audit(args(&kc, &["-n", "secret", "--fail-on", "warning"])).await;
+    assert_eq!(forbidden.status.code(), Some(1));
+    // Its Namespace is not readable either: its opt-in is unknown.
+    assert!(
+        text(&forbidden.stdout)
+            .contains("namespace secret (opt-in unknown): not readable: cannot list"),
+        "{}",
+        text(&forbidden.stdout)
+    );
+}
+
+#[tokio::test]
+async fn lists_are_paged_and_all_namespaces_is_one_list_per_kind() {
+    let (api, _) = cluster().await;
+    let kc = kubeconfig(&api);
+    let paged = audit(args(&kc, &["-n", "shop", "-o", "json", "--page-size", "2"])).await;
+    assert!(paged.status.success(), "{}", text(&paged.stderr));
+    let paged: Value = serde_json::from_slice(&paged.stdout).unwrap();
+    assert_eq!(paged["summary"]["workloads"], 9);
+    // Four Deployments and three Pods: two pages each.
+    let continued: Vec<String> = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains("continue="))
+        .collect();
+    assert_eq!(continued.len(), 2, "{continued:#?}");
+    assert!(
+        continued.iter().any(|r| r.contains("/deployments?"))
+            && continued.iter().any(|r| r.contains("/pods?"))
+    );
+
+    let before = api.requests().len();
+    let all = audit(args(&kc, &["-A", "-o", "json"])).await;
+    assert!(all.status.success(), "{}", text(&all.stderr));
+    let all: Value = serde_json::from_slice(&all.stdout).unwrap();
+    assert_eq!(all["summary"]["namespaces"], 4);
+    assert_eq!(all["summary"]["workloads"], 9 + 1 + 1 + 1);
+    let requests = &api.requests()[before..];
+    assert!(
+        requests
+            .iter()
+            .all(|r| !r.contains("/namespaces/shop/deployments")),
+        "{requests:#?}"
+    );
+    let deployments = requests
+        .iter()
+        .filter(|r| r.contains("/apis/apps/v1/deployments"))
+        .count();
+    assert_eq!(deployments, 1, "{requests:#?}");
+}
+
+#[tokio::test]
+async fn an_unreachable_api_server_is_one_line_naming_it() {
+    let (mut api, _) = cluster().await;
+    let kc = kubeconfig(&api);
+    let addr = api.addr;
+    api.stop();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let out = audit(args(&kc, &["-n", "shop"])).await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot reach the Kubernetes API server at http://{addr}/"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn installed_as_kubectl_podgrace_it_is_a_kubectl_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = dir.path().join("kubectl-podgrace");
+    std::fs::copy(env!("CARGO_BIN_EXE_podgrace"), &plugin).unwrap();
+    let f = tmp(SHOP_MANIFESTS);
+    // kubectl runs the plugin with the words after `kubectl podgrace`, its flags included.
+    let out = child::output_within(
+        child::command(&plugin).args([
+            "audit",
+            "--namespace=shop",
+            "-f",
+            f.path().to_str().unwrap(),
+            "-o",
+            "json",
+        ]),
+        None,
+        SHORT,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["summary"]["workloads"], 2);
+    let help = child::output_within(
+        child::command(&plugin).args(["audit", "--help"]),
+        None,
+        SHORT,
+    );
+    assert!(
+        text(&help.stdout).contains("Usage: kubectl podgrace audit"),
+        "{}",
+        text(&help.stdout)
+    );
+}
