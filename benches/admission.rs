@@ -153,7 +153,7 @@ fn bench(c: &mut Criterion) {
             metrics.request(black_box(Endpoint::Mutate), black_box(Outcome::Patched));
             metrics.observe_latency(black_box(Endpoint::Mutate), black_box(0.000_5));
             for kind in [Injection::PreStop, Injection::Env, Injection::Grace] {
-                metrics.injection(black_box(kind));
+                metrics.injection(black_box("probe"), black_box(kind));
             }
         })
     });

@@ -166,10 +166,12 @@ pub struct EndpointLabel {
     pub endpoint: Endpoint,
 }
 
-/// One label: the kind of injection.
+/// The labels of an injection: the pod's namespace and the kind of change.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct KindLabel {
-    /// `prestop`, `env`, `readiness`, `preset`, `helper`, `grace`.
+pub struct InjectionLabels {
+    /// The namespace of the pod.
+    pub namespace: String,
+    /// `prestop`, `env`, `readiness`, `preset`, `helper`, `grace`, `startup`.
     pub kind: Injection,
 }
 
@@ -205,7 +207,7 @@ pub struct Metrics {
     /// Requests answered without reading their body, by reason.
     pub requests_refused: Family<ReasonLabel, Counter>,
     /// Changes made, by kind.
-    pub injections: Family<KindLabel, Counter>,
+    pub injections: Family<InjectionLabels, Counter>,
     /// Policies refused (parse or validation errors), by namespace.
     pub policy_errors: Family<NamespaceLabel, Counter>,
     /// Namespaces with a policy in the cache.
@@ -274,10 +276,10 @@ impl Metrics {
             "Requests refused for their body (413 too large or too complex, 429 over the memory budget, 400 unreadable)",
             requests_refused.clone(),
         );
-        let injections = Family::<KindLabel, Counter>::default();
+        let injections = Family::<InjectionLabels, Counter>::default();
         registry.register(
             "injections",
-            "Changes made to pods, by kind",
+            "Changes made to pods, by namespace and kind",
             injections.clone(),
         );
         let policy_errors = Family::<NamespaceLabel, Counter>::default();
@@ -316,9 +318,6 @@ impl Metrics {
             }
             let _ = latency.get_or_create(&EndpointLabel { endpoint });
         }
-        for kind in Injection::ALL {
-            let _ = injections.get_or_create(&KindLabel { kind });
-        }
         for reason in Refusal::ALL {
             let _ = requests_refused.get_or_create(&ReasonLabel { reason });
         }
@@ -349,9 +348,14 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// Counts a change made to a pod.
-    pub fn injection(&self, kind: Injection) {
-        self.injections.get_or_create(&KindLabel { kind }).inc();
+    /// Counts a change made to a pod in `namespace`. The series of a namespace appear with its
+    /// first injection (one per namespace and kind: opted-in namespaces only).
+    pub fn injection(&self, namespace: &str, kind: Injection) {
+        let labels = InjectionLabels {
+            namespace: namespace.to_owned(),
+            kind,
+        };
+        self.injections.get_or_create(&labels).inc();
     }
 
     /// Counts a request refused before its body was read.
@@ -420,13 +424,6 @@ mod tests {
             r#"podgrace_admission_requests_total{endpoint="validate",outcome="bad_request"} 0"#,
             r#"podgrace_admission_duration_seconds_count{endpoint="mutate"} 0"#,
             r#"podgrace_admission_duration_seconds_count{endpoint="validate"} 0"#,
-            r#"podgrace_injections_total{kind="prestop"} 0"#,
-            r#"podgrace_injections_total{kind="env"} 0"#,
-            r#"podgrace_injections_total{kind="readiness"} 0"#,
-            r#"podgrace_injections_total{kind="preset"} 0"#,
-            r#"podgrace_injections_total{kind="helper"} 0"#,
-            r#"podgrace_injections_total{kind="grace"} 0"#,
-            r#"podgrace_injections_total{kind="startup"} 0"#,
             r#"podgrace_requests_refused_total{reason="body_too_large"} 0"#,
             r#"podgrace_requests_refused_total{reason="body_too_complex"} 0"#,
             r#"podgrace_requests_refused_total{reason="body_budget"} 0"#,
@@ -449,7 +446,7 @@ mod tests {
         m.request(Endpoint::Mutate, Outcome::Patched);
         m.request(Endpoint::Validate, Outcome::Denied);
         m.observe_latency(Endpoint::Mutate, 0.001);
-        m.injection(Injection::Readiness);
+        m.injection("shop", Injection::Readiness);
         m.request_refused(Refusal::BodyBudget);
         m.cert_reload(ReloadResult::Failure);
         m.policy_error("shop");
@@ -461,8 +458,7 @@ mod tests {
             r#"podgrace_admission_duration_seconds_count{endpoint="mutate"} 1"#,
             r#"podgrace_admission_duration_seconds_bucket{le="0.0016",endpoint="mutate"} 1"#,
             r#"podgrace_admission_duration_seconds_bucket{le="0.0008",endpoint="mutate"} 0"#,
-            r#"podgrace_injections_total{kind="readiness"} 1"#,
-            r#"podgrace_injections_total{kind="prestop"} 0"#,
+            r#"podgrace_injections_total{namespace="shop",kind="readiness"} 1"#,
             r#"podgrace_requests_refused_total{reason="body_budget"} 1"#,
             r#"podgrace_certificate_reloads_total{result="failure"} 1"#,
             r#"podgrace_policy_errors_total{namespace="shop"} 1"#,

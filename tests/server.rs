@@ -91,7 +91,7 @@ async fn captured_reviews_get_patches_that_apply_to_the_request_object() {
     );
     assert!(
         // The dry-run pod declares no port: env only, no hook.
-        metrics.contains(r#"podgrace_injections_total{kind="prestop"} 1"#),
+        metrics.contains(r#"podgrace_injections_total{namespace="probe",kind="prestop"} 1"#),
         "{metrics}"
     );
     assert!(

@@ -16,11 +16,11 @@
 pub mod activity;
 pub mod body_budget;
 pub mod connections;
-pub mod health;
 pub mod large_reviews;
 pub mod listener;
 pub mod memory;
 pub mod mutate;
+pub mod observability;
 pub mod review;
 pub mod validate;
 
@@ -170,9 +170,9 @@ pub fn router(state: Arc<AppState>, opts: &ServerOptions) -> Router {
     let routes = Router::new()
         .route("/mutate", post(mutate::mutate))
         .route("/validate", post(validate::validate))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
+        .route("/healthz", get(observability::healthz))
+        .route("/readyz", get(observability::readyz))
+        .route("/metrics", get(observability::metrics))
         .with_state(state);
     with_limits(routes, opts)
 }

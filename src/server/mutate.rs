@@ -85,7 +85,7 @@ fn answer(state: &AppState, req: &Request, start: Instant, engine: Engine) -> An
     answer.warnings = mutation.warnings;
     if changed {
         for &kind in &record.injections {
-            state.metrics.injection(kind);
+            state.metrics.injection(namespace, kind);
         }
         answer.audit_annotations = audit(&record);
     }

@@ -285,7 +285,8 @@ def test_the_dashboard_has_the_panels_an_operator_needs():
     assert board["uid"] == "podgrace"
     titles = {p["title"] for p in panels(board)}
     for needed in ["Pod admissions by outcome", "Admitted without podgrace's changes (its own trouble)",
-                   "Pod admission latency", "Injections by kind", "Refused policies by namespace",
+                   "Pod admission latency", "Injections by kind", "Injections by namespace (dashboard range)",
+                   "Refused policies by namespace",
                    "Serving certificate expires in", "Log lines dropped"]:
         assert needed in titles
     variables = {v["name"]: v for v in board["templating"]["list"]}

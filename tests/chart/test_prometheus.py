@@ -275,7 +275,7 @@ def test_the_admissions_show_in_the_dashboard_numbers(scraped):
         assert value(f'sum(podgrace_admission_requests_total{{{sel}, endpoint="mutate", outcome="skipped"}})') == 10
         assert value(f'sum(podgrace_admission_requests_total{{{sel}, endpoint="mutate", outcome="bad_request"}})') == 1
         assert value(f'sum(podgrace_admission_requests_total{{{sel}, endpoint="validate", outcome="denied"}})') == 5
-        assert value(f'sum(podgrace_injections_total{{{sel}, kind="prestop"}})') == 30
+        assert value(f'sum(podgrace_injections_total{{{sel}, namespace="probe", kind="prestop"}})') == 30
         assert value(f'podgrace_policy_errors_total{{{sel}, namespace="broken"}}') == 2
         assert value(f'podgrace_namespace_policies{{{sel}}}') == 1
         days = value(f'(podgrace_certificate_expiry_timestamp_seconds{{{sel}}} - time()) / 86400')

@@ -1,4 +1,4 @@
-//! Liveness, readiness and metrics endpoints.
+//! What the kubelet and Prometheus read: liveness, readiness and the metrics.
 
 use std::sync::Arc;
 
