@@ -10,7 +10,7 @@
 //! CARGO_PROFILE_RELEASE_LTO=thin CARGO_PROFILE_RELEASE_CODEGEN_UNITS=4 \
 //!   cargo build --release --bin podgrace --example stress
 //! target/release/examples/stress drain --runs 5
-//! target/release/examples/stress bodies --concurrency 20,64,200   # --shape env|containers
+//! target/release/examples/stress bodies --concurrency 20,64,200   # --shape env|containers, --control
 //! target/release/examples/stress mix
 //! target/release/examples/stress floods
 //! target/release/examples/stress oversize
@@ -76,6 +76,10 @@ enum Scenario {
         /// What fills the large reviews.
         #[arg(long, value_enum, default_value_t = Shape::Annotation)]
         shape: Shape,
+        /// Also probe a second server that nobody attacks, at the same rate and at the same
+        /// time: what the machine's CPU contention alone does to small reviews' latency.
+        #[arg(long)]
+        control: bool,
     },
     /// 1,100 keep-alive clients sending every 3 s, then 1,100 idle TLS connections; a prober
     /// opens a new connection for each small review meanwhile.
@@ -130,10 +134,11 @@ async fn main() -> anyhow::Result<()> {
             seconds,
             probe_rate,
             shape,
+            control,
         } => {
             for c in concurrency {
                 let length = Duration::from_secs(seconds);
-                bodies_run(&bins[0], c, length, probe_rate, shape).await?;
+                bodies_run(&bins[0], c, length, probe_rate, shape, control).await?;
             }
         }
         Scenario::Floods {
@@ -631,8 +636,13 @@ async fn bodies_run(
     length: Duration,
     probe_rate: u64,
     shape: Shape,
+    control: bool,
 ) -> anyhow::Result<()> {
     let server = Arc::new(Server::start(bin, &[]).await?);
+    let control = match control {
+        true => Some(Server::start(bin, &[]).await?),
+        false => None,
+    };
     let url = server.url("/mutate");
     let body = large_review(LARGE_BYTES, shape);
     let (rss_before, _) = server.memory();
@@ -650,6 +660,9 @@ async fn bodies_run(
         })
     };
     let probing = probe_on_own_thread(server.client(), url.clone(), probe_rate, stop.clone());
+    let control_probing = control
+        .as_ref()
+        .map(|c| probe_on_own_thread(c.client(), c.url("/mutate"), probe_rate, stop.clone()));
     let statuses: Arc<[AtomicU64; 6]> = Arc::new(Default::default());
     let mut attackers = JoinSet::new();
     let deadline = tokio::time::Instant::now() + length;
@@ -687,6 +700,13 @@ async fn bodies_run(
     // The prober stops with the attack; attackers finish the request they are in.
     stop.store(true, Ordering::Relaxed);
     let mut probed = probing.join().expect("prober");
+    let control_line = match control_probing {
+        Some(p) => format!(
+            "; the same beside it to a server nobody attacks (control): {}",
+            p.join().expect("control prober").summary()
+        ),
+        None => String::new(),
+    };
     let _ = tokio::time::timeout(Duration::from_secs(60), async {
         while attackers.join_next().await.is_some() {}
     })
@@ -697,7 +717,7 @@ async fn bodies_run(
     let (rss_settled, _) = server.memory();
     let s: Vec<u64> = statuses.iter().map(|a| a.load(Ordering::Relaxed)).collect();
     println!(
-        "bodies c={concurrency} ({:.1} MiB each, {shape:?}, {} s): VmHWM {hwm:.1} MiB (sampled peak {:.1}), RSS before {rss_before:.1}, at the end {rss_end:.1}, 10 s later {rss_settled:.1} MiB; large: {} ok, {} 413, {} 429, {} 503, {} other, {} errors; small reviews at {probe_rate}/s during the attack: {}",
+        "bodies c={concurrency} ({:.1} MiB each, {shape:?}, {} s): VmHWM {hwm:.1} MiB (sampled peak {:.1}), RSS before {rss_before:.1}, at the end {rss_end:.1}, 10 s later {rss_settled:.1} MiB; large: {} ok, {} 413, {} 429, {} 503, {} other, {} errors; small reviews at {probe_rate}/s during the attack: {}{control_line}",
         LARGE_BYTES as f64 / 1048576.0,
         length.as_secs(),
         peak.load(Ordering::Relaxed) as f64 / 1024.0,
