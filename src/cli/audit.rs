@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use k8s_openapi::api::core::v1::ConfigMap;
 use serde_json::Value;
 
-use super::policy::load_one;
+use super::policy::load_pair;
 use super::{AuditArgs, AuditOutput, FailOn, read_input};
 use crate::audit::ownership::{self, Object};
 use crate::audit::report::{NamespaceReport, Source};
@@ -60,16 +60,11 @@ fn render(report: &Report, output: AuditOutput) -> anyhow::Result<String> {
 }
 
 fn audit(args: &AuditArgs) -> anyhow::Result<Report> {
-    let cluster = args
-        .cluster_policy
-        .as_deref()
-        .map(|p| load_one(p, &args.policy_key))
-        .transpose()?;
-    let namespace = args
-        .namespace_policy
-        .as_deref()
-        .map(|p| load_one(p, &args.policy_key))
-        .transpose()?;
+    let (cluster, namespace) = load_pair(
+        args.cluster_policy.as_deref(),
+        args.namespace_policy.as_deref(),
+        &args.policy_key,
+    )?;
     if args.files.is_empty() {
         return super::audit_cluster::run(args, cluster, namespace);
     }

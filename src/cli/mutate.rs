@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
-use super::policy::load_one;
+use super::policy::load_pair;
 use super::{MutateArgs, Output, read_input};
 use crate::engine::{self, ClusterInfo};
 use crate::key_order::{KeyOrder, Ordered};
@@ -18,16 +18,11 @@ pub(super) fn run(args: &MutateArgs) -> anyhow::Result<ExitCode> {
     let file = args.file.display().to_string();
     let text = read_input(&args.file)?;
     let mut docs = manifest::read_documents(&text).with_context(|| file.clone())?;
-    let cluster = args
-        .cluster_policy
-        .as_deref()
-        .map(|p| load_one(p, &args.policy_key))
-        .transpose()?;
-    let namespace = args
-        .namespace_policy
-        .as_deref()
-        .map(|p| load_one(p, &args.policy_key))
-        .transpose()?;
+    let (cluster, namespace) = load_pair(
+        args.cluster_policy.as_deref(),
+        args.namespace_policy.as_deref(),
+        &args.policy_key,
+    )?;
     let policy = EffectivePolicy::combine(cluster.as_ref(), namespace.as_ref())
         .map_err(|e| anyhow::anyhow!("the policies do not combine into a complete policy: {e}"))?;
     let cluster_info = ClusterInfo {

@@ -66,3 +66,14 @@ pub(super) fn load_one(path: &std::path::Path, key: &str) -> anyhow::Result<Poli
     }
     Ok(layers.remove(0)?)
 }
+
+/// The `--cluster-policy` and `--namespace-policy` files of a preview or an audit, each loaded
+/// when given.
+pub(super) fn load_pair(
+    cluster: Option<&std::path::Path>,
+    namespace: Option<&std::path::Path>,
+    key: &str,
+) -> anyhow::Result<(Option<PolicyLayer>, Option<PolicyLayer>)> {
+    let load = |path: Option<&std::path::Path>| path.map(|p| load_one(p, key)).transpose();
+    Ok((load(cluster)?, load(namespace)?))
+}
