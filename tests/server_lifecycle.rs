@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::binary::Webhook;
 use common::child::{self, drain, drained, wait_within};
 use common::https::*;
 use common::*;
@@ -137,21 +138,6 @@ async fn a_kubelet_rotation_reaches_the_next_connection_without_failing_a_reques
     server.stop().await;
 }
 
-struct Webhook {
-    child: Child,
-    port: u16,
-    ca: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Webhook {
-    fn drop(&mut self) {
-        // A failed assertion must not leave a webhook running.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Sends SIGTERM, as the kubelet does.
 fn sigterm(child: &Child) {
     let pid = libc::pid_t::try_from(child.id()).unwrap();
@@ -181,57 +167,21 @@ async fn start_binary(drain_seconds: u64, logs: Logs) -> Webhook {
 
 /// [`start_binary`], with `ignored` signals handed down as ignored, as a parent that ignores
 /// them would.
-#[allow(clippy::zombie_processes)] // reaped by `Webhook`'s Drop
 async fn start_binary_ignoring(
     drain_seconds: u64,
     logs: Logs,
     ignored: &'static [libc::c_int],
 ) -> Webhook {
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let ca_path = dir.path().join("ca.pem");
     // Default signal dispositions (but `ignored`), whatever this test process inherited.
     let mut command = child::command(env!("CARGO_BIN_EXE_podgrace"));
     child::with_dispositions(&mut command, libc::SIG_IGN, ignored);
-    let child = command
-        .args(["serve", "--standalone", "--log-format"])
-        .arg(match logs {
-            Logs::Discarded => "text",
-            Logs::JsonPiped => "json",
-        })
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--ca-out")
-        .arg(&ca_path)
-        .arg("--drain-seconds")
-        .arg(drain_seconds.to_string())
-        .stdout(match logs {
-            Logs::Discarded => Stdio::null(),
-            Logs::JsonPiped => Stdio::piped(),
-        })
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(ca) = std::fs::read_to_string(&ca_path)
-            && !ca.is_empty()
-            && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        {
-            return Webhook {
-                child,
-                port,
-                ca,
-                _dir: dir,
-            };
-        }
-        assert!(Instant::now() < deadline, "the webhook did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (format, stdout) = match logs {
+        Logs::Discarded => ("text", Stdio::null()),
+        Logs::JsonPiped => ("json", Stdio::piped()),
+    };
+    let drain = drain_seconds.to_string();
+    let args = ["--log-format", format, "--drain-seconds", drain.as_str()];
+    Webhook::start_command(command, &args, stdout).await
 }
 
 #[tokio::test]

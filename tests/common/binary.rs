@@ -32,8 +32,18 @@ impl Drop for Webhook {
 
 impl Webhook {
     /// Starts the binary with `args` after the standalone ones, and waits until it serves.
-    #[allow(clippy::zombie_processes)] // reaped by Drop
     pub async fn start(args: &[&str], stdout: Stdio) -> Webhook {
+        Self::start_command(
+            super::child::command(env!("CARGO_BIN_EXE_podgrace")),
+            args,
+            stdout,
+        )
+        .await
+    }
+
+    /// [`Webhook::start`] from a prepared `command` of the binary (signal dispositions set).
+    #[allow(clippy::zombie_processes)] // reaped by Drop
+    pub async fn start_command(mut command: Command, args: &[&str], stdout: Stdio) -> Webhook {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -41,7 +51,7 @@ impl Webhook {
             .unwrap()
             .port();
         let ca_path = dir.path().join("ca.pem");
-        let child = Command::new(env!("CARGO_BIN_EXE_podgrace"))
+        let child = command
             .args(["serve", "--standalone", "--listen"])
             .arg(format!("127.0.0.1:{port}"))
             .arg("--ca-out")
