@@ -8,6 +8,7 @@
 #                                 # after a release build of up to 6 minutes)
 #   DURATION=30s ROUNDS=7 bench/load.sh
 #   KUBE_EXAMPLE=/path/to/admission_controller bench/load.sh    # a third server, see below
+#   PODGRACE_BIN=/tmp/podgrace-old FLOOR_BIN=/tmp/floor-old bench/load.sh   # saved builds, no build
 #
 # The servers are measured alternately, ROUNDS times per scenario, and the median round is
 # reported, with every round's ratio: on a shared 2-core machine single runs vary by 20 %.
@@ -37,7 +38,11 @@ mkdir -p "$OUT"
 rm -f "$OUT"/*.json "$OUT"/*.cpu
 
 command -v oha >/dev/null 2>&1 || cargo install oha --locked
-cargo build --release --bin podgrace --example floor
+if [[ -z ${PODGRACE_BIN:-} || -z ${FLOOR_BIN:-} ]]; then
+  cargo build --release --bin podgrace --example floor
+fi
+PODGRACE_BIN=${PODGRACE_BIN:-./target/release/podgrace}
+FLOOR_BIN=${FLOOR_BIN:-./target/release/examples/floor}
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 targets=(podgrace:18443 floor:19443)
@@ -56,15 +61,15 @@ cleanup() {
 trap cleanup EXIT
 declare -A pid_of
 
-./target/release/podgrace serve --standalone --listen 127.0.0.1:18443 --ca-out "$OUT/podgrace-ca.pem" \
+"$PODGRACE_BIN" serve --standalone --listen 127.0.0.1:18443 --ca-out "$OUT/podgrace-ca.pem" \
   --cluster-policy tests/fixtures/policies/cluster.yaml >"$OUT/podgrace.log" 2>&1 &
 pids+=($!); pid_of[podgrace]=$!
-./target/release/examples/floor 127.0.0.1:19443 "$OUT/floor-ca.pem" >"$OUT/floor.log" 2>&1 &
+"$FLOOR_BIN" 127.0.0.1:19443 "$OUT/floor-ca.pem" >"$OUT/floor.log" 2>&1 &
 pids+=($!); pid_of[floor]=$!
 if [[ -n $KUBE_EXAMPLE ]]; then
   kube_bin=$(realpath "$KUBE_EXAMPLE")
   kube_dir=$(mktemp -d)
-  ./target/release/podgrace certs --service kube-example --namespace bench --san localhost \
+  "$PODGRACE_BIN" certs --service kube-example --namespace bench --san localhost \
     --san 127.0.0.1 --days 2 --out-dir "$kube_dir" >/dev/null
   mv "$kube_dir/tls.crt" "$kube_dir/admission-controller-tls.crt"
   mv "$kube_dir/tls.key" "$kube_dir/admission-controller-tls.key"

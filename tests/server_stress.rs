@@ -1,8 +1,9 @@
 //! The server under stress, against the real binary over verified TLS on loopback: SIGTERM while
 //! clients send across the end of the drain, kept-alive connections at the drain's start, dozens
 //! of large bodies at once (memory, and the small reviews meanwhile), an oversized declared
-//! length, and connection slots held by idle or stalled clients. Every test is bounded in
-//! requests and in time, and fails on a timeout rather than hanging.
+//! length, connection slots held by idle or stalled clients, and pipelined requests across
+//! SIGTERM. Every test is bounded in requests and in time, and fails on a timeout rather than
+//! hanging.
 
 mod common;
 
@@ -15,7 +16,7 @@ use bytes::Bytes;
 use common::binary::*;
 use common::https::*;
 use common::*;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinSet;
 
 /// The tests measure time and memory: they run one at a time.
@@ -547,4 +548,107 @@ async fn a_stalled_handshake_times_out_and_gives_its_slot_back() {
         .unwrap();
         assert_eq!(answer.status(), 200, "round {round}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_are_answered_in_order_and_across_sigterm_the_second_is_refused_cleanly()
+{
+    let _serial = SERIAL.lock().await;
+    let mut hook = Webhook::start(
+        &["--drain-seconds", "3", "--log-format", "text"],
+        Stdio::null(),
+    )
+    .await;
+    let body = small_review();
+    let request = format!("{}{body}", post_head(body.len()));
+
+    // Before SIGTERM: two requests in one write, two answers in order, the connection kept.
+    let mut conn = hook.connect().await;
+    let answers = within(Duration::from_secs(5), "two pipelined answers", async {
+        conn.write_all(format!("{request}{request}").as_bytes())
+            .await
+            .unwrap();
+        conn.flush().await.unwrap();
+        let first = read_answer(&mut conn).await.unwrap();
+        let second = read_answer(&mut conn).await.unwrap();
+        [first, second]
+    })
+    .await;
+    for answer in &answers {
+        assert_eq!(answer.status, 200, "{}", answer.head);
+        assert!(!answer.closes(), "{}", answer.head);
+        assert!(String::from_utf8_lossy(&answer.body).contains("patch"));
+    }
+
+    // Across SIGTERM: the first request is on its way (all but its last byte) when the drain
+    // starts; its last byte and a second request then arrive in one write.
+    let (first, rest) = request.split_at(request.len() - 1);
+    conn.write_all(first.as_bytes()).await.unwrap();
+    conn.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    hook.sigterm();
+    let ready = client(&[&hook.ca]);
+    within(Duration::from_secs(5), "readiness failing", async {
+        while ready
+            .get(hook.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            != 503
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    conn.write_all(format!("{rest}{request}").as_bytes())
+        .await
+        .unwrap();
+    conn.flush().await.unwrap();
+    let answer = within(
+        Duration::from_secs(5),
+        "the first answer",
+        read_answer(&mut conn),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.head);
+    assert!(String::from_utf8_lossy(&answer.body).contains("patch"));
+    assert!(
+        answer.closes(),
+        "answers during the drain close: {}",
+        answer.head
+    );
+    // hyper does not start a request after an answer that closes the connection: the second
+    // gets no answer, and the connection ends with TLS close_notify and FIN (a clean EOF, no
+    // reset), which tells a pipelining client to send it again (RFC 9112 §9.3.2). An answer,
+    // if one came, would have to be whole and a 200.
+    let mut after = Vec::new();
+    let end = within(
+        Duration::from_secs(5),
+        "the close after the first answer",
+        conn.read_to_end(&mut after),
+    )
+    .await;
+    eprintln!(
+        "the request pipelined across SIGTERM: {}",
+        if after.is_empty() {
+            "not answered, clean close"
+        } else {
+            "answered"
+        }
+    );
+    if after.is_empty() {
+        assert!(
+            end.is_ok(),
+            "the connection was not closed cleanly: {end:?}"
+        );
+    } else {
+        let second = read_answer(&mut after.as_slice()).await.unwrap();
+        assert_eq!(second.status, 200, "{}", second.head);
+        assert!(end.is_ok(), "{end:?}");
+    }
+    let status = hook.exited(Duration::from_secs(15)).await;
+    assert!(status.success(), "exit status {status}");
 }

@@ -191,8 +191,9 @@ impl<S: WithBodyBudget + Send + Sync> FromRequest<S> for Budgeted {
     }
 }
 
-/// Bytes read (and decrypted) before the reading task lets others run.
-const READ_SLICE: usize = 256 * 1024;
+/// Bytes read (and decrypted) before the reading task lets others run: what a small review may
+/// wait for behind each large body being read on its worker.
+const READ_SLICE: usize = 64 * 1024;
 
 /// Reads the body into one buffer of its declared size `len` (no growth, no second copy; a body
 /// that arrives in one piece is kept as it came), counting the `{` in it.
@@ -209,7 +210,9 @@ async fn read(mut body: Body, len: usize, max: usize) -> Result<(Bytes, usize), 
         if total > max {
             return Err(Refused::TooLarge(total as u64, max));
         }
-        objects += data.iter().filter(|&&b| b == b'{').count();
+        // memchr's vectorised search: a byte-by-byte count was an eighth of the server's CPU
+        // during an attack of large bodies, on the workers that answer the small reviews.
+        objects += memchr::memchr_iter(b'{', &data).count();
         since_yield += data.len();
         match &mut joined {
             Some(buf) => buf.extend_from_slice(&data),
