@@ -169,6 +169,76 @@ async fn bad_requests_get_clear_statuses() {
     server.stop().await;
 }
 
+/// The memory budget counts what decoding builds: a pod with 700 env entries (and the
+/// `managedFields` entry the API server writes for them, thousands of JSON objects that decoding
+/// skips) is answered, while a review of 3,000 containers, which decoding would build, is
+/// refused 413 with a message naming why.
+#[tokio::test]
+async fn reviews_are_budgeted_by_what_decoding_builds_not_by_their_managed_fields() {
+    let server = TestServer::start(|_| {}).await;
+    let mut review: Value =
+        serde_json::from_str(&read_fixture("admission/pod-create-kubectl-apply.json")).unwrap();
+    let object = &mut review["request"]["object"];
+    let names: Vec<String> = (0..700).map(|i| format!("SETTING_{i}")).collect();
+    let env: Vec<Value> = names
+        .iter()
+        .map(|n| json!({"name": n, "value": "on"}))
+        .collect();
+    object["spec"]["containers"][0]["env"] = Value::Array(env);
+    let fields: serde_json::Map<String, Value> = names
+        .iter()
+        .map(|n| {
+            let key = format!("k:{{\"name\":\"{n}\"}}");
+            (key, json!({".": {}, "f:name": {}, "f:value": {}}))
+        })
+        .collect();
+    let app = object["spec"]["containers"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let entry = json!({
+        "manager": "kube-controller-manager",
+        "operation": "Update",
+        "apiVersion": "v1",
+        "fieldsType": "FieldsV1",
+        "fieldsV1": {"f:spec": {"f:containers": {
+            format!("k:{{\"name\":\"{app}\"}}"): {".": {}, "f:env": Value::Object(fields)}
+        }}}
+    });
+    object["metadata"]["managedFields"]
+        .as_array_mut()
+        .unwrap()
+        .push(entry);
+    let body = review.to_string();
+    // Over the quick estimate's limit (every `{` as a container: 32 MiB of decoding budget).
+    assert!(body.matches('{').count() * 12 * 1024 > 32 * 1024 * 1024);
+    let (status, answer) = post(&server, "/mutate", body.clone()).await;
+    assert_eq!(status, 200, "{answer}");
+    let patch = decoded_patch(&answer).expect("a patch");
+    let mut object = review["request"]["object"].clone();
+    json_patch::patch(&mut object, &patch).unwrap();
+    assert!(
+        object["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .len()
+            > 700
+    );
+
+    let containers: Vec<Value> = (0..3000)
+        .map(|i| json!({"name": format!("c{i}"), "image": "x"}))
+        .collect();
+    review["request"]["object"]["spec"]["containers"] = Value::Array(containers);
+    let (status, answer) = post(&server, "/mutate", review.to_string()).await;
+    assert_eq!(status, 413, "{answer}");
+    let error = answer["error"].as_str().unwrap();
+    assert!(
+        error.contains("JSON objects") && error.contains("budget"),
+        "{error}"
+    );
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn other_kinds_and_operations_are_allowed_without_a_patch() {
     let server = TestServer::start(|_| {}).await;

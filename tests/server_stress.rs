@@ -378,6 +378,63 @@ async fn small_reviews_are_answered_quickly_during_a_large_body_attack() {
     );
 }
 
+/// At most two large bodies are read at once, whatever the memory budget allows: a third waits
+/// for one of them and is refused 429 when none ends within the budget's wait (1 s); a small
+/// review is answered meanwhile; once a body is in, its slot serves the next large one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_most_two_large_bodies_are_read_at_once() {
+    let _serial = SERIAL.lock().await;
+    let hook = Webhook::start(&["--log-format", "text"], Stdio::null()).await;
+    let len = 1024 * 1024;
+    let start_slow = || async {
+        let mut conn = hook.connect().await;
+        conn.write_all(post_head(len).as_bytes()).await.unwrap();
+        conn.write_all(&[b' '; 1000]).await.unwrap();
+        conn.flush().await.unwrap();
+        conn
+    };
+    let mut first = start_slow().await;
+    let _second = start_slow().await;
+    // Both are being read (the lane has room for 32 of them) when the third comes.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut third = start_slow().await;
+    let waited = Instant::now();
+    let small = client(&[&hook.ca]);
+    let answer = small
+        .post(hook.url("/mutate"))
+        .header("content-type", "application/json")
+        .body(small_review())
+        .send();
+    let answer = within(Duration::from_secs(2), "a small review", answer).await;
+    assert_eq!(answer.unwrap().status(), 200);
+    let refused = within(Duration::from_secs(3), "the 429", read_answer(&mut third))
+        .await
+        .unwrap();
+    assert_eq!(refused.status, 429, "{}", refused.head);
+    assert!(waited.elapsed() >= Duration::from_millis(900));
+
+    // The first body arrives (spaces: not a review, 400 once read); its slot reads the next.
+    first.write_all(&vec![b' '; len - 1000]).await.unwrap();
+    first.flush().await.unwrap();
+    let read = within(
+        Duration::from_secs(3),
+        "the first answer",
+        read_answer(&mut first),
+    )
+    .await
+    .unwrap();
+    assert_eq!(read.status, 400, "{}", read.head);
+    let mut next = hook.connect().await;
+    let answer = within(
+        Duration::from_secs(3),
+        "a large body in the freed slot",
+        exchange(&mut next, &post_head(len), &vec![b' '; len]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status, 400, "{}", answer.head);
+}
+
 #[tokio::test]
 async fn a_declared_length_over_the_limit_is_answered_413_before_the_body_is_read() {
     let _serial = SERIAL.lock().await;
@@ -555,7 +612,7 @@ async fn pipelined_requests_are_answered_in_order_and_across_sigterm_the_second_
 {
     let _serial = SERIAL.lock().await;
     let mut hook = Webhook::start(
-        &["--drain-seconds", "3", "--log-format", "text"],
+        &["--drain-seconds", "6", "--log-format", "text"],
         Stdio::null(),
     )
     .await;
@@ -588,7 +645,7 @@ async fn pipelined_requests_are_answered_in_order_and_across_sigterm_the_second_
     tokio::time::sleep(Duration::from_millis(100)).await;
     hook.sigterm();
     let ready = client(&[&hook.ca]);
-    within(Duration::from_secs(5), "readiness failing", async {
+    within(Duration::from_secs(10), "readiness failing", async {
         while ready
             .get(hook.url("/readyz"))
             .send()

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Container, EmptyDirVolumeSource, PodOS};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 /// The pod: `metadata` and `spec` as far as the engine reads them.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
@@ -86,6 +87,61 @@ pub struct VolumeView {
     pub empty_dir: Option<EmptyDirVolumeSource>,
 }
 
+/// What decoding a pod into [`PodView`] builds besides copies of its strings, counted on its
+/// JSON text without building it: the server's memory budget reserves by it before decoding a
+/// large review (`server::body_budget`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BuiltObjects {
+    /// Containers and init containers: a k8s-openapi `Container` each, and the engine's plan and
+    /// patch for it.
+    pub containers: usize,
+    /// JSON objects inside them and in `spec.volumes` (an `env` entry, a port, a mount, a
+    /// volume): at most a small struct each. Objects inside strings and inside members the view
+    /// skips are counted too: an overestimate.
+    pub nested: usize,
+}
+
+/// A pod's shape as far as [`BuiltObjects`] needs it: the lists that decoding into
+/// [`PodView`] builds, kept as raw JSON. Everything else, `managedFields` (an object per field
+/// of the pod) above all, is skipped as the view skips it.
+#[derive(Debug, Default, Deserialize)]
+pub struct PodShape<'a> {
+    #[serde(borrow, default)]
+    spec: Option<SpecShape<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SpecShape<'a> {
+    #[serde(borrow, default)]
+    containers: Option<Vec<&'a RawValue>>,
+    #[serde(borrow, default)]
+    init_containers: Option<Vec<&'a RawValue>>,
+    #[serde(borrow, default)]
+    volumes: Option<&'a RawValue>,
+}
+
+impl PodShape<'_> {
+    /// What decoding this pod into [`PodView`] builds.
+    pub fn built_objects(&self) -> BuiltObjects {
+        let Some(spec) = &self.spec else {
+            return BuiltObjects::default();
+        };
+        let braces = |raw: &RawValue| memchr::memchr_iter(b'{', raw.get().as_bytes()).count();
+        let containers = spec
+            .containers
+            .iter()
+            .chain(&spec.init_containers)
+            .flatten();
+        let (count, inside) = containers.fold((0, 0), |(n, b), c| (n + 1, b + braces(c)));
+        BuiltObjects {
+            containers: count,
+            // Each container's own `{` is the container.
+            nested: inside.saturating_sub(count) + spec.volumes.map_or(0, braces),
+        }
+    }
+}
+
 /// Why a pod could not be read: the path of the member and what was wrong with it.
 #[derive(Debug, thiserror::Error)]
 #[error("{path}: {inner}", path = display_path(.0.path()), inner = .0.inner())]
@@ -138,6 +194,41 @@ impl PodView {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn built_objects_are_the_containers_and_what_is_inside_them_never_managed_fields() {
+        let pod = json!({
+            "metadata": {
+                "name": "p",
+                "managedFields": [{"fieldsV1": {"f:spec": {"f:containers": {
+                    "k:{\"name\":\"app\"}": {".": {}, "f:env": {}}
+                }}}}]
+            },
+            "spec": {
+                "containers": [{"name": "app", "env": [
+                    {"name": "A", "value": "1"},
+                    {"name": "B", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
+                ]}],
+                "initContainers": [{"name": "init"}],
+                "volumes": [{"name": "v", "emptyDir": {}}],
+                "tolerations": [{"key": "k"}, {"key": "l"}]
+            }
+        })
+        .to_string();
+        let shape: PodShape = serde_json::from_str(&pod).unwrap();
+        assert_eq!(
+            shape.built_objects(),
+            // Two env entries, a valueFrom, its fieldRef; the volume and its emptyDir.
+            BuiltObjects {
+                containers: 2,
+                nested: 6
+            }
+        );
+        let empty: PodShape = serde_json::from_str(r#"{"metadata": {"name": "p"}}"#).unwrap();
+        assert_eq!(empty.built_objects(), BuiltObjects::default());
+        // A shape the view could not decode either is not counted.
+        assert!(serde_json::from_str::<PodShape>(r#"{"spec": {"containers": 3}}"#).is_err());
+    }
 
     #[test]
     fn members_the_engine_does_not_read_are_skipped_whatever_their_shape() {

@@ -5,23 +5,30 @@
 //!
 //! Bodies up to [`SMALL_BODY_BYTES`] are reserved from the small lane, larger ones from the large
 //! lane, so that ordinary reviews never wait behind large bodies, and any number of large bodies
-//! holds at most the large lane at once. A reservation that cannot be had waits up to
-//! [`BUDGET_WAIT`], then the request is answered 429 with `Retry-After`. A declared
-//! `Content-Length` above the body limit is answered 413 before anything is read; a body without
-//! one (chunked) reserves the largest accepted size. Both refusals close the connection, since
-//! the body was not read.
+//! holds at most the large lane at once. At most [`LARGE_READS`] large bodies are read at once,
+//! whatever their size: reading (decrypting) one takes the async workers' CPU, and reading more
+//! at once does not finish them sooner, it only makes the small reviews on the same workers wait.
+//! A reservation that cannot be had waits up to [`BUDGET_WAIT`], then the request is answered 429
+//! with `Retry-After`. A declared `Content-Length` above the body limit is answered 413 before
+//! anything is read; a body without one (chunked) reserves the largest accepted size. Both
+//! refusals close the connection, since the body was not read.
 //!
 //! What a review costs once decoded depends on its shape more than on its size: 5.9 MiB of
 //! annotation are one string, 5.9 MiB of minimal containers are 200,000 structs, each with its
-//! share of the engine's work and of the patch. So every JSON object in a body (every `{`, those
-//! in strings too: an overestimate that no encoding can dodge) counts for [`OBJECT_COST`], what a
-//! container costs, on top of the body's size (its strings). A small body with at most
-//! [`INLINE_OBJECTS`] objects (ordinary pods have tens) is answered on its async worker, which
-//! decodes one review at a time; any other review reserves its estimate from the decoding budget
-//! and is answered on the [`large_reviews`](super::large_reviews) thread. One whose estimate
-//! exceeds the whole decoding budget is answered 413. A review holds its body's reservation while
-//! it waits for the decoding one, never the other way round, so waiting cannot go round in a
-//! circle.
+//! share of the engine's work and of the patch. The first estimate is quick and high: every JSON
+//! object in the body (every `{`, those in strings too, which no encoding can dodge) counts for
+//! [`OBJECT_COST`], what a container costs, on top of the body's size (its strings). A small body
+//! with at most [`INLINE_OBJECTS`] objects (ordinary pods have tens) is answered on its async
+//! worker, which decodes one review at a time. Any other review is answered on the
+//! [`large_reviews`](super::large_reviews) thread, after reserving its estimate from the decoding
+//! budget. When the quick estimate exceeds the whole budget, the review is counted again as its
+//! decoding will build it (on that thread: it is a full parse), if the budget was given a way to
+//! ([`BodyBudget::counting_built_objects`]): [`OBJECT_COST`] per container, [`NESTED_OBJECT_COST`]
+//! per object inside one, nothing for the objects decoding skips (a pod's `managedFields` holds
+//! one per field of its spec, so a pod with a few hundred env entries has thousands). Only a
+//! review whose count exceeds the whole decoding budget is answered 413. A review holds its
+//! body's reservation while it waits for the decoding one, never the other way round, so waiting
+//! cannot go round in a circle.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +43,7 @@ use hyper::body::Body as _;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+use crate::engine::pod_view::BuiltObjects;
 use crate::metrics::{Metrics, Refusal};
 
 /// Bodies up to this size take the small lane.
@@ -47,6 +55,14 @@ pub const BUDGET_WAIT: Duration = Duration::from_secs(1);
 /// What a JSON object is reserved for once decoded: a container, the costliest (k8s-openapi's
 /// struct, the engine's plan and its part of the patch), measured at 9.9 KB, with a margin.
 pub const OBJECT_COST: usize = 12 * 1024;
+/// What a JSON object inside a container is reserved for once decoded: an element of one of its
+/// lists (an `env` entry, a port, a mount), each a k8s-openapi struct of a few hundred bytes
+/// (`tests::nested_objects_fit_their_cost`).
+pub const NESTED_OBJECT_COST: usize = 1024;
+/// Large bodies read at once (measured in docs/PERFORMANCE.md: with 64 clients sending 5.9 MiB
+/// bodies, small reviews' p99 was 3 times an unattacked server's with five read at once, about
+/// the same with one or two).
+pub const LARGE_READS: usize = 2;
 /// Objects a small body may have and still be answered on its async worker (under 5 MiB
 /// decoded; the captured `kubectl apply` review has 74).
 pub const INLINE_OBJECTS: usize = 400;
@@ -55,11 +71,16 @@ pub const INLINE_OBJECTS: usize = 400;
 pub struct BodyBudget {
     small: Arc<Semaphore>,
     large: Arc<Semaphore>,
+    large_reads: Arc<Semaphore>,
     decoding: Arc<Semaphore>,
     decoding_bytes: usize,
     max_body: usize,
     metrics: Option<Arc<Metrics>>,
+    built_objects: Option<BuiltObjectsFn>,
 }
+
+/// Counts what answering a review builds (`None` when the body is not shaped for it).
+pub type BuiltObjectsFn = fn(&[u8]) -> Option<BuiltObjects>;
 
 /// A router state that carries a body budget (the webhook's, the benchmark floor's).
 pub trait WithBodyBudget {
@@ -84,11 +105,21 @@ impl BodyBudget {
         BodyBudget {
             small: Arc::new(Semaphore::new(SMALL_LANE_BYTES)),
             large: Arc::new(Semaphore::new(half.max(max_body))),
+            large_reads: Arc::new(Semaphore::new(LARGE_READS)),
             decoding: Arc::new(Semaphore::new(half)),
             decoding_bytes: half,
             max_body,
             metrics,
+            built_objects: None,
         }
+    }
+
+    /// Counts a review whose quick estimate exceeds the decoding budget again with `count`, as
+    /// its decoding will build it, before refusing it. Without it, the quick estimate decides
+    /// (right for a handler that builds every object, like the benchmark floor's).
+    pub fn counting_built_objects(mut self, count: BuiltObjectsFn) -> Self {
+        self.built_objects = Some(count);
+        self
     }
 
     /// Takes `n` bytes from `lane`, waiting until `deadline`.
@@ -164,7 +195,13 @@ impl<S: WithBodyBudget + Send + Sync> FromRequest<S> for Budgeted {
             &budget.large
         };
         let body_reserved = budget.take(lane, len, deadline).await?;
+        let reading = if len > SMALL_BODY_BYTES {
+            budget.take(&budget.large_reads, 1, deadline).await?
+        } else {
+            None
+        };
         let (bytes, objects) = read(body, len, max).await.map_err(|e| budget.refuse(e))?;
+        drop(reading);
         if len <= SMALL_BODY_BYTES && objects <= INLINE_OBJECTS {
             return Ok(Budgeted {
                 bytes,
@@ -172,9 +209,15 @@ impl<S: WithBodyBudget + Send + Sync> FromRequest<S> for Budgeted {
                 _reserved: [body_reserved, None],
             });
         }
-        let cost = bytes
+        let mut cost = bytes
             .len()
             .saturating_add(objects.saturating_mul(OBJECT_COST));
+        if let (true, Some(count)) = (cost > budget.decoding_bytes, budget.built_objects) {
+            let body = bytes.clone();
+            if let Some(built) = super::large_reviews::run(move || count(&body)).await {
+                cost = bytes.len().saturating_add(built_cost(built));
+            }
+        }
         if cost > budget.decoding_bytes {
             return Err(budget.refuse(Refused::TooComplex {
                 objects,
@@ -189,6 +232,12 @@ impl<S: WithBodyBudget + Send + Sync> FromRequest<S> for Budgeted {
             _reserved: [body_reserved, decoding_reserved],
         })
     }
+}
+
+/// What decoding `built` takes, beyond the body's strings.
+fn built_cost(built: BuiltObjects) -> usize {
+    let containers = built.containers.saturating_mul(OBJECT_COST);
+    containers.saturating_add(built.nested.saturating_mul(NESTED_OBJECT_COST))
 }
 
 /// Bytes read (and decrypted) before the reading task lets others run: what a small review may
@@ -293,5 +342,54 @@ impl IntoResponse for Refused {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{
+        Container, ContainerPort, ContainerResizePolicy, ContainerRestartRule, EnvFromSource,
+        EnvVar, HTTPHeader, ResourceClaim, VolumeDevice, VolumeMount,
+    };
+
+    /// Every list a container holds (and its probes' and hooks' headers): an element of any of
+    /// them, built, fits its [`NESTED_OBJECT_COST`] twice over, for a list's growth.
+    #[test]
+    fn nested_objects_fit_their_cost() {
+        let sizes = [
+            ("EnvVar", size_of::<EnvVar>()),
+            ("EnvFromSource", size_of::<EnvFromSource>()),
+            ("ContainerPort", size_of::<ContainerPort>()),
+            ("ContainerResizePolicy", size_of::<ContainerResizePolicy>()),
+            ("ContainerRestartRule", size_of::<ContainerRestartRule>()),
+            ("VolumeDevice", size_of::<VolumeDevice>()),
+            ("VolumeMount", size_of::<VolumeMount>()),
+            ("HTTPHeader", size_of::<HTTPHeader>()),
+            ("ResourceClaim", size_of::<ResourceClaim>()),
+        ];
+        for (name, size) in sizes {
+            assert!(size * 2 <= NESTED_OBJECT_COST, "{name}: {size} bytes");
+        }
+        // And a container, whole, well within its own cost (the rest is the engine's plan and
+        // its patch, measured).
+        assert!(size_of::<Container>() * 2 <= OBJECT_COST);
+    }
+
+    #[test]
+    fn a_container_costs_more_than_what_it_holds() {
+        let built = BuiltObjects {
+            containers: 2,
+            nested: 600,
+        };
+        assert_eq!(
+            built_cost(built),
+            2 * OBJECT_COST + 600 * NESTED_OBJECT_COST
+        );
+        let absurd = BuiltObjects {
+            containers: usize::MAX,
+            nested: 1,
+        };
+        assert_eq!(built_cost(absurd), usize::MAX);
     }
 }

@@ -129,7 +129,8 @@ impl AppState {
                 opts.max_body_bytes,
                 opts.body_budget_bytes,
                 Some(metrics.clone()),
-            ),
+            )
+            .counting_built_objects(review::built_objects),
             metrics,
             cluster_info: ArcSwap::from_pointee(ClusterInfo { kube_version }),
             draining: AtomicBool::new(false),

@@ -24,6 +24,8 @@ use serde::ser::Error as _;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
 
+use crate::engine::pod_view::{BuiltObjects, PodShape};
+
 /// The API version answered when the request names none (the only one the API server sends
 /// since Kubernetes 1.22).
 const DEFAULT_API_VERSION: &str = "admission.k8s.io/v1";
@@ -95,6 +97,25 @@ pub fn decode(body: &[u8]) -> Result<Request<'_>, ReviewError> {
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| DEFAULT_API_VERSION.to_owned());
     Ok(request)
+}
+
+/// What answering the review in `body` builds, for the memory budget: its object counted as
+/// the engine's [`PodView`](crate::engine::PodView) would decode it, without decoding it.
+/// `None` for a body not shaped like a review of a pod (its decoding stops at the same place).
+pub fn built_objects(body: &[u8]) -> Option<BuiltObjects> {
+    #[derive(Deserialize)]
+    struct EnvelopeShape<'a> {
+        #[serde(borrow, default)]
+        request: Option<RequestShape<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct RequestShape<'a> {
+        #[serde(borrow, default)]
+        object: Option<PodShape<'a>>,
+    }
+    let envelope: EnvelopeShape = serde_json::from_slice(body).ok()?;
+    let object = envelope.request?.object.unwrap_or_default();
+    Some(object.built_objects())
 }
 
 /// The answer to one review: allowed or denied, with a patch, warnings and audit annotations.
