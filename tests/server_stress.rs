@@ -285,7 +285,8 @@ async fn memory_stays_bounded_with_64_large_bodies_at_once_and_is_returned_after
     let ok = statuses.iter().filter(|&&s| s == 200).count();
     let busy = statuses.iter().filter(|&&s| s == 429).count();
     assert_eq!(ok + busy, 64, "only 200 and 429 expected: {statuses:?}");
-    assert!(ok >= 4, "the budget admits some large bodies: {statuses:?}");
+    // The two in flight at first are always answered.
+    assert!(ok >= 2, "the budget admits some large bodies: {statuses:?}");
     // Without the budget: 420 MiB (docs/PERFORMANCE.md).
     assert!(
         peak < 128.0,
@@ -378,11 +379,11 @@ async fn small_reviews_are_answered_quickly_during_a_large_body_attack() {
     );
 }
 
-/// At most two large bodies are read at once, whatever the memory budget allows: a third waits
-/// for one of them and is refused 429 when none ends within the budget's wait (1 s); a small
-/// review is answered meanwhile; once a body is in, its slot serves the next large one.
+/// At most two large reviews are in flight, whatever the memory budget allows: a third waits
+/// for one of them and is refused 429 when none is answered within the budget's wait (1 s); a small
+/// review is answered meanwhile; once one is answered, its slot serves the next large one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn at_most_two_large_bodies_are_read_at_once() {
+async fn at_most_two_large_reviews_are_in_flight_at_once() {
     let _serial = SERIAL.lock().await;
     let hook = Webhook::start(&["--log-format", "text"], Stdio::null()).await;
     let len = 1024 * 1024;

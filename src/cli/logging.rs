@@ -26,6 +26,10 @@ use super::LogFormat;
 /// when the output stalls; bounded, so a stalled sink costs lines, never memory.
 const QUEUED_LINES: usize = 4096;
 
+/// Bytes of lines the writer thread gathers before it writes them out (it writes them anyway once
+/// the queue is empty).
+const BATCH_BYTES: usize = 64 * 1024;
+
 /// The installed logger: keep `guard` alive until exit (dropping it writes the queued lines);
 /// `dropped` counts the lines lost to a stalled output.
 pub(super) struct Installed {
@@ -36,7 +40,10 @@ pub(super) struct Installed {
 /// Installs the global subscriber, writing to standard output.
 pub(super) fn init(format: LogFormat, filter: &str) -> anyhow::Result<Installed> {
     let filter = filter_layer(filter)?;
-    let (writer, guard) = non_blocking(std::io::stdout());
+    // The writer thread writes every line it finds queued, then flushes: buffered, a burst of
+    // lines is one `write` instead of one per line.
+    let stdout = std::io::BufWriter::with_capacity(BATCH_BYTES, std::io::stdout());
+    let (writer, guard) = non_blocking(stdout);
     let dropped = writer.error_counter();
     Registry::default()
         .with(filter)

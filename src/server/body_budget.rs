@@ -5,9 +5,10 @@
 //!
 //! Bodies up to [`SMALL_BODY_BYTES`] are reserved from the small lane, larger ones from the large
 //! lane, so that ordinary reviews never wait behind large bodies, and any number of large bodies
-//! holds at most the large lane at once. At most [`LARGE_READS`] large bodies are read at once,
-//! whatever their size: reading (decrypting) one takes the async workers' CPU, and reading more
-//! at once does not finish them sooner, it only makes the small reviews on the same workers wait.
+//! holds at most the large lane at once. At most [`LARGE_AT_ONCE`] large bodies are in flight,
+//! from the start of their reading to their answer, whatever their size: reading (decrypting)
+//! them takes the async workers' CPU, and taking more at once would not answer them sooner (they
+//! are decoded one at a time), it would only make the small reviews on the same workers wait.
 //! A reservation that cannot be had waits up to [`BUDGET_WAIT`], then the request is answered 429
 //! with `Retry-After`. A declared `Content-Length` above the body limit is answered 413 before
 //! anything is read; a body without one (chunked) reserves the largest accepted size. Both
@@ -59,10 +60,10 @@ pub const OBJECT_COST: usize = 12 * 1024;
 /// lists (an `env` entry, a port, a mount), each a k8s-openapi struct of a few hundred bytes
 /// (`tests::nested_objects_fit_their_cost`).
 pub const NESTED_OBJECT_COST: usize = 1024;
-/// Large bodies read at once (measured in docs/PERFORMANCE.md: with 64 clients sending 5.9 MiB
-/// bodies, small reviews' p99 was 3 times an unattacked server's with five read at once, about
-/// the same with one or two).
-pub const LARGE_READS: usize = 2;
+/// Large bodies in flight at once, from the start of their reading to their answer (measured in
+/// docs/PERFORMANCE.md: with 64 clients sending 5.9 MiB bodies, small reviews' p99 was 3 times
+/// an unattacked server's with five at once, about the same with one or two).
+pub const LARGE_AT_ONCE: usize = 2;
 /// Objects a small body may have and still be answered on its async worker (under 5 MiB
 /// decoded; the captured `kubectl apply` review has 74).
 pub const INLINE_OBJECTS: usize = 400;
@@ -71,7 +72,7 @@ pub const INLINE_OBJECTS: usize = 400;
 pub struct BodyBudget {
     small: Arc<Semaphore>,
     large: Arc<Semaphore>,
-    large_reads: Arc<Semaphore>,
+    large_at_once: Arc<Semaphore>,
     decoding: Arc<Semaphore>,
     decoding_bytes: usize,
     max_body: usize,
@@ -105,7 +106,7 @@ impl BodyBudget {
         BodyBudget {
             small: Arc::new(Semaphore::new(SMALL_LANE_BYTES)),
             large: Arc::new(Semaphore::new(half.max(max_body))),
-            large_reads: Arc::new(Semaphore::new(LARGE_READS)),
+            large_at_once: Arc::new(Semaphore::new(LARGE_AT_ONCE)),
             decoding: Arc::new(Semaphore::new(half)),
             decoding_bytes: half,
             max_body,
@@ -156,7 +157,7 @@ pub struct Budgeted {
     /// The body.
     pub bytes: Bytes,
     large: bool,
-    _reserved: [Option<OwnedSemaphorePermit>; 2],
+    _reserved: [Option<OwnedSemaphorePermit>; 3],
 }
 
 impl Budgeted {
@@ -195,18 +196,17 @@ impl<S: WithBodyBudget + Send + Sync> FromRequest<S> for Budgeted {
             &budget.large
         };
         let body_reserved = budget.take(lane, len, deadline).await?;
-        let reading = if len > SMALL_BODY_BYTES {
-            budget.take(&budget.large_reads, 1, deadline).await?
+        let in_flight = if len > SMALL_BODY_BYTES {
+            budget.take(&budget.large_at_once, 1, deadline).await?
         } else {
             None
         };
         let (bytes, objects) = read(body, len, max).await.map_err(|e| budget.refuse(e))?;
-        drop(reading);
         if len <= SMALL_BODY_BYTES && objects <= INLINE_OBJECTS {
             return Ok(Budgeted {
                 bytes,
                 large: false,
-                _reserved: [body_reserved, None],
+                _reserved: [body_reserved, in_flight, None],
             });
         }
         let mut cost = bytes
@@ -229,7 +229,7 @@ impl<S: WithBodyBudget + Send + Sync> FromRequest<S> for Budgeted {
         Ok(Budgeted {
             bytes,
             large: true,
-            _reserved: [body_reserved, decoding_reserved],
+            _reserved: [body_reserved, in_flight, decoding_reserved],
         })
     }
 }
