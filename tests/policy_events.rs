@@ -389,6 +389,7 @@ async fn a_cluster_default_that_breaks_a_namespace_policy_gets_one_event_per_ver
         NAME,
         &[(KEY, "preStop: {action: nacos}\nbufferSeconds: 1\n")],
     );
+    let next_rv = next.to_string();
     eventually(
         Duration::from_secs(5),
         "the refusal of the new version",
@@ -397,7 +398,7 @@ async fn a_cluster_default_that_breaks_a_namespace_policy_gets_one_event_per_ver
     .await;
     let refused = events_for(&s.api, "shop")
         .into_iter()
-        .find(|e| e["regarding"]["resourceVersion"] == next.to_string())
+        .find(|e| e["regarding"]["resourceVersion"] == next_rv.as_str())
         .unwrap();
     assert_eq!(refused["reason"], policy_events::REASON);
     // Under the next breaking default, the Event names that version, as last seen.
@@ -411,7 +412,7 @@ async fn a_cluster_default_that_breaks_a_namespace_policy_gets_one_event_per_ver
     let latest = events_for(&s.api, "shop")
         .into_iter()
         .filter(|e| e["reason"] == policy_events::REASON_CLUSTER_DEFAULT)
-        .find(|e| e["regarding"]["resourceVersion"] == next.to_string())
+        .find(|e| e["regarding"]["resourceVersion"] == next_rv.as_str())
         .unwrap();
     assert_cluster_default_event(&latest, "shop", next, &cluster_name);
 }
