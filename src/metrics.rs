@@ -218,6 +218,18 @@ pub struct Metrics {
     pub cert_expiry: Gauge,
 }
 
+/// Upper bounds of the admission latency buckets above the doubling ones, in seconds: 0.8 × and
+/// 1 × the webhook timeouts people set (the chart's 5 s, the API server's default 10 s, its
+/// maximum 30 s), so that "p99 near the timeout" is read from podgrace's own histogram.
+pub const LATENCY_TIMEOUT_BUCKETS: [f64; 8] = [2.5, 4.0, 5.0, 8.0, 10.0, 20.0, 24.0, 30.0];
+
+/// The admission latency buckets: 16 doubling ones from 50 µs to 1.6384 s (the resolution of the
+/// usual sub-millisecond answers), then [`LATENCY_TIMEOUT_BUCKETS`] up to the webhook's maximum
+/// timeout of 30 s. 24 buckets and `+Inf`: 25 series per endpoint.
+pub fn latency_buckets() -> impl Iterator<Item = f64> {
+    exponential_buckets(0.000_05, 2.0, 16).chain(LATENCY_TIMEOUT_BUCKETS)
+}
+
 /// `log_lines_dropped_total`: the log writer's own count of the lines it dropped, read at each
 /// scrape.
 #[derive(Debug)]
@@ -263,7 +275,7 @@ impl Metrics {
             requests.clone(),
         );
         let latency = Family::<EndpointLabel, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
+            Histogram::new(latency_buckets())
         });
         registry.register(
             "admission_duration_seconds",
@@ -464,6 +476,56 @@ mod tests {
             r#"podgrace_policy_errors_total{namespace="shop"} 1"#,
         ];
         assert_eq!(missing(&text, &expected), Vec::<&str>::new(), "{text}");
+    }
+
+    /// The bucket bounds of one endpoint's latency histogram, in order, with their counts.
+    fn latency_buckets_of(text: &str, endpoint: &str) -> Vec<(String, u64)> {
+        let suffix = format!(",endpoint=\"{endpoint}\"}} ");
+        text.lines()
+            .filter_map(|l| l.strip_prefix("podgrace_admission_duration_seconds_bucket{le=\""))
+            .filter_map(|rest| {
+                let (le, rest) = rest.split_once('"')?;
+                Some((le.to_owned(), rest.strip_prefix(&suffix)?.parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// The API server waits at most 30 s for a webhook (`timeoutSeconds` is 1 to 30): the
+    /// histogram resolves latencies up to there, keeping the doubling buckets below 1.6384 s.
+    #[test]
+    fn latency_buckets_reach_the_longest_webhook_timeout_and_keep_the_fine_ones() {
+        let m = Metrics::new();
+        for seconds in [0.000_04, 0.000_3, 3.9, 7.5, 23.0, 29.9, 31.0] {
+            m.observe_latency(Endpoint::Mutate, seconds);
+        }
+        let buckets = latency_buckets_of(&m.render(), "mutate");
+        let bounds: Vec<&str> = buckets.iter().map(|(le, _)| le.as_str()).collect();
+        assert_eq!(
+            bounds,
+            [
+                "0.00005", "0.0001", "0.0002", "0.0004", "0.0008", "0.0016", "0.0032", "0.0064",
+                "0.0128", "0.0256", "0.0512", "0.1024", "0.2048", "0.4096", "0.8192", "1.6384",
+                "2.5", "4.0", "5.0", "8.0", "10.0", "20.0", "24.0", "30.0", "+Inf",
+            ]
+        );
+        let count = |le: &str| buckets.iter().find(|(b, _)| b == le).unwrap().1;
+        // Cumulative counts: each observation in the first bucket at or above it.
+        assert_eq!(count("0.00005"), 1);
+        assert_eq!(count("0.0004"), 2);
+        assert_eq!(count("2.5"), 2);
+        assert_eq!(count("4.0"), 3, "3.9 s, just under 0.8 x a 5 s timeout");
+        assert_eq!(count("8.0"), 4, "7.5 s, under 0.8 x a 10 s timeout");
+        assert_eq!(count("24.0"), 5);
+        assert_eq!(
+            count("30.0"),
+            6,
+            "29.9 s is still within the longest timeout"
+        );
+        assert_eq!(count("+Inf"), 7, "only 31 s is beyond every timeout");
+        // The other endpoint has the same buckets, all at 0: 25 series each.
+        let validate = latency_buckets_of(&m.render(), "validate");
+        assert_eq!(validate.len(), 25);
+        assert!(validate.iter().all(|(_, n)| *n == 0));
     }
 
     /// An output that blocks until the test lets it go.

@@ -2,9 +2,12 @@
 //! (tests/common/kube_api.rs), which validates each Event as the API server validates an
 //! `events.k8s.io/v1` Event: one Event per refused resourceVersion, naming the ConfigMap, its
 //! resourceVersion and the validation message; nothing for accepted policies; the policy watch
-//! unaffected when Events are forbidden. And the real binary, `serve --kubeconfig` against the
-//! test API server: Events on by default with the pod name as reporting instance, none with
-//! `--policy-events=false`.
+//! unaffected when Events are forbidden. A cluster default that breaks a namespace policy gets an
+//! Event on that namespace's ConfigMap, once per resourceVersion and cluster default. And the
+//! real binary, `serve --kubeconfig` against the test API server: Events on by default with the
+//! pod name as reporting instance (two replicas: one Event each, told apart by it), none with
+//! `--policy-events=false`, and one when its `--cluster-policy` file changes to a default that
+//! breaks a namespace policy.
 
 mod common;
 
@@ -17,6 +20,7 @@ use common::kube_api::FakeApi;
 use podgrace::metrics::Metrics;
 use podgrace::store::PolicyStore;
 use podgrace::store::cache::PolicyCache;
+use podgrace::store::files::watch_cluster_policy;
 use podgrace::store::kube::watch_policies_reporting;
 use podgrace::store::policy_events::{self, PolicyEvents};
 use serde_json::Value;
@@ -245,8 +249,186 @@ async fn a_huge_validation_message_still_makes_an_event_the_api_server_accepts()
     );
 }
 
+/// A cluster default with the Nacos server a namespace policy relies on, and two that drop it.
+const NACOS_DEFAULT: &str = "preStop: {nacos: {server: 'http://nacos:8848'}}\n";
+const PLAIN_DEFAULT: &str = "preStop: {sleepSeconds: 25}\n";
+const OTHER_PLAIN_DEFAULT: &str = "preStop: {sleepSeconds: 26}\n";
+const NACOS_POLICY: &str = "preStop: {action: nacos}\n";
+
+/// The Event on a ConfigMap whose policy the cluster default `cluster` (its file) broke.
+fn assert_cluster_default_event(event: &Value, namespace: &str, rv: u64, cluster: &str) {
+    assert_eq!(event["type"], "Warning", "{event:#}");
+    assert_eq!(event["reason"], policy_events::REASON_CLUSTER_DEFAULT);
+    assert_eq!(event["action"], policy_events::ACTION_CLUSTER_DEFAULT);
+    assert_eq!(event["reportingController"], "podgrace");
+    assert_eq!(event["reportingInstance"], INSTANCE);
+    let regarding = &event["regarding"];
+    assert_eq!(regarding["kind"], "ConfigMap");
+    assert_eq!(regarding["name"], NAME);
+    assert_eq!(regarding["namespace"], namespace);
+    assert_eq!(regarding["uid"], format!("uid-{namespace}-{NAME}"));
+    assert_eq!(regarding["resourceVersion"], rv.to_string());
+    let note = event["note"].as_str().unwrap();
+    assert!(note.contains(&format!("resourceVersion {rv}")), "{note}");
+    assert!(
+        note.contains(&format!("new cluster default {cluster}@")),
+        "{note}"
+    );
+    assert!(note.contains("preStop.nacos.server"), "{note}");
+}
+
+fn uses_nacos(cache: &PolicyCache, namespace: &str) -> bool {
+    matches!(
+        cache
+            .policy_for(namespace)
+            .resolve(None, "app", "app:1", None)
+            .unwrap()
+            .policy
+            .action,
+        podgrace::policy::Action::Nacos(_)
+    )
+}
+
+#[tokio::test]
+async fn a_cluster_default_that_breaks_a_namespace_policy_gets_one_event_per_version_and_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = dir.path().join("cluster.yaml");
+    std::fs::write(&cluster, NACOS_DEFAULT).unwrap();
+    let api = FakeApi::start(NAME).await;
+    let shop = api.put("shop", NAME, &[(KEY, NACOS_POLICY)]);
+    api.put("cafe", NAME, &[(KEY, &policy(12))]);
+    let cache = Arc::new(PolicyCache::new(Arc::new(Metrics::new())));
+    let _cluster_watch = watch_cluster_policy(
+        cache.clone(),
+        cluster.clone(),
+        KEY.into(),
+        Duration::from_millis(50),
+    );
+    let (events, publisher) = PolicyEvents::start(api.client(), Some(INSTANCE.into()));
+    let watch = watch_policies_reporting(
+        api.client(),
+        cache.clone(),
+        NAME.into(),
+        KEY.into(),
+        Some(events),
+    );
+    let s = Setup {
+        api,
+        cache,
+        tasks: vec![publisher, watch],
+    };
+    eventually(Duration::from_secs(5), "synced", || s.cache.is_ready()).await;
+    assert!(uses_nacos(&s.cache, "shop"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(s.api.events().is_empty(), "{:#?}", s.api.events());
+
+    // The new default drops the Nacos server: shop keeps its combination with the old one, and
+    // its ConfigMap gets an Event naming the new default; cafe takes the new default, silently.
+    std::fs::write(&cluster, PLAIN_DEFAULT).unwrap();
+    eventually(Duration::from_secs(5), "cafe on the new default", || {
+        sleep_of(&*s.cache, "cafe") == 12 && sleep_of(&*s.cache, "other") == 25
+    })
+    .await;
+    eventually(Duration::from_secs(5), "the Event on shop", || {
+        events_for(&s.api, "shop").len() == 1
+    })
+    .await;
+    let cluster_name = cluster.display().to_string();
+    assert_cluster_default_event(&events_for(&s.api, "shop")[0], "shop", shop, &cluster_name);
+    assert!(
+        uses_nacos(&s.cache, "shop"),
+        "shop keeps its last good combination"
+    );
+
+    // A relist delivers shop's ConfigMap again, unchanged: no second Event.
+    s.api.compact();
+    let lists_before = s.api.requests().len();
+    eventually(Duration::from_secs(10), "relisted", || {
+        s.api.requests()[lists_before..]
+            .iter()
+            .any(|r| r.starts_with("GET") && !r.contains("watch="))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(events_for(&s.api, "shop").len(), 1);
+
+    // Another default that breaks it too: another cause, another Event (posted, not folded into
+    // the first one's count); back to the first breaking default: that cause was reported.
+    std::fs::write(&cluster, OTHER_PLAIN_DEFAULT).unwrap();
+    eventually(Duration::from_secs(5), "the second Event on shop", || {
+        events_for(&s.api, "shop").len() == 2
+    })
+    .await;
+    let notes: Vec<String> = events_for(&s.api, "shop")
+        .iter()
+        .map(|e| e["note"].as_str().unwrap().to_owned())
+        .collect();
+    assert_ne!(notes[0], notes[1], "each names its own cluster default");
+    std::fs::write(&cluster, PLAIN_DEFAULT).unwrap();
+    eventually(Duration::from_secs(5), "back on the first default", || {
+        sleep_of(&*s.cache, "other") == 25
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let shop_events = events_for(&s.api, "shop");
+    assert_eq!(shop_events.len(), 2, "{shop_events:#?}");
+    for event in &shop_events {
+        assert_cluster_default_event(event, "shop", shop, &cluster_name);
+    }
+    assert!(events_for(&s.api, "cafe").is_empty());
+    assert!(
+        !s.api.requests().iter().any(|r| r.starts_with("PATCH")),
+        "{:?}",
+        s.api.requests()
+    );
+
+    // A new version of shop's ConfigMap, still relying on Nacos, is refused on arrival under
+    // this default: its own Event, the validation kind, for the new version.
+    let next = s.api.put(
+        "shop",
+        NAME,
+        &[(KEY, "preStop: {action: nacos}\nbufferSeconds: 1\n")],
+    );
+    let next_rv = next.to_string();
+    eventually(
+        Duration::from_secs(5),
+        "the refusal of the new version",
+        || events_for(&s.api, "shop").len() == 3,
+    )
+    .await;
+    let refused = events_for(&s.api, "shop")
+        .into_iter()
+        .find(|e| e["regarding"]["resourceVersion"] == next_rv.as_str())
+        .unwrap();
+    assert_eq!(refused["reason"], policy_events::REASON);
+    // Under the next breaking default, the Event names that version, as last seen.
+    std::fs::write(&cluster, OTHER_PLAIN_DEFAULT).unwrap();
+    eventually(
+        Duration::from_secs(5),
+        "the Event on the new version",
+        || events_for(&s.api, "shop").len() == 4,
+    )
+    .await;
+    let latest = events_for(&s.api, "shop")
+        .into_iter()
+        .filter(|e| e["reason"] == policy_events::REASON_CLUSTER_DEFAULT)
+        .find(|e| e["regarding"]["resourceVersion"] == next_rv.as_str())
+        .unwrap();
+    assert_cluster_default_event(&latest, "shop", next, &cluster_name);
+}
+
 /// `podgrace serve` against the test API server, with a kubeconfig and a serving pair on disk.
 fn serve_against(api: &FakeApi, dir: &std::path::Path, extra: &[&str]) -> common::child::Guard {
+    serve_against_as(api, dir, extra, None)
+}
+
+/// [`serve_against`], with `PODGRACE_POD_NAME` set to `pod` (as the chart sets it) or unset.
+fn serve_against_as(
+    api: &FakeApi,
+    dir: &std::path::Path,
+    extra: &[&str],
+    pod: Option<&str>,
+) -> common::child::Guard {
     let pki = common::https::pki();
     std::fs::write(dir.join("tls.crt"), &pki.cert_pem).unwrap();
     std::fs::write(dir.join("tls.key"), &pki.key_pem).unwrap();
@@ -270,6 +452,9 @@ fn serve_against(api: &FakeApi, dir: &std::path::Path, extra: &[&str]) -> common
         .env_remove("PODGRACE_POD_NAME")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
+    if let Some(pod) = pod {
+        cmd.env("PODGRACE_POD_NAME", pod);
+    }
     common::child::Guard::spawn(&mut cmd)
 }
 
@@ -308,4 +493,83 @@ async fn the_binary_reports_no_event_when_told_not_to() {
         "{:?}",
         api.requests()
     );
+}
+
+/// Each replica reports what it refused: two replicas, two Events for one refused version, told
+/// apart by their reporting instance (the pod name, from PODGRACE_POD_NAME as the chart sets it).
+#[tokio::test]
+async fn each_replica_reports_its_own_event_under_its_pod_name() {
+    let api = FakeApi::start(NAME).await;
+    let refused = api.put("shop", NAME, &[(KEY, BAD)]);
+    let replicas = ["podgrace-7d9f8b6c5-aaaaa", "podgrace-7d9f8b6c5-bbbbb"];
+    let dirs: Vec<_> = replicas
+        .iter()
+        .map(|_| tempfile::tempdir().unwrap())
+        .collect();
+    let _podgraces: Vec<_> = replicas
+        .iter()
+        .zip(&dirs)
+        .map(|(pod, dir)| serve_against_as(&api, dir.path(), &[], Some(pod)))
+        .collect();
+    eventually(
+        Duration::from_secs(20),
+        "an Event from each replica",
+        || api.events().len() == 2,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let events = api.events();
+    assert_eq!(events.len(), 2, "{events:#?}");
+    let mut instances: Vec<&str> = events
+        .iter()
+        .map(|e| e["reportingInstance"].as_str().unwrap())
+        .collect();
+    instances.sort();
+    assert_eq!(instances, replicas);
+    for event in &events {
+        assert_eq!(event["reportingController"], policy_events::CONTROLLER);
+        assert_eq!(event["regarding"]["resourceVersion"], refused.to_string());
+        assert_eq!(event["reason"], policy_events::REASON);
+    }
+    // Two Events, not one named twice: the recorder names each after the ConfigMap and a
+    // timestamp, so the replicas never collide.
+    assert_ne!(events[0]["metadata"]["name"], events[1]["metadata"]["name"]);
+}
+
+#[tokio::test]
+async fn the_binary_reports_a_namespace_policy_its_new_cluster_default_breaks() {
+    let api = FakeApi::start(NAME).await;
+    let shop = api.put("shop", NAME, &[(KEY, NACOS_POLICY)]);
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = dir.path().join("cluster").join("policy.yaml");
+    std::fs::create_dir(cluster.parent().unwrap()).unwrap();
+    std::fs::write(&cluster, NACOS_DEFAULT).unwrap();
+    let cluster_arg = cluster.display().to_string();
+    let _podgrace = serve_against(
+        &api,
+        dir.path(),
+        &[
+            "--pod-name",
+            INSTANCE,
+            "--cluster-policy",
+            &cluster_arg,
+            "--reload-poll-seconds",
+            "1",
+        ],
+    );
+    eventually(Duration::from_secs(20), "the policy list", || {
+        api.requests().iter().any(|r| r.contains("watch=true"))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(api.events().is_empty(), "{:#?}", api.events());
+    std::fs::write(&cluster, PLAIN_DEFAULT).unwrap();
+    eventually(Duration::from_secs(20), "the Event on shop", || {
+        !api.events().is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let events = api.events();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_cluster_default_event(&events[0], "shop", shop, &cluster_arg);
 }

@@ -7,7 +7,8 @@
 //! validate or combine with the cluster default never replaces a good one: the namespace keeps
 //! its last good policy (or the cluster default if it never had one), and the refusal is logged
 //! and counted. A new cluster default re-checks every namespace on top of it; a namespace it
-//! breaks keeps its last good combination.
+//! breaks keeps its last good combination, and is reported to the listener given to
+//! [`PolicyCache::report_broken_to`] (the ConfigMap watch turns it into an Event).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,6 +28,23 @@ pub enum Applied {
     /// It was refused; the previous policy (if any) stays.
     Refused(String),
 }
+
+/// A namespace policy that a new cluster default does not combine with: the namespace keeps its
+/// combination with the previous default.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Broken {
+    /// The namespace.
+    pub namespace: String,
+    /// The namespace policy that was checked again (`name@version`).
+    pub policy: String,
+    /// The new cluster default (`name@version`).
+    pub cluster: String,
+    /// Why they do not combine.
+    pub error: String,
+}
+
+/// Who hears of namespace policies a new cluster default broke.
+type BrokenListener = Box<dyn Fn(&Broken) + Send + Sync>;
 
 /// A namespace's last good policy: its layer and the combination in effect.
 #[derive(Clone)]
@@ -56,6 +74,7 @@ pub struct PolicyCache {
     /// Snapshots published so far (each write publishes at most one).
     generation: AtomicU64,
     metrics: Arc<Metrics>,
+    on_broken: Mutex<Option<BrokenListener>>,
 }
 
 impl PolicyCache {
@@ -71,7 +90,14 @@ impl PolicyCache {
             synced: AtomicBool::new(false),
             generation: AtomicU64::new(0),
             metrics,
+            on_broken: Mutex::new(None),
         }
+    }
+
+    /// Calls `listener` for every namespace policy a new cluster default breaks, after the new
+    /// default is published (outside the cache's lock). Replaces any previous listener.
+    pub fn report_broken_to(&self, listener: impl Fn(&Broken) + Send + Sync + 'static) {
+        *self.on_broken.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(listener));
     }
 
     /// Marks the initial load complete (readiness).
@@ -99,24 +125,40 @@ impl PolicyCache {
         let cluster = Arc::new(layer);
         let mut next = layers.clone();
         next.cluster = Some(cluster.clone());
+        let mut broken = Vec::new();
         for (namespace, entry) in &mut next.namespaces {
             match EffectivePolicy::combine(Some(&cluster), Some(&entry.layer)) {
                 Ok(p) => entry.effective = Arc::new(p),
                 Err(e) => {
+                    let policy = entry.layer.origin.to_string();
                     self.refused(
                         &layers,
                         namespace,
-                        &entry.layer.origin.to_string(),
+                        &policy,
                         format!(
                             "no longer complete on cluster default {}: {e}",
                             cluster.origin
                         ),
                     );
+                    broken.push(Broken {
+                        namespace: namespace.clone(),
+                        policy,
+                        cluster: cluster.origin.to_string(),
+                        error: e.to_string(),
+                    });
                 }
             }
         }
         *layers = next;
         self.publish(&layers, default);
+        drop(layers);
+        if !broken.is_empty()
+            && let Some(listener) = &*self.on_broken.lock().unwrap_or_else(|p| p.into_inner())
+        {
+            for b in &broken {
+                listener(b);
+            }
+        }
         Applied::Accepted
     }
 
@@ -426,6 +468,46 @@ mod tests {
                 .render()
                 .contains("podgrace_policy_errors_total{namespace=\"shop\"} 1")
         );
+    }
+
+    #[test]
+    fn the_listener_hears_of_each_namespace_a_new_cluster_default_breaks() {
+        let c = cache();
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let sink = heard.clone();
+        c.report_broken_to(move |b| sink.lock().unwrap().push(b.clone()));
+        c.set_cluster(layer(
+            "cluster",
+            "1",
+            "preStop: {nacos: {server: 'http://nacos:8848'}}",
+        ));
+        c.apply("shop", layer("shop/p", "4", "preStop: {action: nacos}"));
+        c.apply("other", layer("other/p", "1", "bufferSeconds: 1"));
+        assert!(heard.lock().unwrap().is_empty());
+        c.set_cluster(layer("cluster", "2", "preStop: {sleepSeconds: 25}"));
+        let heard = heard.lock().unwrap().clone();
+        assert_eq!(heard.len(), 1, "{heard:?}");
+        assert_eq!(heard[0].namespace, "shop");
+        assert_eq!(heard[0].policy, "shop/p@4");
+        assert_eq!(heard[0].cluster, "cluster@2");
+        assert!(heard[0].error.contains("preStop.nacos.server"), "{heard:?}");
+        // The listener runs outside the lock, after the new default is published.
+        let c = Arc::new(cache());
+        let seen = Arc::new(Mutex::new(None));
+        let (reader, sink) = (c.clone(), seen.clone());
+        c.report_broken_to(move |_| {
+            let unlocked = reader.layers.try_lock().is_ok();
+            let published = reader.cluster_layer().unwrap().origin.version == "2";
+            *sink.lock().unwrap() = Some((unlocked, published));
+        });
+        c.set_cluster(layer(
+            "cluster",
+            "1",
+            "preStop: {nacos: {server: 'http://nacos:8848'}}",
+        ));
+        c.apply("shop", layer("shop/p", "1", "preStop: {action: nacos}"));
+        c.set_cluster(layer("cluster", "2", "preStop: {sleepSeconds: 4}"));
+        assert_eq!(*seen.lock().unwrap(), Some((true, true)));
     }
 
     #[test]

@@ -4,14 +4,16 @@
 //! and validated on arrival and applied to the [`PolicyCache`]; the admission path never calls
 //! the API server.
 //!
-//! A refused ConfigMap is reported on itself as a Warning Event when a [`PolicyEvents`] is given.
+//! A refused ConfigMap is reported on itself as a Warning Event when a [`PolicyEvents`] is given,
+//! and so is one whose policy a new cluster default breaks (the cache re-checks every namespace):
+//! the Event names the ConfigMap as this watch last saw it.
 //!
 //! Relists (the initial list, and after a `410 Gone` or a lost watch) replace the whole set at
 //! once, so a ConfigMap deleted while the watch was down disappears too. Watch errors back off
 //! (kube-runtime's default: 0.8 s growing to 30 s) while admission keeps serving from the cache.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
@@ -43,6 +45,19 @@ pub fn watch_policies_reporting(
     key: String,
     events: Option<PolicyEvents>,
 ) -> JoinHandle<()> {
+    // The ConfigMaps as last seen, by namespace: what an Event on a policy the cluster default
+    // broke names.
+    let seen: Arc<Mutex<HashMap<String, ObjectReference>>> = Arc::default();
+    if let Some(events) = &events {
+        let (events, seen) = (events.clone(), seen.clone());
+        cache.report_broken_to(move |broken| {
+            let regarding = lock(&seen).get(&broken.namespace).cloned();
+            if let Some(regarding) = regarding {
+                events.broken_by_cluster_default(regarding, broken);
+            }
+        });
+    }
+    let remember = events.is_some();
     tokio::spawn(async move {
         let api: Api<ConfigMap> = Api::all(client);
         let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
@@ -58,7 +73,7 @@ pub fn watch_policies_reporting(
                 }
                 Ok(Event::InitApply(cm)) => {
                     if let Some(entry) = entry(&cm, &key) {
-                        if events.is_some() {
+                        if remember {
                             listed.insert(entry.0.clone(), policy_events::reference(&cm));
                         }
                         relist.push(entry);
@@ -66,6 +81,11 @@ pub fn watch_policies_reporting(
                 }
                 Ok(Event::InitDone) => {
                     let count = relist.len();
+                    // Seen before the cache has them, so that a cluster default arriving
+                    // meanwhile finds every namespace it may break.
+                    if remember {
+                        *lock(&seen) = listed.clone();
+                    }
                     let refused = cache.replace_all(std::mem::take(&mut relist));
                     cache.mark_synced();
                     tracing::info!(configmaps = count, name, "policy ConfigMaps listed");
@@ -79,16 +99,21 @@ pub fn watch_policies_reporting(
                     listed.clear();
                 }
                 Ok(Event::Apply(cm)) => {
-                    if let Some((namespace, result)) = entry(&cm, &key)
-                        && let Applied::Refused(why) = cache.apply(&namespace, result)
-                        && let Some(events) = &events
-                    {
-                        events.refused(policy_events::reference(&cm), &why);
+                    if let Some((namespace, result)) = entry(&cm, &key) {
+                        if remember {
+                            lock(&seen).insert(namespace.clone(), policy_events::reference(&cm));
+                        }
+                        if let Applied::Refused(why) = cache.apply(&namespace, result)
+                            && let Some(events) = &events
+                        {
+                            events.refused(policy_events::reference(&cm), &why);
+                        }
                     }
                 }
                 Ok(Event::Delete(cm)) => {
                     if let Some(namespace) = cm.metadata.namespace.as_deref() {
                         cache.remove(namespace);
+                        lock(&seen).remove(namespace);
                     }
                 }
                 Err(e) => {
@@ -97,6 +122,11 @@ pub fn watch_policies_reporting(
             }
         }
     })
+}
+
+/// The map of ConfigMaps seen; a panic elsewhere cannot leave it half-written (whole entries).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A ConfigMap as a cache entry: its namespace and its parsed policy (errors name the

@@ -49,6 +49,34 @@ EXTERNAL_METRICS = {
     "kube_pod_status_ready": "kube-state-metrics",
 }
 
+# The series those exporters write: each metric's own labels and the values they take. Sources:
+# - kube-apiserver: k8s.io/apiserver pkg/admission/metrics/metrics.go (label names, the histogram's
+#   buckets 0.005 0.025 0.1 0.5 1 2.5 10 25, error_type's values) and
+#   pkg/admission/plugin/webhook/{mutating,validating}/dispatcher.go (type is "admit" for mutating
+#   webhooks, "validating" for validating ones; rejection_code is the HTTP status, 400 for a call
+#   that got none); listed in https://kubernetes.io/docs/reference/instrumentation/metrics/.
+# - kube-state-metrics: docs/metrics/workload/pod-metrics.md (kube_pod_status_ready{namespace, pod,
+#   uid, condition=true|false|unknown}, STABLE).
+# A value of None: any value. Target labels a scrape adds (job, instance) come on top.
+_APISERVER_WEBHOOK = {"name": None, "type": {"admit", "validating"}}
+_APISERVER_HISTOGRAM = {**_APISERVER_WEBHOOK, "operation": {"CREATE", "UPDATE", "DELETE", "CONNECT"},
+                        "rejected": {"true", "false"}}
+EXTERNAL_SERIES: dict[str, dict[str, set[str] | None]] = {
+    "apiserver_admission_webhook_fail_open_count": _APISERVER_WEBHOOK,
+    "apiserver_admission_webhook_rejection_count": {
+        **_APISERVER_WEBHOOK, "operation": _APISERVER_HISTOGRAM["operation"],
+        "error_type": {"calling_webhook_error", "apiserver_internal_error", "no_error"},
+        "rejection_code": None,
+    },
+    "apiserver_admission_webhook_admission_duration_seconds_bucket": {
+        **_APISERVER_HISTOGRAM, "le": {"0.005", "0.025", "0.1", "0.5", "1", "2.5", "10", "25", "+Inf"},
+    },
+    "apiserver_admission_webhook_admission_duration_seconds_count": _APISERVER_HISTOGRAM,
+    "kube_pod_status_ready": {"namespace": None, "pod": None, "uid": None,
+                              "condition": {"true", "false", "unknown"}},
+}
+SCRAPE_LABELS = {"job", "instance"}
+
 HEADER = """\
 # podgrace's alerting rules, for a Prometheus without the Prometheus Operator (rule_files).
 # Generated from the Helm chart with its default values (release podgrace in namespace

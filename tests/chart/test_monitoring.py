@@ -17,6 +17,9 @@ from conftest import NAMESPACE, REPO, chart, operator_schema, render, selector_m
 from monitoring import (
     ALERTS,
     DASHBOARD,
+    EXTERNAL_METRICS,
+    EXTERNAL_SERIES,
+    SCRAPE_LABELS,
     OPERATIONS,
     RULES_FILE,
     RULES_TEST,
@@ -206,7 +209,7 @@ def test_the_rules_follow_the_values(tmp_path):
     assert got["PodgraceWebhookCallsFailing"]["labels"]["severity"] == "critical"
     assert got["PodgraceAdmissionNearTimeout"]["labels"]["severity"] == "critical"
     assert "pod creation in opted-in namespaces is failing" in got["PodgraceWebhookCallsFailing"]["annotations"]["description"]
-    assert got["PodgraceAdmissionNearTimeout"]["expr"].strip().endswith("> 0.8 * 10")
+    assert got["PodgraceAdmissionNearTimeout"]["expr"].count("> 0.8 * 10\n") == 2
     assert "kubectl describe configmap graceful" in got["PodgracePolicyRefused"]["annotations"]["description"]
     promtool_check(spec, tmp_path)
     # The readiness alert follows the release's namespace and names.
@@ -250,6 +253,67 @@ def test_the_alert_unit_tests_pass_and_cover_every_alert_firing_and_not():
             (fires if case["exp_alerts"] else silent).add(case["alertname"])
     assert fires == set(ALERTS), set(ALERTS) - fires
     assert silent == set(ALERTS), set(ALERTS) - silent
+
+
+_SELECTOR = re.compile(r"([A-Za-z_:][A-Za-z0-9_:]*)\{([^}]*)\}")
+_MATCHER = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*,?')
+
+
+def selectors(text: str) -> list[tuple[str, list[tuple[str, str, str]]]]:
+    """Each `metric{label op "value", ...}` in a PromQL expression or series: the metric and its
+    matchers."""
+    out = []
+    for metric, body in _SELECTOR.findall(text):
+        found = _MATCHER.findall(body)
+        assert "".join(f'{l}{o}"{v}"' for l, o, v in found) == re.sub(r'\s|,', "", body), body
+        out.append((metric, found))
+    return out
+
+
+def test_the_alerts_and_their_tests_use_the_external_series_as_their_exporters_write_them():
+    assert set(EXTERNAL_SERIES) == set(EXTERNAL_METRICS)
+    # The API server's type label: "admit" for the mutating webhook, "validating" for the
+    # validating one (its dispatchers).
+    rendered = render()
+    webhook_type = {
+        **{w["name"]: "admit" for w in rendered.one("MutatingWebhookConfiguration")["webhooks"]},
+        **{w["name"]: "validating" for w in rendered.one("ValidatingWebhookConfiguration")["webhooks"]},
+    }
+    assert set(webhook_type) == {"pods.podgrace.io", "policies.podgrace.io"}, webhook_type
+
+    def check(metric: str, label: str, op: str, value: str, where: str) -> None:
+        documented = EXTERNAL_SERIES[metric]
+        assert label in set(documented) | SCRAPE_LABELS, f"{where}: {metric} has no label {label}"
+        allowed = documented.get(label)
+        if allowed is not None and op in ("=", "=~"):
+            for v in value.split("|") if op == "=~" else [value]:
+                assert v in allowed, f"{where}: {metric} never has {label}={v!r}"
+
+    # The rules select on labels the metrics have, with values they take.
+    read = set()
+    for rule in alerts(rule_groups()).values():
+        for metric, matchers in selectors(rule["expr"]):
+            if metric in EXTERNAL_SERIES:
+                read.add(metric)
+                for label, op, value in matchers:
+                    check(metric, label, op, value, rule["alert"])
+    assert read == set(EXTERNAL_SERIES)
+    # The unit tests feed series with exactly the exporters' labels (and a scrape's).
+    fed = set()
+    for test in yaml.safe_load(RULES_TEST.read_text())["tests"]:
+        for series in test["input_series"]:
+            [(metric, matchers)] = selectors(series["series"])
+            if metric not in EXTERNAL_SERIES:
+                continue
+            fed.add(metric)
+            labels = {label: value for label, _, value in matchers}
+            where = f"{test['name']}: {series['series']}"
+            assert set(labels) - SCRAPE_LABELS == set(EXTERNAL_SERIES[metric]), where
+            for label, value in labels.items():
+                check(metric, label, "=", value, where)
+            if metric.startswith("apiserver_") and labels["name"] in webhook_type:
+                assert labels["type"] == webhook_type[labels["name"]], where
+    assert fed == set(EXTERNAL_SERIES)
 
 
 def test_promtool_catches_a_broken_rule(tmp_path):

@@ -3,11 +3,15 @@ loopback only: over HTTPS, verifying podgrace's generated certificate with the C
 (--ca-out), and over the plain metrics port (--metrics-listen). After real admissions, every
 metric the alerts and the dashboard name is in Prometheus with data, every dashboard query returns
 data for both scrape jobs and names only metrics podgrace exports, and the alert rules load and
-evaluate cleanly, the refused policy's alert going pending for its namespace."""
+evaluate cleanly, the refused policy's alert going pending for its namespace. The latency alert
+near the webhook timeout reads podgrace's own histogram, whose buckets reach the timeout: its
+expression gives each job's p99 from the real admissions, and the same rule with its threshold at
+0 fires for each job."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import ssl
@@ -33,6 +37,21 @@ from monitoring import (
 )
 
 JOBS = ("podgrace", "podgrace-plain")
+NEAR_TIMEOUT = "PodgraceAdmissionNearTimeout"
+# The chart's default webhook timeout, which the plain rules file is rendered with.
+TIMEOUT = 5
+
+
+def near_timeout_rule() -> dict:
+    [rule] = [r for g in rule_groups()["groups"] for r in g["rules"] if r.get("alert") == NEAR_TIMEOUT]
+    return rule
+
+
+def without_threshold(expr: str, threshold: str = "") -> str:
+    """The near-timeout expression with its comparisons to 0.8 x the timeout replaced."""
+    pattern = rf"\s*> 0\.8 \* {TIMEOUT}\n"
+    assert len(re.findall(pattern, expr)) == 2, expr
+    return re.sub(pattern, f"{threshold}\n", expr)
 FIXTURES = REPO / "tests" / "fixtures" / "admission"
 
 
@@ -110,9 +129,15 @@ class Prometheus:
         self.port = free_port()
         rules = tmp / "podgrace-rules.yaml"
         rules.write_text(RULES_FILE.read_text())
+        # The near-timeout alert as shipped but for its threshold (0) and its `for`, in a group
+        # of its own: podgrace answers in microseconds, so only this one can fire here.
+        probe = {**near_timeout_rule(), "alert": f"{NEAR_TIMEOUT}AtZero", "for": "0s"}
+        probe["expr"] = without_threshold(probe["expr"], " > 0")
+        probe_rules = tmp / "probe-rules.yaml"
+        probe_rules.write_text(yaml.safe_dump({"groups": [{"name": "probe", "rules": [probe]}]}))
         config = {
             "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-            "rule_files": [str(rules)],
+            "rule_files": [str(rules), str(probe_rules)],
             "scrape_configs": [
                 {"job_name": "podgrace", "scheme": "https",
                  "tls_config": {"ca_file": str(podgrace.ca), "server_name": "localhost"},
@@ -285,7 +310,7 @@ def test_the_admissions_show_in_the_dashboard_numbers(scraped):
 def test_the_alert_rules_load_and_evaluate_cleanly_on_real_metrics(scraped):
     def loaded():
         groups = scraped.api("rules")["groups"]
-        rules = [r for g in groups for r in g["rules"]]
+        rules = [r for g in groups if g["name"] == "podgrace" for r in g["rules"]]
         return len(rules) == 8 and all(r.get("lastEvaluation", "").startswith("20") for r in rules) and rules
     rules = wait_for("rules evaluated", 20, loaded)
     for rule in rules:
@@ -298,5 +323,42 @@ def test_the_alert_rules_load_and_evaluate_cleanly_on_real_metrics(scraped):
     assert [a["labels"]["namespace"] for a in refused] == ["broken"]
     assert refused[0]["state"] in ("pending", "firing")
     # Nothing else is wrong with this podgrace.
-    others = {a["labels"]["alertname"] for a in scraped.api("alerts")["alerts"]} - {"PodgracePolicyRefused"}
-    assert others == set(), others
+    others = {a["labels"]["alertname"] for a in scraped.api("alerts")["alerts"]}
+    assert others - {"PodgracePolicyRefused", f"{NEAR_TIMEOUT}AtZero"} == set(), others
+
+
+def test_the_latency_histogram_reaches_the_webhook_timeout(scraped):
+    # 25 buckets per endpoint, the last finite one at the longest timeout the API allows (30 s),
+    # one at the chart's timeout and one at 80 % of it (the alert's threshold).
+    for job in JOBS:
+        buckets = scraped.query(f'podgrace_admission_duration_seconds_bucket{{job="{job}", endpoint="mutate"}}')
+        bounds = sorted(float(b["metric"]["le"]) for b in buckets)
+        assert len(bounds) == 25 and bounds[-1] == float("inf") and bounds[-2] == 30, bounds
+        assert 0.8 * TIMEOUT in bounds and TIMEOUT in bounds, bounds
+        assert bounds[0] == 0.00005, bounds
+        # Every pod admission (the unreadable review is not timed) is within the first second.
+        counts = {float(b["metric"]["le"]): float(b["value"][1]) for b in buckets}
+        assert counts[1.6384] == counts[30] == counts[float("inf")] == 40, counts
+
+
+def test_the_near_timeout_alert_reads_podgraces_own_latency(scraped):
+    rule = near_timeout_rule()
+    # Its expression without the threshold: the p99 of podgrace's own answers for each job, from
+    # the real admissions (the API server's half has no data here), far below the timeout.
+    p99 = {r["metric"].get("job"): float(r["value"][1]) for r in scraped.query(without_threshold(rule["expr"]))}
+    assert set(p99) == set(JOBS), p99
+    for job, seconds in p99.items():
+        assert 0 < seconds < 0.8 * TIMEOUT, (job, seconds)
+    # The shipped rule does not fire; with the threshold at 0 the same rule fires for each job,
+    # with podgrace's own description.
+    def firing():
+        alerts = [a for a in scraped.api("alerts")["alerts"] if a["labels"]["alertname"] == f"{NEAR_TIMEOUT}AtZero"]
+        return len(alerts) == 2 and all(a["state"] == "firing" for a in alerts) and alerts
+    fired = wait_for("the near-timeout alert at threshold 0 firing", 20, firing)
+    assert {a["labels"]["job"] for a in fired} == set(JOBS)
+    for alert in fired:
+        description = alert["annotations"]["description"]
+        assert description.startswith(
+            f"The 99th percentile of podgrace's own pod admission time ({alert['labels']['job']}) is "), description
+        assert f"near the webhook's timeout of {TIMEOUT}s" in description, description
+    assert not [a for a in scraped.api("alerts")["alerts"] if a["labels"]["alertname"] == NEAR_TIMEOUT]

@@ -5,7 +5,8 @@ values by `make prometheus-rules`; a test keeps them equal). Runbooks: docs/OPER
 section per alert. Tests: deploy/prometheus/podgrace-rules.test.yaml (promtool test rules).
 
 Where the metrics come from:
-- podgrace_*: podgrace's /metrics;
+- podgrace_*: podgrace's /metrics (its latency buckets reach the webhook's longest timeout, 30 s,
+  so PodgraceAdmissionNearTimeout reads podgrace's own time as well as the API server's);
 - apiserver_admission_webhook_*: the API server's /metrics (kube-prometheus-stack scrapes it),
   the only view of calls that never reached podgrace;
 - kube_pod_status_ready: kube-state-metrics.
@@ -72,14 +73,21 @@ kubernetes_sd relabelings) renames it `exported_namespace`; the rules read eithe
     description: "The 99th percentile of podgrace's own admission time is {{ printf "{{ $value | humanizeDuration }}" }} (it is normally well under a millisecond); the API server gives up after {{ $timeout }}s."
 - alert: PodgraceAdmissionNearTimeout
   expr: |
-    histogram_quantile(0.99, sum by (name, le) (rate(apiserver_admission_webhook_admission_duration_seconds_bucket{name="pods.podgrace.io", type="admit"}[5m])))
-    > 0.8 * {{ $timeout }}
+    (
+      histogram_quantile(0.99, sum by (job, namespace, le) (rate(podgrace_admission_duration_seconds_bucket{endpoint="mutate"}[5m])))
+      > 0.8 * {{ $timeout }}
+    )
+    or
+    (
+      histogram_quantile(0.99, sum by (name, le) (rate(apiserver_admission_webhook_admission_duration_seconds_bucket{name="pods.podgrace.io", type="admit"}[5m])))
+      > 0.8 * {{ $timeout }}
+    )
   for: 5m
   labels:
     severity: {{ if $blocking }}critical{{ else }}warning{{ end }}
   annotations:
     summary: "Calls to podgrace are close to the webhook timeout"
-    description: "The API server's 99th percentile for calls to pods.podgrace.io is {{ printf "{{ $value | humanizeDuration }}" }}, near the webhook's timeout of {{ $timeout }}s: {{ if $blocking }}pod creations that time out fail{{ else }}pods whose call times out are admitted without podgrace's changes{{ end }}."
+    description: "{{ printf "{{ if $labels.name }}The API server's 99th percentile for calls to {{ $labels.name }}{{ else }}The 99th percentile of podgrace's own pod admission time ({{ $labels.job }}){{ end }} is {{ $value | humanizeDuration }}" }}, near the webhook's timeout of {{ $timeout }}s: {{ if $blocking }}pod creations that time out fail{{ else }}pods whose call times out are admitted without podgrace's changes{{ end }}."
 - alert: PodgraceCertificateExpiringSoon
   expr: |
     min by (job, namespace) (podgrace_certificate_expiry_timestamp_seconds > 0) - time()
