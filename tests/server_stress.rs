@@ -436,6 +436,65 @@ async fn at_most_two_large_reviews_are_in_flight_at_once() {
     assert_eq!(answer.status, 400, "{}", answer.head);
 }
 
+/// Bytes waiting in the kernel's receive queues of the server's connections on `port`
+/// (`/proc/net/tcp`: `local_address` as hex `IP:PORT`, `rx_queue` in hex).
+fn queued_for_server(port: u16) -> u64 {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let local = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (_, rx) = fields.get(4)?.split_once(':')?;
+            fields[1]
+                .ends_with(&local)
+                .then(|| u64::from_str_radix(rx, 16).ok())?
+        })
+        .sum()
+}
+
+/// A body waiting for the budget waits in its connection's receive queue in the kernel, which
+/// is bounded too: with both large-review slots held, 20 clients sending 5.9 MiB bodies leave
+/// at most a window each queued, where Linux's autotuning would let each queue take the body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_waiting_for_the_budget_hold_little_kernel_memory() {
+    let _serial = SERIAL.lock().await;
+    let hook = Webhook::start(&["--log-format", "text"], Stdio::null()).await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut conn = hook.connect().await;
+        conn.write_all(post_head(1024 * 1024).as_bytes())
+            .await
+            .unwrap();
+        conn.write_all(&[b' '; 1000]).await.unwrap();
+        conn.flush().await.unwrap();
+        held.push(conn);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let body = large_review(LARGE);
+    let mut senders = JoinSet::new();
+    for _ in 0..20 {
+        let (mut conn, body) = (hook.connect().await, body.clone());
+        senders.spawn(async move {
+            conn.write_all(post_head(body.len()).as_bytes())
+                .await
+                .unwrap();
+            // Blocks once the window is full; the server refuses it (429) after a second.
+            let _ = tokio::time::timeout(Duration::from_millis(1500), conn.write_all(&body)).await;
+            conn
+        });
+    }
+    // Measured before the budget's one-second wait ends (then the refused bodies are discarded).
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let queued = queued_for_server(hook.addr().port());
+    assert!(
+        queued < 20 * 256 * 1024,
+        "{queued} bytes queued in the kernel for 20 waiting bodies"
+    );
+    within(Duration::from_secs(5), "the senders", senders.join_all()).await;
+}
+
 #[tokio::test]
 async fn a_declared_length_over_the_limit_is_answered_413_before_the_body_is_read() {
     let _serial = SERIAL.lock().await;
