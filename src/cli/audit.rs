@@ -194,7 +194,8 @@ impl Inputs {
                 self.policies.insert(ns, layer);
             }
         }
-        let docs = match manifest::read_documents(text) {
+        // The values read above, not the text again: YAML reading is most of an audit's time.
+        let docs = match manifest::documents_of_values(values) {
             Ok(docs) => docs,
             // A file of Services and ConfigMaps: nothing to audit in it.
             Err(ManifestError::NothingToMutate(_)) => return Ok(()),
