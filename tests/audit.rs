@@ -762,3 +762,226 @@ fn installed_as_kubectl_podgrace_it_is_a_kubectl_plugin() {
         text(&help.stdout)
     );
 }
+
+#[tokio::test]
+async fn a_forbidden_kind_leaves_the_rest_of_the_namespace_audited() {
+    let (api, _) = cluster().await;
+    api.forbid_list(Some("shop"), "pods");
+    api.forbid_list(Some("shop"), "cronjobs");
+    api.forbid_list(Some("broken"), "configmaps");
+    let kc = kubeconfig(&api);
+    let out = audit(args(&kc, &["-n", "shop", "-n", "broken", "-o", "json"])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let namespaces = report["namespaces"].as_array().unwrap();
+    let ns = |name: &str| namespaces.iter().find(|n| n["name"] == name).unwrap();
+    let resources = |n: &Value| -> Vec<String> {
+        n["unreadable"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["resource"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ns("shop")["readable"], true);
+    assert!(ns("shop")["error"].is_null());
+    assert_eq!(resources(ns("shop")), ["pods", "cronjobs"]);
+    assert!(
+        ns("shop")["unreadable"][0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot list pods: pods is forbidden: User \"alice\" cannot list"),
+        "{}",
+        ns("shop")
+    );
+    // Everything but the CronJob and the bare Pod is audited, findings as with full access.
+    let shop = workloads(&report, "shop");
+    let names: Vec<&str> = shop.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "DaemonSet/agent",
+            "Deployment/distroless",
+            "Deployment/orders",
+            "Deployment/slow",
+            "Deployment/web",
+            "ReplicaSet/proxy",
+            "StatefulSet/db"
+        ]
+    );
+    assert_eq!(
+        finding_kinds(&shop["StatefulSet/db"]["remaining"]),
+        ["shell-pid1"]
+    );
+    // Without its pods, no drift can be read.
+    assert!(shop["Deployment/web"]["drift"].is_null());
+    // Without the ConfigMaps, the namespace's own (here invalid) policy is unknown.
+    assert_eq!(resources(ns("broken")), ["configmaps"]);
+    assert_eq!(ns("broken")["policy"], "builtin");
+    assert!(ns("broken")["policyError"].is_null());
+    assert_eq!(workloads(&report, "broken").len(), 1);
+    assert_eq!(report["summary"]["partlyReadable"], 2);
+    assert_eq!(report["summary"]["notReadable"], 0);
+
+    let table = audit(args(&kc, &["-n", "shop", "-n", "broken"])).await;
+    let table = text(&table.stdout);
+    assert!(
+        table.contains("): audited without pods, cronjobs (forbidden: cannot list pods: "),
+        "{table}"
+    );
+    assert!(
+        table.contains("its own policy unknown, the cluster default assumed"),
+        "{table}"
+    );
+    assert!(
+        table.contains("; 2 namespaces partly readable\n"),
+        "{table}"
+    );
+    // A partly readable namespace is a warning, whatever its workloads.
+    let warn = audit(args(&kc, &["-n", "broken", "--fail-on", "warning"])).await;
+    assert_eq!(warn.status.code(), Some(1));
+    let risk = audit(args(&kc, &["-n", "broken", "--fail-on", "risk"])).await;
+    assert_eq!(risk.status.code(), Some(0), "{}", text(&risk.stdout));
+
+    // Cluster-wide: a forbidden kind is missing from every namespace, the rest is audited.
+    api.forbid_list(None, "daemonsets");
+    let all = audit(args(&kc, &["-A", "-o", "json"])).await;
+    assert!(all.status.success(), "{}", text(&all.stderr));
+    let all: Value = serde_json::from_slice(&all.stdout).unwrap();
+    assert_eq!(all["summary"]["workloads"], 9 + 1 + 1 + 1 - 1);
+    assert_eq!(all["summary"]["partlyReadable"], 4);
+    for n in all["namespaces"].as_array().unwrap() {
+        assert_eq!(resources(n), ["daemonsets"], "{n}");
+        assert!(
+            n["unreadable"][0]["error"]
+                .as_str()
+                .unwrap()
+                .contains("daemonsets.apps is forbidden"),
+            "{n}"
+        );
+    }
+}
+
+/// 5,000 Deployments in 10 namespaces, each with a running pod, audited over the API: every
+/// list paged, one list (its pages aside) per kind per namespace, nothing else.
+#[tokio::test]
+async fn five_thousand_workloads_are_audited_with_paged_lists_one_per_kind_and_namespace() {
+    const NAMESPACES: usize = 10;
+    const PER_NAMESPACE: usize = 500;
+    const PAGE: usize = 200;
+    let api = FakeApi::start("podgrace-policy").await;
+    let serving = || json!({"ports": [{"containerPort": 8080}]});
+    for n in 0..NAMESPACES {
+        let ns = format!("team-{n}");
+        api.put_object(namespace(&ns, n % 2 == 0));
+        for i in 0..PER_NAMESPACE {
+            let name = format!("svc-{i:03}");
+            api.put_object(workload(
+                "Deployment",
+                &ns,
+                &name,
+                vec![container("app", serving())],
+                json!({}),
+            ));
+        }
+        // One running pod per namespace, from a ReplicaSet of the first Deployment.
+        api.put_object(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "svc-000-1", "namespace": ns,
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "svc-000", "uid": "u", "controller": true}]},
+            "spec": {"selector": {"matchLabels": {"app": "svc-000"}}, "template": {"spec": {"containers": [container("app", serving())]}}}}));
+        api.put_object(pod(
+            &ns,
+            "svc-000-1-a",
+            Some(("ReplicaSet", "svc-000-1")),
+            json!({}),
+            vec![container("app", serving())],
+        ));
+    }
+    let kc = kubeconfig(&api);
+    let page = PAGE.to_string();
+    let mut a = vec!["-o", "json", "--page-size", page.as_str()];
+    let names: Vec<String> = (0..NAMESPACES).map(|n| format!("team-{n}")).collect();
+    for ns in &names {
+        a.extend(["-n", ns.as_str()]);
+    }
+    let out = audit(args(&kc, &a)).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["summary"]["workloads"], NAMESPACES * PER_NAMESPACE);
+    assert_eq!(report["summary"]["namespaces"], NAMESPACES);
+    assert_eq!(report["summary"]["covered"], NAMESPACES / 2 * PER_NAMESPACE);
+    // The opted-in namespaces' first Deployment: its pod predates podgrace.
+    assert_eq!(
+        workloads(&report, "team-0")["Deployment/svc-000"]["drift"]["pods"],
+        1
+    );
+
+    let requests = api.requests();
+    let pages = PER_NAMESPACE.div_ceil(PAGE);
+    for ns in &names {
+        let of_ns: Vec<&String> = requests
+            .iter()
+            .filter(|r| {
+                r.contains(&format!("/namespaces/{ns}/"))
+                    || r.ends_with(&format!("/namespaces/{ns}"))
+            })
+            .collect();
+        for kind in [
+            "deployments",
+            "statefulsets",
+            "daemonsets",
+            "replicasets",
+            "pods",
+            "cronjobs",
+            "configmaps?",
+        ] {
+            let lists: Vec<&&String> = of_ns
+                .iter()
+                .filter(|r| r.contains(&format!("/{kind}")))
+                .collect();
+            let first = lists.iter().filter(|r| !r.contains("continue=")).count();
+            assert_eq!(first, 1, "{ns} {kind}: {lists:#?}");
+            assert!(
+                lists.iter().all(|r| r.contains(&format!("limit={PAGE}"))),
+                "{lists:#?}"
+            );
+            let expected = if kind == "deployments" { pages } else { 1 };
+            assert_eq!(lists.len(), expected, "{ns} {kind}: {lists:#?}");
+        }
+        // The Namespace itself, and those seven lists' pages: nothing else.
+        assert_eq!(of_ns.len(), 1 + 6 + pages, "{ns}: {of_ns:#?}");
+    }
+    let everything = 1 + NAMESPACES * (1 + 6 + pages);
+    // Plus the cluster default policy's ConfigMap.
+    assert_eq!(requests.len(), everything, "{requests:#?}");
+
+    // All namespaces: one list per kind for the cluster, paged.
+    let before = api.requests().len();
+    let out = audit(args(
+        &kc,
+        &["-A", "-o", "json", "--page-size", page.as_str()],
+    ))
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["summary"]["workloads"], NAMESPACES * PER_NAMESPACE);
+    let requests = &api.requests()[before..];
+    let deployments: Vec<&String> = requests
+        .iter()
+        .filter(|r| r.contains("/apis/apps/v1/deployments"))
+        .collect();
+    assert_eq!(
+        deployments.len(),
+        (NAMESPACES * PER_NAMESPACE).div_ceil(PAGE)
+    );
+    assert_eq!(
+        deployments
+            .iter()
+            .filter(|r| !r.contains("continue="))
+            .count(),
+        1
+    );
+    assert!(
+        requests.iter().all(|r| !r.contains("/namespaces/team-")),
+        "{requests:#?}"
+    );
+}

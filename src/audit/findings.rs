@@ -214,7 +214,10 @@ fn containers(pod: &PodView, policy: &EffectivePolicy) -> Vec<Finding> {
             // Today, only a readiness probe of the container's own counts (the engine's check
             // would also compare the one podgrace injects); after, podgrace's is its own.
             if has_readiness && startup::readiness_is_liveness(c, &r.policy) {
-                push(FindingKind::ReadinessIsLiveness, startup::IDENTICAL.to_owned());
+                push(
+                    FindingKind::ReadinessIsLiveness,
+                    startup::IDENTICAL.to_owned(),
+                );
             }
         }
         // With a liveness probe, `liveness-without-readiness` already says it.

@@ -447,10 +447,12 @@ mod tests {
 
     /// A Spring Boot app whose liveness probe allows 30 s + 3 × 10 s = 60 s.
     fn slow_starter(readiness_path: &str) -> PodView {
-        pod(json!({"containers": [{"name": "app", "image": "java", "ports": [{"containerPort": 8080}],
+        pod(
+            json!({"containers": [{"name": "app", "image": "java", "ports": [{"containerPort": 8080}],
             "livenessProbe": {"httpGet": {"path": "/actuator/health/liveness", "port": 8080},
                               "initialDelaySeconds": 30, "periodSeconds": 10},
-            "readinessProbe": {"httpGet": {"path": readiness_path, "port": 8080}}}]}))
+            "readinessProbe": {"httpGet": {"path": readiness_path, "port": 8080}}}]}),
+        )
     }
 
     #[test]
@@ -467,8 +469,7 @@ mod tests {
         assert!(r.remaining.is_empty(), "{:?}", r.remaining);
         assert_eq!(r.fixed_by_podgrace, [FindingKind::LivenessBeforeStart]);
         assert!(
-            r.verdict
-                .contains("podgrace fixes liveness-before-start"),
+            r.verdict.contains("podgrace fixes liveness-before-start"),
             "{}",
             r.verdict
         );
@@ -502,12 +503,16 @@ mod tests {
         assert_eq!(r.today[0].message, engine::startup::IDENTICAL);
         assert_eq!(kinds(&r.remaining), [FindingKind::ReadinessIsLiveness]);
         // Over TCP the same check is no trap: a connect fails on no dependency.
-        let tcp = pod(json!({"containers": [{"name": "app", "image": "redis", "ports": [{"containerPort": 6379}],
-            "livenessProbe": {"tcpSocket": {"port": 6379}}, "readinessProbe": {"tcpSocket": {"port": 6379}}}]}));
+        let tcp = pod(
+            json!({"containers": [{"name": "app", "image": "redis", "ports": [{"containerPort": 6379}],
+            "livenessProbe": {"tcpSocket": {"port": 6379}}, "readinessProbe": {"tcpSocket": {"port": 6379}}}]}),
+        );
         assert!(with_policy(tcp, "").today.is_empty());
         // A readiness probe that podgrace injects with liveness's check: the trap comes with it.
-        let bare = pod(json!({"containers": [{"name": "app", "image": "java", "ports": [{"containerPort": 8080}],
-            "livenessProbe": {"httpGet": {"path": "/health", "port": 8080}}}]}));
+        let bare = pod(
+            json!({"containers": [{"name": "app", "image": "java", "ports": [{"containerPort": 8080}],
+            "livenessProbe": {"httpGet": {"path": "/health", "port": 8080}}}]}),
+        );
         let r = with_policy(bare, "readiness: {handler: http, path: /health}\n");
         assert_eq!(kinds(&r.today), [FindingKind::LivenessWithoutReadiness]);
         assert_eq!(kinds(&r.remaining), [FindingKind::ReadinessIsLiveness]);

@@ -136,6 +136,7 @@ pub(super) fn audit_namespace(
         opt_in,
         readable: true,
         error: None,
+        unreadable: Vec::new(),
         policy: policy.description().to_owned(),
         policy_error,
         workloads,
