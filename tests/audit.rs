@@ -451,9 +451,16 @@ async fn cluster() -> (FakeApi, u64) {
 }
 
 async fn audit(args: Vec<String>) -> Output {
+    audit_within(args, SHORT).await
+}
+
+async fn audit_within(args: Vec<String>, limit: std::time::Duration) -> Output {
     tokio::task::spawn_blocking(move || {
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        podgrace(&refs)
+        child::output_within(
+            child::command(env!("CARGO_BIN_EXE_podgrace")).args(&args),
+            None,
+            limit,
+        )
     })
     .await
     .unwrap()
@@ -903,7 +910,9 @@ async fn five_thousand_workloads_are_audited_with_paged_lists_one_per_kind_and_n
     for ns in &names {
         a.extend(["-n", ns.as_str()]);
     }
-    let out = audit(args(&kc, &a)).await;
+    // A debug build on a shared machine: generous, but never a hang.
+    let limit = std::time::Duration::from_secs(300);
+    let out = audit_within(args(&kc, &a), limit).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["summary"]["workloads"], NAMESPACES * PER_NAMESPACE);
@@ -956,10 +965,10 @@ async fn five_thousand_workloads_are_audited_with_paged_lists_one_per_kind_and_n
 
     // All namespaces: one list per kind for the cluster, paged.
     let before = api.requests().len();
-    let out = audit(args(
-        &kc,
-        &["-A", "-o", "json", "--page-size", page.as_str()],
-    ))
+    let out = audit_within(
+        args(&kc, &["-A", "-o", "json", "--page-size", page.as_str()]),
+        limit,
+    )
     .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
