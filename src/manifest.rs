@@ -138,8 +138,8 @@ pub struct Target {
 /// followed by one [`Document`] per item.
 pub fn read_documents(text: &str) -> Result<Vec<Document>, ManifestError> {
     let syntax = |e: yaml::YamlError| ManifestError::Syntax(e.to_string());
-    let values: Vec<Value> = yaml::documents(text).map_err(syntax)?;
-    let orders: Vec<KeyOrder> = yaml::documents(text).map_err(syntax)?;
+    let values: Vec<Value> = yaml::manifests(text).map_err(syntax)?;
+    let orders: Vec<KeyOrder> = yaml::manifests(text).map_err(syntax)?;
     documents(values.into_iter().zip(orders))
 }
 

@@ -994,3 +994,30 @@ async fn five_thousand_workloads_are_audited_with_paged_lists_one_per_kind_and_n
         "{requests:#?}"
     );
 }
+
+#[test]
+fn a_file_of_more_than_1024_documents_is_audited_and_a_hostile_one_named() {
+    let deployment = |i: usize| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: svc-{i}, namespace: shop}}\nspec:\n  selector: {{matchLabels: {{app: svc-{i}}}}}\n  template:\n    metadata: {{labels: {{app: svc-{i}}}}}\n    spec:\n      containers:\n      - {{name: app, image: eclipse-temurin:21, ports: [{{containerPort: 8080}}]}}\n"
+        )
+    };
+    let stream: Vec<String> = (0..1_100).map(deployment).collect();
+    let f = tmp(&stream.join("---\n"));
+    let out = podgrace(&["audit", "-f", f.path().to_str().unwrap(), "-o", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["summary"]["workloads"], 1_100);
+
+    // Nesting no manifest has: the error names the file, the limit and what to do.
+    let deep = tmp(&("[".repeat(70) + &"]".repeat(70)));
+    let out = podgrace(&["audit", "-f", deep.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "podgrace: error: {}: more than 64 levels of YAML nesting, the YAML reader's limit against hostile input: no Kubernetes object nests this deep: check what the file holds\n",
+            deep.path().display()
+        )
+    );
+}

@@ -169,7 +169,7 @@ impl Inputs {
     fn add(&mut self, text: &str, policy_name: &str) -> anyhow::Result<()> {
         // Namespaces and policy ConfigMaps hold no pod: `manifest` skips them.
         let values: Vec<Value> =
-            crate::yaml::documents(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+            crate::yaml::manifests(text).map_err(|e| anyhow::anyhow!("{e}"))?;
         for v in values.iter().flat_map(|v| match v.get("items") {
             Some(Value::Array(items)) => items.iter().collect::<Vec<_>>(),
             _ => vec![v],
