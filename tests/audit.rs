@@ -1021,3 +1021,69 @@ fn a_file_of_more_than_1024_documents_is_audited_and_a_hostile_one_named() {
         )
     );
 }
+
+/// Times `podgrace audit -A` against the test API server holding the manifests that
+/// bench/audit_manifests.py wrote (docs/PERFORMANCE.md): not a test, a measurement, run by hand:
+///
+/// ```sh
+/// python3 bench/audit_manifests.py /tmp/audit5k
+/// AUDIT_MANIFESTS=/tmp/audit5k PODGRACE_BIN=/path/to/release/podgrace \
+///   cargo test --test audit time_a_cluster_audit -- --ignored --nocapture
+/// ```
+#[tokio::test]
+#[ignore = "a measurement: needs AUDIT_MANIFESTS and a release PODGRACE_BIN"]
+async fn time_a_cluster_audit() {
+    let dir = std::env::var("AUDIT_MANIFESTS").expect("AUDIT_MANIFESTS");
+    let bin = std::env::var("PODGRACE_BIN").expect("PODGRACE_BIN");
+    let api = FakeApi::start("podgrace-policy").await;
+    let mut objects = 0;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for doc in podgrace::yaml::manifests::<Value>(&text).unwrap() {
+            api.put_object(doc);
+            objects += 1;
+        }
+    }
+    let kc = kubeconfig(&api);
+    let cluster = repo("tests/fixtures/policies/cluster.yaml");
+    for run in 1..=3 {
+        let a = [
+            "-v".to_owned(),
+            bin.clone(),
+            "audit".to_owned(),
+            "--kubeconfig".to_owned(),
+            kc.path().display().to_string(),
+            "--cluster-policy".to_owned(),
+            cluster.display().to_string(),
+            "-A".to_owned(),
+            "-o".to_owned(),
+            "json".to_owned(),
+        ];
+        let out = tokio::task::spawn_blocking(move || {
+            child::output_within(child::command("/usr/bin/time").args(&a), None, SHORT)
+        })
+        .await
+        .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let stats: Vec<String> = text(&out.stderr)
+            .lines()
+            .filter(|l| {
+                ["Elapsed", "Maximum resident", "User time", "System time"]
+                    .iter()
+                    .any(|k| l.contains(k))
+            })
+            .map(|l| l.trim().to_owned())
+            .collect();
+        eprintln!(
+            "run {run}: {objects} objects, {} workloads: {stats:?}",
+            report["summary"]["workloads"]
+        );
+    }
+    eprintln!("requests: {}", api.requests().len());
+}
