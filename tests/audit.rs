@@ -880,7 +880,7 @@ async fn five_thousand_workloads_are_audited_with_paged_lists_one_per_kind_and_n
     let serving = || json!({"ports": [{"containerPort": 8080}]});
     for n in 0..NAMESPACES {
         let ns = format!("team-{n}");
-        api.put_object(namespace(&ns, n % 2 == 0));
+        api.put_object(namespace(&ns, n.is_multiple_of(2)));
         for i in 0..PER_NAMESPACE {
             let name = format!("svc-{i:03}");
             api.put_object(workload(
