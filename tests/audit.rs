@@ -1087,3 +1087,83 @@ async fn time_a_cluster_audit() {
     }
     eprintln!("requests: {}", api.requests().len());
 }
+
+/// The graceful-start findings (issue 19's, from `engine::startup`) in the three formats: a
+/// liveness probe that gives up after 60 s under a declared 120 s start, fixed by podgrace's
+/// startupProbe when the policy injects one and left when it only declares the time; a
+/// readiness probe that is the liveness check.
+#[test]
+fn graceful_start_findings_in_table_markdown_and_json() {
+    let manifests = tmp(r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: orders, namespace: shop}
+spec:
+  selector: {matchLabels: {app: orders}}
+  template:
+    metadata: {labels: {app: orders}}
+    spec:
+      containers:
+      - name: app
+        image: eclipse-temurin:21
+        ports: [{containerPort: 8080}]
+        livenessProbe: {httpGet: {path: /actuator/health, port: 8080}, initialDelaySeconds: 30, periodSeconds: 10}
+        readinessProbe: {httpGet: {path: /actuator/health, port: 8080}}
+"#);
+    let declared = tmp("startup: {maxSeconds: 120}\n");
+    let injected = tmp("startup: {inject: true, maxSeconds: 120}\n");
+    let run = |policy: &tempfile::NamedTempFile, output: &str| {
+        let out = podgrace(&[
+            "audit",
+            "-f",
+            manifests.path().to_str().unwrap(),
+            "--namespace-policy",
+            policy.path().to_str().unwrap(),
+            "-o",
+            output,
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let report: Value = serde_json::from_str(&run(&declared, "json")).unwrap();
+    let w = &report["namespaces"][0]["workloads"][0];
+    assert_eq!(report["schemaVersion"], 1);
+    assert_eq!(
+        finding_kinds(&w["today"]),
+        ["liveness-before-start", "readiness-is-liveness"]
+    );
+    assert_eq!(
+        finding_kinds(&w["remaining"]),
+        ["liveness-before-start", "readiness-is-liveness"]
+    );
+    assert_eq!(
+        w["remaining"][0]["message"],
+        "liveness restarts it after 60s, before its declared 120s start"
+    );
+    assert_eq!(w["remaining"][0]["container"], "app");
+    let table = run(&declared, "table");
+    assert!(
+        table.contains("at risk: liveness-before-start, readiness-is-liveness"),
+        "{table}"
+    );
+    let md = run(&declared, "markdown");
+    assert!(
+        md.contains("**liveness-before-start** (container `app`): liveness restarts it after 60s, before its declared 120s start"),
+        "{md}"
+    );
+    assert!(
+        md.contains("**readiness-is-liveness** (container `app`): readiness and liveness probes are identical"),
+        "{md}"
+    );
+
+    // With the startupProbe injected, the restart trap is fixed; the identical probes remain.
+    let report: Value = serde_json::from_str(&run(&injected, "json")).unwrap();
+    let w = &report["namespaces"][0]["workloads"][0];
+    assert_eq!(finding_kinds(&w["remaining"]), ["readiness-is-liveness"]);
+    assert_eq!(w["fixedByPodgrace"], json!(["liveness-before-start"]));
+    let table = run(&injected, "table");
+    assert!(
+        table.contains("podgrace fixes liveness-before-start"),
+        "{table}"
+    );
+}
