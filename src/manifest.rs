@@ -138,10 +138,23 @@ pub struct Target {
 /// followed by one [`Document`] per item.
 pub fn read_documents(text: &str) -> Result<Vec<Document>, ManifestError> {
     let syntax = |e: yaml::YamlError| ManifestError::Syntax(e.to_string());
-    let values: Vec<Value> = yaml::documents(text).map_err(syntax)?;
-    let orders: Vec<KeyOrder> = yaml::documents(text).map_err(syntax)?;
+    let values: Vec<Value> = yaml::manifests(text).map_err(syntax)?;
+    let orders: Vec<KeyOrder> = yaml::manifests(text).map_err(syntax)?;
+    documents(values.into_iter().zip(orders))
+}
+
+/// [`read_documents`] of a text already read into `values` (one per document), without the
+/// order of their keys (every [`Document::order`] a leaf): for a reader that writes no manifest
+/// back (`podgrace audit`), which then reads the YAML once instead of twice.
+pub fn documents_of_values(values: Vec<Value>) -> Result<Vec<Document>, ManifestError> {
+    documents(values.into_iter().map(|v| (v, KeyOrder::Leaf)))
+}
+
+fn documents(
+    read: impl Iterator<Item = (Value, KeyOrder)>,
+) -> Result<Vec<Document>, ManifestError> {
     let mut docs = Vec::new();
-    for (index, (mut value, mut order)) in values.into_iter().zip(orders).enumerate() {
+    for (index, (mut value, mut order)) in read.enumerate() {
         if value.is_null() {
             continue;
         }

@@ -19,7 +19,11 @@ use serde::de::DeserializeOwned;
 pub enum YamlError {
     /// Not YAML, or not the shape expected; the message names the line and column.
     #[error("{0}")]
-    Read(#[from] serde_saphyr::Error),
+    Read(serde_saphyr::Error),
+    /// Over one of the reader's limits against hostile input (serde-saphyr's budget): which,
+    /// its value and what to do.
+    #[error("{0}")]
+    Budget(String),
     /// A value YAML cannot represent.
     #[error("{0}")]
     Write(#[from] serde_saphyr::SerializeError),
@@ -33,6 +37,69 @@ pub struct FieldFailure {
     pub path: String,
     /// What is wrong, with line and column.
     pub message: String,
+}
+
+impl From<serde_saphyr::Error> for YamlError {
+    fn from(e: serde_saphyr::Error) -> Self {
+        YamlError::read(e, &serde_saphyr::Budget::default())
+    }
+}
+
+impl YamlError {
+    /// A read error under `budget`: a breach of it said plainly.
+    fn read(e: serde_saphyr::Error, budget: &serde_saphyr::Budget) -> Self {
+        use serde_saphyr::budget::BudgetBreach as B;
+        // The breach itself, under the snippet and alias wrappers.
+        let mut inner = &e;
+        while let serde_saphyr::Error::WithSnippet { error, .. }
+        | serde_saphyr::Error::AliasError { error, .. } = inner
+        {
+            inner = error;
+        }
+        let serde_saphyr::Error::Budget { breach, .. } = inner else {
+            return YamlError::Read(e);
+        };
+        let (what, limit, fix) = match breach {
+            B::Documents { .. } => (
+                "YAML documents in one file",
+                budget.max_documents,
+                "split it into several files (a directory is read file by file)",
+            ),
+            B::Nodes { .. } => (
+                "YAML nodes (mappings, sequences, scalars)",
+                budget.max_nodes,
+                "split it into several files",
+            ),
+            B::Events { .. } => (
+                "YAML parser events",
+                budget.max_events,
+                "split it into several files",
+            ),
+            B::ScalarBytes { .. } => (
+                "bytes of YAML scalars",
+                budget.max_total_scalar_bytes,
+                "split it into several files",
+            ),
+            B::Depth { .. } => (
+                "levels of YAML nesting",
+                budget.max_depth,
+                "no Kubernetes object nests this deep: check what the file holds",
+            ),
+            B::Aliases { .. } | B::AliasAnchorRatio { .. } => (
+                "YAML aliases (or aliases per anchor)",
+                budget.max_aliases,
+                "write the aliased values out",
+            ),
+            other => {
+                return YamlError::Budget(format!(
+                    "over the YAML reader's limits against hostile input ({other:?})"
+                ));
+            }
+        };
+        YamlError::Budget(format!(
+            "more than {limit} {what}, the YAML reader's limit against hostile input: {fix}"
+        ))
+    }
 }
 
 fn read_options() -> serde_saphyr::Options {
@@ -63,6 +130,31 @@ pub fn documents<T: DeserializeOwned>(text: &str) -> Result<Vec<T>, YamlError> {
         text,
         read_options(),
     )?)
+}
+
+/// Every document of a manifest file the user hands the CLI (`podgrace mutate -f`, `podgrace
+/// audit -f`), as [`documents`] reads them but with the budget's counts scaled to the text.
+///
+/// serde-saphyr's default budget (1,024 documents, 250,000 nodes, 1,000,000 events, 64 MiB of
+/// scalars for the whole stream) stops a small text from costing a lot. A cluster's manifests
+/// are legitimately larger: 5,000 Deployments in one stream, or one `kubectl get -o yaml` List
+/// of a namespace's Deployments, ReplicaSets and Pods, are millions of nodes. What a text
+/// without aliases can hold is bounded by its own length (a document, node or scalar byte takes
+/// at least a byte of text, or two bytes for two nodes as in `{a,b}`; an event at most four
+/// per byte), so the counts are raised to that bound: the work stays proportional to the
+/// input, which the CLI already holds in memory. Alias replays count as nodes and events too,
+/// so an alias bomb stops at the same bound, and aliases, anchors, merge keys and nesting depth
+/// keep their own default limits.
+pub fn manifests<T: DeserializeOwned>(text: &str) -> Result<Vec<T>, YamlError> {
+    let n = text.len();
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_documents = budget.max_documents.max(n);
+    budget.max_nodes = budget.max_nodes.max(n.saturating_mul(2));
+    budget.max_events = budget.max_events.max(n.saturating_mul(4));
+    budget.max_total_scalar_bytes = budget.max_total_scalar_bytes.max(n);
+    let mut options = read_options();
+    options.budget = Some(budget.clone());
+    serde_saphyr::from_multiple_with_options(text, options).map_err(|e| YamlError::read(e, &budget))
 }
 
 /// One document into `T`.
@@ -248,6 +340,49 @@ mod tests {
     fn streams_skip_empty_documents_and_keep_the_others_in_order() {
         let docs: Vec<Value> = documents("---\n# nothing\n---\na: 1\n---\nb: 2\n").unwrap();
         assert_eq!(docs, vec![json!({"a": 1}), json!({"b": 2})]);
+    }
+
+    #[test]
+    fn a_breach_of_the_default_budget_names_the_limit_and_what_to_do() {
+        let stream = "a: 1\n---\n".repeat(1_100);
+        let err = documents::<Value>(&stream).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "more than 1024 YAML documents in one file, the YAML reader's limit against hostile input: split it into several files (a directory is read file by file)"
+        );
+        let deep = "[".repeat(70) + &"]".repeat(70);
+        let err = documents::<Value>(&deep).unwrap_err().to_string();
+        assert!(
+            err.starts_with("more than 64 levels of YAML nesting"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn manifests_may_be_as_large_as_their_text_but_not_deeper_or_aliased_more() {
+        // 1,100 documents, and one document of 260,000 nodes: over the default budget.
+        let stream = "a: 1\n---\n".repeat(1_100);
+        assert_eq!(manifests::<Value>(&stream).unwrap().len(), 1_100);
+        let big = format!("[{}]", vec!["0"; 260_000].join(","));
+        assert!(documents::<Value>(&big).is_err());
+        let read: Vec<Value> = manifests(&big).unwrap();
+        assert_eq!(read[0].as_array().unwrap().len(), 260_000);
+        // What amplifies keeps its limit.
+        let deep = "[".repeat(70) + &"]".repeat(70);
+        let err = manifests::<Value>(&deep).unwrap_err().to_string();
+        assert!(
+            err.starts_with("more than 64 levels of YAML nesting"),
+            "{err}"
+        );
+        // Alias replays count as nodes: 3,000 aliases of 100 scalars in 12 kB stop at the
+        // default 250,000 nodes.
+        let bomb = format!(
+            "a: &a [{}]\nb: [{}]\n",
+            vec!["x"; 100].join(","),
+            vec!["*a"; 3_000].join(",")
+        );
+        let err = manifests::<Value>(&bomb).unwrap_err().to_string();
+        assert!(err.starts_with("more than 250000 YAML nodes"), "{err}");
     }
 
     #[test]

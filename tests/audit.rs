@@ -451,9 +451,16 @@ async fn cluster() -> (FakeApi, u64) {
 }
 
 async fn audit(args: Vec<String>) -> Output {
+    audit_within(args, SHORT).await
+}
+
+async fn audit_within(args: Vec<String>, limit: std::time::Duration) -> Output {
     tokio::task::spawn_blocking(move || {
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        podgrace(&refs)
+        child::output_within(
+            child::command(env!("CARGO_BIN_EXE_podgrace")).args(&args),
+            None,
+            limit,
+        )
     })
     .await
     .unwrap()
@@ -760,5 +767,403 @@ fn installed_as_kubectl_podgrace_it_is_a_kubectl_plugin() {
         text(&help.stdout).contains("Usage: kubectl podgrace audit"),
         "{}",
         text(&help.stdout)
+    );
+}
+
+#[tokio::test]
+async fn a_forbidden_kind_leaves_the_rest_of_the_namespace_audited() {
+    let (api, _) = cluster().await;
+    api.forbid_list(Some("shop"), "pods");
+    api.forbid_list(Some("shop"), "cronjobs");
+    api.forbid_list(Some("broken"), "configmaps");
+    let kc = kubeconfig(&api);
+    let out = audit(args(&kc, &["-n", "shop", "-n", "broken", "-o", "json"])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let namespaces = report["namespaces"].as_array().unwrap();
+    let ns = |name: &str| namespaces.iter().find(|n| n["name"] == name).unwrap();
+    let resources = |n: &Value| -> Vec<String> {
+        n["unreadable"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["resource"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ns("shop")["readable"], true);
+    assert!(ns("shop")["error"].is_null());
+    assert_eq!(resources(ns("shop")), ["pods", "cronjobs"]);
+    assert!(
+        ns("shop")["unreadable"][0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot list pods: pods is forbidden: User \"alice\" cannot list"),
+        "{}",
+        ns("shop")
+    );
+    // Everything but the CronJob and the bare Pod is audited, findings as with full access.
+    let shop = workloads(&report, "shop");
+    let names: Vec<&str> = shop.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "DaemonSet/agent",
+            "Deployment/distroless",
+            "Deployment/orders",
+            "Deployment/slow",
+            "Deployment/web",
+            "ReplicaSet/proxy",
+            "StatefulSet/db"
+        ]
+    );
+    assert_eq!(
+        finding_kinds(&shop["StatefulSet/db"]["remaining"]),
+        ["shell-pid1"]
+    );
+    // Without its pods, no drift can be read.
+    assert!(shop["Deployment/web"]["drift"].is_null());
+    // Without the ConfigMaps, the namespace's own (here invalid) policy is unknown.
+    assert_eq!(resources(ns("broken")), ["configmaps"]);
+    assert_eq!(ns("broken")["policy"], "builtin");
+    assert!(ns("broken")["policyError"].is_null());
+    assert_eq!(workloads(&report, "broken").len(), 1);
+    assert_eq!(report["summary"]["partlyReadable"], 2);
+    assert_eq!(report["summary"]["notReadable"], 0);
+
+    let table = audit(args(&kc, &["-n", "shop", "-n", "broken"])).await;
+    let table = text(&table.stdout);
+    assert!(
+        table.contains("): audited without pods, cronjobs (forbidden: cannot list pods: "),
+        "{table}"
+    );
+    assert!(
+        table.contains("its own policy unknown, the cluster default assumed"),
+        "{table}"
+    );
+    assert!(
+        table.contains("; 2 namespaces partly readable\n"),
+        "{table}"
+    );
+    // A partly readable namespace is a warning, whatever its workloads.
+    let warn = audit(args(&kc, &["-n", "broken", "--fail-on", "warning"])).await;
+    assert_eq!(warn.status.code(), Some(1));
+    let risk = audit(args(&kc, &["-n", "broken", "--fail-on", "risk"])).await;
+    assert_eq!(risk.status.code(), Some(0), "{}", text(&risk.stdout));
+
+    // Cluster-wide: a forbidden kind is missing from every namespace, the rest is audited.
+    api.forbid_list(None, "daemonsets");
+    let all = audit(args(&kc, &["-A", "-o", "json"])).await;
+    assert!(all.status.success(), "{}", text(&all.stderr));
+    let all: Value = serde_json::from_slice(&all.stdout).unwrap();
+    assert_eq!(all["summary"]["workloads"], 9 + 1 + 1 + 1 - 1);
+    assert_eq!(all["summary"]["partlyReadable"], 4);
+    for n in all["namespaces"].as_array().unwrap() {
+        assert_eq!(resources(n), ["daemonsets"], "{n}");
+        assert!(
+            n["unreadable"][0]["error"]
+                .as_str()
+                .unwrap()
+                .contains("daemonsets.apps is forbidden"),
+            "{n}"
+        );
+    }
+}
+
+/// 5,000 Deployments in 10 namespaces, each with a running pod, audited over the API: every
+/// list paged, one list (its pages aside) per kind per namespace, nothing else.
+#[tokio::test]
+async fn five_thousand_workloads_are_audited_with_paged_lists_one_per_kind_and_namespace() {
+    const NAMESPACES: usize = 10;
+    const PER_NAMESPACE: usize = 500;
+    const PAGE: usize = 200;
+    let api = FakeApi::start("podgrace-policy").await;
+    let serving = || json!({"ports": [{"containerPort": 8080}]});
+    for n in 0..NAMESPACES {
+        let ns = format!("team-{n}");
+        api.put_object(namespace(&ns, n.is_multiple_of(2)));
+        for i in 0..PER_NAMESPACE {
+            let name = format!("svc-{i:03}");
+            api.put_object(workload(
+                "Deployment",
+                &ns,
+                &name,
+                vec![container("app", serving())],
+                json!({}),
+            ));
+        }
+        // One running pod per namespace, from a ReplicaSet of the first Deployment.
+        api.put_object(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "svc-000-1", "namespace": ns,
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "svc-000", "uid": "u", "controller": true}]},
+            "spec": {"selector": {"matchLabels": {"app": "svc-000"}}, "template": {"spec": {"containers": [container("app", serving())]}}}}));
+        api.put_object(pod(
+            &ns,
+            "svc-000-1-a",
+            Some(("ReplicaSet", "svc-000-1")),
+            json!({}),
+            vec![container("app", serving())],
+        ));
+    }
+    let kc = kubeconfig(&api);
+    let page = PAGE.to_string();
+    let mut a = vec!["-o", "json", "--page-size", page.as_str()];
+    let names: Vec<String> = (0..NAMESPACES).map(|n| format!("team-{n}")).collect();
+    for ns in &names {
+        a.extend(["-n", ns.as_str()]);
+    }
+    // A debug build on a shared machine: generous, but never a hang.
+    let limit = std::time::Duration::from_secs(300);
+    let out = audit_within(args(&kc, &a), limit).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["summary"]["workloads"], NAMESPACES * PER_NAMESPACE);
+    assert_eq!(report["summary"]["namespaces"], NAMESPACES);
+    assert_eq!(report["summary"]["covered"], NAMESPACES / 2 * PER_NAMESPACE);
+    // The opted-in namespaces' first Deployment: its pod predates podgrace.
+    assert_eq!(
+        workloads(&report, "team-0")["Deployment/svc-000"]["drift"]["pods"],
+        1
+    );
+
+    let requests = api.requests();
+    let pages = PER_NAMESPACE.div_ceil(PAGE);
+    for ns in &names {
+        let of_ns: Vec<&String> = requests
+            .iter()
+            .filter(|r| {
+                r.contains(&format!("/namespaces/{ns}/"))
+                    || r.ends_with(&format!("/namespaces/{ns}"))
+            })
+            .collect();
+        for kind in [
+            "deployments",
+            "statefulsets",
+            "daemonsets",
+            "replicasets",
+            "pods",
+            "cronjobs",
+            "configmaps?",
+        ] {
+            let lists: Vec<&&String> = of_ns
+                .iter()
+                .filter(|r| r.contains(&format!("/{kind}")))
+                .collect();
+            let first = lists.iter().filter(|r| !r.contains("continue=")).count();
+            assert_eq!(first, 1, "{ns} {kind}: {lists:#?}");
+            assert!(
+                lists.iter().all(|r| r.contains(&format!("limit={PAGE}"))),
+                "{lists:#?}"
+            );
+            let expected = if kind == "deployments" { pages } else { 1 };
+            assert_eq!(lists.len(), expected, "{ns} {kind}: {lists:#?}");
+        }
+        // The Namespace itself, and those seven lists' pages: nothing else.
+        assert_eq!(of_ns.len(), 1 + 6 + pages, "{ns}: {of_ns:#?}");
+    }
+    let everything = 1 + NAMESPACES * (1 + 6 + pages);
+    // Plus the cluster default policy's ConfigMap.
+    assert_eq!(requests.len(), everything, "{requests:#?}");
+
+    // All namespaces: one list per kind for the cluster, paged.
+    let before = api.requests().len();
+    let out = audit_within(
+        args(&kc, &["-A", "-o", "json", "--page-size", page.as_str()]),
+        limit,
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["summary"]["workloads"], NAMESPACES * PER_NAMESPACE);
+    let requests = &api.requests()[before..];
+    let deployments: Vec<&String> = requests
+        .iter()
+        .filter(|r| r.contains("/apis/apps/v1/deployments"))
+        .collect();
+    assert_eq!(
+        deployments.len(),
+        (NAMESPACES * PER_NAMESPACE).div_ceil(PAGE)
+    );
+    assert_eq!(
+        deployments
+            .iter()
+            .filter(|r| !r.contains("continue="))
+            .count(),
+        1
+    );
+    assert!(
+        requests.iter().all(|r| !r.contains("/namespaces/team-")),
+        "{requests:#?}"
+    );
+}
+
+#[test]
+fn a_file_of_more_than_1024_documents_is_audited_and_a_hostile_one_named() {
+    let deployment = |i: usize| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: svc-{i}, namespace: shop}}\nspec:\n  selector: {{matchLabels: {{app: svc-{i}}}}}\n  template:\n    metadata: {{labels: {{app: svc-{i}}}}}\n    spec:\n      containers:\n      - {{name: app, image: eclipse-temurin:21, ports: [{{containerPort: 8080}}]}}\n"
+        )
+    };
+    let stream: Vec<String> = (0..1_100).map(deployment).collect();
+    let f = tmp(&stream.join("---\n"));
+    let out = podgrace(&["audit", "-f", f.path().to_str().unwrap(), "-o", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["summary"]["workloads"], 1_100);
+
+    // Nesting no manifest has: the error names the file, the limit and what to do.
+    let deep = tmp(&("[".repeat(70) + &"]".repeat(70)));
+    let out = podgrace(&["audit", "-f", deep.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "podgrace: error: {}: more than 64 levels of YAML nesting, the YAML reader's limit against hostile input: no Kubernetes object nests this deep: check what the file holds\n",
+            deep.path().display()
+        )
+    );
+}
+
+/// Times `podgrace audit -A` against the test API server holding the manifests that
+/// bench/audit_manifests.py wrote (docs/PERFORMANCE.md): not a test, a measurement, run by hand:
+///
+/// ```sh
+/// python3 bench/audit_manifests.py /tmp/audit5k
+/// AUDIT_MANIFESTS=/tmp/audit5k PODGRACE_BIN=/path/to/release/podgrace \
+///   cargo test --test audit time_a_cluster_audit -- --ignored --nocapture
+/// ```
+#[tokio::test]
+#[ignore = "a measurement: needs AUDIT_MANIFESTS and a release PODGRACE_BIN"]
+async fn time_a_cluster_audit() {
+    let dir = std::env::var("AUDIT_MANIFESTS").expect("AUDIT_MANIFESTS");
+    let bin = std::env::var("PODGRACE_BIN").expect("PODGRACE_BIN");
+    let api = FakeApi::start("podgrace-policy").await;
+    let mut objects = 0;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for doc in podgrace::yaml::manifests::<Value>(&text).unwrap() {
+            api.put_object(doc);
+            objects += 1;
+        }
+    }
+    let kc = kubeconfig(&api);
+    let cluster = repo("tests/fixtures/policies/cluster.yaml");
+    for run in 1..=3 {
+        let a = [
+            "-v".to_owned(),
+            bin.clone(),
+            "audit".to_owned(),
+            "--kubeconfig".to_owned(),
+            kc.path().display().to_string(),
+            "--cluster-policy".to_owned(),
+            cluster.display().to_string(),
+            "-A".to_owned(),
+            "-o".to_owned(),
+            "json".to_owned(),
+        ];
+        let out = tokio::task::spawn_blocking(move || {
+            child::output_within(child::command("/usr/bin/time").args(&a), None, SHORT)
+        })
+        .await
+        .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let stats: Vec<String> = text(&out.stderr)
+            .lines()
+            .filter(|l| {
+                ["Elapsed", "Maximum resident", "User time", "System time"]
+                    .iter()
+                    .any(|k| l.contains(k))
+            })
+            .map(|l| l.trim().to_owned())
+            .collect();
+        eprintln!(
+            "run {run}: {objects} objects, {} workloads: {stats:?}",
+            report["summary"]["workloads"]
+        );
+    }
+    eprintln!("requests: {}", api.requests().len());
+}
+
+/// The graceful-start findings (issue 19's, from `engine::startup`) in the three formats: a
+/// liveness probe that gives up after 60 s under a declared 120 s start, fixed by podgrace's
+/// startupProbe when the policy injects one and left when it only declares the time; a
+/// readiness probe that is the liveness check.
+#[test]
+fn graceful_start_findings_in_table_markdown_and_json() {
+    let manifests = tmp(r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: orders, namespace: shop}
+spec:
+  selector: {matchLabels: {app: orders}}
+  template:
+    metadata: {labels: {app: orders}}
+    spec:
+      containers:
+      - name: app
+        image: eclipse-temurin:21
+        ports: [{containerPort: 8080}]
+        livenessProbe: {httpGet: {path: /actuator/health, port: 8080}, initialDelaySeconds: 30, periodSeconds: 10}
+        readinessProbe: {httpGet: {path: /actuator/health, port: 8080}}
+"#);
+    let declared = tmp("startup: {maxSeconds: 120}\n");
+    let injected = tmp("startup: {inject: true, maxSeconds: 120}\n");
+    let run = |policy: &tempfile::NamedTempFile, output: &str| {
+        let out = podgrace(&[
+            "audit",
+            "-f",
+            manifests.path().to_str().unwrap(),
+            "--namespace-policy",
+            policy.path().to_str().unwrap(),
+            "-o",
+            output,
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let report: Value = serde_json::from_str(&run(&declared, "json")).unwrap();
+    let w = &report["namespaces"][0]["workloads"][0];
+    assert_eq!(report["schemaVersion"], 1);
+    assert_eq!(
+        finding_kinds(&w["today"]),
+        ["liveness-before-start", "readiness-is-liveness"]
+    );
+    assert_eq!(
+        finding_kinds(&w["remaining"]),
+        ["liveness-before-start", "readiness-is-liveness"]
+    );
+    assert_eq!(
+        w["remaining"][0]["message"],
+        "liveness restarts it after 60s, before its declared 120s start"
+    );
+    assert_eq!(w["remaining"][0]["container"], "app");
+    let table = run(&declared, "table");
+    assert!(
+        table.contains("at risk: liveness-before-start, readiness-is-liveness"),
+        "{table}"
+    );
+    let md = run(&declared, "markdown");
+    assert!(
+        md.contains("**liveness-before-start** (container `app`): liveness restarts it after 60s, before its declared 120s start"),
+        "{md}"
+    );
+    assert!(
+        md.contains("**readiness-is-liveness** (container `app`): readiness and liveness probes are identical"),
+        "{md}"
+    );
+
+    // With the startupProbe injected, the restart trap is fixed; the identical probes remain.
+    let report: Value = serde_json::from_str(&run(&injected, "json")).unwrap();
+    let w = &report["namespaces"][0]["workloads"][0];
+    assert_eq!(finding_kinds(&w["remaining"]), ["readiness-is-liveness"]);
+    assert_eq!(w["fixedByPodgrace"], json!(["liveness-before-start"]));
+    let table = run(&injected, "table");
+    assert!(
+        table.contains("podgrace fixes liveness-before-start"),
+        "{table}"
     );
 }

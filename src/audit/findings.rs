@@ -1,7 +1,8 @@
 //! The traps of a pod (template) that lose requests on a rollout, found with the engine's own
 //! checks: the grace period arithmetic (`engine::grace`, `engine::hook_estimate`), PID 1
-//! (`engine::warnings`), probes, nginx, registry clients without deregistration, and a preStop
-//! that needs a shell in an image that may have none. Run on the pod as it is ("today") and on
+//! (`engine::warnings`), probes, graceful start (`engine::startup`: liveness restarting the app
+//! before its declared start time, readiness identical to liveness), nginx, registry clients
+//! without deregistration, and a preStop that needs a shell in an image that may have none. Run on the pod as it is ("today") and on
 //! the pod as podgrace would create it ("after"). Pure.
 
 use k8s_openapi::api::core::v1::{Container, LifecycleHandler};
@@ -9,7 +10,7 @@ use serde::Serialize;
 
 use crate::engine::grace::{self, Budget, Decision, HookKind};
 use crate::engine::warnings::{self, Trap};
-use crate::engine::{PodView, hook_estimate, serves_traffic, shell};
+use crate::engine::{PodView, hook_estimate, serves_traffic, shell, startup};
 use crate::policy::EffectivePolicy;
 use crate::policy::annotations;
 use crate::policy::spec::GraceMode;
@@ -28,6 +29,12 @@ pub enum FindingKind {
     NoReadiness,
     /// A liveness probe and no readiness probe.
     LivenessWithoutReadiness,
+    /// The liveness probe restarts the container before the start time its policy declares
+    /// (`startup.maxSeconds`), and it has no startupProbe.
+    LivenessBeforeStart,
+    /// The readiness probe is the liveness probe's check (not over TCP): a failing dependency
+    /// restarts every pod instead of taking it out of the endpoints.
+    ReadinessIsLiveness,
     /// nginx stopped by SIGTERM, which drops requests.
     NginxWithoutQuit,
     /// A service-registry client (Nacos, Eureka, Consul) and no deregistration in preStop.
@@ -38,12 +45,14 @@ pub enum FindingKind {
 
 impl FindingKind {
     /// Every kind, in report order.
-    pub const ALL: [FindingKind; 8] = [
+    pub const ALL: [FindingKind; 10] = [
         FindingKind::GraceShort,
         FindingKind::ShellPid1,
         FindingKind::IgnoresSigterm,
         FindingKind::NoReadiness,
         FindingKind::LivenessWithoutReadiness,
+        FindingKind::LivenessBeforeStart,
+        FindingKind::ReadinessIsLiveness,
         FindingKind::NginxWithoutQuit,
         FindingKind::RegistryWithoutDeregistration,
         FindingKind::PrestopNeedsShell,
@@ -57,6 +66,8 @@ impl FindingKind {
             FindingKind::IgnoresSigterm => "ignores-sigterm",
             FindingKind::NoReadiness => "no-readiness",
             FindingKind::LivenessWithoutReadiness => "liveness-without-readiness",
+            FindingKind::LivenessBeforeStart => "liveness-before-start",
+            FindingKind::ReadinessIsLiveness => "readiness-is-liveness",
             FindingKind::NginxWithoutQuit => "nginx-without-quit",
             FindingKind::RegistryWithoutDeregistration => "registry-without-deregistration",
             FindingKind::PrestopNeedsShell => "prestop-needs-shell",
@@ -185,10 +196,30 @@ fn containers(pod: &PodView, policy: &EffectivePolicy) -> Vec<Finding> {
             push(trap.into(), message);
         }
         let image = c.image.as_deref().unwrap_or_default();
-        let serving = match policy.resolve(pod.labels(), &c.name, image, overrides.layer()) {
-            Ok(r) => serves_traffic(c, &r.policy),
-            Err(_) => c.ports.as_ref().is_some_and(|p| !p.is_empty()),
+        let resolved = policy
+            .resolve(pod.labels(), &c.name, image, overrides.layer())
+            .ok();
+        let serving = match &resolved {
+            Some(r) => serves_traffic(c, &r.policy),
+            None => c.ports.as_ref().is_some_and(|p| !p.is_empty()),
         };
+        if let Some(r) = &resolved {
+            // The webhook's own decision; on the pod podgrace would create, a startupProbe it
+            // added makes it `OwnStartupProbe` and the trap is gone. Main containers only, never
+            // a native sidecar.
+            let start = startup::decide(c, &r.policy, false);
+            if let Some(message) = startup::restarted_before_start(&start) {
+                push(FindingKind::LivenessBeforeStart, message);
+            }
+            // Today, only a readiness probe of the container's own counts (the engine's check
+            // would also compare the one podgrace injects); after, podgrace's is its own.
+            if has_readiness && startup::readiness_is_liveness(c, &r.policy) {
+                push(
+                    FindingKind::ReadinessIsLiveness,
+                    startup::IDENTICAL.to_owned(),
+                );
+            }
+        }
         // With a liveness probe, `liveness-without-readiness` already says it.
         if serving && !has_readiness && c.liveness_probe.is_none() {
             push(

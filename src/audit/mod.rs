@@ -430,6 +430,94 @@ mod tests {
         assert_eq!(kinds(&r.remaining), [FindingKind::PrestopNeedsShell]);
     }
 
+    fn with_policy(template: PodView, yaml: &str) -> WorkloadReport {
+        let layer = crate::policy::parse::load_layer(
+            yaml,
+            crate::policy::parse::Origin::hashed("shop", yaml),
+        )
+        .unwrap();
+        audit_workload(
+            &workload(template),
+            &OptIn::Enabled,
+            &EffectivePolicy::new(None, Some(&layer)),
+            &ClusterInfo::default(),
+        )
+        .unwrap()
+    }
+
+    /// A Spring Boot app whose liveness probe allows 30 s + 3 × 10 s = 60 s.
+    fn slow_starter(readiness_path: &str) -> PodView {
+        pod(
+            json!({"containers": [{"name": "app", "image": "java", "ports": [{"containerPort": 8080}],
+            "livenessProbe": {"httpGet": {"path": "/actuator/health/liveness", "port": 8080},
+                              "initialDelaySeconds": 30, "periodSeconds": 10},
+            "readinessProbe": {"httpGet": {"path": readiness_path, "port": 8080}}}]}),
+        )
+    }
+
+    #[test]
+    fn liveness_restarting_the_app_before_its_declared_start_is_fixed_by_a_startup_probe() {
+        let r = with_policy(
+            slow_starter("/actuator/health/readiness"),
+            "startup: {inject: true, maxSeconds: 120}\n",
+        );
+        assert_eq!(kinds(&r.today), [FindingKind::LivenessBeforeStart]);
+        assert_eq!(
+            r.today[0].message,
+            "liveness restarts it after 60s, before its declared 120s start"
+        );
+        assert!(r.remaining.is_empty(), "{:?}", r.remaining);
+        assert_eq!(r.fixed_by_podgrace, [FindingKind::LivenessBeforeStart]);
+        assert!(
+            r.verdict.contains("podgrace fixes liveness-before-start"),
+            "{}",
+            r.verdict
+        );
+        // Declared but not injected: the trap remains, and the webhook says so too.
+        let r = with_policy(
+            slow_starter("/actuator/health/readiness"),
+            "startup: {maxSeconds: 120}\n",
+        );
+        assert_eq!(kinds(&r.remaining), [FindingKind::LivenessBeforeStart]);
+        assert_eq!(r.status, Status::Risk);
+        assert!(
+            r.podgrace_warnings
+                .iter()
+                .any(|w| w.contains(&r.remaining[0].message)),
+            "{:?}",
+            r.podgrace_warnings
+        );
+        // No declared start time, or a liveness probe that waits long enough: no trap.
+        assert!(with_policy(slow_starter("/ready"), "").today.is_empty());
+        assert!(
+            with_policy(slow_starter("/ready"), "startup: {maxSeconds: 60}\n")
+                .today
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn readiness_identical_to_liveness_is_reported_today_and_after() {
+        let r = with_policy(slow_starter("/actuator/health/liveness"), "");
+        assert_eq!(kinds(&r.today), [FindingKind::ReadinessIsLiveness]);
+        assert_eq!(r.today[0].message, engine::startup::IDENTICAL);
+        assert_eq!(kinds(&r.remaining), [FindingKind::ReadinessIsLiveness]);
+        // Over TCP the same check is no trap: a connect fails on no dependency.
+        let tcp = pod(
+            json!({"containers": [{"name": "app", "image": "redis", "ports": [{"containerPort": 6379}],
+            "livenessProbe": {"tcpSocket": {"port": 6379}}, "readinessProbe": {"tcpSocket": {"port": 6379}}}]}),
+        );
+        assert!(with_policy(tcp, "").today.is_empty());
+        // A readiness probe that podgrace injects with liveness's check: the trap comes with it.
+        let bare = pod(
+            json!({"containers": [{"name": "app", "image": "java", "ports": [{"containerPort": 8080}],
+            "livenessProbe": {"httpGet": {"path": "/health", "port": 8080}}}]}),
+        );
+        let r = with_policy(bare, "readiness: {handler: http, path: /health}\n");
+        assert_eq!(kinds(&r.today), [FindingKind::LivenessWithoutReadiness]);
+        assert_eq!(kinds(&r.remaining), [FindingKind::ReadinessIsLiveness]);
+    }
+
     #[test]
     fn opted_out_batch_and_excluded_pods_are_not_covered() {
         let opted_out = PodView::from_value(

@@ -200,6 +200,8 @@ pub struct NamespaceReport {
     pub readable: bool,
     /// Why it could not be read.
     pub error: Option<String>,
+    /// The kinds it could be read without (their lists forbidden): the rest is audited.
+    pub unreadable: Vec<Unreadable>,
     /// The effective policy's layers (with versions) the audit used.
     pub policy: String,
     /// Why the namespace's own policy was not used (it is invalid; the webhook then uses the
@@ -209,11 +211,21 @@ pub struct NamespaceReport {
     pub workloads: Vec<WorkloadReport>,
 }
 
+/// A kind whose list was forbidden in a namespace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Unreadable {
+    /// The resource, as the API names it: `cronjobs`, `pods`, `configmaps` (the namespace
+    /// policy's; the cluster default is assumed then).
+    pub resource: String,
+    /// The API server's refusal.
+    pub error: String,
+}
+
 impl NamespaceReport {
-    /// The namespace's own status (not its workloads'): a warning when not readable or when
-    /// its policy is invalid.
+    /// The namespace's own status (not its workloads'): a warning when not readable, partly
+    /// readable or when its policy is invalid.
     pub fn status(&self) -> Status {
-        if !self.readable || self.policy_error.is_some() {
+        if !self.readable || !self.unreadable.is_empty() || self.policy_error.is_some() {
             Status::Warning
         } else {
             Status::Ok
@@ -229,6 +241,8 @@ pub struct Summary {
     pub namespaces: usize,
     /// Namespaces that could not be read.
     pub not_readable: usize,
+    /// Namespaces read without some kinds (see [`NamespaceReport::unreadable`]).
+    pub partly_readable: usize,
     /// Workloads audited.
     pub workloads: usize,
     /// Workloads podgrace mutates (or would, once opted in).
@@ -288,6 +302,7 @@ impl Report {
             ns.workloads
                 .sort_by(|a, b| (&a.kind, &a.name).cmp(&(&b.kind, &b.name)));
             s.not_readable += usize::from(!ns.readable);
+            s.partly_readable += usize::from(!ns.unreadable.is_empty());
             s.status = s.status.max(ns.status());
             for w in &ns.workloads {
                 s.workloads += 1;
@@ -318,6 +333,9 @@ impl Report {
         );
         if s.not_readable > 0 {
             let _ = write!(out, "; {} namespaces not readable", s.not_readable);
+        }
+        if s.partly_readable > 0 {
+            let _ = write!(out, "; {} namespaces partly readable", s.partly_readable);
         }
         out
     }
@@ -420,6 +438,18 @@ fn namespace_heading(ns: &NamespaceReport) -> String {
     }
     if let Some(e) = &ns.error {
         let _ = write!(out, ": not readable: {e}");
+    }
+    if !ns.unreadable.is_empty() {
+        let resources: Vec<&str> = ns.unreadable.iter().map(|u| u.resource.as_str()).collect();
+        let _ = write!(
+            out,
+            ": audited without {} (forbidden: {})",
+            resources.join(", "),
+            ns.unreadable[0].error
+        );
+        if resources.contains(&"configmaps") {
+            out.push_str("; its own policy unknown, the cluster default assumed");
+        }
     }
     if let Some(e) = &ns.policy_error {
         let _ = write!(

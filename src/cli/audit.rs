@@ -136,6 +136,7 @@ pub(super) fn audit_namespace(
         opt_in,
         readable: true,
         error: None,
+        unreadable: Vec::new(),
         policy: policy.description().to_owned(),
         policy_error,
         workloads,
@@ -168,7 +169,7 @@ impl Inputs {
     fn add(&mut self, text: &str, policy_name: &str) -> anyhow::Result<()> {
         // Namespaces and policy ConfigMaps hold no pod: `manifest` skips them.
         let values: Vec<Value> =
-            crate::yaml::documents(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+            crate::yaml::manifests(text).map_err(|e| anyhow::anyhow!("{e}"))?;
         for v in values.iter().flat_map(|v| match v.get("items") {
             Some(Value::Array(items)) => items.iter().collect::<Vec<_>>(),
             _ => vec![v],
@@ -194,7 +195,8 @@ impl Inputs {
                 self.policies.insert(ns, layer);
             }
         }
-        let docs = match manifest::read_documents(text) {
+        // The values read above, not the text again: YAML reading is most of an audit's time.
+        let docs = match manifest::documents_of_values(values) {
             Ok(docs) => docs,
             // A file of Services and ConfigMaps: nothing to audit in it.
             Err(ManifestError::NothingToMutate(_)) => return Ok(()),

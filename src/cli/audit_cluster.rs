@@ -1,9 +1,10 @@
 //! `podgrace audit` against a cluster: read-only, with the user's own credentials (kubeconfig
 //! and context, or in-cluster). Per namespace one paged list per kind (Deployments,
 //! StatefulSets, DaemonSets, ReplicaSets, Pods, CronJobs, and the namespace policy ConfigMap by
-//! field selector); with `-A` one paged list per kind for the whole cluster. A namespace whose
-//! lists are forbidden is reported "not readable" and the others are audited; an unreachable
-//! API server is one error line naming it.
+//! field selector); with `-A` one paged list per kind for the whole cluster. A kind whose list is
+//! forbidden (403) is reported among the namespace's `unreadable` kinds and the rest of the
+//! namespace is audited; a namespace whose lists are all forbidden is reported "not readable"
+//! and the others are audited; an unreachable API server is one error line naming it.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
@@ -24,7 +25,7 @@ use serde::de::DeserializeOwned;
 use super::AuditArgs;
 use super::audit::audit_namespace;
 use crate::audit::ownership::Object;
-use crate::audit::report::{NamespaceReport, Source};
+use crate::audit::report::{NamespaceReport, Source, Unreadable};
 use crate::audit::{OptIn, Report};
 use crate::engine::{ClusterInfo, PodView};
 use crate::manifest::template_path;
@@ -149,10 +150,11 @@ impl Ctx {
     }
 
     /// Every audited object of `namespace` (all namespaces when `None`), and the namespace
-    /// policy ConfigMaps by namespace.
+    /// policy ConfigMaps by namespace. A forbidden list leaves its kind out (in
+    /// `Snapshot::unreadable`); when every list is forbidden, the namespace is not readable.
     async fn objects(&self, namespace: Option<&str>) -> Result<Snapshot, Failure> {
         let fields = format!("metadata.name={}", self.policy_name);
-        let (deploy, sts, ds, rs, pods, cron, cms) = futures::try_join!(
+        let (deploy, sts, ds, rs, pods, cron, cms) = futures::join!(
             self.list(self.api::<Deployment>(namespace), "deployments", None),
             self.list(self.api::<StatefulSet>(namespace), "statefulsets", None),
             self.list(self.api::<DaemonSet>(namespace), "daemonsets", None),
@@ -164,7 +166,21 @@ impl Ctx {
                 "configmaps",
                 Some(&fields)
             ),
-        )?;
+        );
+        let mut unreadable = Vec::new();
+        let u = &mut unreadable;
+        let (deploy, sts, ds, rs, pods, cron, cms) = (
+            readable("deployments", deploy, u)?,
+            readable("statefulsets", sts, u)?,
+            readable("daemonsets", ds, u)?,
+            readable("replicasets", rs, u)?,
+            readable("pods", pods, u)?,
+            readable("cronjobs", cron, u)?,
+            readable("configmaps", cms, u)?,
+        );
+        if unreadable.len() == LISTS {
+            return Err(Failure::Forbidden(unreadable.swap_remove(0).error));
+        }
         let mut objects = Vec::new();
         add(&mut objects, "Deployment", deploy)?;
         add(&mut objects, "StatefulSet", sts)?;
@@ -182,14 +198,41 @@ impl Ctx {
                 ))
             })
             .collect();
-        Ok(Snapshot { objects, policies })
+        Ok(Snapshot {
+            objects,
+            policies,
+            unreadable,
+        })
     }
 }
 
-/// The objects read, and the namespace policies.
+/// The lists [`Ctx::objects`] makes.
+const LISTS: usize = 7;
+
+/// The items of a list; none when it is forbidden, the kind then recorded in `unreadable`.
+fn readable<K>(
+    resource: &str,
+    listed: Result<Vec<K>, Failure>,
+    unreadable: &mut Vec<Unreadable>,
+) -> Result<Vec<K>, Failure> {
+    match listed {
+        Ok(items) => Ok(items),
+        Err(Failure::Forbidden(error)) => {
+            unreadable.push(Unreadable {
+                resource: resource.to_owned(),
+                error,
+            });
+            Ok(Vec::new())
+        }
+        Err(fatal) => Err(fatal),
+    }
+}
+
+/// The objects read, the namespace policies, and the kinds that could not be listed.
 struct Snapshot {
     objects: Vec<Object>,
     policies: BTreeMap<String, Result<PolicyLayer, String>>,
+    unreadable: Vec<Unreadable>,
 }
 
 /// Adds the listed objects of `kind`, each with its pod (template) found where
@@ -354,14 +397,17 @@ async fn run_async(
         for (name, labels) in &chosen {
             let own = own_policy(&namespace_override, policies.remove(name));
             let objects = by_ns.remove(name).unwrap_or_default();
-            reports.push(audit_namespace(
+            let mut report = audit_namespace(
                 name,
                 opt_in(name, labels),
                 cluster.as_ref(),
                 own,
                 objects,
                 &info,
-            )?);
+            )?;
+            // A cluster-wide list that is forbidden is missing from every namespace.
+            report.unreadable = snapshot.unreadable.clone();
+            reports.push(report);
         }
     } else {
         let progress = Progress::start(chosen.len());
@@ -380,20 +426,23 @@ async fn run_async(
             let report = match snapshot {
                 Ok(mut s) => {
                     let own = own_policy(&namespace_override, s.policies.remove(name));
-                    audit_namespace(
+                    let mut report = audit_namespace(
                         name,
                         opt_in(name, labels),
                         cluster.as_ref(),
                         own,
                         s.objects,
                         &info,
-                    )?
+                    )?;
+                    report.unreadable = s.unreadable;
+                    report
                 }
                 Err(Failure::Forbidden(why)) => NamespaceReport {
                     name: name.clone(),
                     opt_in: opt_in(name, labels),
                     readable: false,
                     error: Some(why),
+                    unreadable: Vec::new(),
                     policy: String::new(),
                     policy_error: None,
                     workloads: Vec::new(),

@@ -238,26 +238,38 @@ fn defaulted(mut handler: Probe) -> Probe {
     handler
 }
 
-const IDENTICAL: &str =
+/// What [`readiness_is_liveness`] means for the pod (a warning, an audit finding).
+pub const IDENTICAL: &str =
     "readiness and liveness probes are identical: a failing dependency restarts the pod";
+
+/// The trap of a container as `start` found it, before podgrace adds anything: its liveness
+/// probe restarts it before its declared start time (whether podgrace then adds a startupProbe
+/// or not). `podgrace audit` reports it on the pod as it is and on the pod podgrace would
+/// create (which has the startupProbe, and so no trap, when one was added).
+pub fn restarted_before_start(start: &Start) -> Option<String> {
+    match start {
+        Start::Add { allows, max, .. } | Start::Uncovered { allows, max, .. } => Some(format!(
+            "liveness restarts it after {allows}s, before its declared {max}s start"
+        )),
+        _ => None,
+    }
+}
 
 /// The admission warnings for a decision (each to be prefixed with the container's name).
 pub fn warnings(c: &Container, p: &ContainerPolicy, start: &Start) -> Vec<String> {
     let mut out = Vec::new();
     if let Start::Uncovered {
-        allows,
-        max,
         why: why @ (Uncovered::NotInjected | Uncovered::NoSingleHandler),
+        ..
     } = start
+        && let Some(trap) = restarted_before_start(start)
     {
         let fix = if *why == Uncovered::NotInjected {
             "add a startupProbe"
         } else {
             "fix its liveness probe"
         };
-        out.push(format!(
-            "liveness restarts it after {allows}s, before its declared {max}s start: {fix}"
-        ));
+        out.push(format!("{trap}: {fix}"));
     }
     if readiness_is_liveness(c, p) {
         out.push(IDENTICAL.to_owned());

@@ -784,13 +784,52 @@ async fn patch_event(
 // `metadata.name`) and one ConfigMap by name. Lists page with `limit`/`continue` as above, items
 // without `apiVersion`/`kind`. RBAC per namespace: every namespaced request in a namespace
 // marked forbidden, and a get of that Namespace, is `403 Forbidden` with the API server's
-// message; cluster-wide lists are allowed (a user who may list them may read everything).
+// message; per resource: the lists of one resource in one namespace, or cluster-wide, likewise
+// (a Role granting the other resources); other cluster-wide lists are allowed.
 
 /// Workload objects by (resource, namespace, name); `namespaces` uses an empty namespace.
 #[derive(Default)]
 struct Workloads {
     objects: BTreeMap<(String, String, String), Value>,
     forbidden: std::collections::HashSet<String>,
+    /// (namespace, resource) whose lists are forbidden; an empty namespace for the cluster-wide
+    /// list.
+    forbidden_lists: std::collections::HashSet<(String, String)>,
+}
+
+impl Workloads {
+    /// The 403 for a list of `resource` in `namespace` (`None`: cluster-wide), if forbidden.
+    fn refuse_list(
+        &self,
+        group: &str,
+        resource: &str,
+        namespace: Option<&str>,
+    ) -> Option<Response> {
+        let ns = namespace.unwrap_or("");
+        if !self.forbidden.contains(ns)
+            && !self
+                .forbidden_lists
+                .contains(&(ns.to_owned(), resource.to_owned()))
+        {
+            return None;
+        }
+        let qualified = if group.is_empty() {
+            resource.to_owned()
+        } else {
+            format!("{resource}.{group}")
+        };
+        let scope = match namespace {
+            Some(ns) => format!("in the namespace \"{ns}\""),
+            None => "at the cluster scope".to_owned(),
+        };
+        Some(error(
+            403,
+            "Forbidden",
+            &format!(
+                "{qualified} is forbidden: User \"alice\" cannot list resource \"{resource}\" in API group \"{group}\" {scope}"
+            ),
+        ))
+    }
 }
 
 fn workload_routes() -> Router<Arc<Shared>> {
@@ -846,6 +885,17 @@ impl FakeApi {
             .insert((plural(&kind), namespace, name), object);
     }
 
+    /// Lists of `resource` (`deployments`, `pods`, `configmaps`, …) in `namespace`, or
+    /// cluster-wide when `None`, are answered 403 from now on.
+    pub fn forbid_list(&self, namespace: Option<&str>, resource: &str) {
+        self.shared
+            .workloads
+            .lock()
+            .unwrap()
+            .forbidden_lists
+            .insert((namespace.unwrap_or("").to_owned(), resource.to_owned()));
+    }
+
     /// Every namespaced request in `namespace` (and a get of it) is answered 403 from now on.
     pub fn forbid_namespace(&self, namespace: &str) {
         self.shared
@@ -879,8 +929,9 @@ fn forbidden(resource: &str, namespace: &str, verb: &str) -> Response {
     )
 }
 
-/// One page of `all`, as the list protocol pages it.
-fn page(kind: &str, rv: u64, all: Vec<Value>, q: &HashMap<String, String>) -> Response {
+/// One page of `all`, as the list protocol pages it (only the page's objects copied: a list of
+/// thousands is read in many pages).
+fn page(kind: &str, rv: u64, all: Vec<&Value>, q: &HashMap<String, String>) -> Response {
     let offset = q
         .get("continue")
         .and_then(|t| t.split_once(':'))
@@ -895,8 +946,8 @@ fn page(kind: &str, rv: u64, all: Vec<Value>, q: &HashMap<String, String>) -> Re
         .iter()
         .skip(offset)
         .take(limit)
-        .cloned()
-        .map(|mut o| {
+        .map(|o| {
+            let mut o = (*o).clone();
             let map = o.as_object_mut().unwrap();
             map.remove("apiVersion");
             map.remove("kind");
@@ -931,7 +982,6 @@ fn workload_list(
             .values()
             .filter(|o| namespace.is_none_or(|ns| o["metadata"]["namespace"] == ns))
             .filter(|o| selected(o, &sel))
-            .cloned()
             .collect();
         return page("ConfigMapList", rv, all, q);
     }
@@ -940,7 +990,7 @@ fn workload_list(
         .objects
         .iter()
         .filter(|((r, ns, _), _)| r == resource && namespace.is_none_or(|n| n == ns))
-        .map(|(_, o)| o.clone())
+        .map(|(_, o)| o)
         .collect();
     page("List", rv, all, q)
 }
@@ -948,6 +998,14 @@ fn workload_list(
 async fn core_cluster_list(State(shared): State<Arc<Shared>>, uri: axum::http::Uri) -> Response {
     let q = log_request(&shared, &uri);
     let resource = uri.path().rsplit('/').next().unwrap_or_default().to_owned();
+    if let Some(refused) = shared
+        .workloads
+        .lock()
+        .unwrap()
+        .refuse_list("", &resource, None)
+    {
+        return refused;
+    }
     workload_list(&shared, &resource, None, &q)
 }
 
@@ -957,28 +1015,37 @@ async fn core_namespaced_list(
     uri: axum::http::Uri,
 ) -> Response {
     let q = log_request(&shared, &uri);
-    if shared.workloads.lock().unwrap().forbidden.contains(&ns) {
-        return forbidden(&resource, &ns, "list");
+    if let Some(refused) = shared
+        .workloads
+        .lock()
+        .unwrap()
+        .refuse_list("", &resource, Some(&ns))
+    {
+        return refused;
     }
     workload_list(&shared, &resource, Some(&ns), &q)
 }
 
 async fn group_cluster_list(
     State(shared): State<Arc<Shared>>,
-    axum::extract::Path((_group, _version, resource)): axum::extract::Path<(
-        String,
-        String,
-        String,
-    )>,
+    axum::extract::Path((group, _version, resource)): axum::extract::Path<(String, String, String)>,
     uri: axum::http::Uri,
 ) -> Response {
     let q = log_request(&shared, &uri);
+    if let Some(refused) = shared
+        .workloads
+        .lock()
+        .unwrap()
+        .refuse_list(&group, &resource, None)
+    {
+        return refused;
+    }
     workload_list(&shared, &resource, None, &q)
 }
 
 async fn group_namespaced_list(
     State(shared): State<Arc<Shared>>,
-    axum::extract::Path((_group, _version, ns, resource)): axum::extract::Path<(
+    axum::extract::Path((group, _version, ns, resource)): axum::extract::Path<(
         String,
         String,
         String,
@@ -987,8 +1054,14 @@ async fn group_namespaced_list(
     uri: axum::http::Uri,
 ) -> Response {
     let q = log_request(&shared, &uri);
-    if shared.workloads.lock().unwrap().forbidden.contains(&ns) {
-        return forbidden(&resource, &ns, "list");
+    if let Some(refused) =
+        shared
+            .workloads
+            .lock()
+            .unwrap()
+            .refuse_list(&group, &resource, Some(&ns))
+    {
+        return refused;
     }
     workload_list(&shared, &resource, Some(&ns), &q)
 }
