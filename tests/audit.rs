@@ -1167,3 +1167,61 @@ spec:
         "{table}"
     );
 }
+
+/// On a terminal (script(1) gives the audit one) the verdicts are coloured, and a cluster audit
+/// that takes longer than a second shows its progress on stderr and erases it when done; in a
+/// pipe, neither.
+#[tokio::test]
+async fn on_a_terminal_verdicts_are_coloured_and_a_slow_audit_shows_its_progress() {
+    let (api, _) = cluster().await;
+    let kubeconfig = kubeconfig(&api);
+    let line = format!(
+        "'{}' audit --kubeconfig '{}' -n shop",
+        env!("CARGO_BIN_EXE_podgrace"),
+        kubeconfig.path().display()
+    );
+    // The lists wait until released: the audit runs for about two seconds.
+    api.hold_lists(true);
+    let run = tokio::task::spawn_blocking(move || {
+        child::output_within(
+            child::command("script").args(["-qefc", &line, "/dev/null"]),
+            None,
+            SHORT,
+        )
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(1800)).await;
+    api.hold_lists(false);
+    let out = run.await.unwrap();
+    let shown = text(&out.stdout);
+    assert!(out.status.success(), "{shown}{}", text(&out.stderr));
+    // "reading the cluster" while the namespaces are not known yet, then "n/1 namespaces read".
+    let progress = [
+        "podgrace audit: reading the cluster",
+        "podgrace audit: 0/1 namespaces read",
+    ]
+    .iter()
+    .filter_map(|line| shown.find(line))
+    .min()
+    .unwrap_or_else(|| panic!("no progress line: {shown:?}"));
+    // Erased (carriage return, clear to the end of the line) before the report.
+    let report = shown.find("shop").unwrap();
+    assert!(
+        shown[progress..report].contains("\r\x1b[K"),
+        "the progress line is not erased: {shown:?}"
+    );
+    assert!(
+        ["\x1b[31m", "\x1b[32m", "\x1b[33m"]
+            .iter()
+            .any(|c| shown[report..].contains(c)),
+        "no colour: {shown:?}"
+    );
+
+    let piped = audit(args(&kubeconfig, &["-n", "shop"])).await;
+    assert!(piped.status.success());
+    assert!(
+        !text(&piped.stdout).contains('\x1b'),
+        "{}",
+        text(&piped.stdout)
+    );
+    assert!(!text(&piped.stderr).contains("namespaces read"));
+}

@@ -32,28 +32,47 @@ use crate::manifest::template_path;
 use crate::policy::PolicyLayer;
 use crate::policy::parse::layer_from_configmap;
 
-/// A progress line on stderr, `podgrace audit: 12/40 namespaces read`, for runs longer than a
-/// second on a terminal (never in a pipe or a CI log); erased when done.
+/// A progress line on stderr for runs longer than a second on a terminal (never in a pipe or a
+/// CI log), erased when done: `podgrace audit: reading the cluster` until the namespaces are
+/// known, then `podgrace audit: 12/40 namespaces read`.
 struct Progress {
+    /// Namespaces to read; 0 until known.
+    total: Arc<AtomicUsize>,
     done: Arc<AtomicUsize>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Progress {
-    fn start(total: usize) -> Self {
+    fn start() -> Self {
+        let total = Arc::new(AtomicUsize::new(0));
         let done = Arc::new(AtomicUsize::new(0));
         let task = std::io::stderr().is_terminal().then(|| {
-            let done = done.clone();
+            let (total, done) = (total.clone(), done.clone());
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 loop {
-                    let n = done.load(Ordering::Relaxed);
-                    eprint!("\r\x1b[Kpodgrace audit: {n}/{total} namespaces read");
+                    match total.load(Ordering::Relaxed) {
+                        0 => eprint!("\r\x1b[Kpodgrace audit: reading the cluster"),
+                        total => {
+                            let n = done.load(Ordering::Relaxed);
+                            eprint!("\r\x1b[Kpodgrace audit: {n}/{total} namespaces read");
+                        }
+                    }
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             })
         });
-        Progress { done, task }
+        Progress { total, done, task }
+    }
+
+    /// The namespaces to read are known.
+    fn reading(&self, namespaces: usize) {
+        self.total.store(namespaces, Ordering::Relaxed);
+    }
+
+    /// One more namespace read.
+    fn read_one(&self) {
+        self.done.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -314,6 +333,7 @@ async fn run_async(
     cluster: Option<PolicyLayer>,
     namespace_override: Option<PolicyLayer>,
 ) -> anyhow::Result<Report> {
+    let progress = Progress::start();
     let (client, server, default_namespace) = client(args).await?;
     let ctx = Ctx {
         client,
@@ -410,11 +430,11 @@ async fn run_async(
             reports.push(report);
         }
     } else {
-        let progress = Progress::start(chosen.len());
+        progress.reading(chosen.len());
         let snapshots: Vec<_> = futures::stream::iter(chosen.iter())
             .map(|(name, _)| async {
                 let snapshot = ctx.objects(Some(name)).await;
-                progress.done.fetch_add(1, Ordering::Relaxed);
+                progress.read_one();
                 snapshot
             })
             .buffered(CONCURRENT_NAMESPACES)

@@ -219,7 +219,8 @@ impl FakeApi {
         self.shared.drop_watches.send_modify(|v| *v += 1);
     }
 
-    /// Holds list requests until released (to observe readiness before the first sync).
+    /// Holds list requests (ConfigMaps and the workload kinds) until released (to observe
+    /// readiness before the first sync, or a slow audit).
     pub fn hold_lists(&self, hold: bool) {
         self.shared.hold_lists.send_replace(hold);
     }
@@ -359,12 +360,7 @@ async fn list_response(
     q: HashMap<String, String>,
     sel: HashMap<String, String>,
 ) -> Response {
-    let mut hold = shared.hold_lists.subscribe();
-    while *hold.borrow_and_update() {
-        if hold.changed().await.is_err() {
-            break;
-        }
-    }
+    wait_while_held(&shared).await;
     let inner = shared.inner.lock().unwrap();
     let (list_rv, offset) = match q.get("continue") {
         Some(token) => {
@@ -964,6 +960,16 @@ fn page(kind: &str, rv: u64, all: Vec<&Value>, q: &HashMap<String, String>) -> R
         .into_response()
 }
 
+/// Waits while lists are held ([`FakeApi::hold_lists`]).
+async fn wait_while_held(shared: &Shared) {
+    let mut hold = shared.hold_lists.subscribe();
+    while *hold.borrow_and_update() {
+        if hold.changed().await.is_err() {
+            break;
+        }
+    }
+}
+
 fn workload_list(
     shared: &Shared,
     resource: &str,
@@ -1006,6 +1012,7 @@ async fn core_cluster_list(State(shared): State<Arc<Shared>>, uri: axum::http::U
     {
         return refused;
     }
+    wait_while_held(&shared).await;
     workload_list(&shared, &resource, None, &q)
 }
 
@@ -1023,6 +1030,7 @@ async fn core_namespaced_list(
     {
         return refused;
     }
+    wait_while_held(&shared).await;
     workload_list(&shared, &resource, Some(&ns), &q)
 }
 
@@ -1040,6 +1048,7 @@ async fn group_cluster_list(
     {
         return refused;
     }
+    wait_while_held(&shared).await;
     workload_list(&shared, &resource, None, &q)
 }
 
@@ -1063,6 +1072,7 @@ async fn group_namespaced_list(
     {
         return refused;
     }
+    wait_while_held(&shared).await;
     workload_list(&shared, &resource, Some(&ns), &q)
 }
 
