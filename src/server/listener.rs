@@ -66,9 +66,9 @@ pub async fn serve_app(
     stop: impl Future<Output = ()>,
 ) {
     // A body waiting for the budget waits in its connection's receive queue, in the kernel, and
-    // Linux grows that queue to `tcp_rmem`'s maximum (6 to 32 MiB): 200 clients sending 5.9 MiB
-    // bodies held 700 MiB of socket memory, which cgroup v2 charges to the pod's memory limit.
-    // Connections inherit the listener's size.
+    // Linux lets that queue take up to `tcp_rmem`'s maximum (6 to 32 MiB): 20 clients whose 5.9
+    // MiB bodies waited had 118 MiB queued (tests/server_stress.rs), socket memory that cgroup
+    // v2 charges to the pod's memory limit. Connections inherit the listener's size.
     if let Err(e) = set_socket_recv_buffer_size(&listener, RECEIVE_BUFFER_BYTES) {
         tracing::warn!(error = %e, "receive buffers left at the kernel's size");
     }
