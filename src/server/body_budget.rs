@@ -212,7 +212,11 @@ impl<S: WithBodyBudget + Send + Sync> FromRequest<S> for Budgeted {
         let mut cost = bytes
             .len()
             .saturating_add(objects.saturating_mul(OBJECT_COST));
-        if let (true, Some(count)) = (cost > budget.decoding_bytes, budget.built_objects) {
+        // The quick estimate is high; before refusing, count what decoding will build (a full
+        // parse: on the large-review thread, not on this worker).
+        if cost > budget.decoding_bytes
+            && let Some(count) = budget.built_objects
+        {
             let body = bytes.clone();
             if let Some(built) = super::large_reviews::run(move || count(&body)).await {
                 cost = bytes.len().saturating_add(built_cost(built));
