@@ -84,12 +84,18 @@ fn events_for(api: &FakeApi, namespace: &str) -> Vec<Value> {
         .collect()
 }
 
-/// What `kubectl describe configmap` shows of an Event, checked field by field.
-fn assert_refusal_event(event: &Value, namespace: &str, rv: u64, message_part: &str) {
+/// What `kubectl describe configmap` shows of a podgrace Warning Event on the policy ConfigMap
+/// of `namespace` at `rv`, checked field by field; its note, for the caller to check further.
+fn assert_policy_event<'a>(
+    event: &'a Value,
+    (reason, action): (&str, &str),
+    namespace: &str,
+    rv: u64,
+) -> &'a str {
     assert_eq!(event["apiVersion"], "events.k8s.io/v1", "{event:#}");
     assert_eq!(event["type"], "Warning");
-    assert_eq!(event["reason"], policy_events::REASON);
-    assert_eq!(event["action"], policy_events::ACTION);
+    assert_eq!(event["reason"], reason);
+    assert_eq!(event["action"], action);
     assert_eq!(event["reportingController"], "podgrace");
     assert_eq!(event["reportingInstance"], INSTANCE);
     let regarding = &event["regarding"];
@@ -101,6 +107,13 @@ fn assert_refusal_event(event: &Value, namespace: &str, rv: u64, message_part: &
     assert_eq!(regarding["resourceVersion"], rv.to_string());
     let note = event["note"].as_str().unwrap();
     assert!(note.contains(&format!("resourceVersion {rv}")), "{note}");
+    note
+}
+
+/// The Event on a refused policy ConfigMap.
+fn assert_refusal_event(event: &Value, namespace: &str, rv: u64, message_part: &str) {
+    let reason = (policy_events::REASON, policy_events::ACTION);
+    let note = assert_policy_event(event, reason, namespace, rv);
     assert!(
         note.contains(&format!("configmap {namespace}/{NAME}@{rv}")),
         "{note}"
@@ -257,19 +270,11 @@ const NACOS_POLICY: &str = "preStop: {action: nacos}\n";
 
 /// The Event on a ConfigMap whose policy the cluster default `cluster` (its file) broke.
 fn assert_cluster_default_event(event: &Value, namespace: &str, rv: u64, cluster: &str) {
-    assert_eq!(event["type"], "Warning", "{event:#}");
-    assert_eq!(event["reason"], policy_events::REASON_CLUSTER_DEFAULT);
-    assert_eq!(event["action"], policy_events::ACTION_CLUSTER_DEFAULT);
-    assert_eq!(event["reportingController"], "podgrace");
-    assert_eq!(event["reportingInstance"], INSTANCE);
-    let regarding = &event["regarding"];
-    assert_eq!(regarding["kind"], "ConfigMap");
-    assert_eq!(regarding["name"], NAME);
-    assert_eq!(regarding["namespace"], namespace);
-    assert_eq!(regarding["uid"], format!("uid-{namespace}-{NAME}"));
-    assert_eq!(regarding["resourceVersion"], rv.to_string());
-    let note = event["note"].as_str().unwrap();
-    assert!(note.contains(&format!("resourceVersion {rv}")), "{note}");
+    let reason = (
+        policy_events::REASON_CLUSTER_DEFAULT,
+        policy_events::ACTION_CLUSTER_DEFAULT,
+    );
+    let note = assert_policy_event(event, reason, namespace, rv);
     assert!(
         note.contains(&format!("new cluster default {cluster}@")),
         "{note}"
