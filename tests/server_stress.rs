@@ -521,6 +521,67 @@ async fn a_declared_length_over_the_limit_is_answered_413_before_the_body_is_rea
     assert!(matches!(after, Ok(0) | Err(_)));
 }
 
+/// Refused clients that go on sending are read (so that they get their answer, not a reset), but
+/// all of them together only as fast as the linger's shared pace: 4 clients writing as fast as
+/// loopback takes bytes (gigabytes a second each when the server discards as they come) get
+/// about 64 MiB a second through between them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_clients_that_keep_sending_are_discarded_at_a_bounded_pace() {
+    use podgrace::server::linger::{DISCARD_BYTES_PER_SECOND, LINGER};
+    let _serial = SERIAL.lock().await;
+    let hook = Webhook::start(&["--log-format", "text"], Stdio::null()).await;
+    const CLIENTS: usize = 4;
+    let sending = LINGER * 3 / 4;
+    let mut senders = JoinSet::new();
+    for _ in 0..CLIENTS {
+        let mut conn = hook.connect().await;
+        let answer = within(
+            Duration::from_secs(2),
+            "the 413",
+            exchange(&mut conn, &post_head(100 * 1024 * 1024), b"{"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(answer.status, 413, "{}", answer.head);
+        senders.spawn(async move {
+            // The rest of the "body" goes straight onto TCP: the server no longer decrypts it,
+            // and the client's own encryption would bound the rate instead of the server.
+            let tcp = conn.get_mut().0;
+            rustix::net::sockopt::set_socket_send_buffer_size(&*tcp, 64 * 1024).unwrap();
+            let chunk = vec![b' '; 64 * 1024];
+            let mut sent = 0usize;
+            let _ = tokio::time::timeout(sending, async {
+                while let Ok(n) = tcp.write(&chunk).await {
+                    sent += n;
+                }
+            })
+            .await;
+            sent
+        });
+    }
+    let sent: usize = within(Duration::from_secs(5), "the senders", senders.join_all())
+        .await
+        .into_iter()
+        .sum();
+    let paced = DISCARD_BYTES_PER_SECOND as f64 * sending.as_secs_f64();
+    // Above the pace: its burst (1 MiB) and, per client, its send buffer and the server's
+    // receive buffer (128 KiB each as the kernel counts them).
+    let allowance = 1024.0 * 1024.0 + CLIENTS as f64 * 512.0 * 1024.0;
+    let mib = |b: f64| b / (1024.0 * 1024.0);
+    assert!(
+        (sent as f64) < paced + allowance,
+        "{:.1} MiB sent in {sending:?}, the pace allows {:.1} MiB",
+        mib(sent as f64),
+        mib(paced + allowance)
+    );
+    // Still read, not left to stall until a reset.
+    assert!(
+        (sent as f64) > paced / 4.0,
+        "only {:.1} MiB discarded in {sending:?}",
+        mib(sent as f64)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_cannot_keep_a_new_client_out_and_time_out() {
     let _serial = SERIAL.lock().await;

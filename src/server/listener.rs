@@ -26,13 +26,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::activity::{self, Close, State, Tracked};
 use super::connections::{Connections, Slot, Timeouts};
+use super::linger::{DiscardPace, linger};
 use super::{AppState, ServerOptions, router};
 
 /// hyper's read buffer per connection at most (its default, 400 KiB, stays allocated with a
 /// kept-alive connection once a large body has made it grow).
 const READ_BUFFER_BYTES: usize = 64 * 1024;
-/// How long a closed connection keeps reading what its client still sends (RFC 9112 §9.6).
-const LINGER: Duration = Duration::from_secs(2);
 
 /// Each connection's receive buffer in the kernel (which doubles it for its own bookkeeping: at
 /// most 128 KiB per connection, 128 MiB for the 1,024 connections). A window of 64 KiB still moves
@@ -84,6 +83,7 @@ pub async fn serve_app(
         acceptor: TlsAcceptor::from(tls),
         app,
         connections: connections.clone(),
+        discard_pace: Arc::new(DiscardPace::default()),
         opts: opts.clone(),
     };
     let cancel = CancellationToken::new();
@@ -132,6 +132,8 @@ struct Server {
     acceptor: TlsAcceptor,
     app: axum::Router,
     connections: Arc<Connections>,
+    /// Shared by the connections' lingers.
+    discard_pace: Arc<DiscardPace>,
     opts: ServerOptions,
 }
 
@@ -186,6 +188,7 @@ impl Server {
             self.acceptor.clone(),
             self.app.clone(),
             slot,
+            self.discard_pace.clone(),
             self.opts.clone(),
         ));
     }
@@ -196,6 +199,7 @@ async fn connection(
     acceptor: TlsAcceptor,
     app: axum::Router,
     slot: Slot,
+    discard_pace: Arc<DiscardPace>,
     opts: ServerOptions,
 ) {
     if let Err(e) = stream.set_nodelay(true) {
@@ -255,7 +259,7 @@ async fn connection(
         }
     }
     drop(slot);
-    linger(&stream).await;
+    linger(&stream, &discard_pace).await;
 }
 
 /// Resolves when the connection is to be dropped at once.
@@ -263,38 +267,4 @@ async fn cut(activity: &activity::Activity) {
     while activity.close_requested() != Close::Now {
         activity.woken().await;
     }
-}
-
-/// After its last answer a connection is half-closed (hyper shut down the writing side) and
-/// discards what the client still sends until the client closes too, or for [`LINGER`] at most:
-/// a client still sending a body that was refused (413, 429) then reads the answer instead of a
-/// reset (RFC 9112 §9.6). The connection's slot is already free meanwhile.
-///
-/// The bytes are dropped in the kernel (`MSG_TRUNC` on TCP, tcp(7)), never copied: refused
-/// clients go on sending their whole body, and during an attack of 5.9 MiB bodies copying them
-/// was 94 % of the bytes the server read, on the workers that answer the small reviews
-/// (docs/PERFORMANCE.md).
-async fn linger(stream: &TcpStream) {
-    // What one call discards at most; never written, so only its address range is used. On the
-    // heap, and only now: in the future's state it would enlarge every connection's task.
-    let mut sink = vec![0u8; 64 * 1024];
-    let mut discard = || {
-        rustix::net::recv(stream, &mut sink[..], rustix::net::RecvFlags::TRUNC)
-            .map(|(discarded, _)| discarded)
-            .map_err(std::io::Error::from)
-    };
-    let _ = tokio::time::timeout(LINGER, async {
-        loop {
-            if stream.readable().await.is_err() {
-                return;
-            }
-            match stream.try_io(tokio::io::Interest::READABLE, &mut discard) {
-                Ok(0) => return,
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(_) => return,
-            }
-        }
-    })
-    .await;
 }

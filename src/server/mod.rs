@@ -17,6 +17,7 @@ pub mod activity;
 pub mod body_budget;
 pub mod connections;
 pub mod large_reviews;
+pub mod linger;
 pub mod listener;
 pub mod memory;
 pub mod mutate;
