@@ -5,10 +5,10 @@
 //!
 //! Bodies up to [`SMALL_BODY_BYTES`] are reserved from the small lane, larger ones from the large
 //! lane, so that ordinary reviews never wait behind large bodies, and any number of large bodies
-//! holds at most the large lane at once. At most [`LARGE_AT_ONCE`] large bodies are in flight,
-//! from the start of their reading to their answer, whatever their size: reading (decrypting)
-//! them takes the async workers' CPU, and taking more at once would not answer them sooner (they
-//! are decoded one at a time), it would only make the small reviews on the same workers wait.
+//! holds at most the large lane at once. One large body is in flight at a time
+//! ([`LARGE_AT_ONCE`]), from the start of its reading to its answer, whatever its size: reading
+//! (decrypting) it takes the async workers' CPU, and reading the next while one is decoded would
+//! answer more large reviews in a flood, at the price of the small reviews on the same workers.
 //! A reservation that cannot be had waits up to [`BUDGET_WAIT`], then the request is answered 429
 //! with `Retry-After`. A declared `Content-Length` above the body limit is answered 413 before
 //! anything is read; a body without one (chunked) reserves the largest accepted size. Both
@@ -61,9 +61,11 @@ pub const OBJECT_COST: usize = 12 * 1024;
 /// (`tests::nested_objects_fit_their_cost`).
 pub const NESTED_OBJECT_COST: usize = 1024;
 /// Large bodies in flight at once, from the start of their reading to their answer (measured in
-/// docs/PERFORMANCE.md: with 64 clients sending 5.9 MiB bodies, small reviews' p99 was 3 times
-/// an unattacked server's with five at once, about the same with one or two).
-pub const LARGE_AT_ONCE: usize = 2;
+/// docs/PERFORMANCE.md: with 64 clients sending 5.9 MiB bodies, small reviews' p99 was 6.5-7.8
+/// ms with one, about an unattacked server's, 9.8-13 ms with two, 3 times the unattacked one's
+/// with five; two answer 1.6 times as many large reviews in such a flood, which no API server
+/// sends).
+pub const LARGE_AT_ONCE: usize = 1;
 /// Objects a small body may have and still be answered on its async worker (under 5 MiB
 /// decoded; the captured `kubectl apply` review has 74).
 pub const INLINE_OBJECTS: usize = 400;
