@@ -451,3 +451,49 @@ async fn a_body_that_never_finishes_gets_408() {
     assert!(head.starts_with("HTTP/1.1 408"), "{head}");
     server.stop().await;
 }
+
+/// Closed connections linger only so many at once (`max_lingering`): beyond them a refused
+/// connection is closed at once, so its client's writes soon fail, while the lingering ones'
+/// writes are still read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_the_lingering_bound_a_refused_connection_is_closed_at_once() {
+    use common::binary::{exchange, post_head};
+    let server = TestServer::start(|o| o.max_lingering = 2).await;
+    let mut writers = tokio::task::JoinSet::new();
+    for i in 0..3 {
+        let mut conn = tls_connect(server.addr, &[&server.pki.ca_cert_pem]).await;
+        let answer = exchange(&mut conn, &post_head(100 * 1024 * 1024), b"{")
+            .await
+            .unwrap();
+        assert_eq!(answer.status, 413, "{}", answer.head);
+        writers.spawn(async move {
+            // Straight onto TCP, as a client still sending its body: how long its writes last.
+            let tcp = conn.get_mut().0;
+            let start = std::time::Instant::now();
+            while start.elapsed() < Duration::from_secs(1) {
+                if tcp.write_all(&[b' '; 1024]).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            (i, start.elapsed())
+        });
+    }
+    let mut lasted = tokio::time::timeout(Duration::from_secs(5), writers.join_all())
+        .await
+        .expect("the writers did not finish");
+    lasted.sort();
+    for (i, took) in lasted {
+        if i < 2 {
+            assert!(
+                took >= Duration::from_secs(1),
+                "lingering {i}: writes failed after {took:?}"
+            );
+        } else {
+            assert!(
+                took < Duration::from_millis(500),
+                "the third's writes lasted {took:?}"
+            );
+        }
+    }
+}

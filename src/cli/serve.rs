@@ -137,6 +137,7 @@ async fn serve(args: ServeArgs, metrics: Arc<Metrics>) -> anyhow::Result<()> {
         max_connections: args.max_connections,
         drain: Duration::from_secs(args.drain_seconds),
         shutdown_timeout: Duration::from_secs(args.shutdown_timeout_seconds),
+        ..ServerOptions::default()
     };
     // The plain metrics port, when asked for: bound before the webhook's, so that a bad address
     // stops the start-up before anything is served.

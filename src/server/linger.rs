@@ -12,6 +12,13 @@
 //! control. A client that sent everything only has its close to be read, which the first read
 //! does, unpaced. One still sending when [`LINGER`] ends is reset; it has had its answer for as
 //! long.
+//!
+//! Held back, a client keeps its connection's receive queue full, and that is socket memory,
+//! which cgroup v2 charges to the pod: up to 128 KiB per connection (the listener's buffer,
+//! doubled by the kernel). Lingering connections hold no connection slot, so their number is
+//! bounded on its own: at most [`LINGERING_AT_ONCE`] linger (by default:
+//! `ServerOptions::max_lingering`); beyond them a connection is closed at once, which resets a
+//! client still sending (its answer was sent before).
 
 use std::cell::RefCell;
 use std::num::NonZeroU32;
@@ -20,6 +27,7 @@ use std::time::Duration;
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota};
 use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 
 /// How long a closed connection keeps reading what its client still sends.
 pub const LINGER: Duration = Duration::from_secs(2);
@@ -30,6 +38,11 @@ pub const DISCARD_CHUNK_BYTES: usize = 64 * 1024;
 pub const DISCARD_BYTES_PER_SECOND: usize = 64 * 1024 * 1024;
 /// What may be discarded at once after a quiet spell, above the pace.
 const DISCARD_BURST_BYTES: usize = 1024 * 1024;
+/// Connections lingering at once at most, by default: 64 MiB of full receive queues. With 200
+/// clients sending 5.9 MiB bodies, most of them refused, the server had up to 570 connections,
+/// waiting and lingering, and 50 MiB queued; a bound of 256 closed some at once there, saved 6
+/// MiB, and small reviews' p99 was worse in both rounds measured (docs/PERFORMANCE.md).
+pub const LINGERING_AT_ONCE: usize = 512;
 
 thread_local! {
     /// Where a read's discarded bytes go: the kernel never writes it (`MSG_TRUNC`), so only its
@@ -39,14 +52,16 @@ thread_local! {
     static SINK: RefCell<Box<[u8]>> = RefCell::new(vec![0; DISCARD_CHUNK_BYTES].into_boxed_slice());
 }
 
-/// The pace shared by every lingering connection of a server.
-pub struct DiscardPace {
+/// What the lingering connections of a server share: the pace, and their number.
+pub struct Lingering {
     limiter: DefaultDirectRateLimiter,
     clock: DefaultClock,
+    at_once: Semaphore,
 }
 
-impl Default for DiscardPace {
-    fn default() -> Self {
+impl Lingering {
+    /// At most `at_once` connections linger.
+    pub fn new(at_once: usize) -> Self {
         let chunks = |bytes: usize| {
             NonZeroU32::new(u32::try_from(bytes / DISCARD_CHUNK_BYTES).unwrap_or(u32::MAX))
                 .unwrap_or(NonZeroU32::MIN)
@@ -56,11 +71,10 @@ impl Default for DiscardPace {
         Self {
             limiter: DefaultDirectRateLimiter::direct(quota),
             clock: DefaultClock::default(),
+            at_once: Semaphore::new(at_once),
         }
     }
-}
 
-impl DiscardPace {
     /// Resolves once one more chunk may be discarded. Waits on tokio's timer (governor's own
     /// `until_ready` would start a timer thread of its own).
     async fn next_chunk(&self) {
@@ -70,8 +84,12 @@ impl DiscardPace {
     }
 }
 
-/// Discards what the client sends until it closes, for [`LINGER`] at most, at the shared pace.
-pub async fn linger(stream: &TcpStream, pace: &DiscardPace) {
+/// Discards what the client sends until it closes, for [`LINGER`] at most, at the shared pace;
+/// returns at once if as many connections as allowed linger already.
+pub async fn linger(stream: &TcpStream, lingering: &Lingering) {
+    let Ok(_lingering) = lingering.at_once.try_acquire() else {
+        return;
+    };
     let discard = || {
         SINK.with_borrow_mut(|sink| {
             rustix::net::recv(stream, &mut sink[..], rustix::net::RecvFlags::TRUNC)
@@ -87,7 +105,7 @@ pub async fn linger(stream: &TcpStream, pace: &DiscardPace) {
             match stream.try_io(tokio::io::Interest::READABLE, discard) {
                 Ok(0) => return,
                 // Paid after the read, so that reading a close never waits.
-                Ok(_) => pace.next_chunk().await,
+                Ok(_) => lingering.next_chunk().await,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(_) => return,
             }

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::activity::{self, Close, State, Tracked};
 use super::connections::{Connections, Slot, Timeouts};
-use super::linger::{DiscardPace, linger};
+use super::linger::{Lingering, linger};
 use super::{AppState, ServerOptions, router};
 
 /// hyper's read buffer per connection at most (its default, 400 KiB, stays allocated with a
@@ -83,7 +83,7 @@ pub async fn serve_app(
         acceptor: TlsAcceptor::from(tls),
         app,
         connections: connections.clone(),
-        discard_pace: Arc::new(DiscardPace::default()),
+        lingering: Arc::new(Lingering::new(opts.max_lingering)),
         opts: opts.clone(),
     };
     let cancel = CancellationToken::new();
@@ -133,7 +133,7 @@ struct Server {
     app: axum::Router,
     connections: Arc<Connections>,
     /// Shared by the connections' lingers.
-    discard_pace: Arc<DiscardPace>,
+    lingering: Arc<Lingering>,
     opts: ServerOptions,
 }
 
@@ -188,7 +188,7 @@ impl Server {
             self.acceptor.clone(),
             self.app.clone(),
             slot,
-            self.discard_pace.clone(),
+            self.lingering.clone(),
             self.opts.clone(),
         ));
     }
@@ -199,7 +199,7 @@ async fn connection(
     acceptor: TlsAcceptor,
     app: axum::Router,
     slot: Slot,
-    discard_pace: Arc<DiscardPace>,
+    lingering: Arc<Lingering>,
     opts: ServerOptions,
 ) {
     if let Err(e) = stream.set_nodelay(true) {
@@ -259,7 +259,7 @@ async fn connection(
         }
     }
     drop(slot);
-    linger(&stream, &discard_pace).await;
+    linger(&stream, &lingering).await;
 }
 
 /// Resolves when the connection is to be dropped at once.

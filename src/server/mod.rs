@@ -64,6 +64,8 @@ pub struct ServerOptions {
     pub drain: Duration,
     /// After the drain: how long in-flight requests may take before exit.
     pub shutdown_timeout: Duration,
+    /// Closed connections lingering at once at most ([`linger`]).
+    pub max_lingering: usize,
 }
 
 impl Default for ServerOptions {
@@ -78,6 +80,7 @@ impl Default for ServerOptions {
             max_connections: 1024,
             drain: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(20),
+            max_lingering: linger::LINGERING_AT_ONCE,
         }
     }
 }
