@@ -16,9 +16,9 @@
 //! Held back, a client keeps its connection's receive queue full, and that is socket memory,
 //! which cgroup v2 charges to the pod: up to 128 KiB per connection (the listener's buffer,
 //! doubled by the kernel). Lingering connections hold no connection slot, so their number is
-//! bounded on its own: at most [`LINGERING_AT_ONCE`] linger (by default:
-//! `ServerOptions::max_lingering`); beyond them a connection is closed at once, which resets a
-//! client still sending (its answer was sent before).
+//! bounded on its own: at most `ServerOptions::max_lingering` linger ([`LINGERING_AT_ONCE`] by
+//! default); beyond them a connection is closed at once, which resets a client still sending (its
+//! answer was sent before).
 
 use std::cell::RefCell;
 use std::num::NonZeroU32;
