@@ -37,6 +37,19 @@ async fn eventually(within: Duration, what: &str, cond: impl Fn() -> bool) {
     }
 }
 
+/// Compacts the API server's history, so that the watch is told its resource version is gone,
+/// and waits for the relist that follows (a list request, not a watch).
+async fn compact_and_await_relist(api: &FakeApi) {
+    api.compact();
+    let lists_before = api.requests().len();
+    eventually(Duration::from_secs(10), "relisted", || {
+        api.requests()[lists_before..]
+            .iter()
+            .any(|r| r.starts_with("GET") && !r.contains("watch="))
+    })
+    .await;
+}
+
 fn policy(sleep: u32) -> String {
     format!("preStop:\n  sleepSeconds: {sleep}\n")
 }
@@ -168,14 +181,7 @@ async fn each_refused_resource_version_gets_one_event_and_accepted_ones_none() {
         events_for(&s.api, "other").len() == 1
     })
     .await;
-    s.api.compact();
-    let lists_before = s.api.requests().len();
-    eventually(Duration::from_secs(10), "relisted", || {
-        s.api.requests()[lists_before..]
-            .iter()
-            .any(|r| r.starts_with("GET") && !r.contains("watch="))
-    })
-    .await;
+    compact_and_await_relist(&s.api).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(sleep_of(&*s.cache, "shop"), 16);
 
@@ -346,14 +352,7 @@ async fn a_cluster_default_that_breaks_a_namespace_policy_gets_one_event_per_ver
     );
 
     // A relist delivers shop's ConfigMap again, unchanged: no second Event.
-    s.api.compact();
-    let lists_before = s.api.requests().len();
-    eventually(Duration::from_secs(10), "relisted", || {
-        s.api.requests()[lists_before..]
-            .iter()
-            .any(|r| r.starts_with("GET") && !r.contains("watch="))
-    })
-    .await;
+    compact_and_await_relist(&s.api).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(events_for(&s.api, "shop").len(), 1);
 
