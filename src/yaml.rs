@@ -1,7 +1,10 @@
 //! YAML in and out, in one place, through serde-saphyr.
 //!
-//! Reading follows the YAML 1.2 core schema, as podgrace always has: `no`, `on` or `0755`
-//! unquoted are strings, `true`/`false` booleans, and a mapping key written twice is an error.
+//! podgrace's own files (policies) are read by the YAML 1.2 core schema, as podgrace always has:
+//! `no`, `on` or `0755` unquoted are strings, `true`/`false` booleans, and a mapping key written
+//! twice is an error. Manifests the user hands the CLI are read as kubectl reads them instead
+//! (YAML 1.1's scalars, see [`manifests`]): what podgrace mutates must be the object the API
+//! server would get from the same file.
 //!
 //! Writing must survive the readers people feed podgrace's output to: kubectl (go-yaml, which
 //! keeps YAML 1.1's booleans `y`, `n`, `yes`, `no`, `on`, `off`), PyYAML and Helm. So every
@@ -115,6 +118,20 @@ fn read_options() -> serde_saphyr::Options {
     }
 }
 
+/// kubectl's reading (sigs.k8s.io/yaml, a fork of go-yaml v2): unquoted `yes`, `on`, `y` are
+/// true and `no`, `off`, `n` false, `0755` is octal (493), `1_000` is 1000. A volume's
+/// `defaultMode: 0755` read as the string "0755" would be printed quoted, and kubectl refuses a
+/// string in an integer field.
+fn manifest_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        with_snippet: false,
+        strict_booleans: false,
+        legacy_octal_numbers: true,
+        leading_zero_numbers_as_strings: false,
+        underscored_numbers_as_strings: false,
+    }
+}
+
 fn write_options() -> serde_saphyr::SerializerOptions {
     serde_saphyr::ser_options! {
         // Multi-line strings (scripts) as `|` blocks, but a long single line stays one line:
@@ -133,7 +150,8 @@ pub fn documents<T: DeserializeOwned>(text: &str) -> Result<Vec<T>, YamlError> {
 }
 
 /// Every document of a manifest file the user hands the CLI (`podgrace mutate -f`, `podgrace
-/// audit -f`), as [`documents`] reads them but with the budget's counts scaled to the text.
+/// audit -f`), its scalars read as kubectl reads them (YAML 1.1: `no` is false, `0755` is 493),
+/// with the budget's counts scaled to the text.
 ///
 /// serde-saphyr's default budget (1,024 documents, 250,000 nodes, 1,000,000 events, 64 MiB of
 /// scalars for the whole stream) stops a small text from costing a lot. A cluster's manifests
@@ -152,7 +170,7 @@ pub fn manifests<T: DeserializeOwned>(text: &str) -> Result<Vec<T>, YamlError> {
     budget.max_nodes = budget.max_nodes.max(n.saturating_mul(2));
     budget.max_events = budget.max_events.max(n.saturating_mul(4));
     budget.max_total_scalar_bytes = budget.max_total_scalar_bytes.max(n);
-    let mut options = read_options();
+    let mut options = manifest_options();
     options.budget = Some(budget.clone());
     serde_saphyr::from_multiple_with_options(text, options).map_err(|e| YamlError::read(e, &budget))
 }
@@ -327,6 +345,29 @@ mod tests {
             value,
             json!(["no", "on", "y", "0755", "1_000", 31, 1000.0, true, null])
         );
+    }
+
+    #[test]
+    fn manifests_are_read_as_kubectl_reads_them() {
+        let docs: Vec<Value> =
+            manifests("[no, off, n, yes, on, y, 0755, 1_000, 0x1F, 1e3, ~, \"no\", '0755']")
+                .unwrap();
+        assert_eq!(
+            docs,
+            [json!([
+                false, false, false, true, true, true, 493, 1000, 31, 1000.0, null, "no", "0755"
+            ])]
+        );
+    }
+
+    /// `podgrace mutate` on its own output (a reinvocation, or a user running it twice) reads
+    /// every string back as a string.
+    #[test]
+    fn what_podgrace_writes_reads_back_as_a_manifest_unchanged() {
+        let all: Vec<&str> = YAML_1_1_SPECIALS.iter().chain(PLAIN).copied().collect();
+        let value = json!({ "list": all, "mode": 493 });
+        let back: Vec<Value> = manifests(&to_string(&value).unwrap()).unwrap();
+        assert_eq!(back, [value]);
     }
 
     #[test]

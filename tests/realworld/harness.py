@@ -266,12 +266,15 @@ def mutate(manifest: Path, policy: str) -> Mutation:
 
 @lru_cache(maxsize=None)
 def remutate(manifest: Path, policy: str) -> tuple[str, ...]:
-    """The patches podgrace computes for its own result (as YAML written by a YAML 1.1 writer
-    from the independently patched documents), as JSON text per template."""
+    """The patches podgrace computes for its own result (the independently patched documents,
+    written as a stream of JSON documents), as JSON text per template.
+
+    JSON, because every YAML reader reads it alike: PyYAML's writer leaves `y` and `n` plain,
+    which kubectl's reader (go-yaml v2) and podgrace's take for booleans."""
     m = mutate(manifest, policy)
     assert m.patched is not None, f"the patch does not apply: {m.apply_errors}"
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="podgrace-mutated-") as f:
-        yaml.safe_dump_all(m.patched, f, sort_keys=False)
+        f.write("\n---\n".join(json.dumps(d) for d in m.patched))
         f.flush()
         out = run_podgrace("mutate", "-f", f.name, *policy_args(policy), "-o", "patch")
     return tuple(json.dumps(p) for p in split_patch_output(out.stdout, m.templates))
