@@ -25,6 +25,22 @@ pub enum NoProbe {
     /// The policy's port is not one the container declares (a sidecar next to the app, say):
     /// a probe there could never pass.
     NotOwned,
+    /// The container's own probes check an address of their own (`host`): the app is not
+    /// reachable at the pod IP, where a probe podgrace adds would look (node-local DNS on the
+    /// host network listens on a link-local address only, and would never become ready).
+    OwnAddress,
+}
+
+/// Whether one of the container's own probes names the address it checks.
+fn probes_own_address(c: &Container) -> bool {
+    let named = |host: Option<&String>| host.is_some_and(|h| !h.is_empty());
+    [&c.liveness_probe, &c.readiness_probe, &c.startup_probe]
+        .into_iter()
+        .flatten()
+        .any(|p| {
+            named(p.http_get.as_ref().and_then(|h| h.host.as_ref()))
+                || named(p.tcp_socket.as_ref().and_then(|t| t.host.as_ref()))
+        })
 }
 
 /// The scheme a port's name announces (`https`, `https-web`, `web-https` → HTTPS; `http`,
@@ -43,9 +59,10 @@ fn named_scheme(name: &str) -> Option<ProbeScheme> {
     }
 }
 
-/// Builds the readiness probe for `c`: only on a TCP port the container itself declares, and
-/// over HTTP only where the port's name does not announce the other scheme (an `https` port
-/// gets a TCP probe instead, which passes once the server listens).
+/// Builds the readiness probe for `c`: only on a TCP port the container itself declares, only
+/// where its own probes do not name another address to check, and over HTTP only where the
+/// port's name does not announce the other scheme (an `https` port gets a TCP probe instead,
+/// which passes once the server listens).
 pub fn readiness(c: &Container, r: &Readiness) -> Result<(Probe, String), NoProbe> {
     let tcp_ports = || {
         c.ports
@@ -55,6 +72,9 @@ pub fn readiness(c: &Container, r: &Readiness) -> Result<(Probe, String), NoProb
     };
     if tcp_ports().next().is_none() {
         return Err(NoProbe::NoPort);
+    }
+    if probes_own_address(c) {
+        return Err(NoProbe::OwnAddress);
     }
     let declared = match &r.port {
         Some(IntOrString::String(name)) => tcp_ports().find(|p| p.name.as_deref() == Some(name)),
@@ -184,6 +204,45 @@ mod tests {
         let get = probe.http_get.unwrap();
         assert_eq!(get.path.as_deref(), Some("/ready"));
         assert_eq!(get.scheme.as_deref(), Some("HTTP"));
+    }
+
+    /// node-local-dns: host network, its own probes on a link-local address, port 53 declared
+    /// but not listened on at the pod's (the node's) IP.
+    #[test]
+    fn no_probe_where_the_containers_own_probes_name_the_address() {
+        let mut c = container(&[(53, Some("dns-tcp"), None), (8080, None, None)]);
+        for own in [
+            Probe {
+                http_get: Some(HTTPGetAction {
+                    host: Some("169.254.20.10".into()),
+                    port: IntOrString::Int(8080),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            Probe {
+                tcp_socket: Some(TCPSocketAction {
+                    host: Some("127.0.0.1".into()),
+                    port: IntOrString::Int(53),
+                }),
+                ..Default::default()
+            },
+        ] {
+            c.liveness_probe = Some(own);
+            assert_eq!(
+                readiness(&c, &default_readiness()),
+                Err(NoProbe::OwnAddress)
+            );
+        }
+        // An empty host is the pod IP, as when it is absent.
+        c.liveness_probe
+            .as_mut()
+            .unwrap()
+            .tcp_socket
+            .as_mut()
+            .unwrap()
+            .host = Some(String::new());
+        assert!(readiness(&c, &default_readiness()).is_ok());
     }
 
     #[test]

@@ -13,7 +13,8 @@ each test below checks one promise on the result, independently of podgrace's ow
   e. podgrace on its own result changes nothing (`reinvocationPolicy: IfNeeded` is safe);
   f. the grace period covers every hook that will run;
   g. a probe podgrace adds targets a port its own container declares (or is the liveness probe's
-     own check, run earlier by a startupProbe), and never HTTP to HTTPS;
+     own check, run earlier by a startupProbe), never HTTP to HTTPS, and never the pod IP when
+     the container's own probes name another address (`host`);
   h. every warning fits in 120 characters and is not cut;
   i. graceful start: a container whose liveness probe would restart it before its declared start
      time gets a startupProbe covering that time, running its liveness check (or the readiness
@@ -218,6 +219,11 @@ def _https_named(name: str | None) -> bool:
     return bool(name) and (name == "https" or name.startswith("https-") or name.endswith("-https"))
 
 
+def _hosts(probe: dict[str, Any] | None) -> list[str]:
+    """The addresses a probe names (`host`); none means the pod IP."""
+    return [probe[a]["host"] for a in ("httpGet", "tcpSocket") if probe and (probe.get(a) or {}).get("host")]
+
+
 @CASES
 def test_added_probes_target_ports_their_container_declares(manifest: Path, policy: str):
     m = mutate(manifest, policy)
@@ -238,6 +244,9 @@ def test_added_probes_target_ports_their_container_declares(manifest: Path, poli
                     if kind == "startupProbe" and was.get("livenessProbe") and _handler(probe) == _handler(was["livenessProbe"]):
                         continue
                     where = f"{t.label}: {field} {c['name']}: added {kind}"
+                    own_hosts = sorted({h for k in PROBES for h in _hosts(was.get(k))})
+                    if own_hosts and not _hosts(probe):
+                        problems.append(f"{where} at the pod IP, where the container's own probes check {own_hosts}")
                     for action in ("httpGet", "tcpSocket", "grpc"):
                         if not probe.get(action):
                             continue
