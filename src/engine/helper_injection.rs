@@ -39,7 +39,7 @@ pub enum PodState {
 
 /// Inspects the pod for podgrace's init container and volume.
 pub fn pod_state(spec: &PodSpecView) -> PodState {
-    if spec.os.as_ref().is_some_and(|os| os.name == "windows") {
+    if spec.is_windows() {
         // A Linux binary, and a securityContext the API forbids on Windows pods.
         return PodState::Conflict("Windows pod".to_owned());
     }

@@ -64,6 +64,9 @@ pub struct PodSpecView {
     /// `spec.os`: the helper is never injected into Windows pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub os: Option<PodOS>,
+    /// `spec.nodeSelector`, its OS labels only: how most Windows pods still choose their nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_selector: Option<OsSelector>,
     /// `spec.restartPolicy`: run-to-completion pods are skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_policy: Option<String>,
@@ -74,6 +77,39 @@ pub struct PodSpecView {
     /// foreign one of the same name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volumes: Option<Vec<VolumeView>>,
+}
+
+/// The members of `spec.nodeSelector` the engine reads: the node OS labels. serde skips the
+/// others without building them.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+pub struct OsSelector {
+    /// `kubernetes.io/os`.
+    #[serde(
+        rename = "kubernetes.io/os",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub os: Option<String>,
+    /// `beta.kubernetes.io/os`, the label's name before Kubernetes 1.14, still in old manifests.
+    #[serde(
+        rename = "beta.kubernetes.io/os",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub beta_os: Option<String>,
+}
+
+impl PodSpecView {
+    /// Whether the pod runs on Windows nodes: `spec.os.name`, or a node selector on the OS label
+    /// (how the Kubernetes documentation's Windows examples choose their nodes).
+    pub fn is_windows(&self) -> bool {
+        let windows = |os: &Option<String>| os.as_deref() == Some("windows");
+        self.os.as_ref().is_some_and(|os| os.name == "windows")
+            || self
+                .node_selector
+                .as_ref()
+                .is_some_and(|s| windows(&s.os) || windows(&s.beta_os))
+    }
 }
 
 /// The members of a volume the engine reads.
@@ -228,6 +264,24 @@ mod tests {
         assert_eq!(empty.built_objects(), BuiltObjects::default());
         // A shape the view could not decode either is not counted.
         assert!(serde_json::from_str::<PodShape>(r#"{"spec": {"containers": 3}}"#).is_err());
+    }
+
+    #[test]
+    fn a_pod_runs_on_windows_by_its_os_or_its_node_selector() {
+        let spec = |spec| {
+            PodView::from_value(json!({ "spec": spec }))
+                .unwrap()
+                .spec
+                .unwrap()
+        };
+        assert!(spec(json!({"os": {"name": "windows"}})).is_windows());
+        let selected = json!({"nodeSelector": {"kubernetes.io/os": "windows", "zone": {"a": 1}}});
+        assert!(spec(selected).is_windows());
+        assert!(spec(json!({"nodeSelector": {"beta.kubernetes.io/os": "windows"}})).is_windows());
+        assert!(!spec(json!({"nodeSelector": {"kubernetes.io/os": "linux"}})).is_windows());
+        let linux =
+            json!({"os": {"name": "linux"}, "nodeSelector": {"kubernetes.io/arch": "amd64"}});
+        assert!(!spec(linux).is_windows());
     }
 
     #[test]

@@ -18,7 +18,9 @@ each test below checks one promise on the result, independently of podgrace's ow
   h. every warning fits in 120 characters and is not cut;
   i. graceful start: a container whose liveness probe would restart it before its declared start
      time gets a startupProbe covering that time, running its liveness check (or the readiness
-     check podgrace added); a user's startupProbe is never changed; none is added elsewhere.
+     check podgrace added); a user's startupProbe is never changed; none is added elsewhere;
+  j. nothing that only runs on Linux (the helper's init container) is added to a pod that runs
+     on Windows nodes, whether it says so in `spec.os` or in its node selector.
 
 Each test collects every violation of the (manifest, policy) pair before failing, naming the
 object and container, so that one run lists every broken workload.
@@ -339,3 +341,28 @@ def test_a_startup_probe_covers_the_declared_start_where_liveness_would_not(mani
                 if covered < declared:
                     problems.append(f"{where}: startupProbe allows {covered}s < the declared {declared}s start")
     _fail_if(problems, "graceful start: the startupProbe is missing, misplaced or too short")
+
+
+# ------------------------------------------------------------------------------------------ j
+
+
+def _windows(spec: dict[str, Any]) -> bool:
+    selector = spec.get("nodeSelector") or {}
+    return (spec.get("os") or {}).get("name") == "windows" or "windows" in (
+        selector.get("kubernetes.io/os"),
+        selector.get("beta.kubernetes.io/os"),
+    )
+
+
+@CASES
+def test_nothing_linux_only_is_added_to_windows_pods(manifest: Path, policy: str):
+    m = mutate(manifest, policy)
+    problems = []
+    for t, (_, before), (_, after) in m.pods():
+        if not _windows(before):
+            continue
+        had = {c["name"] for c in before.get("initContainers") or []}
+        added = [c["name"] for c in after.get("initContainers") or [] if c["name"] not in had]
+        if added:
+            problems.append(f"{t.label}: init containers {added} added to a pod on Windows nodes")
+    _fail_if(problems, "a Linux-only container added to a Windows pod")
