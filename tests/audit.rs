@@ -1152,7 +1152,9 @@ spec:
         "{md}"
     );
     assert!(
-        md.contains("**readiness-is-liveness** (container `app`): readiness and liveness probes are identical"),
+        md.contains(
+            "**readiness-is-liveness** (container `app`): readiness and liveness run the same check"
+        ),
         "{md}"
     );
 

@@ -130,7 +130,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            app.contains("  start: readiness and liveness probes are identical"),
+            app.contains("  start: readiness and liveness run the same check"),
             "{text}"
         );
         assert!(
