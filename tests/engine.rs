@@ -840,6 +840,36 @@ fn a_namespace_nacos_action_beats_the_builtin_nginx_rule() {
     assert!(command[2].as_str().unwrap().contains("nacos"), "{command}");
 }
 
+/// Nacos deregistration sends the pod's IP from the variable the policy names: a container that
+/// defines it as something else (here the node's address) would deregister the wrong instance.
+#[test]
+fn nacos_warns_when_the_containers_own_ip_variable_is_not_the_pod_ip() {
+    let nacos = policy("preStop: {action: nacos, nacos: {server: 'http://nacos:8848'}}\n");
+    let with_ip = |field_path: &str| {
+        let mut raw = pod_json(APP);
+        raw["spec"]["containers"][0]["env"] =
+            json!([{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": field_path}}}]);
+        mutate_raw(&raw, &nacos, &ClusterInfo::default()).warnings
+    };
+    let warned = |w: &Vec<String>| w.iter().any(|w| w.contains("POD_IP is not status.podIP"));
+    assert!(
+        warned(&with_ip("status.hostIP")),
+        "{:?}",
+        with_ip("status.hostIP")
+    );
+    assert!(
+        !warned(&with_ip("status.podIP")),
+        "{:?}",
+        with_ip("status.podIP")
+    );
+    // Absent, podgrace adds it from status.podIP.
+    let (_, out) = run(&pod_json(APP), &nacos);
+    assert_eq!(
+        out["spec"]["containers"][0]["env"][0]["valueFrom"]["fieldRef"]["fieldPath"],
+        "status.podIP"
+    );
+}
+
 #[test]
 fn every_warning_fits_with_63_character_names_and_keeps_its_advice() {
     let long = "a".repeat(63);

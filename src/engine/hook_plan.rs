@@ -90,16 +90,20 @@ pub fn plan(
         )),
         Action::Nginx => Some(nginx_hook(policy)),
         Action::Nacos(nacos) => match nacos_instance(pod, c, nacos) {
-            Some(instance) if helper => {
+            Some(instance) => {
                 let ip_env = policy.pod_ip_env.as_deref().unwrap_or(defaults::POD_IP_ENV);
-                Some(helper_hook(
-                    helper::nacos_argv(nacos, &instance, ip_env, policy.sleep),
-                    nacos.deregistration_seconds() + policy.sleep,
-                    format!("nacos {} + sleep {}s", nacos.api.as_str(), policy.sleep),
-                    nacos_env(nacos, ip_env),
-                ))
+                plan.warnings.extend(ip_not_the_pods(c, ip_env));
+                Some(if helper {
+                    helper_hook(
+                        helper::nacos_argv(nacos, &instance, ip_env, policy.sleep),
+                        nacos.deregistration_seconds() + policy.sleep,
+                        format!("nacos {} + sleep {}s", nacos.api.as_str(), policy.sleep),
+                        nacos_env(nacos, ip_env),
+                    )
+                } else {
+                    nacos_shell_hook(policy, nacos, &instance, ip_env)
+                })
             }
-            Some(instance) => Some(nacos_shell_hook(policy, nacos, &instance)),
             None => {
                 plan.warnings.push(
                     "nacos: no port to deregister (set preStop.nacos.port); only the drain sleep is added"
@@ -201,8 +205,26 @@ fn nginx_hook(policy: &ContainerPolicy) -> Hook {
     }
 }
 
-fn nacos_shell_hook(policy: &ContainerPolicy, nacos: &NacosAction, instance: &Instance) -> Hook {
-    let ip_env = policy.pod_ip_env.as_deref().unwrap_or(defaults::POD_IP_ENV);
+/// A warning when the container defines `ip_env` itself, as something other than the pod's IP:
+/// the deregistration sends whatever it holds (a `status.hostIP` under that name would take the
+/// node's address out of Nacos, and leave the pod's in).
+fn ip_not_the_pods(c: &Container, ip_env: &str) -> Option<String> {
+    let own = c.env.iter().flatten().find(|v| v.name == ip_env)?;
+    let field = own.value_from.as_ref().and_then(|v| v.field_ref.as_ref());
+    if field.is_some_and(|f| f.field_path == "status.podIP") {
+        return None;
+    }
+    Some(format!(
+        "nacos: its {ip_env} is not status.podIP, and deregistration sends it (set env.podIP)"
+    ))
+}
+
+fn nacos_shell_hook(
+    policy: &ContainerPolicy,
+    nacos: &NacosAction,
+    instance: &Instance,
+    ip_env: &str,
+) -> Hook {
     Hook {
         handler: shell_handler(nacos_hook::script(nacos, instance, ip_env, policy.sleep)),
         seconds: nacos.deregistration_seconds() + policy.sleep,
