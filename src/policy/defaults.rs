@@ -40,8 +40,11 @@ pub const NACOS_CLUSTER: &str = "DEFAULT";
 pub const NACOS_USERNAME_KEY: &str = "username";
 /// See [`NACOS_USERNAME_KEY`].
 pub const NACOS_PASSWORD_KEY: &str = "password";
-/// Containers never touched unless a policy says otherwise.
-pub const EXCLUDED_CONTAINERS: [&str; 2] = ["istio-proxy", "linkerd-proxy"];
+/// Containers never touched unless a policy says otherwise: proxies that drain by their own
+/// protocol. Knative's `queue-proxy` holds the app's preStop (`/wait-for-drain`) until it has
+/// drained itself, and lets go after a second if it has not been sent SIGTERM yet: a drain sleep
+/// on it would have the app stopped while it still routes requests there.
+pub const EXCLUDED_CONTAINERS: [&str; 3] = ["istio-proxy", "linkerd-proxy", "queue-proxy"];
 /// Default helper image (the chart overrides it with the release's own image).
 pub const HELPER_IMAGE: &str = "ghcr.io/podgrace/podgrace:0.1.0";
 

@@ -548,6 +548,7 @@ mod tests {
         assert!(eff.selects("app"));
         assert!(!eff.selects("istio-proxy"));
         assert!(!eff.selects("linkerd-proxy"));
+        assert!(!eff.selects("queue-proxy"));
         let ns = layer(
             "ns",
             "containers: {include: ['app*'], exclude: ['app-debug']}",

@@ -54,7 +54,7 @@ POLICIES: dict[str, Path | None] = {
 # leaves alone by default (`containers.exclude` of the built-in defaults).
 SHUTDOWN_SECONDS = 30
 BUFFER_SECONDS = 5
-EXCLUDED_CONTAINERS = frozenset({"istio-proxy", "linkerd-proxy"})
+EXCLUDED_CONTAINERS = frozenset({"istio-proxy", "linkerd-proxy", "queue-proxy"})
 # The start time (startup.maxSeconds, with startup.inject true) each namespace policy above
 # declares for every container; otherwise the cluster policy's spring-boot rule declares 120 s for
 # pods labelled framework=spring-boot, and nothing is declared for the others.

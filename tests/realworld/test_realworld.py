@@ -20,7 +20,9 @@ each test below checks one promise on the result, independently of podgrace's ow
      time gets a startupProbe covering that time, running its liveness check (or the readiness
      check podgrace added); a user's startupProbe is never changed; none is added elsewhere;
   j. nothing that only runs on Linux (the helper's init container) is added to a pod that runs
-     on Windows nodes, whether it says so in `spec.os` or in its node selector.
+     on Windows nodes, whether it says so in `spec.os` or in its node selector;
+  k. proxies that drain by their own protocol (Istio's and Linkerd's, Knative's queue-proxy) are
+     left as they are.
 
 Each test collects every violation of the (manifest, policy) pair before failing, naming the
 object and container, so that one run lists every broken workload.
@@ -366,3 +368,19 @@ def test_nothing_linux_only_is_added_to_windows_pods(manifest: Path, policy: str
         if added:
             problems.append(f"{t.label}: init containers {added} added to a pod on Windows nodes")
     _fail_if(problems, "a Linux-only container added to a Windows pod")
+
+
+# ------------------------------------------------------------------------------------------ k
+
+
+@CASES
+def test_proxies_that_drain_themselves_are_left_alone(manifest: Path, policy: str):
+    m = mutate(manifest, policy)
+    problems = []
+    for t, (_, before), (_, after) in m.pods():
+        for field in ("containers", "initContainers"):
+            old = {c["name"]: c for c in before.get(field) or []}
+            for c in after.get(field) or []:
+                if c["name"] in EXCLUDED_CONTAINERS and c != old.get(c["name"]):
+                    problems.append(f"{t.label}: {field} {c['name']} was changed")
+    _fail_if(problems, "a proxy that drains itself was changed")
