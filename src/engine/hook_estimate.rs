@@ -198,6 +198,10 @@ fn read_command<S: AsRef<str>>(words: &[S]) -> Read {
             break;
         }
     }
+    // `env sh -c '…'`: the shell's script, read like any other.
+    if let Some(script) = shell::dash_c_script(&words) {
+        return read_script(script);
+    }
     let Some((program, args)) = words.split_first() else {
         return Read::default();
     };
@@ -238,6 +242,10 @@ fn timeout_args(args: &[&str]) -> Read {
             }
             _ if a.starts_with("--kill-after=") => {
                 kill_after = duration(&a["--kill-after=".len()..]).unwrap_or(0);
+                i += 1;
+            }
+            _ if a.starts_with("-k") => {
+                kill_after = duration(&a[2..]).unwrap_or(0);
                 i += 1;
             }
             _ if a.starts_with('-') => i += 1,
@@ -362,6 +370,25 @@ mod tests {
             (12, Source::Read)
         );
         assert_eq!(est(&["nginx", "-s", "quit"]), (0, Source::Read));
+    }
+
+    /// Spellings that were read as the allowance (30 s) or short of the kill-after, below what
+    /// the hook takes: the grace period came out too short for them.
+    #[test]
+    fn other_spellings_of_a_shell_and_a_timeout_are_read_in_full() {
+        assert_eq!(
+            est(&["/bin/sh", "-c", "--", "sleep 40"]),
+            (40, Source::Read)
+        );
+        assert_eq!(est(&["env", "sh", "-c", "sleep 50"]), (50, Source::Read));
+        assert_eq!(
+            est(&["sh", "-c", "env TERM=dumb bash -c 'sleep 45'"]),
+            (45, Source::Read)
+        );
+        assert_eq!(
+            est(&["timeout", "-k5", "20", "./drain"]),
+            (25, Source::Read)
+        );
     }
 
     #[test]

@@ -39,17 +39,31 @@ pub fn is_shell(program: &str) -> bool {
     )
 }
 
-/// The script of a `sh -c SCRIPT` argv (flags may be combined, as in `-ec`).
+/// The script of a `sh -c SCRIPT` argv: the first operand after the options, when `-c` is one
+/// of them (flags may be combined, as in `-ec`, or follow it, as in `-c -e`; `--` ends them;
+/// `-o NAME` takes a value).
 pub fn dash_c_script<S: AsRef<str>>(argv: &[S]) -> Option<&str> {
     let (program, rest) = argv.split_first()?;
     if !is_shell(program.as_ref()) {
         return None;
     }
-    let pos = rest.iter().position(|a| {
-        let a = a.as_ref();
-        a.starts_with('-') && !a.starts_with("--") && a.contains('c')
-    })?;
-    rest.get(pos + 1).map(AsRef::as_ref)
+    let mut dash_c = false;
+    let mut words = rest.iter().map(AsRef::as_ref);
+    while let Some(word) = words.next() {
+        match word {
+            "--" => break,
+            "-o" | "+o" | "-O" | "+O" => {
+                words.next();
+            }
+            // bash's long options (`--login`, `--norc`).
+            long if long.starts_with("--") => {}
+            flags if flags.len() > 1 && (flags.starts_with('-') || flags.starts_with('+')) => {
+                dash_c |= flags.starts_with('-') && flags.contains('c');
+            }
+            operand => return dash_c.then_some(operand),
+        }
+    }
+    if dash_c { words.next() } else { None }
 }
 
 #[cfg(test)]
@@ -77,6 +91,21 @@ mod tests {
                 .expect("run /bin/sh");
             assert_eq!(String::from_utf8_lossy(&out.stdout), word, "{word:?}");
         }
+    }
+
+    #[test]
+    fn the_script_is_the_first_operand_after_the_options() {
+        let script = |argv: &[&str]| dash_c_script(argv).map(str::to_owned);
+        let sleep = Some("sleep 40".to_owned());
+        assert_eq!(script(&["/bin/sh", "-c", "sleep 40"]), sleep);
+        assert_eq!(script(&["sh", "-ec", "sleep 40"]), sleep);
+        assert_eq!(script(&["/bin/sh", "-c", "--", "sleep 40"]), sleep);
+        assert_eq!(script(&["bash", "--login", "-c", "-e", "sleep 40"]), sleep);
+        assert_eq!(script(&["sh", "-o", "pipefail", "-c", "sleep 40"]), sleep);
+        assert_eq!(script(&["sh", "-c"]), None);
+        // A script file, not a `-c` string.
+        assert_eq!(script(&["sh", "-e", "/hooks/stop.sh"]), None);
+        assert_eq!(script(&["sleep", "-c", "40"]), None);
     }
 
     #[test]
