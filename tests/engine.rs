@@ -870,6 +870,34 @@ fn nacos_warns_when_the_containers_own_ip_variable_is_not_the_pod_ip() {
     );
 }
 
+/// Istio's classic injection: istio-proxy is a regular container, gets SIGTERM at once and exits
+/// after its 5 s drain while the app still sleeps in its preStop.
+#[test]
+fn a_classic_istio_proxy_that_exits_before_the_drain_ends_is_warned_about() {
+    let warned = |raw: &Value| {
+        mutate_raw(raw, &EffectivePolicy::builtin(), &ClusterInfo::default())
+            .warnings
+            .into_iter()
+            .any(|w| w.contains("istio-proxy exits 5s after SIGTERM, app drains 10s"))
+    };
+    let mut classic = pod_json(APP);
+    classic["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.27"}));
+    assert!(warned(&classic));
+    // The pod sets the proxy's drain itself.
+    let mut own_drain = classic.clone();
+    own_drain["metadata"]["annotations"] =
+        json!({"proxy.istio.io/config": "terminationDrainDuration: 30s\n"});
+    assert!(!warned(&own_drain));
+    // A native sidecar stops after the app.
+    let mut native = pod_json(APP);
+    native["spec"]["initContainers"] = json!([{"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.27", "restartPolicy": "Always"}]);
+    assert!(!warned(&native));
+    assert!(!warned(&pod_json(APP)));
+}
+
 #[test]
 fn every_warning_fits_with_63_character_names_and_keeps_its_advice() {
     let long = "a".repeat(63);

@@ -137,6 +137,16 @@ pub fn mutate(
     }
     sidecars.reverse();
     pass.add_helper()?;
+    // The first container with the longest preStop (the app, rather than a sidecar after it).
+    let longest = budgets
+        .iter()
+        .min_by_key(|b| std::cmp::Reverse(b.pre_stop))
+        .map(|b| (b.container.as_str(), b.pre_stop));
+    pass.m.warnings.extend(warnings::classic_istio_sidecar(
+        &spec.containers,
+        pod.annotations(),
+        longest,
+    ));
 
     let Pass { mut b, mut m, .. } = pass;
     let decision = grace::decide(

@@ -229,6 +229,34 @@ pub fn may_lack_shell(image: &str) -> bool {
     .any(|marker| i.contains(marker))
 }
 
+/// How long Istio's sidecar keeps serving after SIGTERM before it exits, unless the pod's
+/// `proxy.istio.io/config` (or the mesh's default) sets `terminationDrainDuration`.
+pub const ISTIO_DRAIN_SECONDS: u32 = 5;
+
+/// Istio's proxy injected as a regular container (classic injection, not a native sidecar) gets
+/// SIGTERM as the pod's deletion starts and exits after its drain, while the apps' preStop still
+/// runs: from then on their traffic, in and out, has no proxy. A warning when the longest
+/// preStop podgrace counts (`longest`: container and seconds) outlasts it and the pod does not
+/// set the drain itself.
+pub fn classic_istio_sidecar(
+    containers: &[Container],
+    annotations: Option<&std::collections::BTreeMap<String, String>>,
+    longest: Option<(&str, u32)>,
+) -> Option<String> {
+    let (name, seconds) = longest.filter(|(_, s)| *s > ISTIO_DRAIN_SECONDS)?;
+    let classic = containers.iter().any(|c| c.name == "istio-proxy");
+    let own_drain = annotations
+        .and_then(|a| a.get("proxy.istio.io/config"))
+        .is_some_and(|config| config.contains("terminationDrainDuration"));
+    (classic && !own_drain).then(|| {
+        naming(name, |n| {
+            format!(
+                "podgrace: istio-proxy exits {ISTIO_DRAIN_SECONDS}s after SIGTERM, {n} drains {seconds}s: set its terminationDrainDuration"
+            )
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
