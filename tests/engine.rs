@@ -870,6 +870,28 @@ fn nacos_warns_when_the_containers_own_ip_variable_is_not_the_pod_ip() {
     );
 }
 
+/// node-local-dns checks itself on its link-local address: podgrace adds no readiness probe at
+/// the pod IP, and does not ask for one either.
+#[test]
+fn no_readiness_warning_where_the_containers_own_probes_check_another_address() {
+    let mut raw = pod_json(APP);
+    raw["spec"]["containers"][0]["livenessProbe"] =
+        json!({"httpGet": {"host": "169.254.20.10", "path": "/health", "port": 8080}});
+    let (m, out) = run(&raw, &EffectivePolicy::builtin());
+    assert!(out["spec"]["containers"][0].get("readinessProbe").is_none());
+    assert!(
+        !m.warnings.iter().any(|w| w.contains("without readiness")),
+        "{:?}",
+        m.warnings
+    );
+    // At the pod IP, the trap stands and podgrace fixes it.
+    raw["spec"]["containers"][0]["livenessProbe"] =
+        json!({"httpGet": {"path": "/health", "port": 8080}});
+    let (m, out) = run(&raw, &EffectivePolicy::builtin());
+    assert!(out["spec"]["containers"][0].get("readinessProbe").is_some());
+    assert!(!m.warnings.iter().any(|w| w.contains("without readiness")));
+}
+
 /// Istio's classic injection: istio-proxy is a regular container, gets SIGTERM at once and exits
 /// after its 5 s drain while the app still sleeps in its preStop.
 #[test]
@@ -891,6 +913,22 @@ fn a_classic_istio_proxy_that_exits_before_the_drain_ends_is_warned_about() {
     own_drain["metadata"]["annotations"] =
         json!({"proxy.istio.io/config": "terminationDrainDuration: 30s\n"});
     assert!(!warned(&own_drain));
+    // Exiting once no connection is left, after MINIMUM_DRAIN_DURATION (5 s by default).
+    let mut exit_on_zero = classic.clone();
+    exit_on_zero["metadata"]["annotations"] = json!({"proxy.istio.io/config":
+        "proxyMetadata:\n  EXIT_ON_ZERO_ACTIVE_CONNECTIONS: 'true'\n"});
+    let m = mutate_raw(
+        &exit_on_zero,
+        &EffectivePolicy::builtin(),
+        &ClusterInfo::default(),
+    );
+    assert!(
+        m.warnings.iter().any(|w| w.contains(
+            "istio-proxy can exit 5s after SIGTERM, app drains 10s: set its MINIMUM_DRAIN_DURATION"
+        )),
+        "{:?}",
+        m.warnings
+    );
     // A native sidecar stops after the app.
     let mut native = pod_json(APP);
     native["spec"]["initContainers"] = json!([{"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.27", "restartPolicy": "Always"}]);

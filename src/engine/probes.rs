@@ -31,8 +31,9 @@ pub enum NoProbe {
     OwnAddress,
 }
 
-/// Whether one of the container's own probes names the address it checks.
-fn probes_own_address(c: &Container) -> bool {
+/// Whether one of the container's own probes names the address it checks: the app is not
+/// reachable at the pod IP, so no probe podgrace adds (nor a warning asking for one) fits it.
+pub fn checks_own_address(c: &Container) -> bool {
     let named = |host: Option<&String>| host.is_some_and(|h| !h.is_empty());
     [&c.liveness_probe, &c.readiness_probe, &c.startup_probe]
         .into_iter()
@@ -73,7 +74,7 @@ pub fn readiness(c: &Container, r: &Readiness) -> Result<(Probe, String), NoProb
     if tcp_ports().next().is_none() {
         return Err(NoProbe::NoPort);
     }
-    if probes_own_address(c) {
+    if checks_own_address(c) {
         return Err(NoProbe::OwnAddress);
     }
     let declared = match &r.port {

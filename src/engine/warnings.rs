@@ -50,13 +50,15 @@ pub enum Trap {
     NginxWithoutQuit,
 }
 
-/// The traps of a container whose preStop hook will be `final_hook` and that will (or will not)
-/// have a readiness probe, each with its message (without the container prefix, see
-/// [`container`]). The engine warns with them; `podgrace audit` reports them before and after.
+/// The traps of a container whose preStop hook will be `final_hook`, each with its message
+/// (without the container prefix, see [`container`]). `readiness_missing`: the container will
+/// have no readiness probe, though one could be given (its own probes do not check another
+/// address than the pod's). The engine warns with them; `podgrace audit` reports them before
+/// and after.
 pub fn container_traps(
     c: &Container,
     final_hook: Option<&LifecycleHandler>,
-    has_readiness: bool,
+    readiness_missing: bool,
 ) -> Vec<(Trap, String)> {
     let mut out = Vec::new();
     if let Some(w) = ignores_sigterm(c) {
@@ -64,7 +66,7 @@ pub fn container_traps(
     } else if let Some(w) = shell_pid1(c) {
         out.push((Trap::ShellPid1, w));
     }
-    if c.liveness_probe.is_some() && !has_readiness {
+    if c.liveness_probe.is_some() && readiness_missing {
         out.push((
             Trap::LivenessWithoutReadiness,
             "liveness probe without readiness probe: traffic arrives before the app is ready"
@@ -244,14 +246,27 @@ pub fn classic_istio_sidecar(
     longest: Option<(&str, u32)>,
 ) -> Option<String> {
     let (name, seconds) = longest.filter(|(_, s)| *s > ISTIO_DRAIN_SECONDS)?;
-    let classic = containers.iter().any(|c| c.name == "istio-proxy");
-    let own_drain = annotations
+    let proxy = containers.iter().find(|c| c.name == "istio-proxy")?;
+    let config = annotations
         .and_then(|a| a.get("proxy.istio.io/config"))
-        .is_some_and(|config| config.contains("terminationDrainDuration"));
-    (classic && !own_drain).then(|| {
+        .map_or("", String::as_str);
+    // With EXIT_ON_ZERO_ACTIVE_CONNECTIONS the drain is MINIMUM_DRAIN_DURATION, then until no
+    // connection is left, and terminationDrainDuration is not used.
+    let exit_on_zero = config.contains("EXIT_ON_ZERO_ACTIVE_CONNECTIONS")
+        || proxy
+            .env
+            .iter()
+            .flatten()
+            .any(|e| e.name == "EXIT_ON_ZERO_ACTIVE_CONNECTIONS");
+    let (setting, exits) = if exit_on_zero {
+        ("MINIMUM_DRAIN_DURATION", "can exit")
+    } else {
+        ("terminationDrainDuration", "exits")
+    };
+    (!config.contains(setting)).then(|| {
         naming(name, |n| {
             format!(
-                "podgrace: istio-proxy exits {ISTIO_DRAIN_SECONDS}s after SIGTERM, {n} drains {seconds}s: set its terminationDrainDuration"
+                "podgrace: istio-proxy {exits} {ISTIO_DRAIN_SECONDS}s after SIGTERM, {n} drains {seconds}s: set its {setting}"
             )
         })
     })
