@@ -11,7 +11,9 @@ use crate::policy::spec::NginxStop;
 /// Longest warning, in characters (under the API's 120).
 pub const MAX_LEN: usize = 119;
 
-/// Renders a message that names `name`, shortening the name (never the message) to fit.
+/// Renders a message that names `name`, shortening the name (never the message) to fit. The
+/// name is cut in the middle: containers of one pod often share a prefix
+/// (`prometheus-server`, `prometheus-server-configmap-reload`), rarely their ends.
 pub fn naming(name: &str, render: impl Fn(&str) -> String) -> String {
     let full = render(name);
     let over = full.chars().count().saturating_sub(MAX_LEN);
@@ -19,7 +21,13 @@ pub fn naming(name: &str, render: impl Fn(&str) -> String) -> String {
         return full;
     }
     let keep = name.chars().count().saturating_sub(over + 1);
-    let short: String = name.chars().take(keep).chain(['…']).collect();
+    let tail = keep / 2;
+    let chars: Vec<char> = name.chars().collect();
+    let short: String = chars[..keep - tail]
+        .iter()
+        .chain(['…'].iter())
+        .chain(&chars[chars.len() - tail..])
+        .collect();
     let out = render(&short);
     debug_assert!(
         out.chars().count() <= MAX_LEN,
@@ -388,8 +396,11 @@ mod tests {
         let w = container(&name, &message);
         assert!(w.chars().count() <= MAX_LEN, "{w}");
         assert!(w.ends_with(&message));
-        assert!(w.contains("xxx…: "));
+        assert!(w.contains("xxx…xxx") && w.contains("x: y"), "{w}");
         assert_eq!(container("app", "short"), "podgrace: container app: short");
+        // Cut in the middle: two containers that share a prefix stay told apart.
+        let reload = container("prometheus-server-configmap-reload", &"y".repeat(80));
+        assert!(reload.contains("promethe…p-reload: "), "{reload}");
     }
 
     #[test]
