@@ -186,6 +186,10 @@ pub fn ignores_sigterm(c: &Container) -> Option<String> {
             let last = last_command(script)?;
             if starts_compound(last) {
                 Some("a shell loop".to_owned())
+            } else if last.contains('|') {
+                // The shell waits for the pipeline as PID 1, whatever runs in it.
+                idle(&last.split_whitespace().collect::<Vec<_>>())
+                    .map(|_| "a shell pipeline".to_owned())
             } else {
                 let words: Vec<&str> = last.split_whitespace().collect();
                 let words = words.strip_prefix(&["exec"]).unwrap_or(&words);
@@ -369,6 +373,15 @@ mod tests {
                 "{command:?} {args:?}"
             );
         }
+        // A pipeline keeps the shell as PID 1: it is the one named, not its first command.
+        let piped = argv_container(
+            &["/bin/sh", "-c", "tail -F /var/log/app.log | forward"],
+            &[],
+        );
+        assert_eq!(
+            ignores_sigterm(&piped).as_deref(),
+            Some("PID 1 `a shell pipeline` ignores SIGTERM: each stop waits out the grace period")
+        );
         for (command, args) in [
             (&["nginx", "-g", "daemon off;"][..], &[][..]),
             (
