@@ -71,7 +71,7 @@ pub fn container_traps(
     let mut out = Vec::new();
     if let Some(w) = ignores_sigterm(c) {
         out.push((Trap::IgnoresSigterm, w));
-    } else if let Some(w) = shell_pid1(c) {
+    } else if let Some(w) = shell_pid1(c).filter(|_| !final_hook.is_some_and(stops_the_app)) {
         out.push((Trap::ShellPid1, w));
     }
     if c.liveness_probe.is_some() && readiness_missing {
@@ -93,6 +93,23 @@ pub fn container_traps(
         ));
     }
     out
+}
+
+/// Whether a preStop hook stops the app itself (`kill`, `pkill`, `killall`, an app's own
+/// `*shutdown` script, as RocketMQ's `mqshutdown`): then a shell as PID 1 that swallows SIGTERM
+/// does not keep the app from stopping.
+fn stops_the_app(hook: &LifecycleHandler) -> bool {
+    let Some(argv) = hook.exec.as_ref().and_then(|e| e.command.as_ref()) else {
+        return false;
+    };
+    let words = match shell::dash_c_script(argv) {
+        Some(script) => script.split_whitespace().collect::<Vec<_>>(),
+        None => argv.iter().map(String::as_str).collect(),
+    };
+    words.iter().any(|w| {
+        let name = w.rsplit('/').next().unwrap_or(w);
+        matches!(name, "kill" | "pkill" | "killall") || name.ends_with("shutdown")
+    })
 }
 
 /// A warning about one container.
@@ -414,6 +431,35 @@ mod tests {
         // Cut in the middle: two containers that share a prefix stay told apart.
         let reload = container("prometheus-server-configmap-reload", &"y".repeat(80));
         assert!(reload.contains("promethe…p-reload: "), "{reload}");
+    }
+
+    /// RocketMQ's proxy: `sh -c` without exec is PID 1, but its own preStop runs `mqshutdown`,
+    /// which kills the JVM by its PID: SIGTERM not reaching the app is no trap there.
+    #[test]
+    fn a_shell_pid_1_is_no_trap_when_the_prestop_stops_the_app_itself() {
+        let c = argv_container(&["/bin/sh", "-c", "./bin/mqproxy"], &[]);
+        let traps = |hook: &[&str]| {
+            let hook = LifecycleHandler {
+                exec: Some(k8s_openapi::api::core::v1::ExecAction {
+                    command: Some(hook.iter().map(|s| s.to_string()).collect()),
+                }),
+                ..Default::default()
+            };
+            container_traps(&c, Some(&hook), false)
+                .into_iter()
+                .map(|(t, _)| t)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(traps(&["sh", "./bin/mqshutdown", "proxy"]), []);
+        assert_eq!(traps(&["/bin/sh", "-c", "pkill -TERM java; sleep 5"]), []);
+        assert_eq!(traps(&["sleep", "10"]), [Trap::ShellPid1]);
+        assert_eq!(
+            container_traps(&c, None, false)
+                .into_iter()
+                .map(|(t, _)| t)
+                .collect::<Vec<_>>(),
+            [Trap::ShellPid1]
+        );
     }
 
     #[test]
