@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::engine::grace::{self, Budget, Decision, HookKind};
 use crate::engine::warnings::{self, Trap};
-use crate::engine::{PodView, hook_estimate, probes, serves_traffic, shell, startup};
+use crate::engine::{PodView, hook_estimate, serves_traffic, shell, startup};
 use crate::policy::EffectivePolicy;
 use crate::policy::annotations;
 use crate::policy::spec::GraceMode;
@@ -192,6 +192,9 @@ fn containers(pod: &PodView, policy: &EffectivePolicy) -> Vec<Finding> {
         };
         let hook = pre_stop(c);
         let has_readiness = c.readiness_probe.is_some();
+        for (trap, message) in warnings::container_traps(c, hook, has_readiness) {
+            push(trap.into(), message);
+        }
         let image = c.image.as_deref().unwrap_or_default();
         let resolved = policy
             .resolve(pod.labels(), &c.name, image, overrides.layer())
@@ -200,10 +203,6 @@ fn containers(pod: &PodView, policy: &EffectivePolicy) -> Vec<Finding> {
             Some(r) => serves_traffic(c, &r.policy),
             None => c.ports.as_ref().is_some_and(|p| !p.is_empty()),
         };
-        let readiness_missing = !has_readiness && !probes::checks_own_address(c);
-        for (trap, message) in warnings::container_traps(c, hook, readiness_missing) {
-            push(trap.into(), message);
-        }
         if let Some(r) = &resolved {
             // The webhook's own decision; on the pod podgrace would create, a startupProbe it
             // added makes it `OwnStartupProbe` and the trap is gone. Main containers only, never

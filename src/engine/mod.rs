@@ -274,9 +274,7 @@ impl Pass<'_> {
         self.env(slot, c, &p, &hook, &mut rec)?;
         let has_readiness = self.readiness(slot, c, &p, &mut rec)?;
         self.start(slot, c, &p, &mut rec)?;
-        // Warned about even without a declared port: a Service routes to undeclared ports too.
-        let readiness_missing = !has_readiness && !probes::checks_own_address(c);
-        self.traps(c, hook.final_hook.as_ref(), readiness_missing);
+        self.traps(c, hook.final_hook.as_ref(), has_readiness);
         if !rec.items.is_empty() {
             self.m.record.containers.push(rec);
         }
@@ -537,13 +535,8 @@ impl Pass<'_> {
     }
 
     /// Warnings for the traps podgrace can see but not fix.
-    fn traps(
-        &mut self,
-        c: &Container,
-        final_hook: Option<&LifecycleHandler>,
-        readiness_missing: bool,
-    ) {
-        for (_, message) in warnings::container_traps(c, final_hook, readiness_missing) {
+    fn traps(&mut self, c: &Container, final_hook: Option<&LifecycleHandler>, has_readiness: bool) {
+        for (_, message) in warnings::container_traps(c, final_hook, has_readiness) {
             self.m.warnings.push(warnings::container(&c.name, &message));
         }
     }

@@ -4,7 +4,7 @@
 
 use k8s_openapi::api::core::v1::{Container, LifecycleHandler};
 
-use super::{hook_plan, shell};
+use super::{hook_plan, probes, shell};
 use crate::policy::effective::is_nginx_image;
 use crate::policy::spec::NginxStop;
 
@@ -58,15 +58,13 @@ pub enum Trap {
     NginxWithoutQuit,
 }
 
-/// The traps of a container whose preStop hook will be `final_hook`, each with its message
-/// (without the container prefix, see [`container`]). `readiness_missing`: the container will
-/// have no readiness probe, though one could be given (its own probes do not check another
-/// address than the pod's). The engine warns with them; `podgrace audit` reports them before
-/// and after.
+/// The traps of a container whose preStop hook will be `final_hook` and that will (or will not)
+/// have a readiness probe, each with its message (without the container prefix, see
+/// [`container`]). The engine warns with them; `podgrace audit` reports them before and after.
 pub fn container_traps(
     c: &Container,
     final_hook: Option<&LifecycleHandler>,
-    readiness_missing: bool,
+    has_readiness: bool,
 ) -> Vec<(Trap, String)> {
     let mut out = Vec::new();
     if let Some(w) = ignores_sigterm(c) {
@@ -74,7 +72,9 @@ pub fn container_traps(
     } else if let Some(w) = shell_pid1(c).filter(|_| !final_hook.is_some_and(stops_the_app)) {
         out.push((Trap::ShellPid1, w));
     }
-    if c.liveness_probe.is_some() && readiness_missing {
+    // Also without a declared port (a Service routes to undeclared ports too), but not where the
+    // container's own probes check another address than the pod's: no readiness probe fits it.
+    if c.liveness_probe.is_some() && !has_readiness && !probes::checks_own_address(c) {
         out.push((
             Trap::LivenessWithoutReadiness,
             "liveness probe without readiness probe: traffic arrives before the app is ready"
