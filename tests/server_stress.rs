@@ -494,21 +494,29 @@ async fn bodies_waiting_for_the_budget_hold_little_kernel_memory() {
     within(Duration::from_secs(5), "the senders", senders.join_all()).await;
 }
 
+/// Sends the head of a 100 MiB review and one byte of it on `conn`; returns the answer, a 413.
+async fn refused_as_too_large(
+    conn: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+) -> Answer {
+    let answer = within(
+        Duration::from_secs(2),
+        "the 413",
+        exchange(conn, &post_head(100 * 1024 * 1024), b"{"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status, 413, "{}", answer.head);
+    answer
+}
+
 #[tokio::test]
 async fn a_declared_length_over_the_limit_is_answered_413_before_the_body_is_read() {
     let _serial = SERIAL.lock().await;
     let hook = Webhook::start(&["--log-format", "text"], Stdio::null()).await;
     let mut conn = hook.connect().await;
     let start = Instant::now();
-    let answer = within(
-        Duration::from_secs(2),
-        "the 413",
-        exchange(&mut conn, &post_head(100 * 1024 * 1024), b"{"),
-    )
-    .await
-    .unwrap();
+    let answer = refused_as_too_large(&mut conn).await;
     assert!(start.elapsed() < Duration::from_secs(1));
-    assert_eq!(answer.status, 413, "{}", answer.head);
     assert!(answer.closes());
     let error: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
     assert_eq!(
@@ -534,14 +542,7 @@ async fn refused_clients_that_keep_sending_are_discarded_at_a_bounded_pace() {
     let mut senders = JoinSet::new();
     for _ in 0..CLIENTS {
         let mut conn = hook.connect().await;
-        let answer = within(
-            Duration::from_secs(2),
-            "the 413",
-            exchange(&mut conn, &post_head(100 * 1024 * 1024), b"{"),
-        )
-        .await
-        .unwrap();
-        assert_eq!(answer.status, 413, "{}", answer.head);
+        refused_as_too_large(&mut conn).await;
         senders.spawn(async move {
             // The rest of the "body" goes straight onto TCP: the server no longer decrypts it,
             // and the client's own encryption would bound the rate instead of the server.
