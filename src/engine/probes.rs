@@ -60,10 +60,124 @@ fn named_scheme(name: &str) -> Option<ProbeScheme> {
     }
 }
 
+/// Where the app serves the policy's HTTP path, as far as the container says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Served {
+    /// On the policy's port (nothing says otherwise).
+    Here,
+    /// On another port, with this scheme: the container's own probe of the same path base, or
+    /// Spring Boot's management port.
+    At(IntOrString, ProbeScheme),
+    /// Not on the policy's port, and nowhere podgrace could probe it.
+    Elsewhere,
+}
+
+/// The first segment of a URL path (`/actuator/health/readiness` → `actuator`).
+fn path_base(path: &str) -> &str {
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    path.trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default()
+}
+
+/// The number of the container's port `port` (a number, or a declared name).
+fn port_number(c: &Container, port: &IntOrString) -> Option<i32> {
+    match port {
+        IntOrString::Int(n) => Some(*n),
+        IntOrString::String(name) => c
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| p.name.as_deref() == Some(name))
+            .map(|p| p.container_port),
+    }
+}
+
+/// Spring Boot's management server port, when the container sets it (`MANAGEMENT_SERVER_PORT`,
+/// or `management.server.port=` in its arguments or an environment value such as
+/// `JAVA_TOOL_OPTIONS`; Boot 1's `management.port` too): `Some(None)` when it is set to
+/// something else than a port number (`-1` turns the HTTP endpoints off, a `$(VAR)` cannot be
+/// read here).
+fn management_port(c: &Container) -> Option<Option<i32>> {
+    const ENV: [&str; 2] = ["MANAGEMENT_SERVER_PORT", "MANAGEMENT_PORT"];
+    const PROPERTIES: [&str; 2] = ["management.server.port=", "management.port="];
+    let parse = |v: &str| {
+        v.trim()
+            .parse::<i32>()
+            .ok()
+            .filter(|n| (1..=65535).contains(n))
+    };
+    let env = c.env.iter().flatten();
+    if let Some(var) = env.clone().find(|e| ENV.contains(&e.name.as_str())) {
+        return Some(var.value.as_deref().and_then(parse));
+    }
+    let words = c.command.iter().chain(&c.args).flatten();
+    let values = env.filter_map(|e| e.value.as_ref());
+    words.chain(values).find_map(|text| {
+        PROPERTIES.iter().find_map(|property| {
+            let at = text.find(property)? + property.len();
+            let value = text[at..]
+                .split(|ch: char| ch.is_whitespace() || ch == '"' || ch == '\'')
+                .next();
+            Some(value.and_then(parse))
+        })
+    })
+}
+
+/// Where `c` serves the HTTP `path` that the policy would probe on port number `port`. The
+/// container's own HTTP probes are the best evidence: one whose path has the same first segment
+/// (`/actuator/health/liveness` for `/actuator/health/readiness`) checks the same server, so the
+/// readiness probe goes where it goes. Spring Boot serves `/actuator` only on its management
+/// port once one is set: a probe of the application port would never pass.
+fn served(c: &Container, path: &str, port: i32) -> Served {
+    let base = path_base(path);
+    if base.is_empty() {
+        return Served::Here;
+    }
+    let own = [&c.liveness_probe, &c.startup_probe, &c.readiness_probe]
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.http_get.as_ref())
+        .find(|get| path_base(get.path.as_deref().unwrap_or("/")) == base);
+    if let Some(get) = own {
+        if port_number(c, &get.port) == Some(port) {
+            return Served::Here;
+        }
+        let scheme = match get.scheme.as_deref() {
+            Some("HTTPS") => ProbeScheme::Https,
+            _ => ProbeScheme::Http,
+        };
+        return Served::At(get.port.clone(), scheme);
+    }
+    if base != "actuator" {
+        return Served::Here;
+    }
+    match management_port(c) {
+        None => Served::Here,
+        Some(Some(m)) if m == port => Served::Here,
+        Some(Some(m)) => c
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| p.container_port == m && p.protocol.as_deref().is_none_or(|x| x == "TCP"))
+            .map_or(Served::Elsewhere, |p| {
+                let port = p
+                    .name
+                    .clone()
+                    .map_or(IntOrString::Int(m), IntOrString::String);
+                Served::At(port, ProbeScheme::Http)
+            }),
+        Some(None) => Served::Elsewhere,
+    }
+}
+
 /// Builds the readiness probe for `c`: only on a TCP port the container itself declares, only
 /// where its own probes do not name another address to check, and over HTTP only where the
 /// port's name does not announce the other scheme (an `https` port gets a TCP probe instead,
-/// which passes once the server listens).
+/// which passes once the server listens). An HTTP check goes where the container serves its path
+/// ([`served`]), or becomes a TCP check of the policy's port when that is nowhere podgrace can
+/// probe.
 pub fn readiness(c: &Container, r: &Readiness) -> Result<(Probe, String), NoProbe> {
     let tcp_ports = || {
         c.ports
@@ -83,13 +197,9 @@ pub fn readiness(c: &Container, r: &Readiness) -> Result<(Probe, String), NoProb
         None => tcp_ports().next(),
     }
     .ok_or(NoProbe::NotOwned)?;
-    let port = match &r.port {
+    let mut port = match &r.port {
         Some(p) => p.clone(),
         None => IntOrString::Int(declared.container_port),
-    };
-    let port_text = match &port {
-        IntOrString::Int(n) => n.to_string(),
-        IntOrString::String(s) => s.clone(),
     };
     let mut probe = Probe {
         initial_delay_seconds: (r.initial_delay > 0).then_some(r.initial_delay as i32),
@@ -104,19 +214,34 @@ pub fn readiness(c: &Container, r: &Readiness) -> Result<(Probe, String), NoProb
         .as_deref()
         .and_then(named_scheme)
         .is_some_and(|s| s != r.scheme);
-    let label = match r.handler {
-        ProbeHandler::Http if !scheme_clash => {
-            let path = r.path.clone().unwrap_or_else(|| "/".to_owned());
+    let path = r.path.clone().unwrap_or_else(|| "/".to_owned());
+    let http = match r.handler {
+        ProbeHandler::Http if !scheme_clash => match served(c, &path, declared.container_port) {
+            Served::Here => Some(r.scheme),
+            Served::At(own, scheme) => {
+                port = own;
+                Some(scheme)
+            }
+            Served::Elsewhere => None,
+        },
+        ProbeHandler::Tcp | ProbeHandler::Http => None,
+    };
+    let port_text = match &port {
+        IntOrString::Int(n) => n.to_string(),
+        IntOrString::String(s) => s.clone(),
+    };
+    let label = match http {
+        Some(scheme) => {
             let label = format!("http:{port_text}{path}");
             probe.http_get = Some(HTTPGetAction {
                 path: Some(path),
                 port,
-                scheme: Some(r.scheme.as_str().to_owned()),
+                scheme: Some(scheme.as_str().to_owned()),
                 ..Default::default()
             });
             label
         }
-        ProbeHandler::Tcp | ProbeHandler::Http => {
+        None => {
             probe.tcp_socket = Some(TCPSocketAction { host: None, port });
             format!("tcp:{port_text}")
         }
@@ -137,7 +262,7 @@ pub fn injected_readiness(c: &Container, p: &ContainerPolicy) -> Option<(Probe, 
 mod tests {
     use super::*;
     use crate::policy::EffectivePolicy;
-    use k8s_openapi::api::core::v1::ContainerPort;
+    use k8s_openapi::api::core::v1::{ContainerPort, EnvVar};
 
     fn container(ports: &[(i32, Option<&str>, Option<&str>)]) -> Container {
         Container {
@@ -260,5 +385,129 @@ mod tests {
         assert_eq!(probe.http_get.unwrap().scheme.as_deref(), Some("HTTPS"));
         let plain = container(&[(8080, Some("http-metrics"), None)]);
         assert!(readiness(&plain, &r).unwrap().0.http_get.is_none());
+    }
+
+    fn actuator_readiness() -> Readiness {
+        let mut r = default_readiness();
+        r.handler = ProbeHandler::Http;
+        r.port = Some(IntOrString::String("http".into()));
+        r.path = Some("/actuator/health/readiness".into());
+        r
+    }
+
+    fn http_get(probe: &Probe) -> (&IntOrString, Option<&str>) {
+        let get = probe.http_get.as_ref().expect("an HTTP probe");
+        (&get.port, get.scheme.as_deref())
+    }
+
+    /// Spring Boot with `management.server.port` split off: the actuator answers on 8081 only,
+    /// which the container's own liveness probe shows.
+    #[test]
+    fn an_http_check_goes_where_the_containers_own_probe_of_that_path_goes() {
+        let mut c = container(&[(8080, Some("http"), None), (8081, Some("management"), None)]);
+        c.liveness_probe = Some(Probe {
+            http_get: Some(HTTPGetAction {
+                path: Some("/actuator/health/liveness".into()),
+                port: IntOrString::String("management".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let (probe, label) = readiness(&c, &actuator_readiness()).unwrap();
+        assert_eq!(label, "http:management/actuator/health/readiness");
+        assert_eq!(
+            http_get(&probe),
+            (&IntOrString::String("management".into()), Some("HTTP"))
+        );
+        // Its scheme comes along, and a port by number as well.
+        let get = c
+            .liveness_probe
+            .as_mut()
+            .unwrap()
+            .http_get
+            .as_mut()
+            .unwrap();
+        get.port = IntOrString::Int(8443);
+        get.scheme = Some("HTTPS".into());
+        let (probe, _) = readiness(&c, &actuator_readiness()).unwrap();
+        assert_eq!(http_get(&probe), (&IntOrString::Int(8443), Some("HTTPS")));
+        // Its own probe on the policy's port (by number): nothing moves.
+        let get = c
+            .liveness_probe
+            .as_mut()
+            .unwrap()
+            .http_get
+            .as_mut()
+            .unwrap();
+        get.port = IntOrString::Int(8080);
+        let (probe, _) = readiness(&c, &actuator_readiness()).unwrap();
+        assert_eq!(
+            http_get(&probe),
+            (&IntOrString::String("http".into()), Some("HTTP"))
+        );
+        // Another path base is another server's business.
+        let get = c
+            .liveness_probe
+            .as_mut()
+            .unwrap()
+            .http_get
+            .as_mut()
+            .unwrap();
+        get.port = IntOrString::Int(8081);
+        get.path = Some("/healthz".into());
+        let (probe, _) = readiness(&c, &actuator_readiness()).unwrap();
+        assert_eq!(http_get(&probe).0, &IntOrString::String("http".into()));
+    }
+
+    #[test]
+    fn the_actuator_is_probed_on_spring_boots_management_port() {
+        let with_env = |name: &str, value: &str, ports: &[(i32, Option<&str>, Option<&str>)]| {
+            let mut c = container(ports);
+            c.env = Some(vec![EnvVar {
+                name: name.into(),
+                value: Some(value.into()),
+                ..Default::default()
+            }]);
+            readiness(&c, &actuator_readiness()).unwrap()
+        };
+        let both = [(8080, Some("http"), None), (8081, Some("management"), None)];
+        let (probe, label) = with_env("MANAGEMENT_SERVER_PORT", "8081", &both);
+        assert_eq!(label, "http:management/actuator/health/readiness");
+        assert_eq!(
+            http_get(&probe).0,
+            &IntOrString::String("management".into())
+        );
+        let (probe, _) = with_env(
+            "JAVA_TOOL_OPTIONS",
+            "-Xmx1g -Dmanagement.server.port=8081",
+            &both,
+        );
+        assert_eq!(
+            http_get(&probe).0,
+            &IntOrString::String("management".into())
+        );
+        let unnamed = [(8080, Some("http"), None), (9090, None, None)];
+        let (probe, _) = with_env("MANAGEMENT_PORT", "9090", &unnamed);
+        assert_eq!(http_get(&probe).0, &IntOrString::Int(9090));
+        // The same port as the application's: nothing moves.
+        let (probe, _) = with_env("MANAGEMENT_SERVER_PORT", "8080", &both);
+        assert_eq!(http_get(&probe).0, &IntOrString::String("http".into()));
+        // A port the container does not declare, the endpoints turned off (-1), a value podgrace
+        // cannot read: the actuator is not on the application port, so a TCP check of it.
+        let http = [(8080, Some("http"), None)];
+        for value in ["9090", "-1", "$(MGMT_PORT)"] {
+            let (probe, label) = with_env("MANAGEMENT_SERVER_PORT", value, &http);
+            assert_eq!(label, "tcp:http", "{value}");
+            assert!(probe.http_get.is_none());
+        }
+        // Only the actuator lives on the management port.
+        let mut c = container(&both);
+        c.args = Some(vec!["--management.server.port=8081".into()]);
+        let (_, label) = readiness(&c, &actuator_readiness()).unwrap();
+        assert_eq!(label, "http:management/actuator/health/readiness");
+        let mut other = actuator_readiness();
+        other.path = Some("/ready".into());
+        let (_, label) = readiness(&c, &other).unwrap();
+        assert_eq!(label, "http:http/ready");
     }
 }

@@ -228,6 +228,44 @@ def _hosts(probe: dict[str, Any] | None) -> list[str]:
     return [probe[a]["host"] for a in ("httpGet", "tcpSocket") if probe and (probe.get(a) or {}).get("host")]
 
 
+def _port_number(container: dict[str, Any], port: int | str | None) -> int | None:
+    """A probe's port as a number: itself, or the container port of that name."""
+    if isinstance(port, int):
+        return port
+    return next((p["containerPort"] for p in container.get("ports") or [] if p.get("name") == port), None)
+
+
+def _path_base(path: str | None) -> str:
+    return (path or "/").split("?")[0].lstrip("/").split("/")[0]
+
+
+def _own_probe_ports(container: dict[str, Any], path: str) -> set[int | None]:
+    """The ports on which the container's own HTTP probes check a path with the same first
+    segment as `path` (the same server: `/actuator/health/liveness` and `.../readiness`)."""
+    base = _path_base(path)
+    if not base:
+        return set()
+    return {
+        _port_number(container, container[k]["httpGet"].get("port"))
+        for k in PROBES
+        if (container.get(k) or {}).get("httpGet") and _path_base(container[k]["httpGet"].get("path")) == base
+    }
+
+
+def _management_port(container: dict[str, Any]) -> int | None:
+    """Spring Boot's management port, where the container sets it as a plain number
+    (`MANAGEMENT_SERVER_PORT`, or `management.server.port=` in an argument or env value)."""
+    for e in container.get("env") or []:
+        if e.get("name") in ("MANAGEMENT_SERVER_PORT", "MANAGEMENT_PORT") and str(e.get("value", "")).isdigit():
+            return int(e["value"])
+    texts = [*(container.get("command") or []), *(container.get("args") or []), *(str(e.get("value", "")) for e in container.get("env") or [])]
+    for text in texts:
+        found = re.search(r"management\.(?:server\.)?port=(\d+)", text)
+        if found:
+            return int(found.group(1))
+    return None
+
+
 @CASES
 def test_added_probes_target_ports_their_container_declares(manifest: Path, policy: str):
     m = mutate(manifest, policy)
@@ -251,11 +289,20 @@ def test_added_probes_target_ports_their_container_declares(manifest: Path, poli
                     own_hosts = sorted({h for k in PROBES for h in _hosts(was.get(k))})
                     if own_hosts and not _hosts(probe):
                         problems.append(f"{where} at the pod IP, where the container's own probes check {own_hosts}")
+                    get = probe.get("httpGet")
+                    served_at = _own_probe_ports(was, get["path"]) if get else set()
+                    if get and served_at and _port_number(c, get["port"]) not in served_at:
+                        problems.append(f"{where} of {get['path']} on port {get['port']!r}; the container's own probes check that path's server on {sorted(served_at)}")
+                    management = _management_port(was)
+                    if get and management and get["path"].startswith("/actuator") and _port_number(c, get["port"]) != management:
+                        problems.append(f"{where} of {get['path']} on port {get['port']!r}; Spring Boot serves it on its management port {management}")
                     for action in ("httpGet", "tcpSocket", "grpc"):
                         if not probe.get(action):
                             continue
                         target = probe[action].get("port")
                         port = by_name.get(target) if isinstance(target, str) else by_number.get(target)
+                        if port is None and action == "httpGet" and _port_number(c, target) in served_at:
+                            continue  # where the container's own probe of that path goes
                         if port is None:
                             declared = [p.get("name") or p.get("containerPort") for p in ports] or "none"
                             problems.append(f"{where} on port {target!r}, which the container does not declare (declares {declared})")
