@@ -66,6 +66,45 @@ pub fn dash_c_script<S: AsRef<str>>(argv: &[S]) -> Option<&str> {
     if dash_c { words.next() } else { None }
 }
 
+/// A simple command without the variable assignments it opens with (`OPTS="-Xmx1g" exec app`
+/// → `exec app`): POSIX lets any command start with `NAME=value` words, quoted values included.
+/// A command of assignments only, or one whose quotes do not close, is returned whole.
+pub fn after_assignments(command: &str) -> &str {
+    let mut rest = command.trim_start();
+    loop {
+        let name = rest
+            .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
+            .unwrap_or(rest.len());
+        let starts_name = rest.starts_with(|ch: char| ch.is_ascii_alphabetic() || ch == '_');
+        if !starts_name || !rest[name..].starts_with('=') {
+            return rest;
+        }
+        let value = &rest[name + 1..];
+        let (mut quote, mut escaped, mut end) = (None, false, value.len());
+        for (i, ch) in value.char_indices() {
+            match (quote, ch) {
+                _ if escaped => escaped = false,
+                (Some('\''), '\'') => quote = None,
+                (Some('\''), _) => {}
+                (_, '\\') => escaped = true,
+                (Some(_), '"') => quote = None,
+                (Some(_), _) => {}
+                (None, '\'' | '"') => quote = Some(ch),
+                (None, ch) if ch.is_whitespace() => {
+                    end = i;
+                    break;
+                }
+                (None, _) => {}
+            }
+        }
+        let next = value[end..].trim_start();
+        if quote.is_some() || next.is_empty() {
+            return command.trim_start();
+        }
+        rest = next;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +145,32 @@ mod tests {
         // A script file, not a `-c` string.
         assert_eq!(script(&["sh", "-e", "/hooks/stop.sh"]), None);
         assert_eq!(script(&["sleep", "-c", "40"]), None);
+    }
+
+    #[test]
+    fn assignments_before_a_command_are_not_the_command() {
+        assert_eq!(
+            after_assignments(r#"OPTS="${OPTS} -Dx=1" exec bin/pulsar broker"#),
+            "exec bin/pulsar broker"
+        );
+        assert_eq!(
+            after_assignments("A=1 B='x y' C=a\\ b  exec app"),
+            "exec app"
+        );
+        assert_eq!(after_assignments("exec app"), "exec app");
+        assert_eq!(
+            after_assignments("  java -Da=b -jar app.jar"),
+            "java -Da=b -jar app.jar"
+        );
+        // Not assignments: a name must start with a letter or `_`, and be followed by `=`.
+        assert_eq!(after_assignments("1A=2 exec app"), "1A=2 exec app");
+        assert_eq!(after_assignments("--opt=1 exec app"), "--opt=1 exec app");
+        // Only assignments, or a quote left open: the command as it is.
+        assert_eq!(after_assignments("A=1 B=2"), "A=1 B=2");
+        assert_eq!(
+            after_assignments(r#"A="open exec app"#),
+            r#"A="open exec app"#
+        );
     }
 
     #[test]

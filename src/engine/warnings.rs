@@ -149,7 +149,7 @@ pub fn shell_pid1(c: &Container) -> Option<String> {
     let argv = argv(c)?;
     if let Some(script) = shell::dash_c_script(&argv) {
         let program = argv[0].rsplit('/').next().unwrap_or(argv[0]);
-        let last = last_command(script)?;
+        let last = shell::after_assignments(last_command(script)?);
         if last == "exec" || last.starts_with("exec ") || last.starts_with("exec\t") {
             return None;
         }
@@ -208,7 +208,7 @@ pub fn ignores_sigterm(c: &Container) -> Option<String> {
                 idle(&last.split_whitespace().collect::<Vec<_>>())
                     .map(|_| "a shell pipeline".to_owned())
             } else {
-                let words: Vec<&str> = last.split_whitespace().collect();
+                let words: Vec<&str> = shell::after_assignments(last).split_whitespace().collect();
                 let words = words.strip_prefix(&["exec"]).unwrap_or(&words);
                 idle(words)
             }
@@ -360,6 +360,12 @@ mod tests {
         );
         assert!(shell_pid1(&argv_container(&["java", "-jar", "app.jar"], &[])).is_none());
         assert!(shell_pid1(&argv_container(&[], &["-c", "anything"])).is_none());
+        // Pulsar's charts: the last line sets a variable for the exec'd command only.
+        let pulsar = "bin/apply-config-from-env.py conf/broker.conf;\n\
+                      OPTS=\"${OPTS} -Dlog4j2.formatMsgNoLookups=true\" exec bin/pulsar broker;\n";
+        assert!(shell_pid1(&argv_container(&["sh", "-c", pulsar], &[])).is_none());
+        let without = "OPTS=\"-Xmx1g\" bin/pulsar broker";
+        assert!(shell_pid1(&argv_container(&["sh", "-c", without], &[])).is_some());
     }
 
     #[test]
