@@ -215,6 +215,36 @@ fn under_grace_keep_the_drain_is_fitted_into_the_grace_period() {
     );
 }
 
+/// cilium's agent: grace 1 and a preStop of its own, which the policy keeps: no drain is
+/// injected, so none is said to be cut.
+#[test]
+fn a_kept_hook_of_the_containers_own_is_not_a_cut_drain() {
+    let keep = policy("gracePeriod: keep\n");
+    let mut raw = pod_json(APP);
+    raw["spec"]["terminationGracePeriodSeconds"] = json!(1);
+    raw["spec"]["containers"][0]["lifecycle"] =
+        json!({"preStop": {"exec": {"command": ["/cni-uninstall.sh"]}}});
+    let (m, out) = run(&raw, &keep);
+    assert_eq!(
+        out["spec"]["containers"][0]["lifecycle"],
+        raw["spec"]["containers"][0]["lifecycle"]
+    );
+    assert!(
+        !m.warnings
+            .iter()
+            .any(|w| w.contains("drain cut") || w.contains("no drain")),
+        "{:?}",
+        m.warnings
+    );
+    assert!(
+        m.warnings
+            .iter()
+            .any(|w| w.contains("terminationGracePeriodSeconds 1 <")),
+        "{:?}",
+        m.warnings
+    );
+}
+
 #[test]
 fn containers_that_serve_nothing_get_no_drain_no_probe_no_grace_and_no_warning() {
     // Istio's curl sample: no ports, `sleep infinity`, grace 0.
@@ -868,6 +898,65 @@ fn nacos_warns_when_the_containers_own_ip_variable_is_not_the_pod_ip() {
         out["spec"]["containers"][0]["env"][0]["valueFrom"]["fieldRef"]["fieldPath"],
         "status.podIP"
     );
+}
+
+/// An app that pins its Nacos registration IP (iBizEHR's manifests write the node's address)
+/// is not deregistered by the pod IP: podgrace says so.
+#[test]
+fn nacos_warns_when_the_app_registers_under_another_ip() {
+    let nacos = policy("preStop: {action: nacos, nacos: {server: 'http://nacos:8848'}}\n");
+    let warned = |container: Value| {
+        let mut raw = pod_json(APP);
+        let c = raw["spec"]["containers"][0].as_object_mut().unwrap();
+        c.extend(container.as_object().unwrap().clone());
+        let w = mutate_raw(&raw, &nacos, &ClusterInfo::default()).warnings;
+        w.iter()
+            .any(|w| w.contains("registers under an IP of its own,"))
+    };
+    let env = |name: &str, value: &str| json!({"env": [{"name": name, "value": value}]});
+    assert!(warned(env(
+        "SPRING_CLOUD_NACOS_DISCOVERY_IP",
+        "172.16.180.232"
+    )));
+    assert!(warned(env(
+        "JAVA_OPTS",
+        "-Xmx1g -Dspring.cloud.nacos.discovery.ip=10.0.0.8"
+    )));
+    assert!(warned(
+        json!({"args": ["--spring.cloud.nacos.discovery.ip=10.0.0.8"]})
+    ));
+    // The pod's own IP, by reference or from the downward API: nothing to say.
+    assert!(!warned(env("SPRING_CLOUD_NACOS_DISCOVERY_IP", "$(POD_IP)")));
+    assert!(!warned(env(
+        "JAVA_OPTS",
+        "-Dspring.cloud.nacos.discovery.ip=${POD_IP} -Xmx1g"
+    )));
+    assert!(!warned(
+        json!({"env": [{"name": "SPRING_CLOUD_NACOS_DISCOVERY_IP",
+        "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]})
+    ));
+    assert!(!warned(json!({})));
+}
+
+/// The OpenTelemetry collector's chart: a liveness probe with `terminationGracePeriodSeconds:
+/// 10` of its own, which a failed check's restart spends on podgrace's drain first.
+#[test]
+fn a_probes_own_grace_period_shorter_than_the_stop_is_pointed_out() {
+    let warned = |probe_grace: i64| {
+        let mut raw = pod_json(APP);
+        raw["spec"]["containers"][0]["livenessProbe"] = json!({
+            "httpGet": {"path": "/", "port": 8080},
+            "terminationGracePeriodSeconds": probe_grace,
+        });
+        let (m, _) = run(&raw, &EffectivePolicy::builtin());
+        m.warnings.iter().any(|w| {
+            w.contains(&format!(
+                "terminationGracePeriodSeconds {probe_grace} < preStop"
+            ))
+        })
+    };
+    assert!(warned(10));
+    assert!(!warned(600));
 }
 
 /// node-local-dns checks itself on its link-local address: podgrace adds no readiness probe at

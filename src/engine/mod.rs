@@ -271,6 +271,9 @@ impl Pass<'_> {
             rules,
         };
         let hook = self.pre_stop(slot, c, &p, drains, &mut rec)?;
+        if let Some((seconds, HookKind::Injected)) = hook.time {
+            self.probe_grace(c, seconds, p.shutdown);
+        }
         self.env(slot, c, &p, &hook, &mut rec)?;
         let has_readiness = self.readiness(slot, c, &p, &mut rec)?;
         self.start(slot, c, &p, &mut rec)?;
@@ -336,14 +339,21 @@ impl Pass<'_> {
         }
         match self.drain_cap {
             Some(cap) if p.sleep > cap && p.action != Action::None => {
-                let message = if cap == 0 {
-                    "no drain: terminationGracePeriodSeconds is 0 (gracePeriod: keep)".to_owned()
-                } else {
-                    format!(
-                        "drain cut to {cap}s to fit terminationGracePeriodSeconds (gracePeriod: keep)"
-                    )
-                };
-                self.m.warnings.push(warnings::container(&c.name, &message));
+                // A hook of the container's own that the policy keeps runs instead of the
+                // drain: the cut is nothing to warn about.
+                let own_hook_kept = p.existing == ExistingHook::Keep
+                    && c.lifecycle.as_ref().is_some_and(|l| l.pre_stop.is_some());
+                if !own_hook_kept {
+                    let message = if cap == 0 {
+                        "no drain: terminationGracePeriodSeconds is 0 (gracePeriod: keep)"
+                            .to_owned()
+                    } else {
+                        format!(
+                            "drain cut to {cap}s to fit terminationGracePeriodSeconds (gracePeriod: keep)"
+                        )
+                    };
+                    self.m.warnings.push(warnings::container(&c.name, &message));
+                }
                 let mut fitted = (*p).clone();
                 fitted.sleep = cap;
                 Arc::new(fitted)
@@ -535,6 +545,27 @@ impl Pass<'_> {
     }
 
     /// Warnings for the traps podgrace can see but not fix.
+    /// A liveness or startup probe with a grace period of its own bounds the whole stop after
+    /// it fails, podgrace's preStop included (the kubelet then leaves the app at least 2 s): a
+    /// drain that fills it leaves the restarted app no time to stop cleanly.
+    fn probe_grace(&mut self, c: &Container, hook_seconds: u32, shutdown: u32) {
+        let own = [&c.liveness_probe, &c.startup_probe]
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.termination_grace_period_seconds)
+            .min();
+        if let Some(grace) = own
+            && i64::from(hook_seconds) + i64::from(shutdown) > grace
+        {
+            self.m.warnings.push(warnings::container(
+                &c.name,
+                &format!(
+                    "a probe's terminationGracePeriodSeconds {grace} < preStop {hook_seconds}s + shutdown {shutdown}s"
+                ),
+            ));
+        }
+    }
+
     fn traps(&mut self, c: &Container, final_hook: Option<&LifecycleHandler>, has_readiness: bool) {
         for (_, message) in warnings::container_traps(c, final_hook, has_readiness) {
             self.m.warnings.push(warnings::container(&c.name, &message));
