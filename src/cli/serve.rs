@@ -24,6 +24,7 @@ use crate::version_discovery;
 pub(super) fn run(args: ServeArgs, metrics: Arc<Metrics>) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(worker_threads())
+        .event_interval(EVENT_INTERVAL)
         // Large reviews' memory goes back to the OS once the workers are idle again.
         .on_thread_park(crate::server::memory::collect_if_due)
         .enable_all()
@@ -32,6 +33,14 @@ pub(super) fn run(args: ServeArgs, metrics: Arc<Metrics>) -> anyhow::Result<Exit
     runtime.block_on(serve(args, metrics))?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// How many task polls a busy worker runs between two looks for new I/O events (tokio's default
+/// is 61). During a flood of large reviews the workers are never idle: each poll decrypts up to
+/// 64 KiB of a body or lets a refused client's bytes go, and a small review that had arrived
+/// waited for up to 61 of them before its connection was even woken. Measured in
+/// docs/PERFORMANCE.md ("I/O events looked for every 8 polls"): small reviews' p99 with 200
+/// attackers, median of nine rounds 11.4 → 9.0 ms; CPU per request unchanged.
+const EVENT_INTERVAL: u32 = 8;
 
 /// Async workers at most: each decodes one ordinary review at a time, so their number bounds
 /// that memory too (docs/ARCHITECTURE.md); four answer far more reviews than an API server sends
