@@ -1220,7 +1220,7 @@ fn readiness_identical_to_liveness_is_warned_about() {
     let m = mutate_raw(&raw, &EffectivePolicy::builtin(), &ClusterInfo::default());
     assert!(
         m.warnings.contains(
-            &"podgrace: container orders: readiness and liveness run the same check: a failing dependency restarts the pod"
+            &"podgrace: container orders: readiness and liveness run the same check: what makes the pod unready restarts it"
                 .to_owned()
         ),
         "{:?}",

@@ -240,7 +240,7 @@ fn defaulted(mut handler: Probe) -> Probe {
 
 /// What [`readiness_is_liveness`] means for the pod (a warning, an audit finding).
 pub const IDENTICAL: &str =
-    "readiness and liveness run the same check: a failing dependency restarts the pod";
+    "readiness and liveness run the same check: what makes the pod unready restarts it";
 
 /// The trap of a container as `start` found it, before podgrace adds anything: its liveness
 /// probe restarts it before its declared start time (whether podgrace then adds a startupProbe
