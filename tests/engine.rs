@@ -959,6 +959,22 @@ fn a_probes_own_grace_period_shorter_than_the_stop_is_pointed_out() {
     assert!(!warned(600));
 }
 
+/// The Kubernetes docs' process-namespace example: a debugging container idling on `sleep
+/// infinity` next to the app. With `shareProcessNamespace` the pause container is PID 1, so the
+/// sleep dies on SIGTERM; without it, it ignores SIGTERM and each stop waits out the grace.
+#[test]
+fn a_shared_process_namespace_has_no_container_as_pid_1() {
+    let mut raw = pod_json(APP);
+    raw["spec"]["containers"][0]["command"] = json!(["sleep", "infinity"]);
+    let warned = |raw: &Value| {
+        let (m, _) = run(raw, &EffectivePolicy::builtin());
+        m.warnings.iter().any(|w| w.contains("ignores SIGTERM"))
+    };
+    assert!(warned(&raw));
+    raw["spec"]["shareProcessNamespace"] = json!(true);
+    assert!(!warned(&raw));
+}
+
 /// node-local-dns checks itself on its link-local address: podgrace adds no readiness probe at
 /// the pod IP, and does not ask for one either.
 #[test]

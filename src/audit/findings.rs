@@ -192,7 +192,11 @@ fn containers(pod: &PodView, policy: &EffectivePolicy) -> Vec<Finding> {
         };
         let hook = pre_stop(c);
         let has_readiness = c.readiness_probe.is_some();
-        for (trap, message) in warnings::container_traps(c, hook, has_readiness) {
+        let pid1 = !pod
+            .spec
+            .as_ref()
+            .is_some_and(|s| s.shares_process_namespace());
+        for (trap, message) in warnings::container_traps(c, hook, has_readiness, pid1) {
             push(trap.into(), message);
         }
         let image = c.image.as_deref().unwrap_or_default();

@@ -567,7 +567,8 @@ impl Pass<'_> {
     }
 
     fn traps(&mut self, c: &Container, final_hook: Option<&LifecycleHandler>, has_readiness: bool) {
-        for (_, message) in warnings::container_traps(c, final_hook, has_readiness) {
+        let pid1 = !self.spec.shares_process_namespace();
+        for (_, message) in warnings::container_traps(c, final_hook, has_readiness, pid1) {
             self.m.warnings.push(warnings::container(&c.name, &message));
         }
     }

@@ -73,6 +73,9 @@ pub struct PodSpecView {
     /// `spec.terminationGracePeriodSeconds`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub termination_grace_period_seconds: Option<i64>,
+    /// `spec.shareProcessNamespace`: then the pause container is PID 1, no container's process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_process_namespace: Option<bool>,
     /// `spec.volumes`, each by name and `emptyDir` (how the helper's own volume is told from a
     /// foreign one of the same name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -100,6 +103,11 @@ pub struct OsSelector {
 }
 
 impl PodSpecView {
+    /// Whether the pod's containers share one process namespace (`shareProcessNamespace`).
+    pub fn shares_process_namespace(&self) -> bool {
+        self.share_process_namespace == Some(true)
+    }
+
     /// Whether the pod runs on Windows nodes: `spec.os.name`, or a node selector on the OS label
     /// (how the Kubernetes documentation's Windows examples choose their nodes).
     pub fn is_windows(&self) -> bool {

@@ -60,16 +60,20 @@ pub enum Trap {
 
 /// The traps of a container whose preStop hook will be `final_hook` and that will (or will not)
 /// have a readiness probe, each with its message (without the container prefix, see
-/// [`container`]). The engine warns with them; `podgrace audit` reports them before and after.
+/// [`container`]). `pid1` says whether the container's process is PID 1 of its namespace (not
+/// in a pod with `shareProcessNamespace`, where the pause container is). The engine warns with
+/// them; `podgrace audit` reports them before and after.
 pub fn container_traps(
     c: &Container,
     final_hook: Option<&LifecycleHandler>,
     has_readiness: bool,
+    pid1: bool,
 ) -> Vec<(Trap, String)> {
     let mut out = Vec::new();
-    if let Some(w) = ignores_sigterm(c) {
+    // Only PID 1 is spared the default action of SIGTERM: elsewhere `sleep infinity` just dies.
+    if let Some(w) = ignores_sigterm(c).filter(|_| pid1) {
         out.push((Trap::IgnoresSigterm, w));
-    } else if let Some(w) = shell_pid1(c).filter(|_| !final_hook.is_some_and(stops_the_app)) {
+    } else if let Some(w) = shell_pid1(c, pid1).filter(|_| !final_hook.is_some_and(stops_the_app)) {
         out.push((Trap::ShellPid1, w));
     }
     // Also without a declared port (a Service routes to undeclared ports too), but not where the
@@ -144,9 +148,16 @@ fn argv(c: &Container) -> Option<Vec<&str>> {
 /// command of a `-c` script themselves (so `bash -c "source env && app"` is fine); dash, which
 /// is `/bin/sh` on Debian and Ubuntu, never does; a pipeline, a loop or a background job keeps
 /// any shell in place. A `*.sh` entrypoint must `exec` the app itself (podgrace cannot see
-/// inside it).
-pub fn shell_pid1(c: &Container) -> Option<String> {
+/// inside it). Where the shell is not PID 1 (`pid1` false: a shared process namespace), SIGTERM
+/// ends the shell instead, and the runtime kills the app with the container: the same trap,
+/// said otherwise.
+pub fn shell_pid1(c: &Container, pid1: bool) -> Option<String> {
     let argv = argv(c)?;
+    let swallows = if pid1 {
+        "stays PID 1, swallows SIGTERM"
+    } else {
+        "dies on SIGTERM, the app is killed"
+    };
     if let Some(script) = shell::dash_c_script(&argv) {
         let program = argv[0].rsplit('/').next().unwrap_or(argv[0]);
         let last = shell::after_assignments(last_command(script)?);
@@ -157,14 +168,13 @@ pub fn shell_pid1(c: &Container) -> Option<String> {
         return match program {
             "bash" | "ash" if simple => None,
             "bash" | "ash" => Some(format!(
-                "{program} -c ends in a pipeline or loop: the shell stays PID 1; exec the app"
+                "{program} -c ends in a pipeline or loop: the shell {swallows}; exec the app"
             )),
-            "sh" => Some(
-                "sh -c without exec: dash (Debian's sh) stays PID 1, swallows SIGTERM; exec the app"
-                    .to_owned(),
-            ),
+            "sh" => Some(format!(
+                "sh -c without exec: dash (Debian's sh) {swallows}; exec the app"
+            )),
             _ => Some(format!(
-                "{program} -c without exec is PID 1 and swallows SIGTERM: start the app with exec"
+                "{program} -c without exec: the shell {swallows}; start the app with exec"
             )),
         };
     }
@@ -175,8 +185,9 @@ pub fn shell_pid1(c: &Container) -> Option<String> {
     };
     let script = script.filter(|s| s.ends_with(".sh"))?;
     let name = shorten(script.rsplit('/').next().unwrap_or(script), 24);
+    let runs = if pid1 { "is PID 1" } else { "runs the app" };
     Some(format!(
-        "{name} is PID 1: it must exec the app, or SIGTERM never reaches it"
+        "{name} {runs}: it must exec the app, or SIGTERM never reaches it"
     ))
 }
 
@@ -317,62 +328,99 @@ mod tests {
 
     #[test]
     fn dash_keeps_pid_1_so_sh_without_exec_is_flagged() {
-        let w = shell_pid1(&argv_container(
-            &["/bin/sh", "-c", "java -jar app.jar"],
-            &[],
-        ))
+        let w = shell_pid1(
+            &argv_container(&["/bin/sh", "-c", "java -jar app.jar"], &[]),
+            true,
+        )
         .unwrap();
         assert!(w.contains("dash"), "{w}");
-        assert!(shell_pid1(&argv_container(&["dash", "-ec"], &["cd /app && ./run"])).is_some());
+        assert!(
+            shell_pid1(
+                &argv_container(&["dash", "-ec"], &["cd /app && ./run"]),
+                true
+            )
+            .is_some()
+        );
     }
 
     #[test]
     fn bash_and_ash_exec_the_last_simple_command_themselves() {
         for program in ["bash", "/bin/ash"] {
             assert_eq!(
-                shell_pid1(&argv_container(
-                    &[program, "-c", "source /env && app --serve"],
-                    &[]
-                )),
+                shell_pid1(
+                    &argv_container(&[program, "-c", "source /env && app --serve"], &[]),
+                    true
+                ),
                 None,
                 "{program}"
             );
         }
-        let w = shell_pid1(&argv_container(&["bash", "-c", "app | tee /log"], &[])).unwrap();
+        let w = shell_pid1(
+            &argv_container(&["bash", "-c", "app | tee /log"], &[]),
+            true,
+        )
+        .unwrap();
         assert!(w.contains("pipeline"), "{w}");
     }
 
     #[test]
     fn exec_in_the_script_is_fine() {
         assert!(
-            shell_pid1(&argv_container(
-                &["/bin/sh", "-c", "exec java -jar app.jar"],
-                &[]
-            ))
+            shell_pid1(
+                &argv_container(&["/bin/sh", "-c", "exec java -jar app.jar"], &[]),
+                true
+            )
             .is_none()
         );
         assert!(
-            shell_pid1(&argv_container(
-                &["sh", "-c", "cd /app && exec ./server"],
-                &[]
-            ))
+            shell_pid1(
+                &argv_container(&["sh", "-c", "cd /app && exec ./server"], &[]),
+                true
+            )
             .is_none()
         );
-        assert!(shell_pid1(&argv_container(&["java", "-jar", "app.jar"], &[])).is_none());
-        assert!(shell_pid1(&argv_container(&[], &["-c", "anything"])).is_none());
+        assert!(shell_pid1(&argv_container(&["java", "-jar", "app.jar"], &[]), true).is_none());
+        assert!(shell_pid1(&argv_container(&[], &["-c", "anything"]), true).is_none());
         // Pulsar's charts: the last line sets a variable for the exec'd command only.
         let pulsar = "bin/apply-config-from-env.py conf/broker.conf;\n\
                       OPTS=\"${OPTS} -Dlog4j2.formatMsgNoLookups=true\" exec bin/pulsar broker;\n";
-        assert!(shell_pid1(&argv_container(&["sh", "-c", pulsar], &[])).is_none());
+        assert!(shell_pid1(&argv_container(&["sh", "-c", pulsar], &[]), true).is_none());
         let without = "OPTS=\"-Xmx1g\" bin/pulsar broker";
-        assert!(shell_pid1(&argv_container(&["sh", "-c", without], &[])).is_some());
+        assert!(shell_pid1(&argv_container(&["sh", "-c", without], &[]), true).is_some());
     }
 
     #[test]
     fn shell_script_entrypoints_are_flagged() {
-        let w = shell_pid1(&argv_container(&["/docker-entrypoint.sh"], &["serve"])).unwrap();
+        let w = shell_pid1(
+            &argv_container(&["/docker-entrypoint.sh"], &["serve"]),
+            true,
+        )
+        .unwrap();
         assert!(w.starts_with("docker-entrypoint.sh is PID 1"), "{w}");
-        assert!(shell_pid1(&argv_container(&["bash", "/opt/start.sh"], &[])).is_some());
+        assert!(shell_pid1(&argv_container(&["bash", "/opt/start.sh"], &[]), true).is_some());
+    }
+
+    /// With `shareProcessNamespace` the pause container is PID 1: an idle command dies on
+    /// SIGTERM like any process, and a shell without exec dies too, taking the app with it.
+    #[test]
+    fn in_a_shared_process_namespace_no_container_is_pid_1() {
+        let sleeper = argv_container(&["sleep", "infinity"], &[]);
+        assert_eq!(
+            container_traps(&sleeper, None, true, true)[0].0,
+            Trap::IgnoresSigterm
+        );
+        assert!(container_traps(&sleeper, None, true, false).is_empty());
+        let shell = argv_container(&["sh", "-c", "java -jar app.jar"], &[]);
+        let traps = container_traps(&shell, None, true, false);
+        assert_eq!(traps.len(), 1);
+        assert_eq!(traps[0].0, Trap::ShellPid1);
+        assert!(!traps[0].1.contains("PID 1"), "{}", traps[0].1);
+        assert!(traps[0].1.contains("the app is killed"), "{}", traps[0].1);
+        let script = argv_container(&["/docker-entrypoint.sh"], &["serve"]);
+        let w = shell_pid1(&script, false).unwrap();
+        assert!(w.starts_with("docker-entrypoint.sh runs the app"), "{w}");
+        // bash execs the last simple command either way.
+        assert!(shell_pid1(&argv_container(&["bash", "-c", "app"], &[]), false).is_none());
     }
 
     #[test]
@@ -451,7 +499,7 @@ mod tests {
                 }),
                 ..Default::default()
             };
-            container_traps(&c, Some(&hook), false)
+            container_traps(&c, Some(&hook), false, true)
                 .into_iter()
                 .map(|(t, _)| t)
                 .collect::<Vec<_>>()
@@ -460,7 +508,7 @@ mod tests {
         assert_eq!(traps(&["/bin/sh", "-c", "pkill -TERM java; sleep 5"]), []);
         assert_eq!(traps(&["sleep", "10"]), [Trap::ShellPid1]);
         assert_eq!(
-            container_traps(&c, None, false)
+            container_traps(&c, None, false, true)
                 .into_iter()
                 .map(|(t, _)| t)
                 .collect::<Vec<_>>(),
