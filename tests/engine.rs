@@ -1034,6 +1034,15 @@ fn a_classic_istio_proxy_that_exits_before_the_drain_ends_is_warned_about() {
         "{:?}",
         m.warnings
     );
+    // Set to false, in the annotation or on the proxy, it changes nothing.
+    let mut off = classic.clone();
+    off["metadata"]["annotations"] = json!({"proxy.istio.io/config":
+        "proxyMetadata: {EXIT_ON_ZERO_ACTIVE_CONNECTIONS: \"false\"}\n"});
+    off["spec"]["containers"][1]["env"] =
+        json!([{"name": "EXIT_ON_ZERO_ACTIVE_CONNECTIONS", "value": "false"}]);
+    assert!(warned(&off));
+    off["spec"]["containers"][1]["env"][0]["value"] = json!("true");
+    assert!(!warned(&off));
     // A native sidecar stops after the app.
     let mut native = pod_json(APP);
     native["spec"]["initContainers"] = json!([{"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.27", "restartPolicy": "Always"}]);

@@ -116,6 +116,12 @@ fn stops_the_app(hook: &LifecycleHandler) -> bool {
     })
 }
 
+/// Whether `value` is true as Go's `strconv.ParseBool` reads it (how Istio reads its boolean
+/// variables): `"false"` or `"0"` turns a setting off, it does not turn it on.
+fn go_true(value: &str) -> bool {
+    matches!(value, "1" | "t" | "T" | "TRUE" | "true" | "True")
+}
+
 /// A warning about one container.
 pub fn container(name: &str, message: &str) -> String {
     naming(name, |n| format!("podgrace: container {n}: {message}"))
@@ -290,14 +296,25 @@ pub fn classic_istio_sidecar(
     let config = annotations
         .and_then(|a| a.get("proxy.istio.io/config"))
         .map_or("", String::as_str);
-    // With EXIT_ON_ZERO_ACTIVE_CONNECTIONS the drain is MINIMUM_DRAIN_DURATION, then until no
-    // connection is left, and terminationDrainDuration is not used.
-    let exit_on_zero = config.contains("EXIT_ON_ZERO_ACTIVE_CONNECTIONS")
+    // With EXIT_ON_ZERO_ACTIVE_CONNECTIONS true the drain is MINIMUM_DRAIN_DURATION, then until
+    // no connection is left, and terminationDrainDuration is not used.
+    const EXIT_ON_ZERO: &str = "EXIT_ON_ZERO_ACTIVE_CONNECTIONS";
+    let quote = |ch: char| ch == '"' || ch == '\'' || ch.is_whitespace();
+    let in_config = config.split(EXIT_ON_ZERO).skip(1).any(|rest| {
+        let value = rest.trim_start_matches(|ch: char| quote(ch) || ch == ':' || ch == '=');
+        go_true(
+            value
+                .split(|ch: char| quote(ch) || ch == ',' || ch == '}')
+                .next()
+                .unwrap_or(""),
+        )
+    });
+    let exit_on_zero = in_config
         || proxy
             .env
             .iter()
             .flatten()
-            .any(|e| e.name == "EXIT_ON_ZERO_ACTIVE_CONNECTIONS");
+            .any(|e| e.name == EXIT_ON_ZERO && e.value.as_deref().is_some_and(go_true));
     let (setting, exits) = if exit_on_zero {
         ("MINIMUM_DRAIN_DURATION", "can exit")
     } else {
