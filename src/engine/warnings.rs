@@ -138,16 +138,19 @@ pub fn pod(message: &str) -> String {
 }
 
 /// The container's command line (`command` then `args`), when the pod spells it out; without
-/// `command` the image's ENTRYPOINT runs, which podgrace cannot see.
+/// `command` the image's ENTRYPOINT runs, which podgrace cannot see, except where `args` is
+/// itself a `sh -c SCRIPT` line (`args: [/bin/sh, -c, ...]` on a busybox image): run directly
+/// by an image without ENTRYPOINT, or by an entrypoint that ends in `exec "$@"`, that shell is
+/// the app's parent either way.
 fn argv(c: &Container) -> Option<Vec<&str>> {
-    let command = c.command.as_ref().filter(|c| !c.is_empty())?;
-    Some(
-        command
-            .iter()
-            .chain(c.args.iter().flatten())
-            .map(String::as_str)
-            .collect(),
-    )
+    let args = c.args.iter().flatten().map(String::as_str);
+    match c.command.as_ref().filter(|c| !c.is_empty()) {
+        Some(command) => Some(command.iter().map(String::as_str).chain(args).collect()),
+        None => {
+            let args: Vec<&str> = args.collect();
+            shell::dash_c_script(&args).is_some().then_some(args)
+        }
+    }
 }
 
 /// A shell as PID 1 that will not pass SIGTERM on. bash and busybox ash exec the last simple
@@ -398,6 +401,13 @@ mod tests {
         );
         assert!(shell_pid1(&argv_container(&["java", "-jar", "app.jar"], &[]), true).is_none());
         assert!(shell_pid1(&argv_container(&[], &["-c", "anything"]), true).is_none());
+        // busybox's `args: [/bin/sh, -c, ...]`: no entrypoint, the shell runs the app.
+        let busybox = argv_container(&[], &["/bin/sh", "-c", "httpd -f -p 8080"]);
+        assert!(shell_pid1(&busybox, true).is_some());
+        let exec = argv_container(&[], &["/bin/sh", "-c", "exec httpd -f -p 8080"]);
+        assert!(shell_pid1(&exec, true).is_none());
+        // Other arguments go to an entrypoint podgrace cannot see.
+        assert!(shell_pid1(&argv_container(&[], &["--port", "8080"]), true).is_none());
         // Pulsar's charts: the last line sets a variable for the exec'd command only.
         let pulsar = "bin/apply-config-from-env.py conf/broker.conf;\n\
                       OPTS=\"${OPTS} -Dlog4j2.formatMsgNoLookups=true\" exec bin/pulsar broker;\n";
