@@ -7,6 +7,7 @@ use super::helper_injection as helper;
 use super::nacos_script as nacos_hook;
 use super::pod_view::PodView;
 use super::shell;
+use super::spring_property::{self, Setting};
 use crate::kube_version::KubeVersion;
 use crate::nacos::Instance;
 use crate::nacos::{PASSWORD_ENV, USERNAME_ENV};
@@ -220,43 +221,26 @@ fn ip_not_the_pods(c: &Container, ip_env: &str) -> Option<String> {
     ))
 }
 
-/// Spring Cloud Alibaba's own setting of the address an app registers in Nacos under: the
-/// environment variable (relaxed binding) and the property, as a `-D` option or an argument.
-const DISCOVERY_IP_ENV: &str = "SPRING_CLOUD_NACOS_DISCOVERY_IP";
-const DISCOVERY_IP_PROPERTY: &str = "spring.cloud.nacos.discovery.ip=";
+/// Spring Cloud Alibaba's setting of the address an app registers in Nacos under.
+const DISCOVERY_IP: &str = "spring.cloud.nacos.discovery.ip";
 
 /// A warning when the app pins the address it registers in Nacos under to something other than
 /// the pod's IP (a node's address written into the manifest, say): deregistration sends the pod
 /// IP, which Nacos does not know, and the registered instance keeps its traffic.
 fn registers_another_ip(c: &Container, ip_env: &str) -> Option<String> {
-    let env = c.env.iter().flatten();
-    let pods = |value: &str| {
-        let value = value.trim().trim_matches(['"', '\'']);
-        value == format!("$({ip_env})")
-            || value == format!("${{{ip_env}}}")
-            || value == format!("${ip_env}")
+    let pods = match spring_property::find(c, DISCOVERY_IP)? {
+        Setting::From(source) => source
+            .field_ref
+            .as_ref()
+            .is_some_and(|f| f.field_path == "status.podIP"),
+        Setting::Value(value) => [
+            format!("$({ip_env})"),
+            format!("${{{ip_env}}}"),
+            format!("${ip_env}"),
+        ]
+        .contains(&value.to_owned()),
     };
-    let pinned = match env.clone().find(|v| v.name == DISCOVERY_IP_ENV) {
-        Some(var) => {
-            let field = var.value_from.as_ref().and_then(|v| v.field_ref.as_ref());
-            !(field.is_some_and(|f| f.field_path == "status.podIP")
-                || var.value.as_deref().is_some_and(pods))
-        }
-        None => {
-            let words = c.command.iter().chain(&c.args).flatten();
-            let values = env.filter_map(|v| v.value.as_ref());
-            words.chain(values).any(|text| {
-                text.split(DISCOVERY_IP_PROPERTY).skip(1).any(|rest| {
-                    !pods(
-                        rest.split(|ch: char| ch.is_whitespace())
-                            .next()
-                            .unwrap_or_default(),
-                    )
-                })
-            })
-        }
-    };
-    pinned.then(|| {
+    (!pods).then(|| {
         "nacos: registers under an IP of its own, not the pod IP deregistration sends".to_owned()
     })
 }

@@ -18,6 +18,7 @@ pub mod presets;
 pub mod probes;
 pub mod record;
 pub mod shell;
+pub mod spring_property;
 pub mod startup;
 pub mod warnings;
 

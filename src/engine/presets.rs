@@ -4,7 +4,7 @@
 
 use k8s_openapi::api::core::v1::{Container, EnvVar};
 
-use super::{env, probes};
+use super::{env, probes, spring_property};
 use crate::policy::ContainerPolicy;
 use crate::policy::spec::Preset;
 
@@ -57,21 +57,9 @@ fn probes_actuator_readiness(c: &Container, p: &ContainerPolicy) -> bool {
 }
 
 /// Whether the container already sets `management.endpoint.health.probes.enabled` (true or
-/// false: the user's choice stands): as a variable under any name Spring's relaxed binding
-/// reads (`MANAGEMENT_ENDPOINT_HEALTH_PROBES_ENABLED`, `management.endpoint.health.probes.enabled`,
-/// …), or spelt out in its arguments or another variable (`JAVA_TOOL_OPTIONS=-D…`,
-/// `SPRING_APPLICATION_JSON`).
+/// false: the user's choice stands), in any spelling Spring reads ([`spring_property`]).
 fn sets_probes_property(c: &Container) -> bool {
-    let canonical = |name: &str| name.to_ascii_uppercase().replace(['.', '-'], "_");
-    let mentions = |text: &str| text.to_ascii_lowercase().contains(SPRING_PROBES_PROPERTY);
-    c.env.iter().flatten().any(|var| {
-        canonical(&var.name) == SPRING_PROBES_ENABLED || var.value.as_deref().is_some_and(mentions)
-    }) || c
-        .command
-        .iter()
-        .chain(c.args.iter())
-        .flatten()
-        .any(|word| mentions(word))
+    spring_property::find(c, SPRING_PROBES_PROPERTY).is_some()
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 use k8s_openapi::api::core::v1::{Container, HTTPGetAction, Probe, TCPSocketAction};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::spring_property::{self, Setting};
 use crate::policy::spec::{ProbeHandler, ProbeScheme};
 use crate::policy::{ContainerPolicy, Readiness};
 
@@ -94,34 +95,20 @@ fn port_number(c: &Container, port: &IntOrString) -> Option<i32> {
     }
 }
 
-/// Spring Boot's management server port, when the container sets it (`MANAGEMENT_SERVER_PORT`,
-/// or `management.server.port=` in its arguments or an environment value such as
-/// `JAVA_TOOL_OPTIONS`; Boot 1's `management.port` too): `Some(None)` when it is set to
-/// something else than a port number (`-1` turns the HTTP endpoints off, a `$(VAR)` cannot be
-/// read here).
+/// Spring Boot's management server port, when the container sets it (`management.server.port`,
+/// Boot 1's `management.port`, in any spelling Spring reads): `Some(None)` when it is set to
+/// something else than a port number (`-1` turns the HTTP endpoints off; a `$(VAR)` or a
+/// variable from a ConfigMap cannot be read here).
 fn management_port(c: &Container) -> Option<Option<i32>> {
-    const ENV: [&str; 2] = ["MANAGEMENT_SERVER_PORT", "MANAGEMENT_PORT"];
-    const PROPERTIES: [&str; 2] = ["management.server.port=", "management.port="];
-    let parse = |v: &str| {
-        v.trim()
+    let setting = spring_property::find(c, "management.server.port")
+        .or_else(|| spring_property::find(c, "management.port"))?;
+    Some(match setting {
+        Setting::Value(v) => v
+            .trim()
             .parse::<i32>()
             .ok()
-            .filter(|n| (1..=65535).contains(n))
-    };
-    let env = c.env.iter().flatten();
-    if let Some(var) = env.clone().find(|e| ENV.contains(&e.name.as_str())) {
-        return Some(var.value.as_deref().and_then(parse));
-    }
-    let words = c.command.iter().chain(&c.args).flatten();
-    let values = env.filter_map(|e| e.value.as_ref());
-    words.chain(values).find_map(|text| {
-        PROPERTIES.iter().find_map(|property| {
-            let at = text.find(property)? + property.len();
-            let value = text[at..]
-                .split(|ch: char| ch.is_whitespace() || ch == '"' || ch == '\'')
-                .next();
-            Some(value.and_then(parse))
-        })
+            .filter(|n| (1..=65535).contains(n)),
+        Setting::From(_) => None,
     })
 }
 
