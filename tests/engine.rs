@@ -697,6 +697,25 @@ fn helper_injection_appends_to_existing_init_containers_and_volumes() {
     );
 }
 
+/// Pod-level resources (beta, on by default since 1.34): the API server requires the pod's
+/// requests to cover every container's, the helper's init container included; inside a pod-level
+/// budget the helper requests nothing of its own and runs within it.
+#[test]
+fn inside_a_pod_level_budget_the_helper_requests_nothing_of_its_own() {
+    let mut raw = pod_json(APP);
+    let (_, out) = run(&raw, &policy(HELPER));
+    assert_eq!(
+        out["spec"]["initContainers"][0]["resources"]["requests"]["cpu"],
+        "100m"
+    );
+    raw["spec"]["resources"] = json!({"requests": {"cpu": "50m", "memory": "48Mi"},
+        "limits": {"cpu": "100m", "memory": "96Mi"}});
+    let (_, out) = run(&raw, &policy(HELPER));
+    let helper = &out["spec"]["initContainers"][0];
+    assert_eq!(helper["name"], "podgrace-helper");
+    assert!(helper.get("resources").is_none(), "{helper}");
+}
+
 #[test]
 fn a_volume_named_like_the_helpers_falls_back_to_the_shell_hook_with_a_warning() {
     let mut raw = pod_json(APP);

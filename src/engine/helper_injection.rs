@@ -73,8 +73,11 @@ pub fn container_state(c: &Container) -> Result<bool, String> {
 
 /// The init container that installs the helper. Its securityContext meets the Pod Security
 /// `restricted` profile in full (so it never lowers a pod's level, whatever the pod's own
-/// settings), and its resources are small and bounded (a copy of one file).
-pub fn init_container(image: &str, pull_policy: PullPolicy) -> Container {
+/// settings), and its resources are small and bounded (a copy of one file), except in a pod
+/// with a pod-level budget (`pod_budget`): the API server requires that budget to cover every
+/// container's requests, which a fixed request of the helper's could exceed, and a container
+/// without requests runs within it.
+pub fn init_container(image: &str, pull_policy: PullPolicy, pod_budget: bool) -> Container {
     Container {
         name: NAME.to_owned(),
         image: Some(image.to_owned()),
@@ -91,7 +94,7 @@ pub fn init_container(image: &str, pull_policy: PullPolicy) -> Container {
         }]),
         // Requests equal to limits: a Guaranteed pod stays Guaranteed (QoS counts init
         // containers too).
-        resources: Some(ResourceRequirements {
+        resources: (!pod_budget).then(|| ResourceRequirements {
             requests: Some(helper_resources()),
             limits: Some(helper_resources()),
             ..Default::default()

@@ -582,7 +582,7 @@ impl Pass<'_> {
         let (image, pull_policy) = self.policy.helper_image();
         let init = to_json(
             "helper init container",
-            &helper_injection::init_container(image, pull_policy),
+            &helper_injection::init_container(image, pull_policy, self.spec.resources.is_some()),
         )?;
         self.b.extend_list(
             ["spec", "initContainers"],

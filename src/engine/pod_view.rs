@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Container, EmptyDirVolumeSource, PodOS};
+use k8s_openapi::api::core::v1::{Container, EmptyDirVolumeSource, PodOS, ResourceRequirements};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -73,6 +73,10 @@ pub struct PodSpecView {
     /// `spec.terminationGracePeriodSeconds`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub termination_grace_period_seconds: Option<i64>,
+    /// `spec.resources`, the pod-level budget (PodLevelResources): the containers' requests must
+    /// fit in it, so the helper's init container then requests nothing of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
     /// `spec.shareProcessNamespace`: then the pause container is PID 1, no container's process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub share_process_namespace: Option<bool>,

@@ -497,6 +497,59 @@ def grace_period(spec: dict[str, Any]) -> int:
     return DEFAULT_GRACE if value is None else value
 
 
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+_SUFFIX = {None: 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+           "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+
+
+def quantity(value: Any) -> float:
+    """resource.ParseQuantity's value, as a float (enough to compare requests)."""
+    found = _QUANTITY.match(str(value).strip())
+    if not found:
+        raise ValueError(f"not a quantity: {value!r}")
+    return float(found.group(1)) * _SUFFIX[found.group(2)]
+
+
+def _aggregate_requests(spec: dict[str, Any]) -> dict[str, float]:
+    """resourcehelper.AggregateContainerRequests: the regular containers and the native sidecars
+    add up; a plain init container runs alone beside the sidecars started before it."""
+    def requests(c: dict[str, Any]) -> dict[str, float]:
+        return {k: quantity(v) for k, v in ((c.get("resources") or {}).get("requests") or {}).items()}
+
+    total: dict[str, float] = {}
+    for c in spec.get("containers") or []:
+        for k, v in requests(c).items():
+            total[k] = total.get(k, 0) + v
+    sidecars: dict[str, float] = {}
+    peak: dict[str, float] = {}
+    for c in spec.get("initContainers") or []:
+        own = requests(c)
+        if c.get("restartPolicy") == "Always":
+            for k, v in own.items():
+                sidecars[k] = sidecars.get(k, 0) + v
+                total[k] = total.get(k, 0) + v
+        else:
+            for k, v in own.items():
+                peak[k] = max(peak.get(k, 0), v + sidecars.get(k, 0))
+    return {k: max(total.get(k, 0), peak.get(k, 0)) for k in total.keys() | peak.keys()}
+
+
+def validate_pod_resources(spec: dict[str, Any]) -> list[str]:
+    """validatePodResourceConsistency (PodLevelResources, beta and on by default since 1.34):
+    pod-level requests cover the containers' aggregate requests, and no regular container's
+    limit exceeds the pod-level limit."""
+    pod = spec.get("resources") or {}
+    errs: list[str] = []
+    for name, total in sorted(_aggregate_requests(spec).items()):
+        if name in (pod.get("requests") or {}) and total > quantity(pod["requests"][name]):
+            errs.append(f"spec.resources.requests[{name}]: Invalid value: \"{pod['requests'][name]}\": must be greater than or equal to aggregate container requests")
+    for i, c in enumerate(spec.get("containers") or []):
+        for name, limit in ((c.get("resources") or {}).get("limits") or {}).items():
+            if name in (pod.get("limits") or {}) and quantity(limit) > quantity(pod["limits"][name]):
+                errs.append(f"spec.containers[{i}].resources.limits[{name}]: Invalid value: \"{limit}\": must be less than or equal to pod limits")
+    return errs
+
+
 def validate_pod(meta: dict[str, Any], spec: dict[str, Any], claim_templates: tuple[str, ...] | list[str] = ()) -> list[str]:
     """ValidatePodSpec on a pod (template) after defaulting, plus the kubelet's named-port rule.
 
@@ -519,6 +572,7 @@ def validate_pod(meta: dict[str, Any], spec: dict[str, Any], claim_templates: tu
     errs += validate_containers(containers, volume_names, grace, "spec.containers")
     errs += validate_init_containers(inits, containers, volume_names, grace, "spec.initContainers")
     errs += validate_ephemeral_containers(ephemeral, containers, inits, volume_names, "spec.ephemeralContainers")
+    errs += validate_pod_resources(spec)
     restart = spec.get("restartPolicy", "Always")
     if restart not in ("Always", "OnFailure", "Never"):
         errs.append(f'spec.restartPolicy: Unsupported value: "{restart}"')

@@ -200,6 +200,10 @@ API_BREAKERS = {
     # the kubelet's port resolution
     "probe on an undeclared port name": (lambda s: _app0(s)["readinessProbe"]["httpGet"].update(port="metrics"), "named port"),
     "negative grace": (lambda s: s.update(terminationGracePeriodSeconds=-1), "must be >= 0"),
+    # validatePodResourceConsistency: the pod-level budget covers what the containers request
+    "pod-level requests under the containers'": (lambda s: (s.update(resources={"requests": {"cpu": "50m"}}), _app0(s).update(resources={"requests": {"cpu": "100m"}})), "aggregate container requests"),
+    "pod-level requests under an init container's": (lambda s: (s.update(resources={"requests": {"memory": "48Mi"}}), s["initContainers"][1].update(resources={"requests": {"memory": "64Mi"}})), "requests[memory]"),
+    "container limit over the pod's": (lambda s: (s.update(resources={"limits": {"memory": "96Mi"}}), _app0(s).update(resources={"limits": {"memory": "0.1Gi"}})), "less than or equal to pod limits"),
 }
 
 
