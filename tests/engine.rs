@@ -994,6 +994,25 @@ fn a_shared_process_namespace_has_no_container_as_pid_1() {
     assert!(!warned(&raw));
 }
 
+/// kubeadm's static pods (and any other) reach the API as mirror pods: the kubelet runs the
+/// manifest on the node's disk, so a patch would only make the API copy lie, and a Secret
+/// reference (Nacos credentials) would make the API server refuse the mirror.
+#[test]
+fn a_static_pods_mirror_is_left_alone() {
+    let mut raw = pod_json(APP);
+    raw["metadata"]["annotations"] =
+        json!({"kubernetes.io/config.mirror": "3f2a9c", "kubernetes.io/config.source": "file"});
+    let (m, out) = run(&raw, &EffectivePolicy::builtin());
+    assert!(m.patch.0.is_empty(), "{:?}", m.patch);
+    assert_eq!(out, raw);
+    assert!(
+        m.record
+            .skipped
+            .as_deref()
+            .is_some_and(|s| s.contains("mirror"))
+    );
+}
+
 /// node-local-dns checks itself on its link-local address: podgrace adds no readiness probe at
 /// the pod IP, and does not ask for one either.
 #[test]

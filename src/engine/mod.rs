@@ -72,6 +72,9 @@ fn to_json<T: serde::Serialize>(what: &'static str, value: &T) -> Result<Value, 
     serde_json::to_value(value).map_err(|source| EngineError::Serialize { what, source })
 }
 
+/// The annotation the kubelet gives the API copy of a static pod (its mirror pod).
+const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
+
 /// Computes the mutation of `pod` under `policy`.
 pub fn mutate(
     pod: &PodView,
@@ -91,6 +94,15 @@ pub fn mutate(
     }
     if overrides.opt_out {
         m.record.skipped = Some(format!("opted out ({})", annotations::INJECT));
+        return Ok(m);
+    }
+    if pod
+        .annotations()
+        .is_some_and(|a| a.contains_key(MIRROR_ANNOTATION))
+    {
+        // A static pod's copy in the API: the kubelet runs the manifest on its disk whatever
+        // the copy says, and the API server refuses a mirror pod that references a Secret.
+        m.record.skipped = Some(format!("a static pod's mirror ({MIRROR_ANNOTATION})"));
         return Ok(m);
     }
     let Some(spec) = &pod.spec else {

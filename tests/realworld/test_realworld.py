@@ -22,7 +22,9 @@ each test below checks one promise on the result, independently of podgrace's ow
   j. nothing that only runs on Linux (the helper's init container) is added to a pod that runs
      on Windows nodes, whether it says so in `spec.os` or in its node selector;
   k. proxies that drain by their own protocol (Istio's and Linkerd's, Knative's queue-proxy) are
-     left as they are.
+     left as they are;
+  l. static pods' mirrors (`kubernetes.io/config.mirror`) are left as they are: the kubelet runs
+     the manifest on its disk, and the API server refuses a mirror that references a Secret.
 
 Each test collects every violation of the (manifest, policy) pair before failing, naming the
 object and container, so that one run lists every broken workload.
@@ -431,3 +433,17 @@ def test_proxies_that_drain_themselves_are_left_alone(manifest: Path, policy: st
                 if c["name"] in EXCLUDED_CONTAINERS and c != old.get(c["name"]):
                     problems.append(f"{t.label}: {field} {c['name']} was changed")
     _fail_if(problems, "a proxy that drains itself was changed")
+
+
+# ------------------------------------------------------------------------------------------ l
+
+
+@CASES
+def test_static_pods_mirrors_are_left_alone(manifest: Path, policy: str):
+    m = mutate(manifest, policy)
+    problems = []
+    for t, (meta_before, before), (meta_after, after) in m.pods():
+        if "kubernetes.io/config.mirror" in ((meta_before or {}).get("annotations") or {}):
+            if before != after or meta_before != meta_after:
+                problems.append(f"{t.label}: the mirror of a static pod was changed")
+    _fail_if(problems, "the kubelet runs a static pod's manifest, not its API copy")
