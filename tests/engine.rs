@@ -992,6 +992,11 @@ fn a_shared_process_namespace_has_no_container_as_pid_1() {
     assert!(warned(&raw));
     raw["spec"]["shareProcessNamespace"] = json!(true);
     assert!(!warned(&raw));
+    // In the node's process namespace (`hostPID`, a node agent), the node's init is PID 1.
+    raw["spec"]["shareProcessNamespace"] = json!(false);
+    assert!(warned(&raw));
+    raw["spec"]["hostPID"] = json!(true);
+    assert!(!warned(&raw));
 }
 
 /// kubeadm's static pods (and any other) reach the API as mirror pods: the kubelet runs the

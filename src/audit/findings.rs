@@ -192,10 +192,7 @@ fn containers(pod: &PodView, policy: &EffectivePolicy) -> Vec<Finding> {
         };
         let hook = pre_stop(c);
         let has_readiness = c.readiness_probe.is_some();
-        let pid1 = !pod
-            .spec
-            .as_ref()
-            .is_some_and(|s| s.shares_process_namespace());
+        let pid1 = pod.spec.as_ref().is_none_or(|s| s.containers_are_pid1());
         for (trap, message) in warnings::container_traps(c, hook, has_readiness, pid1) {
             push(trap.into(), message);
         }

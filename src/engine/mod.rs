@@ -580,7 +580,7 @@ impl Pass<'_> {
     }
 
     fn traps(&mut self, c: &Container, final_hook: Option<&LifecycleHandler>, has_readiness: bool) {
-        let pid1 = !self.spec.shares_process_namespace();
+        let pid1 = self.spec.containers_are_pid1();
         for (_, message) in warnings::container_traps(c, final_hook, has_readiness, pid1) {
             self.m.warnings.push(warnings::container(&c.name, &message));
         }

@@ -80,6 +80,9 @@ pub struct PodSpecView {
     /// `spec.shareProcessNamespace`: then the pause container is PID 1, no container's process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub share_process_namespace: Option<bool>,
+    /// `spec.hostPID`: then the node's init is PID 1.
+    #[serde(default, rename = "hostPID", skip_serializing_if = "Option::is_none")]
+    pub host_pid: Option<bool>,
     /// `spec.volumes`, each by name and `emptyDir` (how the helper's own volume is told from a
     /// foreign one of the same name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -107,9 +110,10 @@ pub struct OsSelector {
 }
 
 impl PodSpecView {
-    /// Whether the pod's containers share one process namespace (`shareProcessNamespace`).
-    pub fn shares_process_namespace(&self) -> bool {
-        self.share_process_namespace == Some(true)
+    /// Whether each container's process is PID 1 of its own namespace: not where the pod shares
+    /// one between its containers (the pause container is PID 1) or uses the node's (`hostPID`).
+    pub fn containers_are_pid1(&self) -> bool {
+        self.share_process_namespace != Some(true) && self.host_pid != Some(true)
     }
 
     /// Whether the pod runs on Windows nodes: `spec.os.name`, or a node selector on the OS label

@@ -61,8 +61,8 @@ pub enum Trap {
 /// The traps of a container whose preStop hook will be `final_hook` and that will (or will not)
 /// have a readiness probe, each with its message (without the container prefix, see
 /// [`container`]). `pid1` says whether the container's process is PID 1 of its namespace (not
-/// in a pod with `shareProcessNamespace`, where the pause container is). The engine warns with
-/// them; `podgrace audit` reports them before and after.
+/// with `shareProcessNamespace`, where the pause container is, nor with `hostPID`). The engine
+/// warns with them; `podgrace audit` reports them before and after.
 pub fn container_traps(
     c: &Container,
     final_hook: Option<&LifecycleHandler>,
@@ -157,9 +157,9 @@ fn argv(c: &Container) -> Option<Vec<&str>> {
 /// command of a `-c` script themselves (so `bash -c "source env && app"` is fine); dash, which
 /// is `/bin/sh` on Debian and Ubuntu, never does; a pipeline, a loop or a background job keeps
 /// any shell in place. A `*.sh` entrypoint must `exec` the app itself (podgrace cannot see
-/// inside it). Where the shell is not PID 1 (`pid1` false: a shared process namespace), SIGTERM
-/// ends the shell instead, and the runtime kills the app with the container: the same trap,
-/// said otherwise.
+/// inside it). Where the shell is not PID 1 (`pid1` false: a shared or the node's process
+/// namespace), SIGTERM ends the shell instead, and the runtime kills the app with the
+/// container: the same trap, said otherwise.
 pub fn shell_pid1(c: &Container, pid1: bool) -> Option<String> {
     let argv = argv(c)?;
     let swallows = if pid1 {
