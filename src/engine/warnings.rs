@@ -196,7 +196,7 @@ pub fn shell_pid1(c: &Container, pid1: bool) -> Option<String> {
     let name = shorten(script.rsplit('/').next().unwrap_or(script), 24);
     let runs = if pid1 { "is PID 1" } else { "runs the app" };
     Some(format!(
-        "{name} {runs}: it must exec the app, or SIGTERM never reaches it"
+        "{name} {runs}: unless it execs the app, SIGTERM never reaches it"
     ))
 }
 
