@@ -453,15 +453,19 @@ fn an_http_readiness_policy_only_probes_the_container_that_owns_the_port() {
 
 #[test]
 fn liveness_without_readiness_is_warned_about_when_no_probe_can_be_added() {
-    let raw = pod_json(
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    image: x\n    livenessProbe: {exec: {command: [\"true\"]}}\n",
-    );
-    let m = mutate_raw(&raw, &EffectivePolicy::builtin(), &ClusterInfo::default());
-    assert!(
+    let warned = |liveness: &str| {
+        let raw = pod_json(&format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers:\n  - name: c\n    image: x\n    livenessProbe: {liveness}\n"
+        ));
+        let m = mutate_raw(&raw, &EffectivePolicy::builtin(), &ClusterInfo::default());
         m.warnings
             .iter()
             .any(|w| w.contains("liveness probe without readiness probe"))
-    );
+    };
+    // A server on a port the container does not declare: a Service may route to it.
+    assert!(warned("{tcpSocket: {port: 80}}"));
+    // A worker checked by a command serves nothing.
+    assert!(!warned("{exec: {command: [\"true\"]}}"));
 }
 
 #[test]

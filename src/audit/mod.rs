@@ -384,6 +384,15 @@ mod tests {
                 FindingKind::NginxWithoutQuit
             ]
         );
+        // A worker checked by a command, no port: it serves nothing a Service routes to.
+        let r = run(
+            pod(
+                json!({"containers": [{"name": "worker", "image": "apache/airflow:2.10",
+                "livenessProbe": {"exec": {"command": ["celery", "inspect", "ping"]}}}]}),
+            ),
+            OptIn::Enabled,
+        );
+        assert!(r.today.is_empty(), "{:?}", r.today);
     }
 
     #[test]

@@ -76,9 +76,16 @@ pub fn container_traps(
     } else if let Some(w) = shell_pid1(c, pid1).filter(|_| !final_hook.is_some_and(stops_the_app)) {
         out.push((Trap::ShellPid1, w));
     }
-    // Also without a declared port (a Service routes to undeclared ports too), but not where the
-    // container's own probes check another address than the pod's: no readiness probe fits it.
-    if c.liveness_probe.is_some() && !has_readiness && !probes::checks_own_address(c) {
+    // Also without a declared port (a Service routes to undeclared ports too) where the liveness
+    // probe checks a server; not for a worker checked by a command (a Celery worker, a
+    // scheduler), which serves nothing, nor where the container's own probes check another
+    // address than the pod's: no readiness probe fits it.
+    let checks_a_server = c
+        .liveness_probe
+        .as_ref()
+        .is_some_and(|p| p.http_get.is_some() || p.tcp_socket.is_some() || p.grpc.is_some());
+    let serves = probes::first_tcp_port(c).is_some() || checks_a_server;
+    if c.liveness_probe.is_some() && !has_readiness && serves && !probes::checks_own_address(c) {
         out.push((
             Trap::LivenessWithoutReadiness,
             "liveness probe without readiness probe: traffic arrives before the app is ready"
