@@ -83,7 +83,7 @@ fn path_base(path: &str) -> &str {
 }
 
 /// The number of the container's port `port` (a number, or a declared name).
-fn port_number(c: &Container, port: &IntOrString) -> Option<i32> {
+pub fn port_number(c: &Container, port: &IntOrString) -> Option<i32> {
     match port {
         IntOrString::Int(n) => Some(*n),
         IntOrString::String(name) => c

@@ -116,10 +116,14 @@ pub fn decide(c: &Container, p: &ContainerPolicy, native_sidecar: bool) -> Start
         return uncovered(Uncovered::NotInjected);
     }
     // The readiness probe podgrace injects, when asked for and when there is one; else (and
-    // by default) the liveness probe's own check.
+    // by default) the liveness probe's own check. Not where the liveness probe checks a server
+    // on another port (Keycloak's and Quarkus's management interfaces): the app's health is
+    // served there, and a startupProbe of a check that cannot pass restarts the pod in a loop,
+    // where a readiness probe only keeps it unready.
     let injected = (startup.handler == StartupHandler::Readiness)
         .then(|| probes::injected_readiness(c, p))
-        .flatten();
+        .flatten()
+        .filter(|(readiness, _)| !checks_another_port(c, liveness, readiness));
     let (source, check) = match injected {
         Some(readiness) => readiness,
         None => (liveness.clone(), describe(liveness)),
@@ -236,6 +240,26 @@ fn defaulted(mut handler: Probe) -> Probe {
         get.scheme.get_or_insert_with(|| "HTTP".to_owned());
     }
     handler
+}
+
+/// Whether `liveness` checks a server (HTTP, TCP, gRPC) on another port of `c` than `readiness`.
+fn checks_another_port(c: &Container, liveness: &Probe, readiness: &Probe) -> bool {
+    let port = |p: &Probe| {
+        let port = p
+            .http_get
+            .as_ref()
+            .map(|h| &h.port)
+            .or(p.tcp_socket.as_ref().map(|t| &t.port))
+            .cloned()
+            .or(p.grpc.as_ref().map(|g| IntOrString::Int(g.port)))?;
+        probes::port_number(c, &port)
+    };
+    match (port(liveness), port(readiness)) {
+        (Some(live), Some(ready)) => live != ready,
+        // A liveness port podgrace cannot resolve still names a server of its own.
+        (None, Some(_)) => liveness.exec.is_none(),
+        _ => false,
+    }
 }
 
 /// What [`readiness_is_liveness`] means for the pod (a warning, an audit finding).
@@ -533,6 +557,36 @@ mod tests {
             probe.http_get.unwrap().path.as_deref(),
             Some("/actuator/health/liveness")
         );
+    }
+
+    /// Quarkus's (and Keycloak's) management interface: health on 9000, traffic on 8080. The
+    /// policy's readiness check on 8080 would never pass; as a startupProbe it would restart the
+    /// pod in a loop, so the liveness probe's own check starts it.
+    #[test]
+    fn the_readiness_handler_gives_way_where_liveness_checks_another_port() {
+        let p = policy(
+            "readiness: {handler: http, port: http, path: /actuator/health/readiness}\nstartup: {inject: true, maxSeconds: 120, handler: readiness}\n",
+        );
+        let quarkus = serde_json::json!({
+            "ports": [{"containerPort": 8080, "name": "http"}, {"containerPort": 9000, "name": "management"}],
+            "livenessProbe": {"httpGet": {"path": "/q/health/live", "port": "management", "scheme": "HTTPS"}}
+        });
+        let Start::Add { probe, check, .. } = decide(&container(quarkus.clone()), &p, false) else {
+            panic!("no startupProbe");
+        };
+        assert_eq!(
+            probe.http_get.unwrap().path.as_deref(),
+            Some("/q/health/live"),
+            "{check}"
+        );
+        // By number, and undeclared (Keycloak's 9000 without its metrics port): the same.
+        let mut keycloak = quarkus;
+        keycloak["ports"] = serde_json::json!([{"containerPort": 8080, "name": "http"}]);
+        keycloak["livenessProbe"]["httpGet"]["port"] = serde_json::json!(9000);
+        let Start::Add { probe, .. } = decide(&container(keycloak), &p, false) else {
+            panic!("no startupProbe");
+        };
+        assert_eq!(probe.http_get.unwrap().port, IntOrString::Int(9000));
     }
 
     #[test]
