@@ -557,7 +557,6 @@ impl Pass<'_> {
         Ok(true)
     }
 
-    /// Warnings for the traps podgrace can see but not fix.
     /// A liveness or startup probe with a grace period of its own bounds the whole stop after
     /// it fails, podgrace's preStop included (the kubelet then leaves the app at least 2 s): a
     /// drain that fills it leaves the restarted app no time to stop cleanly.
@@ -579,6 +578,7 @@ impl Pass<'_> {
         }
     }
 
+    /// Warnings for the traps podgrace can see but not fix.
     fn traps(&mut self, c: &Container, final_hook: Option<&LifecycleHandler>, has_readiness: bool) {
         let pid1 = self.spec.containers_are_pid1();
         for (_, message) in warnings::container_traps(c, final_hook, has_readiness, pid1) {

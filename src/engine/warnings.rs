@@ -201,7 +201,11 @@ pub fn shell_pid1(c: &Container, pid1: bool) -> Option<String> {
     };
     let script = script.filter(|s| s.ends_with(".sh"))?;
     let name = shorten(script.rsplit('/').next().unwrap_or(script), 24);
-    let runs = if pid1 { "is PID 1" } else { "runs the app" };
+    let runs = if pid1 {
+        "is PID 1"
+    } else {
+        "is the container's process"
+    };
     Some(format!(
         "{name} {runs}: unless it execs the app, SIGTERM never reaches it"
     ))
@@ -452,7 +456,10 @@ mod tests {
         assert!(traps[0].1.contains("the app is killed"), "{}", traps[0].1);
         let script = argv_container(&["/docker-entrypoint.sh"], &["serve"]);
         let w = shell_pid1(&script, false).unwrap();
-        assert!(w.starts_with("docker-entrypoint.sh runs the app"), "{w}");
+        assert!(
+            w.starts_with("docker-entrypoint.sh is the container's process"),
+            "{w}"
+        );
         // bash execs the last simple command either way.
         assert!(shell_pid1(&argv_container(&["bash", "-c", "app"], &[]), false).is_none());
     }
