@@ -153,7 +153,9 @@ fn served(c: &Container, path: &str, port: i32) -> Served {
                     .name
                     .clone()
                     .map_or(IntOrString::Int(m), IntOrString::String);
-                Served::At(port, ProbeScheme::Http)
+                // `server.ssl` applies to the management port too; its name may say so.
+                let scheme = p.name.as_deref().and_then(named_scheme);
+                Served::At(port, scheme.unwrap_or(ProbeScheme::Http))
             }),
         Some(None) => Served::Elsewhere,
     }
@@ -472,6 +474,12 @@ mod tests {
         assert_eq!(
             http_get(&probe).0,
             &IntOrString::String("management".into())
+        );
+        let tls = [(8443, Some("http"), None), (9443, Some("https-mgmt"), None)];
+        let (probe, _) = with_env("MANAGEMENT_SERVER_PORT", "9443", &tls);
+        assert_eq!(
+            http_get(&probe),
+            (&IntOrString::String("https-mgmt".into()), Some("HTTPS"))
         );
         let unnamed = [(8080, Some("http"), None), (9090, None, None)];
         let (probe, _) = with_env("MANAGEMENT_PORT", "9090", &unnamed);
