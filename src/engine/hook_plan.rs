@@ -73,10 +73,7 @@ pub fn plan(
             env: Vec::new(),
             needs_helper: false,
         }),
-        Action::Nginx
-            if nginx_stop(policy.nginx_stop, c.image.as_deref().unwrap_or_default())
-                == NginxStop::Signal =>
-        {
+        Action::Nginx if nginx_stop(policy.nginx_stop, c) == NginxStop::Signal => {
             // The image stops nginx with SIGQUIT (graceful) itself: the drain is all it needs.
             sleep_hook(policy, version, &mut plan.warnings).map(|mut h| {
                 h.label = format!("{} (nginx stops on SIGQUIT)", h.label);
@@ -310,12 +307,18 @@ fn shell_handler(script: String) -> LifecycleHandler {
     exec(vec!["/bin/sh".to_owned(), "-c".to_owned(), script])
 }
 
-/// How the `nginx` action stops this image: `auto` means `signal` for the official images,
-/// whose Dockerfiles declare `STOPSIGNAL SIGQUIT` (so the kubelet's stop is already nginx's
-/// graceful quit), and `quit` for any other build, which may stop with SIGTERM (fast shutdown).
-pub fn nginx_stop(policy: NginxStop, image: &str) -> NginxStop {
+/// How the `nginx` action stops container `c`: `auto` means `signal` where the kubelet's stop
+/// is already nginx's graceful quit (SIGQUIT): the container's own `lifecycle.stopSignal`
+/// (ContainerStopSignals) when it sets one, else the image's STOPSIGNAL, which the official
+/// images' Dockerfiles declare; `quit` for any other, which may stop with SIGTERM (fast
+/// shutdown) or a signal that does not stop nginx at all.
+pub fn nginx_stop(policy: NginxStop, c: &Container) -> NginxStop {
+    let sigquit = match c.lifecycle.as_ref().and_then(|l| l.stop_signal.as_deref()) {
+        Some(signal) => signal == "SIGQUIT",
+        None => stops_with_sigquit(c.image.as_deref().unwrap_or_default()),
+    };
     match policy {
-        NginxStop::Auto if stops_with_sigquit(image) => NginxStop::Signal,
+        NginxStop::Auto if sigquit => NginxStop::Signal,
         NginxStop::Auto => NginxStop::Quit,
         chosen => chosen,
     }
@@ -383,7 +386,7 @@ mod tests {
             "nginx@sha256:0123",
         ] {
             assert_eq!(
-                nginx_stop(NginxStop::Auto, image),
+                nginx_stop(NginxStop::Auto, &nginx(image, None)),
                 NginxStop::Signal,
                 "{image}"
             );
@@ -395,12 +398,32 @@ mod tests {
             "nginx-custom:1",
         ] {
             assert_eq!(
-                nginx_stop(NginxStop::Auto, image),
+                nginx_stop(NginxStop::Auto, &nginx(image, None)),
                 NginxStop::Quit,
                 "{image}"
             );
         }
-        assert_eq!(nginx_stop(NginxStop::Quit, "nginx:1.27"), NginxStop::Quit);
+        assert_eq!(
+            nginx_stop(NginxStop::Quit, &nginx("nginx:1.27", None)),
+            NginxStop::Quit
+        );
+        // The container's own stop signal (ContainerStopSignals) overrides the image's.
+        let term = nginx("nginx:1.27", Some("SIGTERM"));
+        assert_eq!(nginx_stop(NginxStop::Auto, &term), NginxStop::Quit);
+        let quit = nginx("registry.example/team/nginx:1.27", Some("SIGQUIT"));
+        assert_eq!(nginx_stop(NginxStop::Auto, &quit), NginxStop::Signal);
+    }
+
+    fn nginx(image: &str, stop_signal: Option<&str>) -> Container {
+        Container {
+            name: "nginx".into(),
+            image: Some(image.into()),
+            lifecycle: stop_signal.map(|s| k8s_openapi::api::core::v1::Lifecycle {
+                stop_signal: Some(s.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
     }
 
     #[test]

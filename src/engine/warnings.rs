@@ -93,9 +93,10 @@ pub fn container_traps(
         ));
     }
     let image = c.image.as_deref().unwrap_or_default();
-    // The official images stop with SIGQUIT (graceful) on their own.
+    // The official images stop with SIGQUIT (graceful) on their own, as does a container
+    // whose own stopSignal says so.
     let graceful_stop = final_hook.is_some_and(hook_plan::quits_nginx)
-        || hook_plan::nginx_stop(NginxStop::Auto, image) == NginxStop::Signal;
+        || hook_plan::nginx_stop(NginxStop::Auto, c) == NginxStop::Signal;
     if is_nginx_image(image) && !graceful_stop {
         out.push((
             Trap::NginxWithoutQuit,
