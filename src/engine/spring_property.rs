@@ -17,18 +17,27 @@ pub enum Setting<'a> {
     From(&'a EnvVarSource),
 }
 
-/// The name a variable of `name` binds to, as Spring's relaxed binding compares them.
-fn canonical(name: &str) -> String {
-    name.to_ascii_uppercase().replace(['.', '-'], "_")
+/// Whether a variable of `name` binds to `property`, as Spring's relaxed binding compares them
+/// (case aside, `.` and `-` read as `_`). Compared byte by byte: this runs for every variable of
+/// a container on the admission path, and allocates nothing.
+fn binds_to(name: &str, property: &str) -> bool {
+    let relaxed = |b: u8| match b {
+        b'.' | b'-' => b'_',
+        b => b.to_ascii_uppercase(),
+    };
+    name.len() == property.len()
+        && name
+            .bytes()
+            .zip(property.bytes())
+            .all(|(n, p)| relaxed(n) == relaxed(p))
 }
 
 /// How `c` sets `property` (dotted, lower case), if it does: a variable of that name, else the
 /// first spelt-out setting in the command line or the variables' values. (Spring ranks `--`
 /// arguments above variables; a pod that sets a property both ways is not worth the order.)
 pub fn find<'a>(c: &'a Container, property: &str) -> Option<Setting<'a>> {
-    let wanted = canonical(property);
     let vars = c.env.iter().flatten();
-    if let Some(var) = vars.clone().find(|v| canonical(&v.name) == wanted) {
+    if let Some(var) = vars.clone().find(|v| binds_to(&v.name, property)) {
         return Some(match (&var.value, &var.value_from) {
             (_, Some(source)) => Setting::From(source),
             (value, None) => Setting::Value(value.as_deref().unwrap_or_default()),
