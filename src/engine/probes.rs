@@ -384,6 +384,12 @@ mod tests {
         r
     }
 
+    /// The container's own liveness `httpGet`, to change between cases.
+    fn own_get(c: &mut Container) -> &mut HTTPGetAction {
+        let probe = c.liveness_probe.as_mut().expect("a liveness probe");
+        probe.http_get.as_mut().expect("an HTTP liveness probe")
+    }
+
     fn http_get(probe: &Probe) -> (&IntOrString, Option<&str>) {
         let get = probe.http_get.as_ref().expect("an HTTP probe");
         (&get.port, get.scheme.as_deref())
@@ -409,25 +415,13 @@ mod tests {
             (&IntOrString::String("management".into()), Some("HTTP"))
         );
         // Its scheme comes along, and a port by number as well.
-        let get = c
-            .liveness_probe
-            .as_mut()
-            .unwrap()
-            .http_get
-            .as_mut()
-            .unwrap();
+        let get = own_get(&mut c);
         get.port = IntOrString::Int(8443);
         get.scheme = Some("HTTPS".into());
         let (probe, _) = readiness(&c, &actuator_readiness()).unwrap();
         assert_eq!(http_get(&probe), (&IntOrString::Int(8443), Some("HTTPS")));
         // Its own probe on the policy's port (by number): nothing moves.
-        let get = c
-            .liveness_probe
-            .as_mut()
-            .unwrap()
-            .http_get
-            .as_mut()
-            .unwrap();
+        let get = own_get(&mut c);
         get.port = IntOrString::Int(8080);
         let (probe, _) = readiness(&c, &actuator_readiness()).unwrap();
         assert_eq!(
@@ -435,13 +429,7 @@ mod tests {
             (&IntOrString::String("http".into()), Some("HTTP"))
         );
         // Another path base is another server's business.
-        let get = c
-            .liveness_probe
-            .as_mut()
-            .unwrap()
-            .http_get
-            .as_mut()
-            .unwrap();
+        let get = own_get(&mut c);
         get.port = IntOrString::Int(8081);
         get.path = Some("/healthz".into());
         let (probe, _) = readiness(&c, &actuator_readiness()).unwrap();
