@@ -252,6 +252,70 @@ pub struct PrestopArgs {
     /// Longest wait for nginx to exit.
     #[arg(long, default_value = "30", value_name = "SECONDS")]
     pub nginx_wait: Seconds,
+    /// `adaptive`: drain until the pod's inbound traffic has been quiet for --drain-quiet,
+    /// between --drain-min and --drain-max (instead of --sleep).
+    #[arg(long, value_enum, default_value_t = DrainArg::Fixed)]
+    pub drain: DrainArg,
+    /// Adaptive drain: never shorter.
+    #[arg(long, default_value = "2", value_name = "SECONDS")]
+    pub drain_min: Seconds,
+    /// Adaptive drain: ends this long after the last traffic.
+    #[arg(long, default_value = "3", value_name = "SECONDS")]
+    pub drain_quiet: Seconds,
+    /// Adaptive drain: never longer (the grace period counts this).
+    #[arg(long, default_value = "30", value_name = "SECONDS")]
+    pub drain_max: Seconds,
+    /// Adaptive drain: what keeps it going.
+    #[arg(long, value_enum, default_value_t = DrainTrafficArg::All)]
+    pub drain_traffic: DrainTrafficArg,
+    /// Adaptive drain: a serving port (repeat; none: every listening port but --ignore-port).
+    #[arg(long = "port", value_name = "PORT")]
+    pub ports: Vec<u16>,
+    /// Adaptive drain: a port whose traffic never counts (metrics; repeat).
+    #[arg(long = "ignore-port", value_name = "PORT")]
+    pub ignore_ports: Vec<u16>,
+    /// Adaptive drain: a readiness or liveness probe, `PORT:PERIOD` (repeat).
+    #[arg(long = "probe", value_name = "PORT:PERIOD", value_parser = parse_probe)]
+    pub probes: Vec<crate::helper::traffic::Probe>,
+    /// Adaptive drain: where the outcome line goes besides stderr (the container's output).
+    #[arg(long, default_value = "/proc/1/fd/1", value_name = "FILE")]
+    pub report_to: PathBuf,
+}
+
+/// Drain modes on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DrainArg {
+    /// `--sleep` seconds.
+    Fixed,
+    /// Until the traffic stops.
+    Adaptive,
+}
+
+/// What keeps an adaptive drain going, on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DrainTrafficArg {
+    /// New connections and data on open ones.
+    All,
+    /// New connections only.
+    NewConnections,
+}
+
+fn parse_probe(text: &str) -> Result<crate::helper::traffic::Probe, String> {
+    let (port, period) = text
+        .split_once(':')
+        .ok_or_else(|| format!("{text:?} is not PORT:PERIOD"))?;
+    let port = port
+        .parse::<u16>()
+        .map_err(|_| format!("{port:?} is not a port number"))?;
+    let period = period
+        .parse::<u64>()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| format!("{period:?} is not a period in whole seconds"))?;
+    Ok(crate::helper::traffic::Probe {
+        port,
+        period: std::time::Duration::from_secs(period),
+    })
 }
 
 /// Registries `podgrace prestop` can deregister from.

@@ -4,12 +4,17 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::{NacosApiArg, PrestopArgs, Registry};
+use super::{DrainArg, DrainTrafficArg, NacosApiArg, PrestopArgs, Registry};
+use crate::helper::drain::{Adaptive, Drain};
+use crate::helper::traffic::{Counted, Scope};
 use crate::helper::{self, Sequence, nacos_client::Deregistration, nginx_quit::Quit};
 use crate::nacos::Instance;
 use crate::policy::spec::NacosApi;
 
 pub(super) fn run(args: &PrestopArgs) -> anyhow::Result<ExitCode> {
+    if args.drain == DrainArg::Adaptive && args.sleep.get() > 0 {
+        anyhow::bail!("--sleep is the fixed drain; an adaptive drain takes --drain-max instead");
+    }
     let mut ok = true;
     let nacos = match args.deregister {
         Some(Registry::Nacos) => match deregistration(args) {
@@ -24,7 +29,7 @@ pub(super) fn run(args: &PrestopArgs) -> anyhow::Result<ExitCode> {
     };
     let seq = Sequence {
         nacos,
-        sleep: Duration::from_secs(u64::from(args.sleep.get())),
+        drain: drain(args),
         nginx: args.signal_nginx.then(|| Quit {
             pid_file: args.nginx_pid_file.clone(),
             wait: Duration::from_secs(u64::from(args.nginx_wait.get())),
@@ -39,6 +44,28 @@ pub(super) fn run(args: &PrestopArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn drain(args: &PrestopArgs) -> Drain {
+    let secs = |s: crate::policy::seconds::Seconds| Duration::from_secs(u64::from(s.get()));
+    match args.drain {
+        DrainArg::Fixed => Drain::Fixed(secs(args.sleep)),
+        DrainArg::Adaptive => Drain::Adaptive(Adaptive {
+            min: secs(args.drain_min),
+            quiet: secs(args.drain_quiet),
+            max: secs(args.drain_max),
+            scope: Scope {
+                ports: args.ports.iter().copied().collect(),
+                ignored: args.ignore_ports.iter().copied().collect(),
+                probes: args.probes.clone(),
+                counted: match args.drain_traffic {
+                    DrainTrafficArg::All => Counted::All,
+                    DrainTrafficArg::NewConnections => Counted::NewConnections,
+                },
+            },
+            report_to: Some(args.report_to.clone()),
+        }),
+    }
 }
 
 fn deregistration(args: &PrestopArgs) -> Result<Deregistration, String> {

@@ -1,25 +1,26 @@
 //! `podgrace prestop`: the preStop sequence run by podgrace's own binary inside the application
 //! container (copied there by the injected init container), so that no shell or curl is needed.
 //!
-//! Order: deregister (bounded by its budget, with retries), then the drain sleep, then signal
-//! nginx and wait for it. Nothing here ends the hook early: a failed deregistration is reported
+//! Order: deregister (bounded by its budget, with retries), then the drain (a sleep, or until the
+//! pod's traffic stops: `drain.rs`), then signal nginx and wait for it. Nothing here ends the hook early: a failed deregistration is reported
 //! on stderr and the sleep still happens; only at the very end does the exit status say whether
 //! everything worked (a non-zero status makes the kubelet record the output in a
 //! FailedPreStopHook event, after the drain).
 
+pub mod drain;
 pub mod install;
 pub mod nacos_client;
 pub mod nginx_quit;
-
-use std::time::Duration;
+pub mod sock_diag;
+pub mod traffic;
 
 /// What to do before SIGTERM.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Sequence {
     /// Deregistration, if any.
     pub nacos: Option<nacos_client::Deregistration>,
-    /// Drain sleep.
-    pub sleep: Duration,
+    /// The drain.
+    pub drain: drain::Drain,
     /// Send nginx a graceful quit and wait at most this long for it to exit.
     pub nginx: Option<nginx_quit::Quit>,
 }
@@ -36,8 +37,25 @@ pub async fn run(seq: &Sequence) -> bool {
             }
         }
     }
-    if !seq.sleep.is_zero() {
-        tokio::time::sleep(seq.sleep).await;
+    match &seq.drain {
+        drain::Drain::Fixed(d) if d.is_zero() => {}
+        drain::Drain::Fixed(d) => tokio::time::sleep(*d).await,
+        drain::Drain::Adaptive(a) => {
+            let a = a.clone();
+            // Blocking reads of the kernel, and nothing else to do meanwhile.
+            match tokio::task::spawn_blocking(move || {
+                let outcome = a.run();
+                a.report(&outcome);
+            })
+            .await
+            {
+                Ok(()) => {}
+                Err(e) => {
+                    eprintln!("podgrace: drain failed: {e}");
+                    ok = false;
+                }
+            }
+        }
     }
     if let Some(q) = &seq.nginx {
         match q.run().await {
