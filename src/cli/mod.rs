@@ -46,7 +46,7 @@ pub enum Command {
     Audit(Box<AuditArgs>),
     /// Run the preStop sequence inside a container (what an injected helper hook calls):
     /// deregister, drain, signal nginx. No shell needed.
-    Prestop(PrestopArgs),
+    Prestop(Box<PrestopArgs>),
     /// Copy this binary into DIR (what the helper init container runs).
     InstallHelper {
         /// Target directory (the shared volume).

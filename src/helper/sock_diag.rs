@@ -28,8 +28,8 @@ use netlink_sys::{Socket as NetlinkSocket, SocketAddr as NetlinkAddr, protocols}
 use super::traffic::{Socket, TcpState};
 
 /// sock_diag's multicast groups of destroyed TCP sockets (`SKNLGRP_INET_TCP_DESTROY` = 1,
-/// `SKNLGRP_INET6_TCP_DESTROY` = 3), as the bitmask `bind` takes.
-const DESTROY_GROUPS: u32 = (1 << (1 - 1)) | (1 << (3 - 1));
+/// `SKNLGRP_INET6_TCP_DESTROY` = 3), as the bitmask `bind` takes (group n is bit n - 1).
+const DESTROY_GROUPS: u32 = 0b101;
 /// Offsets in `struct tcp_info`, whose layout only ever grows at its end.
 const LAST_DATA_RECV: usize = 52;
 const BYTES_RECEIVED: usize = 128;
