@@ -130,6 +130,7 @@ impl fmt::Display for Outcome {
         write!(f, "podgrace: drain ended after {}: ", secs(self.lasted))?;
         match &self.ending {
             Ending::Quiet { last: None } => write!(f, "no traffic")?,
+            Ending::Quiet { last: Some(l) } if l.is_zero() => write!(f, "quiet since it began")?,
             Ending::Quiet { last: Some(l) } => write!(f, "quiet since {}", secs(*l))?,
             Ending::Max { last } => write!(
                 f,

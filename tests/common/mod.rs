@@ -7,6 +7,7 @@ pub mod child;
 pub mod https;
 pub mod kube_api;
 pub mod nacos_server;
+pub mod netns;
 
 use std::path::PathBuf;
 
