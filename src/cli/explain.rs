@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 
-use crate::engine::{PodView, startup};
+use crate::engine::{PodView, drain_watch, startup};
 use crate::policy::annotations;
 use crate::policy::effective::EffectivePolicy;
 
@@ -48,6 +48,8 @@ pub fn render(label: &str, pod: &PodView, policy: &EffectivePolicy) -> String {
         }
         // An incomplete policy is reported by the engine's own warning.
         if let Ok(resolved) = policy.resolve(pod.labels(), &c.name, image, overrides.layer()) {
+            let drain = drain_watch::explain(spec, c, &resolved.policy);
+            let _ = writeln!(out, "  drain: {drain}");
             for finding in startup::findings(c, &resolved.policy, kind == "native sidecar") {
                 let _ = writeln!(out, "  start: {finding}");
             }

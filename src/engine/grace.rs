@@ -16,6 +16,8 @@ pub const KUBERNETES_DEFAULT: i64 = 30;
 pub enum HookKind {
     /// podgrace's own hook (or none).
     Injected,
+    /// podgrace's own hook with an adaptive drain: its time is a ceiling.
+    Adaptive,
     /// The user's hook, kept, with how its duration was estimated.
     Kept(Source),
 }
@@ -45,6 +47,7 @@ impl Budget {
     pub fn arithmetic(&self) -> String {
         let hook = match self.hook {
             HookKind::Injected => format!("preStop {}s", self.pre_stop),
+            HookKind::Adaptive => format!("preStop ≤{}s (adaptive drain)", self.pre_stop),
             HookKind::Kept(source) => {
                 format!("kept preStop {}s ({})", self.pre_stop, source.as_str())
             }

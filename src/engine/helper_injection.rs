@@ -13,11 +13,12 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
+use super::drain_watch::Watch;
 use super::pod_view::PodSpecView;
 use crate::nacos::Instance;
 use crate::nacos::{PASSWORD_ENV, USERNAME_ENV};
-use crate::policy::NacosAction;
-use crate::policy::spec::PullPolicy;
+use crate::policy::spec::{DrainTraffic, PullPolicy};
+use crate::policy::{AdaptiveDrain, NacosAction};
 
 /// Name of the shared volume and of the init container.
 pub const NAME: &str = "podgrace-helper";
@@ -148,19 +149,71 @@ pub fn mount() -> VolumeMount {
     }
 }
 
-/// `podgrace prestop --sleep N`.
-pub fn sleep_argv(sleep: u32) -> Vec<String> {
-    vec![
-        BINARY.to_owned(),
-        "prestop".to_owned(),
-        "--sleep".to_owned(),
-        sleep.to_string(),
-    ]
+/// How the helper drains.
+#[derive(Clone, Copy, Debug)]
+pub enum DrainFlags<'a> {
+    /// `--sleep N`.
+    Sleep(u32),
+    /// `--drain adaptive` with its bounds and what it watches.
+    Adaptive(&'a AdaptiveDrain, &'a Watch),
+}
+
+impl DrainFlags<'_> {
+    fn args(&self) -> Vec<String> {
+        match self {
+            DrainFlags::Sleep(n) => vec!["--sleep".to_owned(), n.to_string()],
+            DrainFlags::Adaptive(d, w) => {
+                let mut args: Vec<String> = [
+                    ("--drain", "adaptive".to_owned()),
+                    ("--drain-min", d.min.to_string()),
+                    ("--drain-quiet", d.quiet.to_string()),
+                    ("--drain-max", d.max.to_string()),
+                    ("--drain-traffic", traffic_flag(d.traffic).to_owned()),
+                ]
+                .into_iter()
+                .flat_map(|(flag, value)| [flag.to_owned(), value])
+                .collect();
+                let each = |flag: &str, values: Vec<String>| {
+                    values
+                        .into_iter()
+                        .flat_map(move |v| [flag.to_owned(), v])
+                        .collect::<Vec<_>>()
+                };
+                args.extend(each("--port", w.ports.iter().map(u16::to_string).collect()));
+                if w.ports.is_empty() {
+                    // Only every listening port is watched less the ignored ones.
+                    args.extend(each(
+                        "--ignore-port",
+                        w.ignored.iter().map(u16::to_string).collect(),
+                    ));
+                }
+                args.extend(each(
+                    "--probe",
+                    w.probes.iter().map(|(p, s)| format!("{p}:{s}")).collect(),
+                ));
+                args
+            }
+        }
+    }
+}
+
+fn traffic_flag(t: DrainTraffic) -> &'static str {
+    match t {
+        DrainTraffic::All => "all",
+        DrainTraffic::NewConnections => "new-connections",
+    }
+}
+
+/// `podgrace prestop --sleep N`, or the adaptive drain.
+pub fn drain_argv(drain: DrainFlags<'_>) -> Vec<String> {
+    let mut argv = vec![BINARY.to_owned(), "prestop".to_owned()];
+    argv.extend(drain.args());
+    argv
 }
 
 /// `podgrace prestop --sleep N --signal-nginx --nginx-wait W`.
-pub fn nginx_argv(sleep: u32, wait: u32) -> Vec<String> {
-    let mut argv = sleep_argv(sleep);
+pub fn nginx_argv(drain: DrainFlags<'_>, wait: u32) -> Vec<String> {
+    let mut argv = drain_argv(drain);
     argv.extend([
         "--signal-nginx".to_owned(),
         "--nginx-wait".to_owned(),
@@ -174,7 +227,7 @@ pub fn nacos_argv(
     action: &NacosAction,
     instance: &Instance,
     ip_env: &str,
-    sleep: u32,
+    drain: DrainFlags<'_>,
 ) -> Vec<String> {
     let mut argv = vec![
         BINARY.to_owned(),
@@ -186,7 +239,7 @@ pub fn nacos_argv(
         argv.push(format!("--{flag}"));
         argv.push(value);
     }
-    argv.extend(["--sleep".to_owned(), sleep.to_string()]);
+    argv.extend(drain.args());
     argv
 }
 

@@ -2,17 +2,18 @@
 
 use k8s_openapi::api::core::v1::{Container, EnvVar, ExecAction, LifecycleHandler, SleepAction};
 
+use super::drain_watch::{self, Watch};
 use super::env;
-use super::helper_injection as helper;
+use super::helper_injection::{self as helper, DrainFlags};
 use super::nacos_script as nacos_hook;
-use super::pod_view::PodView;
+use super::pod_view::{PodSpecView, PodView};
 use super::shell;
 use super::spring_property::{self, Setting};
 use crate::kube_version::KubeVersion;
 use crate::nacos::Instance;
 use crate::nacos::{PASSWORD_ENV, USERNAME_ENV};
 use crate::policy::spec::{HelperMode, NginxStop, SleepHandler};
-use crate::policy::{Action, ContainerPolicy, NacosAction, defaults};
+use crate::policy::{Action, ContainerPolicy, Drain, NacosAction, defaults};
 
 /// A hook podgrace would install.
 #[derive(Clone, Debug, PartialEq)]
@@ -29,6 +30,19 @@ pub struct Hook {
     pub env: Vec<EnvVar>,
     /// The hook runs the injected helper binary.
     pub needs_helper: bool,
+    /// Its drain is adaptive: `seconds` is a ceiling.
+    pub adaptive: bool,
+}
+
+impl Hook {
+    /// Whose time the grace period counts, and how.
+    pub fn kind(&self) -> super::grace::HookKind {
+        if self.adaptive {
+            super::grace::HookKind::Adaptive
+        } else {
+            super::grace::HookKind::Injected
+        }
+    }
 }
 
 /// The desired hook (if any) and notes for the user.
@@ -38,6 +52,18 @@ pub struct HookPlan {
     pub hook: Option<Hook>,
     /// Warnings about choices made.
     pub warnings: Vec<String>,
+}
+
+/// Why an adaptive drain cannot run in this pod, if it cannot: it runs in the helper, and
+/// reads the pod's own network namespace.
+pub fn adaptive_blocker(spec: Option<&PodSpecView>, helper_usable: bool) -> Option<&'static str> {
+    if spec.is_some_and(|s| s.host_network == Some(true)) {
+        Some("cannot see the pod's own traffic under hostNetwork")
+    } else if !helper_usable {
+        Some("needs the helper, which cannot be injected")
+    } else {
+        None
+    }
 }
 
 /// Plans the hook for container `c` of `pod`. `helper_usable` says whether the helper can be
@@ -50,17 +76,62 @@ pub fn plan(
     helper_usable: bool,
 ) -> HookPlan {
     let mut plan = HookPlan::default();
-    let helper = policy.helper == HelperMode::Inject && helper_usable;
+    // An adaptive drain that cannot run here is its ceiling, as a fixed drain: never shorter
+    // than what the user allowed for, and covered by the same grace period.
+    let fixed;
+    let (policy, adaptive) = match &policy.drain {
+        Drain::Adaptive(a) if drains(&policy.action) => {
+            match adaptive_blocker(pod.spec.as_ref(), helper_usable) {
+                None => (policy, Some(a)),
+                Some(why) => {
+                    plan.warnings
+                        .push(format!("adaptive drain {why}: fixed {}s drain", a.max));
+                    fixed = policy.with_fixed_drain(a.max);
+                    (&fixed, None)
+                }
+            }
+        }
+        _ => (policy, None),
+    };
+    let registered = match &policy.action {
+        Action::Nacos(nacos) => nacos_instance(pod, c, nacos).map(|i| i.port),
+        _ => None,
+    };
+    let watch = match (adaptive, &pod.spec) {
+        (Some(a), Some(spec)) => drain_watch::watch(spec, c, policy, a, registered),
+        _ => Watch::default(),
+    };
+    let flags = match adaptive {
+        Some(a) => DrainFlags::Adaptive(a, &watch),
+        None => DrainFlags::Sleep(policy.sleep),
+    };
+    let drain_label = match adaptive {
+        Some(a) => Some(format!("adaptive drain ≤{}s", a.max)),
+        None => (policy.sleep > 0).then(|| format!("sleep {}s", policy.sleep)),
+    };
+    let drain_seconds = policy.drain_seconds();
+    let helper = (policy.helper == HelperMode::Inject || adaptive.is_some()) && helper_usable;
+    let adaptive_hook = |label: String| {
+        helper_hook(
+            helper::drain_argv(flags),
+            drain_seconds,
+            label,
+            Vec::new(),
+            true,
+        )
+    };
     plan.hook = match &policy.action {
         Action::None => None,
+        Action::Sleep if adaptive.is_some() => drain_label.clone().map(adaptive_hook),
         Action::Sleep => {
             sleep_hook(policy, version, &mut plan.warnings).map(|h| match (helper, h.uses_shell) {
                 // A native sleep needs nothing; an exec sleep is what the helper replaces.
                 (true, true) => helper_hook(
-                    helper::sleep_argv(policy.sleep),
+                    helper::drain_argv(flags),
                     h.seconds,
                     h.label,
                     Vec::new(),
+                    false,
                 ),
                 _ => h,
             })
@@ -72,19 +143,25 @@ pub fn plan(
             uses_shell: shell::is_shell(&command[0]),
             env: Vec::new(),
             needs_helper: false,
+            adaptive: false,
         }),
         Action::Nginx if nginx_stop(policy.nginx_stop, c) == NginxStop::Signal => {
             // The image stops nginx with SIGQUIT (graceful) itself: the drain is all it needs.
-            sleep_hook(policy, version, &mut plan.warnings).map(|mut h| {
+            let hook = match &drain_label {
+                Some(label) if adaptive.is_some() => Some(adaptive_hook(label.clone())),
+                _ => sleep_hook(policy, version, &mut plan.warnings),
+            };
+            hook.map(|mut h| {
                 h.label = format!("{} (nginx stops on SIGQUIT)", h.label);
                 h
             })
         }
         Action::Nginx if helper => Some(helper_hook(
-            helper::nginx_argv(policy.sleep, policy.shutdown),
-            policy.sleep,
-            nginx_label(policy.sleep),
+            helper::nginx_argv(flags, policy.shutdown),
+            drain_seconds,
+            nginx_label(drain_label.as_deref()),
             Vec::new(),
+            adaptive.is_some(),
         )),
         Action::Nginx => Some(nginx_hook(policy)),
         Action::Nacos(nacos) => match nacos_instance(pod, c, nacos) {
@@ -92,12 +169,18 @@ pub fn plan(
                 let ip_env = policy.pod_ip_env.as_deref().unwrap_or(defaults::POD_IP_ENV);
                 plan.warnings.extend(ip_not_the_pods(c, ip_env));
                 plan.warnings.extend(registers_another_ip(c, ip_env));
+                let label = format!(
+                    "nacos {} + {}",
+                    nacos.api.as_str(),
+                    drain_label.as_deref().unwrap_or("sleep 0s")
+                );
                 Some(if helper {
                     helper_hook(
-                        helper::nacos_argv(nacos, &instance, ip_env, policy.sleep),
-                        nacos.deregistration_seconds() + policy.sleep,
-                        format!("nacos {} + sleep {}s", nacos.api.as_str(), policy.sleep),
+                        helper::nacos_argv(nacos, &instance, ip_env, flags),
+                        nacos.deregistration_seconds() + drain_seconds,
+                        label,
                         nacos_env(nacos, ip_env),
+                        adaptive.is_some(),
                     )
                 } else {
                     nacos_shell_hook(policy, nacos, &instance, ip_env)
@@ -105,17 +188,31 @@ pub fn plan(
             }
             None => {
                 plan.warnings.push(
-                    "nacos: no port to deregister (set preStop.nacos.port); only the drain sleep is added"
+                    "nacos: no port to deregister (set preStop.nacos.port); only the drain is added"
                         .to_owned(),
                 );
-                sleep_hook(policy, version, &mut plan.warnings)
+                match drain_label {
+                    Some(label) if adaptive.is_some() => Some(adaptive_hook(label)),
+                    _ => sleep_hook(policy, version, &mut plan.warnings),
+                }
             }
         },
     };
     plan
 }
 
-fn helper_hook(argv: Vec<String>, seconds: u32, label: String, env: Vec<EnvVar>) -> Hook {
+/// Whether the action has a drain (an `exec` runs the policy's command instead).
+fn drains(action: &Action) -> bool {
+    matches!(action, Action::Sleep | Action::Nginx | Action::Nacos(_))
+}
+
+fn helper_hook(
+    argv: Vec<String>,
+    seconds: u32,
+    label: String,
+    env: Vec<EnvVar>,
+    adaptive: bool,
+) -> Hook {
     Hook {
         handler: exec(argv),
         seconds,
@@ -123,14 +220,14 @@ fn helper_hook(argv: Vec<String>, seconds: u32, label: String, env: Vec<EnvVar>)
         uses_shell: false,
         env,
         needs_helper: true,
+        adaptive,
     }
 }
 
-fn nginx_label(sleep: u32) -> String {
-    if sleep > 0 {
-        format!("sleep {sleep}s + nginx quit")
-    } else {
-        "nginx quit".to_owned()
+fn nginx_label(drain: Option<&str>) -> String {
+    match drain {
+        Some(d) => format!("{d} + nginx quit"),
+        None => "nginx quit".to_owned(),
     }
 }
 
@@ -169,6 +266,7 @@ fn sleep_hook(
             uses_shell: false,
             env: Vec::new(),
             needs_helper: false,
+            adaptive: false,
         }
     } else {
         Hook {
@@ -178,6 +276,7 @@ fn sleep_hook(
             uses_shell: true,
             env: Vec::new(),
             needs_helper: false,
+            adaptive: false,
         }
     })
 }
@@ -197,10 +296,15 @@ fn nginx_hook(policy: &ContainerPolicy) -> Hook {
     Hook {
         handler: shell_handler(script),
         seconds: policy.sleep,
-        label: nginx_label(policy.sleep),
+        label: nginx_label(
+            (policy.sleep > 0)
+                .then(|| format!("sleep {}s", policy.sleep))
+                .as_deref(),
+        ),
         uses_shell: true,
         env: Vec::new(),
         needs_helper: false,
+        adaptive: false,
     }
 }
 
@@ -255,6 +359,7 @@ fn nacos_shell_hook(
         uses_shell: true,
         env: nacos_env(nacos, ip_env),
         needs_helper: false,
+        adaptive: false,
     }
 }
 

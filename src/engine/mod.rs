@@ -6,6 +6,7 @@
 //! an empty patch (so `reinvocationPolicy: IfNeeded` is safe); the grace period never decreases;
 //! the output depends only on the inputs.
 
+pub mod drain_watch;
 pub mod env;
 pub mod grace;
 pub mod helper_injection;
@@ -30,7 +31,7 @@ use serde_json::{Value, json};
 use crate::kube_version::KubeVersion;
 use crate::policy::annotations::{self, PodOverrides};
 use crate::policy::spec::{ExistingHook, GraceMode, HelperMode, SidecarMode};
-use crate::policy::{Action, ContainerPolicy, EffectivePolicy, defaults};
+use crate::policy::{Action, AdaptiveDrain, ContainerPolicy, Drain, EffectivePolicy, defaults};
 use grace::{Budget, HookKind, SidecarTime};
 use patch::PatchBuilder;
 use pod_view::PodSpecView;
@@ -284,7 +285,7 @@ impl Pass<'_> {
             rules,
         };
         let hook = self.pre_stop(slot, c, &p, drains, &mut rec)?;
-        if let Some((seconds, HookKind::Injected)) = hook.time {
+        if let Some((seconds, HookKind::Injected | HookKind::Adaptive)) = hook.time {
             self.probe_grace(c, seconds, p.shutdown);
         }
         self.env(slot, c, &p, &hook, &mut rec)?;
@@ -351,7 +352,7 @@ impl Pass<'_> {
             return Arc::new(quiet);
         }
         match self.drain_cap {
-            Some(cap) if p.sleep > cap && p.action != Action::None => {
+            Some(cap) if p.drain_seconds() > cap && p.action != Action::None => {
                 // A hook of the container's own that the policy keeps runs instead of the
                 // drain: the cut is nothing to warn about.
                 let own_hook_kept = p.existing == ExistingHook::Keep
@@ -367,9 +368,18 @@ impl Pass<'_> {
                     };
                     self.m.warnings.push(warnings::container(&c.name, &message));
                 }
-                let mut fitted = (*p).clone();
-                fitted.sleep = cap;
-                Arc::new(fitted)
+                Arc::new(match &p.drain {
+                    // The ceiling fits; a drain that has no room at all is none.
+                    Drain::Adaptive(a) if cap > 0 => ContainerPolicy {
+                        drain: Drain::Adaptive(AdaptiveDrain {
+                            min: a.min.min(cap),
+                            max: cap,
+                            ..a.clone()
+                        }),
+                        ..(*p).clone()
+                    },
+                    _ => p.with_fixed_drain(cap),
+                })
             }
             _ => p,
         }
@@ -423,7 +433,7 @@ impl Pass<'_> {
             // Already podgrace's (a reinvocation): nothing to write.
             (Some(e), Some(h)) if *e == h.handler => {
                 installed = Some(h);
-                outcome.time = Some((h.seconds, HookKind::Injected));
+                outcome.time = Some((h.seconds, h.kind()));
             }
             (Some(e), None) => outcome.time = kept(e),
             (Some(e), Some(_)) if p.existing == ExistingHook::Keep => {
@@ -454,7 +464,7 @@ impl Pass<'_> {
                 rec.items.push(format!("preStop={}{replaced}", h.label));
                 self.m.record.injections.push(Injection::PreStop);
                 installed = Some(h);
-                outcome.time = Some((h.seconds, HookKind::Injected));
+                outcome.time = Some((h.seconds, h.kind()));
                 outcome.final_hook = Some(h.handler.clone());
             }
         }

@@ -80,6 +80,10 @@ pub struct PodSpecView {
     /// `spec.shareProcessNamespace`: then the pause container is PID 1, no container's process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub share_process_namespace: Option<bool>,
+    /// `spec.hostNetwork`: then the pod's sockets are the node's, and an adaptive drain cannot
+    /// tell its traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_network: Option<bool>,
     /// `spec.hostPID`: then the node's init is PID 1.
     #[serde(default, rename = "hostPID", skip_serializing_if = "Option::is_none")]
     pub host_pid: Option<bool>,

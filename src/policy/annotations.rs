@@ -9,6 +9,8 @@
 //! | `podgrace.io/shutdown-seconds` | 0-3600 |
 //! | `podgrace.io/readiness` | `disabled`/`false` to inject no readiness probe |
 //! | `podgrace.io/prestop-seconds` | 0-3600: how long the pod's own preStop hooks run |
+//! | `podgrace.io/drain` | `fixed`, `adaptive` |
+//! | `podgrace.io/drain-max-seconds` | 1-3600: the adaptive drain's ceiling |
 
 use std::collections::BTreeMap;
 
@@ -17,7 +19,7 @@ use serde::de::IntoDeserializer as _;
 
 use super::error::FieldError;
 use super::seconds::Seconds;
-use super::spec::{ActionKind, PolicySpec, PreStopSpec, ReadinessSpec};
+use super::spec::{ActionKind, DrainMode, DrainSpec, PolicySpec, PreStopSpec, ReadinessSpec};
 
 /// Opt-out label/annotation key.
 pub const INJECT: &str = "podgrace.io/inject";
@@ -29,6 +31,10 @@ pub const SLEEP_SECONDS: &str = "podgrace.io/sleep-seconds";
 pub const SHUTDOWN_SECONDS: &str = "podgrace.io/shutdown-seconds";
 /// Readiness injection switch.
 pub const READINESS: &str = "podgrace.io/readiness";
+/// Drain mode override.
+pub const DRAIN: &str = "podgrace.io/drain";
+/// Adaptive drain ceiling override.
+pub const DRAIN_MAX_SECONDS: &str = "podgrace.io/drain-max-seconds";
 /// The exact duration of the pod's own (kept) preStop hooks.
 pub const PRESTOP_SECONDS: &str = "podgrace.io/prestop-seconds";
 
@@ -88,6 +94,31 @@ pub fn read(
         }
     }
     pre_stop.sleep_seconds = seconds(annotations, SLEEP_SECONDS, &mut out.errors);
+    let mut drain = DrainSpec::default();
+    if let Some(v) = annotations.get(DRAIN) {
+        let name: serde::de::value::StrDeserializer<'_, serde::de::value::Error> =
+            v.trim().into_deserializer();
+        match DrainMode::deserialize(name) {
+            Ok(m) => drain.mode = Some(m),
+            Err(_) => out.errors.push(FieldError::new(
+                format!("annotation {DRAIN}"),
+                format!("{} is not fixed or adaptive", shown(v)),
+            )),
+        }
+    }
+    drain.max_seconds = match seconds(annotations, DRAIN_MAX_SECONDS, &mut out.errors) {
+        Some(s) if s.get() == 0 => {
+            out.errors.push(FieldError::new(
+                format!("annotation {DRAIN_MAX_SECONDS}"),
+                "0 is not an adaptive drain's ceiling (1-3600)",
+            ));
+            None
+        }
+        other => other,
+    };
+    if drain != DrainSpec::default() {
+        pre_stop.drain = Some(drain);
+    }
     if pre_stop != PreStopSpec::default() {
         out.spec.pre_stop = Some(pre_stop);
     }
@@ -185,6 +216,18 @@ mod tests {
         assert_eq!(ps.sleep_seconds.map(|s| s.get()), Some(20));
         assert_eq!(o.spec.shutdown_seconds.map(|s| s.get()), Some(45));
         assert_eq!(o.spec.readiness.as_ref().unwrap().inject, Some(false));
+    }
+
+    #[test]
+    fn the_drain_mode_and_ceiling_are_overridden_by_annotation() {
+        let o = meta(&[], &[(DRAIN, "adaptive"), (DRAIN_MAX_SECONDS, "45")]);
+        assert!(o.errors.is_empty(), "{:?}", o.errors);
+        let d = o.spec.pre_stop.as_ref().unwrap().drain.as_ref().unwrap();
+        assert_eq!(d.mode, Some(DrainMode::Adaptive));
+        assert_eq!(d.max_seconds.map(|s| s.get()), Some(45));
+        let bad = meta(&[], &[(DRAIN, "smart"), (DRAIN_MAX_SECONDS, "0")]);
+        assert_eq!(bad.errors.len(), 2, "{:?}", bad.errors);
+        assert!(bad.layer().is_none());
     }
 
     #[test]

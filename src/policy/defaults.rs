@@ -8,11 +8,22 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
 use super::seconds::Seconds;
 use super::spec::*;
 
 /// Drain sleep before SIGTERM.
 pub const SLEEP: Seconds = Seconds::new_const(10);
+/// Adaptive drain: the shortest (kube-proxy and most ingress controllers stop routing to a
+/// terminating pod within 1-2 s).
+pub const DRAIN_MIN: Seconds = Seconds::new_const(2);
+/// Adaptive drain: how long the traffic must have stopped.
+pub const DRAIN_QUIET: Seconds = Seconds::new_const(3);
+/// Adaptive drain: the longest (client-side registries cache instance lists for 15-30 s).
+pub const DRAIN_MAX: Seconds = Seconds::new_const(30);
+/// Ports whose traffic never holds an adaptive drain: the Prometheus convention's names.
+pub const DRAIN_IGNORED_PORTS: [&str; 2] = ["metrics", "http-metrics"];
 /// Application shutdown allowance (Spring Boot's default `timeout-per-shutdown-phase`).
 pub const SHUTDOWN: Seconds = Seconds::new_const(30);
 /// Margin added to every budget.
@@ -72,6 +83,19 @@ pub fn builtin() -> PolicySpec {
                 ephemeral: Some(true),
                 timeout_seconds: Some(NACOS_TIMEOUT),
                 auth: None,
+            }),
+            drain: Some(DrainSpec {
+                mode: Some(DrainMode::Fixed),
+                min_seconds: Some(DRAIN_MIN),
+                quiet_seconds: Some(DRAIN_QUIET),
+                max_seconds: Some(DRAIN_MAX),
+                traffic: Some(DrainTraffic::All),
+                ignore_ports: Some(
+                    DRAIN_IGNORED_PORTS
+                        .iter()
+                        .map(|p| IntOrString::String(p.to_string()))
+                        .collect(),
+                ),
             }),
         }),
         shutdown_seconds: Some(SHUTDOWN),

@@ -53,7 +53,18 @@ impl_merge!(PreStopSpec {
         nginx_stop,
         unknown_hook_seconds
     ],
-    nested: [exec, nacos],
+    nested: [exec, nacos, drain],
+});
+impl_merge!(DrainSpec {
+    leaf: [
+        mode,
+        min_seconds,
+        quiet_seconds,
+        max_seconds,
+        traffic,
+        ignore_ports
+    ],
+    nested: [],
 });
 impl_merge!(ExecSpec {
     leaf: [command, duration_seconds],

@@ -15,6 +15,8 @@ pub mod validate;
 pub use effective::{EffectivePolicy, Resolution};
 pub use error::{FieldError, PolicyError};
 pub use parse::{Origin, POLICY_KEY, PolicyLayer, load_layer};
-pub use resolved::{Action, ContainerPolicy, NacosAction, NacosAuth, Readiness, Startup};
+pub use resolved::{
+    Action, AdaptiveDrain, ContainerPolicy, Drain, NacosAction, NacosAuth, Readiness, Startup,
+};
 pub use seconds::Seconds;
 pub use spec::PolicySpec;

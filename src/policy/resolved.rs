@@ -12,8 +12,10 @@ use super::spec::*;
 pub struct ContainerPolicy {
     /// The preStop action with its parameters.
     pub action: Action,
-    /// Drain sleep, in seconds.
+    /// Drain sleep, in seconds (the fixed drain).
     pub sleep: u32,
+    /// How the drain's length is decided.
+    pub drain: Drain,
     /// How sleeps are written.
     pub sleep_handler: SleepHandler,
     /// What to do with a user's own preStop hook.
@@ -40,6 +42,50 @@ pub struct ContainerPolicy {
     pub startup: Option<Startup>,
     /// Framework presets.
     pub presets: Vec<Preset>,
+}
+
+/// How long the drain lasts.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Drain {
+    /// [`ContainerPolicy::sleep`] seconds.
+    Fixed,
+    /// Until the pod's traffic stops.
+    Adaptive(AdaptiveDrain),
+}
+
+/// An adaptive drain's bounds and what it ignores.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdaptiveDrain {
+    /// Never shorter, in seconds (at most `max`).
+    pub min: u32,
+    /// Ends this long after the last traffic.
+    pub quiet: u32,
+    /// Never longer: what the grace period counts.
+    pub max: u32,
+    /// What keeps it going.
+    pub traffic: DrainTraffic,
+    /// Ports (numbers or names) whose traffic never counts.
+    pub ignore_ports: Vec<IntOrString>,
+}
+
+impl ContainerPolicy {
+    /// The drain's length as the grace period counts it: the sleep, or the adaptive ceiling.
+    pub fn drain_seconds(&self) -> u32 {
+        match &self.drain {
+            Drain::Fixed => self.sleep,
+            Drain::Adaptive(a) => a.max,
+        }
+    }
+
+    /// This policy with a fixed drain of `seconds` (an adaptive drain that cannot run, or cut
+    /// to fit a grace period).
+    pub fn with_fixed_drain(&self, seconds: u32) -> ContainerPolicy {
+        ContainerPolicy {
+            sleep: seconds,
+            drain: Drain::Fixed,
+            ..self.clone()
+        }
+    }
 }
 
 /// A preStop action with everything it needs.
@@ -186,6 +232,7 @@ impl ContainerPolicy {
         Ok(ContainerPolicy {
             action,
             sleep: secs(ps.sleep_seconds, defaults::SLEEP),
+            drain: resolve_drain(ps.drain.as_ref())?,
             sleep_handler: ps.sleep_handler.unwrap_or(SleepHandler::Native),
             existing: ps.existing.unwrap_or(ExistingHook::Keep),
             helper: ps.helper.unwrap_or(HelperMode::None),
@@ -205,6 +252,53 @@ impl ContainerPolicy {
             presets: spec.presets.clone().unwrap_or_default(),
         })
     }
+}
+
+fn resolve_drain(spec: Option<&DrainSpec>) -> Result<Drain, FieldError> {
+    let Some(d) = spec else {
+        return Ok(Drain::Fixed);
+    };
+    if d.mode != Some(DrainMode::Adaptive) {
+        return Ok(Drain::Fixed);
+    }
+    let secs = |s: Option<super::seconds::Seconds>, default: super::seconds::Seconds| {
+        s.unwrap_or(default).get()
+    };
+    let (min, quiet, max) = (
+        secs(d.min_seconds, defaults::DRAIN_MIN),
+        secs(d.quiet_seconds, defaults::DRAIN_QUIET),
+        secs(d.max_seconds, defaults::DRAIN_MAX),
+    );
+    if max == 0 {
+        return Err(FieldError::new(
+            "preStop.drain.maxSeconds",
+            "must be at least 1 for an adaptive drain (mode: fixed with sleepSeconds: 0 adds none)",
+        ));
+    }
+    if quiet == 0 {
+        return Err(FieldError::new(
+            "preStop.drain.quietSeconds",
+            "must be at least 1: the drain ends this long after the last request",
+        ));
+    }
+    if min > max {
+        return Err(FieldError::new(
+            "preStop.drain.minSeconds",
+            format!("{min} is more than maxSeconds {max}"),
+        ));
+    }
+    Ok(Drain::Adaptive(AdaptiveDrain {
+        min,
+        quiet,
+        max,
+        traffic: d.traffic.unwrap_or(DrainTraffic::All),
+        ignore_ports: d.ignore_ports.clone().unwrap_or_else(|| {
+            defaults::DRAIN_IGNORED_PORTS
+                .iter()
+                .map(|p| IntOrString::String(p.to_string()))
+                .collect()
+        }),
+    }))
 }
 
 fn resolve_nacos(spec: Option<&NacosSpec>) -> Result<NacosAction, FieldError> {

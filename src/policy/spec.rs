@@ -97,6 +97,81 @@ pub struct PreStopSpec {
     /// Parameters of the `nacos` action.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nacos: Option<NacosSpec>,
+    /// How long the drain lasts: `sleepSeconds` (`fixed`), or until the pod's traffic stops
+    /// (`adaptive`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain: Option<DrainSpec>,
+}
+
+/// The drain: the wait before SIGTERM during which routers stop sending the pod traffic.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DrainSpec {
+    /// `fixed`: sleep `preStop.sleepSeconds`. `adaptive`: podgrace's helper watches the pod's
+    /// inbound traffic and ends the drain `quietSeconds` after it stops, between `minSeconds`
+    /// and `maxSeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<DrainMode>,
+    /// Adaptive: never shorter (the time routers need at the least to stop sending).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_seconds: Option<Seconds>,
+    /// Adaptive: ends this long after the last inbound traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet_seconds: Option<Seconds>,
+    /// Adaptive: never longer; the grace period counts this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_seconds: Option<Seconds>,
+    /// Adaptive: what keeps the drain going: `all` (new connections and requests on open
+    /// ones) or `newConnections`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<DrainTraffic>,
+    /// Adaptive: ports (numbers or the container's port names) whose traffic never counts,
+    /// such as metrics scrapes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignore_ports: Option<Vec<IntOrString>>,
+}
+
+/// How the drain's length is decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DrainMode {
+    /// `preStop.sleepSeconds`.
+    Fixed,
+    /// Until the pod's inbound traffic has been quiet for `quietSeconds`.
+    Adaptive,
+}
+
+impl DrainMode {
+    /// The policy spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DrainMode::Fixed => "fixed",
+            DrainMode::Adaptive => "adaptive",
+        }
+    }
+}
+
+/// What keeps an adaptive drain going.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DrainTraffic {
+    /// New connections and requests on connections already open: clients that balance over
+    /// their own instance list (Nacos, Ribbon, Spring Cloud LoadBalancer) reuse pooled
+    /// connections, and their requests are the sign that they still route to the pod.
+    All,
+    /// New connections only; requests on open connections are left to the app's graceful
+    /// shutdown, which closes them.
+    NewConnections,
+}
+
+impl DrainTraffic {
+    /// The policy spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DrainTraffic::All => "all",
+            DrainTraffic::NewConnections => "newConnections",
+        }
+    }
 }
 
 /// The preStop actions podgrace knows.

@@ -108,6 +108,19 @@ fn validate_settings(spec: &PolicySpec, path: &str, errors: &mut Vec<FieldError>
         if let Some(nacos) = &pre_stop.nacos {
             validate_nacos(nacos, &at("preStop.nacos"), errors);
         }
+        for (i, port) in pre_stop
+            .drain
+            .iter()
+            .flat_map(|d| d.ignore_ports.iter().flatten())
+            .enumerate()
+        {
+            if let Err(why) = check_probe_port(port) {
+                errors.push(FieldError::new(
+                    at(&format!("preStop.drain.ignorePorts[{i}]")),
+                    why,
+                ));
+            }
+        }
     }
     if let Some(env) = &spec.env {
         if let Some(name) = &env.pod_ip
