@@ -12,12 +12,14 @@ run:
 	cargo run -- serve --standalone --listen 127.0.0.1:8443 --ca-out certs/standalone-ca.pem \
 	  --policy-dir examples/policies --cluster-policy examples/cluster-policy.yaml --log-format text
 
-# Tools the tests call: /bin/sh and curl run the generated preStop scripts; Debian's prometheus
+# Tools the tests call: /bin/sh and curl run the generated preStop scripts; iproute2 makes the
+# network namespaces of the adaptive drain's tests (tests/adaptive_drain.rs, as root); Debian's prometheus
 # package brings promtool (the alert rules' checks and unit tests) and the Prometheus server the
 # chart tests start on loopback to scrape podgrace.
 deps:
 	@command -v curl >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq curl; }
 	@{ command -v promtool && command -v prometheus; } >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq prometheus; }
+	@command -v ip >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq iproute2; }
 
 test: deps test-rust test-chart
 

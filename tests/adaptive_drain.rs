@@ -27,12 +27,16 @@ fn podgrace() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_podgrace"))
 }
 
-/// A small HTTP/1.1 server with keep-alive, one thread per connection.
+/// A small HTTP/1.1 server with keep-alive on :8080, one thread per connection.
 fn serve(net: &Net) {
+    serve_on(net, PORT);
+}
+
+fn serve_on(net: &Net, port: u16) {
     let ready = std::sync::mpsc::channel();
     let tx = ready.0;
     Net::spawn(&net.pod, move || {
-        let listener = TcpListener::bind(("0.0.0.0", PORT)).unwrap();
+        let listener = TcpListener::bind(("0.0.0.0", port)).unwrap();
         tx.send(()).unwrap();
         for stream in listener.incoming().flatten() {
             std::thread::spawn(move || answer(stream));
@@ -94,7 +98,18 @@ fn new_connection_client(
     until: Option<Instant>,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<Option<Instant>> {
-    let target = net.pod_addr(peer, PORT);
+    client_of(net, peer, PORT, every, until, stop)
+}
+
+fn client_of(
+    net: &Net,
+    peer: &str,
+    port: u16,
+    every: Duration,
+    until: Option<Instant>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Option<Instant>> {
+    let target = net.pod_addr(peer, port);
     Net::spawn(&net.peer(peer).name, move || {
         let mut last = None;
         while !stop.load(Ordering::Relaxed) && until.is_none_or(|u| Instant::now() < u) {
@@ -117,6 +132,15 @@ struct Drained {
 }
 
 fn drain(net: &Net, extra: &[&str], deny_netlink: bool) -> Drained {
+    let port = PORT.to_string();
+    let mut args = vec!["--port", port.as_str()];
+    args.extend_from_slice(extra);
+    drain_with(net, &args, deny_netlink)
+}
+
+/// The helper with exactly `extra` after its bounds: without `--port`, as the engine writes it,
+/// every listening port counts but `--ignore-port`.
+fn drain_with(net: &Net, extra: &[&str], deny_netlink: bool) -> Drained {
     let dir = tempfile::tempdir().unwrap();
     // The helper runs as 65532: its report file must be writable for it.
     let report = dir.path().join("report");
@@ -125,7 +149,6 @@ fn drain(net: &Net, extra: &[&str], deny_netlink: bool) -> Drained {
     let mut cmd = Net::command(&net.pod, podgrace());
     cmd.args(["prestop", "--drain", "adaptive"])
         .args(["--drain-min", "2", "--drain-quiet", "2", "--drain-max", "8"])
-        .args(["--port", &PORT.to_string()])
         .arg("--report-to")
         .arg(&report)
         .args(extra);
@@ -343,4 +366,42 @@ fn an_unreadable_traffic_source_falls_back_to_the_maximum_and_says_so() {
         "{}",
         d.report
     );
+}
+
+#[test]
+fn every_listening_port_counts_but_the_ignored_ones() {
+    // An app declaring HTTP on 8080 that serves Dubbo on 20880, and metrics on 9090.
+    let net = Net::new(&["client"]);
+    serve(&net);
+    serve_on(&net, 20880);
+    serve_on(&net, 9090);
+    let stop = Arc::new(AtomicBool::new(false));
+    let scraper = client_of(
+        &net,
+        "client",
+        9090,
+        Duration::from_millis(100),
+        None,
+        stop.clone(),
+    );
+    let quiet = drain_with(&net, &["--ignore-port", "9090"], false);
+    between(&quiet, MIN, MIN + SLACK);
+    assert!(
+        quiet.report.contains("ports 8080,20880"),
+        "{}",
+        quiet.report
+    );
+    let dubbo = client_of(
+        &net,
+        "client",
+        20880,
+        Duration::from_millis(50),
+        None,
+        stop.clone(),
+    );
+    let busy = drain_with(&net, &["--ignore-port", "9090"], false);
+    stop.store(true, Ordering::Relaxed);
+    scraper.join().unwrap();
+    dubbo.join().unwrap();
+    between(&busy, MAX, MAX + SLACK);
 }

@@ -63,9 +63,10 @@ fn an_adaptive_drain_runs_in_the_helper_and_watches_the_serving_port_and_its_pro
     assert_eq!(values(&argv, "--drain-quiet"), ["3"]);
     assert_eq!(values(&argv, "--drain-max"), ["30"]);
     assert_eq!(values(&argv, "--drain-traffic"), ["all"]);
-    // The metrics port is not serving traffic; the liveness probe and the readiness probe
-    // podgrace adds are the kubelet's, not requests.
-    assert_eq!(values(&argv, "--port"), ["8080"]);
+    // Every port the pod listens on but the metrics port counts; the liveness probe and the
+    // readiness probe podgrace adds are the kubelet's, not requests.
+    assert!(values(&argv, "--port").is_empty());
+    assert_eq!(values(&argv, "--ignore-port"), ["9090"]);
     assert_eq!(values(&argv, "--probe"), ["8080:5", "8080:20"]);
     assert!(values(&argv, "--sleep").is_empty());
     // The helper's init container and volume come with it, with helper: none in the policy.
@@ -272,8 +273,9 @@ fn explain_audit_and_the_record_show_the_adaptive_drain_and_its_ceiling() {
     let (pod, ns) = (pod.to_str().unwrap(), ns.to_str().unwrap());
     let explain = run(&["mutate", "-f", pod, "--namespace-policy", ns, "--explain"]);
     assert!(
-        explain.contains("drain: adaptive: ends 3s after the last request on port 8080")
-            && explain.contains("between 2s and 30s; the grace period counts 30s"),
+        explain.contains(
+            "drain: adaptive: ends 3s after the last request to the pod (ports but 9090; 2 probes"
+        ) && explain.contains("between 2s and 30s; the grace period counts 30s"),
         "{explain}"
     );
     let audit = run(&["audit", "-f", pod, "--namespace-policy", ns, "-o", "json"]);

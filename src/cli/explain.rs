@@ -48,7 +48,7 @@ pub fn render(label: &str, pod: &PodView, policy: &EffectivePolicy) -> String {
         }
         // An incomplete policy is reported by the engine's own warning.
         if let Ok(resolved) = policy.resolve(pod.labels(), &c.name, image, overrides.layer()) {
-            let drain = drain_watch::explain(spec, c, &resolved.policy);
+            let drain = drain_watch::explain(pod, c, &resolved.policy, policy, overrides.layer());
             let _ = writeln!(out, "  drain: {drain}");
             for finding in startup::findings(c, &resolved.policy, kind == "native sidecar") {
                 let _ = writeln!(out, "  start: {finding}");

@@ -179,14 +179,10 @@ impl DrainFlags<'_> {
                         .flat_map(move |v| [flag.to_owned(), v])
                         .collect::<Vec<_>>()
                 };
-                args.extend(each("--port", w.ports.iter().map(u16::to_string).collect()));
-                if w.ports.is_empty() {
-                    // Only every listening port is watched less the ignored ones.
-                    args.extend(each(
-                        "--ignore-port",
-                        w.ignored.iter().map(u16::to_string).collect(),
-                    ));
-                }
+                args.extend(each(
+                    "--ignore-port",
+                    w.ignored.iter().map(u16::to_string).collect(),
+                ));
                 args.extend(each(
                     "--probe",
                     w.probes.iter().map(|(p, s)| format!("{p}:{s}")).collect(),

@@ -2,7 +2,7 @@
 
 use k8s_openapi::api::core::v1::{Container, EnvVar, ExecAction, LifecycleHandler, SleepAction};
 
-use super::drain_watch::{self, Watch};
+use super::drain_watch::Watch;
 use super::env;
 use super::helper_injection::{self as helper, DrainFlags};
 use super::nacos_script as nacos_hook;
@@ -67,13 +67,15 @@ pub fn adaptive_blocker(spec: Option<&PodSpecView>, helper_usable: bool) -> Opti
 }
 
 /// Plans the hook for container `c` of `pod`. `helper_usable` says whether the helper can be
-/// injected into this pod and container (no name or path conflicts).
+/// injected into this pod and container (no name or path conflicts); `watch` is what an
+/// adaptive drain watches in the pod ([`drain_watch::watch`]).
 pub fn plan(
     pod: &PodView,
     c: &Container,
     policy: &ContainerPolicy,
     version: Option<KubeVersion>,
     helper_usable: bool,
+    watch: Option<&Watch>,
 ) -> HookPlan {
     let mut plan = HookPlan::default();
     // An adaptive drain that cannot run here is its ceiling, as a fixed drain: never shorter
@@ -93,16 +95,9 @@ pub fn plan(
         }
         _ => (policy, None),
     };
-    let registered = match &policy.action {
-        Action::Nacos(nacos) => nacos_instance(pod, c, nacos).map(|i| i.port),
-        _ => None,
-    };
-    let watch = match (adaptive, &pod.spec) {
-        (Some(a), Some(spec)) => drain_watch::watch(spec, c, policy, a, registered),
-        _ => Watch::default(),
-    };
+    let no_watch = Watch::default();
     let flags = match adaptive {
-        Some(a) => DrainFlags::Adaptive(a, &watch),
+        Some(a) => DrainFlags::Adaptive(a, watch.unwrap_or(&no_watch)),
         None => DrainFlags::Sleep(policy.sleep),
     };
     let drain_label = match adaptive {

@@ -124,6 +124,7 @@ pub fn mutate(
         overrides: &overrides,
         helper_pod: helper_injection::pod_state(spec),
         helper_used: false,
+        drain_watch: None,
         // Under `gracePeriod: keep` every drain must fit the pod's grace period: the API server
         // rejects a native sleep longer than it.
         drain_cap: (policy.grace_mode() == GraceMode::Keep).then(|| {
@@ -235,6 +236,8 @@ struct Pass<'a> {
     overrides: &'a PodOverrides,
     helper_pod: helper_injection::PodState,
     helper_used: bool,
+    /// What adaptive drains watch in this pod, once one needs it.
+    drain_watch: Option<drain_watch::Watch>,
     /// The longest drain the pod's grace period allows, under `gracePeriod: keep`.
     drain_cap: Option<u32>,
     b: PatchBuilder,
@@ -407,12 +410,21 @@ impl Pass<'_> {
                 &format!("helper not injected ({why}); using a shell hook"),
             ));
         }
+        if matches!(p.drain, Drain::Adaptive(_)) && self.drain_watch.is_none() {
+            // Once per pod, and only for an adaptive drain: it resolves every container.
+            self.drain_watch = Some(drain_watch::watch(
+                self.pod,
+                self.policy,
+                self.overrides.layer(),
+            ));
+        }
         let plan = hook_plan::plan(
             self.pod,
             c,
             p,
             self.cluster.kube_version,
             conflict.is_none(),
+            self.drain_watch.as_ref(),
         );
         for w in &plan.warnings {
             self.m.warnings.push(warnings::container(&c.name, w));
