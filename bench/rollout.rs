@@ -25,8 +25,9 @@
 mod child;
 #[path = "../tests/common/netns.rs"]
 mod netns;
+#[path = "../tests/common/tiny_http.rs"]
+mod tiny_http;
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -36,6 +37,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use netns::Net;
+use tiny_http::request;
 
 const PORT: u16 = 8080;
 const PODS: usize = 3;
@@ -63,7 +65,7 @@ struct Args {
     podgrace: PathBuf,
 }
 
-/// An HTTP/1.1 server that can exit at once.
+/// A pod's app: exits at once.
 struct Server {
     stop: Arc<AtomicBool>,
 }
@@ -75,19 +77,8 @@ impl Server {
         let flag = stop.clone();
         Net::spawn(ns, move || {
             let listener = TcpListener::bind(("0.0.0.0", PORT)).unwrap();
-            listener.set_nonblocking(true).unwrap();
             tx.send(()).unwrap();
-            while !flag.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((s, _)) => {
-                        s.set_nonblocking(false).unwrap();
-                        let flag = flag.clone();
-                        std::thread::spawn(move || answer(s, &flag));
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
-                }
-            }
-            // The listener closes here: new connections are refused.
+            tiny_http::serve(listener, flag);
         });
         rx.recv().unwrap();
         Server { stop }
@@ -97,59 +88,6 @@ impl Server {
     fn exit(&self) {
         self.stop.store(true, Ordering::Relaxed);
     }
-}
-
-fn answer(stream: TcpStream, stop: &AtomicBool) {
-    // Wakes up to see the exit; a connection's thread closes it then.
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut out = stream;
-    let mut line = String::new();
-    loop {
-        loop {
-            if stop.load(Ordering::Relaxed) {
-                return;
-            }
-            match reader.read_line(&mut line) {
-                Ok(0) => return,
-                Ok(_) if line == "\r\n" => {
-                    line.clear();
-                    break;
-                }
-                Ok(_) => line.clear(),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(_) => return,
-            }
-        }
-        if out
-            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-            .is_err()
-        {
-            return;
-        }
-    }
-}
-
-fn request(stream: &mut TcpStream) -> bool {
-    if stream
-        .write_all(b"GET / HTTP/1.1\r\nhost: pod\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut buf = [0u8; 64];
-    let mut got = 0;
-    while got < 40 {
-        match stream.read(&mut buf[got..]) {
-            Ok(0) | Err(_) => return false,
-            Ok(n) => got += n,
-        }
-    }
-    true
 }
 
 /// Per pod: workers in its client namespace that carry out the requests sent to it.

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::child;
 use common::netns::Net;
+use common::tiny_http::{self, request};
 
 const PORT: u16 = 8080;
 const MIN: f64 = 2.0;
@@ -38,55 +38,13 @@ fn serve_on(net: &Net, port: u16) {
     Net::spawn(&net.pod, move || {
         let listener = TcpListener::bind(("0.0.0.0", port)).unwrap();
         tx.send(()).unwrap();
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || answer(stream));
-        }
+        // Runs until the test process ends; the namespace goes with the test.
+        tiny_http::serve(listener, Arc::new(AtomicBool::new(false)));
     });
     ready
         .1
         .recv_timeout(Duration::from_secs(5))
         .expect("server up");
-}
-
-fn answer(stream: TcpStream) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut out = stream;
-    loop {
-        let mut line = String::new();
-        // One request: its head up to the blank line.
-        loop {
-            line.clear();
-            match reader.read_line(&mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) if line == "\r\n" => break,
-                Ok(_) => {}
-            }
-        }
-        if out
-            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-            .is_err()
-        {
-            return;
-        }
-    }
-}
-
-fn request(stream: &mut TcpStream) -> bool {
-    if stream
-        .write_all(b"GET / HTTP/1.1\r\nhost: pod\r\nuser-agent: test\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut buf = [0u8; 64];
-    let mut got = 0;
-    while got < 40 {
-        match stream.read(&mut buf[got..]) {
-            Ok(0) | Err(_) => return false,
-            Ok(n) => got += n,
-        }
-    }
-    true
 }
 
 /// A client in `peer`'s namespace opening a new connection per request every `every`, until

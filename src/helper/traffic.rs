@@ -147,6 +147,19 @@ struct Connection {
     closed: bool,
 }
 
+impl Connection {
+    fn first(now: Instant, s: &Socket, probe: bool, closed: bool) -> Self {
+        Connection {
+            first_seen: now,
+            last_seen: now,
+            bytes: s.bytes_received.unwrap_or(0),
+            segments: s.data_segments.unwrap_or(0),
+            probe,
+            closed,
+        }
+    }
+}
+
 /// A token bucket per probing address and port: the probes of a port may open one connection
 /// each per period; what exceeds that cadence is traffic.
 #[derive(Clone, Copy, Debug)]
@@ -293,17 +306,8 @@ impl Monitor {
                         seen.at(at);
                     }
                 }
-                self.connections.insert(
-                    key,
-                    Connection {
-                        first_seen: now,
-                        last_seen: now,
-                        bytes: bytes.unwrap_or(0),
-                        segments: s.data_segments.unwrap_or(0),
-                        probe,
-                        closed,
-                    },
-                );
+                self.connections
+                    .insert(key, Connection::first(now, s, probe, closed));
             }
             None => {
                 let small = bytes.unwrap_or(0) <= PROBE_BYTES;
@@ -315,17 +319,8 @@ impl Monitor {
                     self.totals.bytes += bytes.unwrap_or(0);
                     seen.at(now);
                 }
-                self.connections.insert(
-                    key,
-                    Connection {
-                        first_seen: now,
-                        last_seen: now,
-                        bytes: bytes.unwrap_or(0),
-                        segments: s.data_segments.unwrap_or(0),
-                        probe,
-                        closed,
-                    },
-                );
+                self.connections
+                    .insert(key, Connection::first(now, s, probe, closed));
             }
         }
     }

@@ -8,6 +8,7 @@ pub mod https;
 pub mod kube_api;
 pub mod nacos_server;
 pub mod netns;
+pub mod tiny_http;
 
 use std::path::PathBuf;
 
