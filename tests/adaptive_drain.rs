@@ -363,3 +363,41 @@ fn every_listening_port_counts_but_the_ignored_ones() {
     dubbo.join().unwrap();
     between(&busy, MAX, MAX + SLACK);
 }
+
+#[test]
+fn a_dual_stack_listener_sees_ipv4_clients_as_mapped_addresses_and_counts_them() {
+    // Java and Go servers listen on [::] by default: IPv4 clients appear in the kernel's IPv6
+    // table as ::ffff:a.b.c.d, and loopback as ::ffff:127.0.0.1.
+    let net = Net::new(&["client"]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    Net::spawn(&net.pod, move || {
+        let listener = TcpListener::bind(("::", PORT)).unwrap();
+        tx.send(()).unwrap();
+        tiny_http::serve(listener, Arc::new(AtomicBool::new(false)));
+    });
+    rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let sidecar = Net::spawn(&net.pod, move || {
+        while !flag.load(Ordering::Relaxed) {
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", PORT)) {
+                request(&mut s);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    let quiet = drain(&net, &[], false);
+    between(&quiet, MIN, MIN + SLACK);
+    let client = new_connection_client(
+        &net,
+        "client",
+        Duration::from_millis(50),
+        None,
+        stop.clone(),
+    );
+    let busy = drain(&net, &[], false);
+    stop.store(true, Ordering::Relaxed);
+    client.join().unwrap();
+    sidecar.join().unwrap();
+    between(&busy, MAX, MAX + SLACK);
+}
