@@ -84,7 +84,8 @@ pub fn generate_ca(validity: std::time::Duration) -> Result<KeyedCert, CertError
     let ca_key = KeyPair::generate()?;
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca.distinguished_name = dn("podgrace webhook CA");
+    // The creation time in the name tells two CAs apart (`openssl x509 -subject`, a CA roll).
+    ca.distinguished_name = dn(&format!("podgrace webhook CA {}", now.unix_timestamp()));
     ca.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,

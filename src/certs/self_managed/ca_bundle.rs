@@ -40,6 +40,7 @@ pub struct WebhookNames {
 /// One configuration as last seen: each webhook's name and caBundle, in order.
 #[derive(Clone, Debug)]
 struct Seen {
+    resource_version: String,
     webhooks: Vec<(String, Vec<u8>)>,
 }
 
@@ -64,6 +65,29 @@ impl Kind {
 struct State {
     synced: bool,
     seen: Option<Seen>,
+    /// The version patched last, and the bundle written: not patched again until the watch
+    /// brings a newer version.
+    patched: Option<(String, Bundle)>,
+    /// Whether the caBundle was ever seen in step: a first write is a publication, a later
+    /// one a restore.
+    was_in_step: bool,
+    /// The watch failed last time and has not delivered since.
+    watch_failing: bool,
+}
+
+/// Time allowed for one request when the watch is down.
+const POLL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Reads the object while its watch is failing; a success ends the failure.
+async fn poll<K>(api: &Api<K>, name: &str, state: &mut State, f: fn(&K) -> Seen)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    if let Ok(Ok(found)) = tokio::time::timeout(POLL_TIMEOUT, api.get_opt(name)).await {
+        state.seen = found.as_ref().map(f);
+        state.synced = true;
+        state.watch_failing = false;
+    }
 }
 
 /// How often out-of-step configurations are tried again after a failed patch.
@@ -110,10 +134,16 @@ pub async fn keep(
                 let state = if kind == Kind::Mutating { &mut m } else { &mut v };
                 match event {
                     Ok(event) => {
-                        report.ok(CertSyncOperation::WatchWebhooks);
+                        state.watch_failing = false;
                         apply_event(state, event);
                     }
-                    Err(e) => report.failed(CertSyncOperation::WatchWebhooks, &e),
+                    Err(e) => {
+                        state.watch_failing = true;
+                        report.failed(CertSyncOperation::WatchWebhooks, &e);
+                    }
+                }
+                if !m.watch_failing && !v.watch_failing {
+                    report.ok(CertSyncOperation::WatchWebhooks);
                 }
                 vec![kind]
             }
@@ -121,7 +151,20 @@ pub async fn keep(
                 if changed.is_err() { return; }
                 vec![Kind::Mutating, Kind::Validating]
             }
-            _ = retry.tick() => vec![Kind::Mutating, Kind::Validating],
+            _ = retry.tick() => {
+                // A watch that failed may come back without a new event to show for it: read
+                // the objects meanwhile.
+                if m.watch_failing {
+                    poll(&mutating, &names.mutating, &mut m, seen_mutating).await;
+                }
+                if let (Some(name), true) = (&names.validating, v.watch_failing) {
+                    poll(&validating, name, &mut v, seen_validating).await;
+                }
+                if !m.watch_failing && !v.watch_failing {
+                    report.ok(CertSyncOperation::WatchWebhooks);
+                }
+                vec![Kind::Mutating, Kind::Validating]
+            }
         };
         published.send_if_modified(|p| {
             let now = trusted_by_all(&m, &v);
@@ -134,23 +177,32 @@ pub async fn keep(
         };
         for kind in touched {
             let (state, name) = match kind {
-                Kind::Mutating => (&m, names.mutating.as_str()),
+                Kind::Mutating => (&mut m, names.mutating.as_str()),
                 Kind::Validating => match &names.validating {
-                    Some(n) => (&v, n.as_str()),
+                    Some(n) => (&mut v, n.as_str()),
                     None => continue,
                 },
             };
             let Some(seen) = &state.seen else { continue };
-            let out_of_step: Vec<usize> = seen
+            let out_of_step = seen
                 .webhooks
                 .iter()
-                .enumerate()
-                .filter(|(_, (_, ca))| Bundle::from_pem(ca) != want)
-                .map(|(i, _)| i)
-                .collect();
-            if out_of_step.is_empty() {
+                .find(|(_, ca)| Bundle::from_pem(ca) != want);
+            let Some((_, found)) = out_of_step else {
+                state.was_in_step = true;
+                // In step again after failed patches: whoever put it back, it is right.
+                report.ok(CertSyncOperation::PatchCaBundle);
+                continue;
+            };
+            if state
+                .patched
+                .as_ref()
+                .is_some_and(|(rv, bundle)| *rv == seen.resource_version && *bundle == want)
+            {
+                // Patched already; the watch has not brought the result yet.
                 continue;
             }
+            let found = describe(found);
             let mut want = want.clone();
             let removes = seen
                 .webhooks
@@ -167,15 +219,20 @@ pub async fn keep(
                     want = fresh;
                 }
             }
-            let found = describe(&seen.webhooks[out_of_step[0]].1);
             let result = match kind {
                 Kind::Mutating => patch(&mutating, name, seen, &want).await,
                 Kind::Validating => patch(&validating, name, seen, &want).await,
             };
+            let what = format!("{} {name}", kind.as_str());
             match result {
                 Ok(()) => {
                     report.ok(CertSyncOperation::PatchCaBundle);
-                    report.ca_bundle_restored(&format!("{} {name}", kind.as_str()), &found);
+                    state.patched = Some((seen.resource_version.clone(), want));
+                    if state.was_in_step {
+                        report.ca_bundle_restored(&what, &found);
+                    } else {
+                        tracing::info!(webhook_configuration = %what, "caBundle written");
+                    }
                 }
                 Err(e) => report.failed(CertSyncOperation::PatchCaBundle, &e),
             }
@@ -232,6 +289,7 @@ fn describe(ca: &[u8]) -> String {
 
 fn seen_mutating(o: &MutatingWebhookConfiguration) -> Seen {
     Seen {
+        resource_version: o.metadata.resource_version.clone().unwrap_or_default(),
         webhooks: o
             .webhooks
             .iter()
@@ -246,6 +304,7 @@ fn seen_mutating(o: &MutatingWebhookConfiguration) -> Seen {
 
 fn seen_validating(o: &ValidatingWebhookConfiguration) -> Seen {
     Seen {
+        resource_version: o.metadata.resource_version.clone().unwrap_or_default(),
         webhooks: o
             .webhooks
             .iter()
@@ -271,14 +330,14 @@ where
     }
     let patch: json_patch::Patch =
         serde_json::from_value(serde_json::Value::Array(ops)).map_err(kube::Error::SerdeError)?;
-    api.patch(
-        name,
-        &PatchParams {
-            field_manager: Some("podgrace".to_owned()),
-            ..PatchParams::default()
-        },
-        &Patch::Json::<()>(patch),
-    )
-    .await
-    .map(|_| ())
+    let params = PatchParams {
+        field_manager: Some("podgrace".to_owned()),
+        ..PatchParams::default()
+    };
+    let patch = Patch::Json::<()>(patch);
+    let request = api.patch(name, &params, &patch);
+    match tokio::time::timeout(POLL_TIMEOUT, request).await {
+        Ok(result) => result.map(|_| ()),
+        Err(_) => Err(kube::Error::Service("no answer within 5 s".into())),
+    }
 }

@@ -81,6 +81,9 @@ pub struct Running {
     pub tasks: Vec<JoinHandle<()>>,
 }
 
+/// Time allowed for one request about the Secret.
+const API_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Backoff between start-up attempts while the API server cannot be reached.
 const START_RETRY: Duration = Duration::from_secs(2);
 
@@ -92,7 +95,14 @@ pub async fn start(
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<Running> {
     settings.lifetimes.validate().map_err(anyhow::Error::msg)?;
-    let store = SecretStore::new(client.clone(), &settings.namespace, &settings.secret);
+    // Half the renewal margin at most: a hung request leaves time to renew from the CA held.
+    let timeout = API_TIMEOUT.min(settings.lifetimes.serving_renew_before / 2);
+    let store = SecretStore::new(
+        client.clone(),
+        &settings.namespace,
+        &settings.secret,
+        timeout,
+    );
     let placeholder = ObjectReference {
         api_version: Some("v1".to_owned()),
         kind: Some("Secret".to_owned()),

@@ -2,8 +2,8 @@
 //! restore, and a Kubernetes Event on the certificate Secret (`kubectl describe secret`) when an
 //! operation starts failing, when it works again, when a caBundle was put back, when the Secret
 //! was re-created, and when a certificate changed. Events go out from one task, never from the
-//! loops that keep the certificates: an API server that is down delays nothing (those Events are
-//! logged and dropped; the metrics carry the record).
+//! loops that keep the certificates: an API server that is down delays nothing (its Events are
+//! published when it is back, within about five minutes; the metrics carry the record anyway).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -28,6 +28,11 @@ pub mod reason {
     /// A certificate was renewed or the CA rolled.
     pub const ROTATED: &str = "CertificateRotated";
 }
+
+/// Attempts to publish one Event, [`PUBLISH_RETRY`] apart (about five minutes).
+const PUBLISH_ATTEMPTS: u32 = 150;
+/// Pause between attempts.
+const PUBLISH_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Events waiting to be published at most (beyond: dropped and logged).
 const QUEUE: usize = 64;
@@ -182,9 +187,20 @@ async fn publish(
             action: "ManageCertificates".to_owned(),
             secondary: None,
         };
-        let reference = regarding.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        if let Err(e) = recorder.publish(&event, &reference).await {
-            tracing::warn!(reason, error = %e, "cannot publish the certificate Event");
+        // An Event about an unreachable API server can only be published once it is back:
+        // tried again for a while, in order.
+        for attempt in 1..=PUBLISH_ATTEMPTS {
+            let reference = regarding.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            match recorder.publish(&event, &reference).await {
+                Ok(()) => break,
+                Err(e) if attempt == PUBLISH_ATTEMPTS => {
+                    tracing::warn!(reason, error = %e, "certificate Event not published; giving up");
+                }
+                Err(e) => {
+                    tracing::debug!(reason, error = %e, "cannot publish the certificate Event yet");
+                    tokio::time::sleep(PUBLISH_RETRY).await;
+                }
+            }
         }
     }
 }

@@ -4,6 +4,7 @@
 //! and the loser reads the winner's Secret back.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ObjectReference, Secret};
 use kube::api::{ObjectMeta, PostParams};
@@ -19,6 +20,7 @@ const OWNER_NOTE: &str = "podgrace.io/certificates";
 pub struct SecretStore {
     api: Api<Secret>,
     name: String,
+    timeout: Duration,
 }
 
 /// A Secret as read: its contents (or why they are unusable), version and reference.
@@ -42,11 +44,25 @@ pub enum Written {
 }
 
 impl SecretStore {
-    /// The Secret `name` in `namespace`.
-    pub fn new(client: Client, namespace: &str, name: &str) -> Self {
+    /// The Secret `name` in `namespace`; a request not answered within `timeout` fails (an
+    /// API server out of reach must not hold up the renewal of the served certificate).
+    pub fn new(client: Client, namespace: &str, name: &str, timeout: Duration) -> Self {
         SecretStore {
             api: Api::namespaced(client, namespace),
             name: name.to_owned(),
+            timeout,
+        }
+    }
+
+    async fn bounded<T>(
+        &self,
+        request: impl std::future::Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, kube::Error> {
+        match tokio::time::timeout(self.timeout, request).await {
+            Ok(result) => result,
+            Err(_) => Err(kube::Error::Service(
+                format!("no answer within {:?}", self.timeout).into(),
+            )),
         }
     }
 
@@ -57,7 +73,10 @@ impl SecretStore {
 
     /// Reads the Secret; `None` when it does not exist.
     pub async fn get(&self) -> Result<Option<Stored>, kube::Error> {
-        Ok(self.api.get_opt(&self.name).await?.map(|s| stored(&s)))
+        Ok(self
+            .bounded(self.api.get_opt(&self.name))
+            .await?
+            .map(|s| stored(&s)))
     }
 
     /// Creates the Secret with `material` unless it exists.
@@ -72,7 +91,10 @@ impl SecretStore {
             data: Some(material.to_data()),
             ..Secret::default()
         };
-        written(self.api.create(&PostParams::default(), &secret).await)
+        written(
+            self.bounded(self.api.create(&PostParams::default(), &secret))
+                .await,
+        )
     }
 
     /// Replaces the Secret's data with `material` if it is still at `resource_version`.
@@ -93,9 +115,11 @@ impl SecretStore {
             ..Secret::default()
         };
         written(
-            self.api
-                .replace(&self.name, &PostParams::default(), &secret)
-                .await,
+            self.bounded(
+                self.api
+                    .replace(&self.name, &PostParams::default(), &secret),
+            )
+            .await,
         )
     }
 }
