@@ -372,6 +372,12 @@ mod tests {
         let lt = lifetimes();
         let m = Material::generate(&sans(), &lt).unwrap();
         let due = SystemTime::now() + Duration::from_secs(2401);
+        // The next CA lives longer than the first one, so that it is not due itself when the
+        // first one has expired.
+        let lt = Lifetimes {
+            ca: Duration::from_secs(7200),
+            ..lt
+        };
         // (1) staged: in the bundle, not signing.
         let (staged, change) = m
             .next_step(due, &lt, &sans(), NAME, Some(&m.bundle))
