@@ -97,6 +97,29 @@ impl Replica {
     /// Starts `podgrace serve --certificates self` as pod `name`, with `extra` flags; returns
     /// once it listens.
     async fn start(api: &FakeApi, name: &str, extra: &[&str]) -> Replica {
+        let mut args: Vec<String> = [
+            "--certificates",
+            "self",
+            "--namespace",
+            NS,
+            "--service",
+            "podgrace",
+        ]
+        .into_iter()
+        .chain([
+            "--mutating-webhook",
+            "podgrace",
+            "--validating-webhook",
+            "podgrace",
+        ])
+        .map(str::to_owned)
+        .collect();
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        Self::start_with(api, name, &args).await
+    }
+
+    /// Starts `podgrace serve` as pod `name` with `args` after the common ones.
+    async fn start_with(api: &FakeApi, name: &str, args: &[String]) -> Replica {
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = dir.path().join("kubeconfig");
         std::fs::write(
@@ -113,15 +136,8 @@ impl Replica {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let log = std::fs::File::create(dir.path().join("log")).unwrap();
         let mut cmd = common::child::command(env!("CARGO_BIN_EXE_podgrace"));
-        cmd.args(["serve", "--certificates", "self", "--kubeconfig"])
+        cmd.args(["serve", "--kubeconfig"])
             .arg(&kubeconfig)
-            .args(["--namespace", NS, "--service", "podgrace"])
-            .args([
-                "--mutating-webhook",
-                "podgrace",
-                "--validating-webhook",
-                "podgrace",
-            ])
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--metrics-listen")
@@ -136,7 +152,7 @@ impl Replica {
                 "--log",
                 "info,podgrace=debug",
             ])
-            .args(extra)
+            .args(args)
             .stdout(log.try_clone().unwrap())
             .stderr(log);
         let guard = Guard::spawn(&mut cmd);
@@ -670,6 +686,24 @@ fn apply_render(objects: &Objects, render: &[Value]) -> usize {
     applied
 }
 
+/// The files of the Secret in `render` (a render of mode helm), written to `dir`.
+fn write_rendered_secret(render: &[Value], dir: &std::path::Path) -> bool {
+    let Some(secret) = render.iter().find(|o| o["kind"] == "Secret") else {
+        return false;
+    };
+    for key in ["tls.crt", "tls.key"] {
+        let b64 = secret["data"][key].as_str().unwrap();
+        std::fs::write(
+            dir.join(key),
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap(),
+        )
+        .unwrap();
+    }
+    true
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run by tests/chart/test_certificates_self.py with PODGRACE_CHART_RENDERS"]
 async fn applying_two_renders_of_the_chart_fails_no_handshake() {
@@ -679,10 +713,27 @@ async fn applying_two_renders_of_the_chart_fails_no_handshake() {
     let objects = api.objects.clone();
     assert!(apply_render(&objects, &first) >= 2);
     objects.set_rbac(Some(chart_rules()));
-    let (a, b) = tokio::join!(
-        Replica::start(&api, "podgrace-a", &[]),
-        Replica::start(&api, "podgrace-b", &[])
-    );
+    // A render of mode helm (the control): the replicas serve the mounted files of the first
+    // render's Secret, as the kubelet mounts them.
+    let files = tempfile::tempdir().unwrap();
+    let helm_mode = write_rendered_secret(&first, files.path());
+    let (a, b) = if helm_mode {
+        let args: Vec<String> = vec![
+            "--tls-cert-file".into(),
+            files.path().join("tls.crt").display().to_string(),
+            "--tls-key-file".into(),
+            files.path().join("tls.key").display().to_string(),
+        ];
+        tokio::join!(
+            Replica::start_with(&api, "podgrace-a", &args),
+            Replica::start_with(&api, "podgrace-b", &args)
+        )
+    } else {
+        tokio::join!(
+            Replica::start(&api, "podgrace-a", &[]),
+            Replica::start(&api, "podgrace-b", &[])
+        )
+    };
     until(Duration::from_secs(10), "caBundle written", || {
         !ca_bundle(&objects, MWC).is_empty() && !ca_bundle(&objects, VWC).is_empty()
     })
@@ -697,6 +748,13 @@ async fn applying_two_renders_of_the_chart_fails_no_handshake() {
     let seen = caller.finish().await;
     eprintln!("{} calls, {} failures", seen.calls, seen.failures.len());
     assert!(seen.calls > 50);
+    if helm_mode {
+        assert!(
+            !seen.failures.is_empty(),
+            "mode helm: the second render's CA should have broken the calls"
+        );
+        return;
+    }
     assert!(
         seen.failures.is_empty(),
         "{} of {} calls failed: {:?}",

@@ -421,7 +421,7 @@ async fn handle(
         .get("fieldSelector")
         .and_then(|s| s.strip_prefix("metadata.name="))
         .map(str::to_owned);
-    if q.get("fieldSelector").is_some() && selected_name.is_none() {
+    if q.contains_key("fieldSelector") && selected_name.is_none() {
         return status(
             400,
             "BadRequest",
