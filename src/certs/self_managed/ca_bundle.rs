@@ -209,14 +209,23 @@ pub async fn keep(
                 .iter()
                 .any(|(_, ca)| !want.contains_all(&Bundle::from_pem(ca)));
             if removes {
-                // Maybe this replica is behind: read the Secret again before removing a CA.
+                // Maybe this replica is behind: read the Secret again before removing a CA. A
+                // replica that cannot read it only adds its CAs (never removes one another
+                // replica may be serving a pair of); a later round removes them.
+                desired.borrow_and_update();
                 refresh.notify_one();
-                if tokio::time::timeout(FRESH_READ, desired.changed())
-                    .await
-                    .is_ok()
-                    && let Some(fresh) = desired.borrow_and_update().clone()
-                {
-                    want = fresh;
+                let fresh = tokio::time::timeout(FRESH_READ, desired.changed()).await;
+                match desired.borrow_and_update().clone() {
+                    Some(read) if matches!(fresh, Ok(Ok(()))) => want = read,
+                    _ => {
+                        for (_, ca) in &seen.webhooks {
+                            for der in Bundle::from_pem(ca).0 {
+                                if !want.0.contains(&der) {
+                                    want.0.push(der);
+                                }
+                            }
+                        }
+                    }
                 }
             }
             let result = match kind {

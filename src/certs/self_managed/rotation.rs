@@ -56,8 +56,7 @@ pub struct Rotation {
 impl Rotation {
     /// Runs forever.
     pub async fn run(mut self) {
-        self.desired
-            .send_replace(Some(self.material.bundle.clone()));
+        self.desired.send_replace(Some(self.publishable()));
         loop {
             tokio::select! {
                 () = tokio::time::sleep(self.check) => {}
@@ -74,12 +73,24 @@ impl Rotation {
     pub async fn tick(&mut self) {
         if self.read().await {
             self.step().await;
+            // Only what was read (or written) just now is published as fresh: the keeper
+            // removes a CA from a caBundle only on a fresh read.
+            self.desired.send_replace(Some(self.publishable()));
         } else {
             self.renew_locally();
         }
-        self.desired
-            .send_replace(Some(self.material.bundle.clone()));
         self.serve_current();
+    }
+
+    /// The CAs to publish: the bundle without expired CAs (never empty: should the current CA
+    /// itself have expired, it stays, so that a caBundle is never emptied).
+    fn publishable(&self) -> Bundle {
+        let valid = self.material.bundle.unexpired(SystemTime::now());
+        if valid.is_empty() {
+            self.material.bundle.clone()
+        } else {
+            valid
+        }
     }
 
     /// Reads the Secret; whether the API server answered (re-creates a deleted Secret, and

@@ -48,6 +48,19 @@ impl Bundle {
         other.0.iter().all(|c| self.0.contains(c))
     }
 
+    /// The certificates still valid at `now` (an expired CA vouches for nothing: replicas that
+    /// read the Secret at different times then still agree on the caBundle).
+    pub fn unexpired(&self, now: SystemTime) -> Bundle {
+        let valid = |der: &Vec<u8>| {
+            x509_parser::parse_x509_certificate(der).is_ok_and(|(_, c)| {
+                let secs = c.validity().not_after.timestamp();
+                u64::try_from(secs)
+                    .is_ok_and(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s) > now)
+            })
+        };
+        Bundle(self.0.iter().filter(|d| valid(d)).cloned().collect())
+    }
+
     /// Whether the bundle holds no certificate.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -132,6 +145,19 @@ mod tests {
             NAME,
             now + Duration::from_secs(601)
         ));
+    }
+
+    #[test]
+    fn expired_cas_are_not_published() {
+        let short = certs::generate_ca(Duration::from_secs(60)).unwrap();
+        let long = certs::generate_ca(Duration::from_secs(3600)).unwrap();
+        let bundle = Bundle::from_pem(format!("{}{}", short.cert_pem, long.cert_pem).as_bytes());
+        assert_eq!(bundle.unexpired(SystemTime::now()), bundle);
+        let later = SystemTime::now() + Duration::from_secs(120);
+        assert_eq!(
+            bundle.unexpired(later),
+            Bundle::from_pem(long.cert_pem.as_bytes())
+        );
     }
 
     #[test]
