@@ -414,6 +414,56 @@ async fn a_ca_bundle_reset_by_an_apply_is_put_back_within_two_seconds() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflicting_patches_are_retried_and_said_while_serving_goes_on() {
+    let api = api().await;
+    let replica = Replica::start(&api, "podgrace-a", &[]).await;
+    let objects = api.objects.clone();
+    until(Duration::from_secs(10), "caBundle written", || {
+        !ca_bundle(&objects, MWC).is_empty() && !ca_bundle(&objects, VWC).is_empty()
+    })
+    .await;
+    let ours = ca_bundle(&objects, MWC);
+    // The validating configuration keeps calling with its (untouched) caBundle meanwhile.
+    let served_before = call(replica.addr, &ours).await.unwrap();
+    objects.conflict_next_patches(2);
+    objects.put(MWC, mutating(), "kubectl-replace");
+    let took = until(
+        Duration::from_secs(5),
+        "caBundle put back after the conflicts",
+        || ca_bundle(&objects, MWC) == ours,
+    )
+    .await;
+    eprintln!("put back {took:?} after a reset, through 2 conflicting patches");
+    assert_eq!(call(replica.addr, &ours).await.unwrap(), served_before);
+    assert!(
+        replica
+            .metric("podgrace_certificate_sync_errors_total{operation=\"patch_ca_bundle\"}")
+            .await
+            >= 2.0
+    );
+    until(
+        Duration::from_secs(5),
+        "CertificateSyncFailed Event",
+        || {
+            events_with_reason(&api, "CertificateSyncFailed")
+                .iter()
+                .any(|e| {
+                    e["note"]
+                        .as_str()
+                        .unwrap_or("")
+                        .starts_with("patch_ca_bundle")
+                })
+        },
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while replica.metric("podgrace_certificate_sync_failing").await != 0.0 {
+        assert!(Instant::now() < deadline, "{}", replica.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_serving_certificate_and_the_ca_renew_with_no_failed_handshake() {
     // Serving certificates live 4 s and are renewed 2 s before they expire; the CA lives 12 s
     // and starts rolling 6 s before it expires: in 20 s, several serving certificates and at

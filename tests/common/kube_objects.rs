@@ -114,6 +114,8 @@ struct Inner {
     managed: HashMap<Key, BTreeMap<String, BTreeSet<FieldPath>>>,
     rbac: Option<Vec<Rule>>,
     forbidden: Vec<String>,
+    /// Patches still to answer `409 Conflict` (as if another writer had been first).
+    conflicts: usize,
     requests: Vec<String>,
 }
 
@@ -240,6 +242,12 @@ impl Objects {
         server_side_apply(&mut inner, &self.changes, &key, &object, manager, force)
             .map(|_| ())
             .map_err(|(code, msg)| format!("{code}: {msg}"))
+    }
+
+    /// The next `n` patches are answered `409 Conflict`, as when another writer changed the
+    /// object between the read and the patch.
+    pub fn conflict_next_patches(&self, n: usize) {
+        self.inner.lock().unwrap().conflicts = n;
     }
 
     /// Marks the server down (every request aborted) or up again.
@@ -655,6 +663,10 @@ async fn handle(
             let Some(before) = inner.objects.get(&key).cloned() else {
                 return not_found(group, resource, &name);
             };
+            if inner.conflicts > 0 {
+                inner.conflicts -= 1;
+                return conflict(group, resource, &name);
+            }
             let mut after = before.clone();
             match content_type.as_str() {
                 "application/json-patch+json" => {
