@@ -11,6 +11,9 @@
 
 #[path = "../tests/common/kube_api.rs"]
 mod kube_api;
+// The test API server's Secrets and webhook configurations (kube_api.rs serves them too).
+#[path = "../tests/common/kube_objects.rs"]
+mod kube_objects;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

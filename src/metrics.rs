@@ -116,7 +116,36 @@ pub enum ReloadResult {
     Failure,
 }
 
+/// What the self-managed certificates were doing when the API server failed them.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum CertSyncOperation {
+    /// Reading the certificate Secret.
+    ReadSecret,
+    /// Creating or updating the certificate Secret.
+    WriteSecret,
+    /// Patching a webhook configuration's caBundle.
+    PatchCaBundle,
+    /// Watching the webhook configurations.
+    WatchWebhooks,
+}
+
+impl CertSyncOperation {
+    /// Every operation.
+    pub const ALL: [CertSyncOperation; 4] = [
+        CertSyncOperation::ReadSecret,
+        CertSyncOperation::WriteSecret,
+        CertSyncOperation::PatchCaBundle,
+        CertSyncOperation::WatchWebhooks,
+    ];
+}
+
 label_values! {
+    CertSyncOperation {
+        ReadSecret => "read_secret",
+        WriteSecret => "write_secret",
+        PatchCaBundle => "patch_ca_bundle",
+        WatchWebhooks => "watch_webhooks",
+    }
     Endpoint {
         Mutate => "mutate",
         Validate => "validate",
@@ -196,6 +225,13 @@ pub struct ResultLabel {
     pub result: ReloadResult,
 }
 
+/// One label: a certificate sync operation.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabel {
+    /// The operation.
+    pub operation: CertSyncOperation,
+}
+
 /// All of podgrace's metrics.
 #[derive(Debug)]
 pub struct Metrics {
@@ -216,6 +252,15 @@ pub struct Metrics {
     pub cert_reloads: Family<ResultLabel, Counter>,
     /// `notAfter` of the serving certificate, Unix seconds.
     pub cert_expiry: Gauge,
+    /// Self-managed certificates: API server requests that failed, by operation (the current
+    /// pair keeps being served).
+    pub cert_sync_errors: Family<OperationLabel, Counter>,
+    /// Self-managed certificates: 1 while the last attempt of some operation failed.
+    pub cert_sync_failing: Gauge,
+    /// Self-managed certificates: caBundles found different from the CA and put back.
+    pub ca_bundle_restores: Counter,
+    /// Self-managed certificates: the Secret found deleted and re-created from this replica.
+    pub cert_secret_recreations: Counter,
 }
 
 /// Upper bounds of the admission latency buckets above the doubling ones, in seconds: 0.8 × and
@@ -318,6 +363,33 @@ impl Metrics {
             "notAfter of the serving certificate (Unix time)",
             cert_expiry.clone(),
         );
+        let cert_sync_errors = Family::<OperationLabel, Counter>::default();
+        registry.register(
+            "certificate_sync_errors",
+            "certificates.mode self: API server requests that failed, by operation (the current pair keeps being served)",
+            cert_sync_errors.clone(),
+        );
+        let cert_sync_failing = Gauge::default();
+        registry.register(
+            "certificate_sync_failing",
+            "certificates.mode self: 1 while the last attempt of an operation failed",
+            cert_sync_failing.clone(),
+        );
+        let ca_bundle_restores = Counter::default();
+        registry.register(
+            "ca_bundle_restores",
+            "certificates.mode self: webhook caBundles found different from podgrace's CAs and put back",
+            ca_bundle_restores.clone(),
+        );
+        let cert_secret_recreations = Counter::default();
+        registry.register(
+            "certificate_secret_recreations",
+            "certificates.mode self: the certificate Secret found deleted and re-created from this replica's pair",
+            cert_secret_recreations.clone(),
+        );
+        for operation in CertSyncOperation::ALL {
+            let _ = cert_sync_errors.get_or_create(&OperationLabel { operation });
+        }
         registry.register_collector(Box::new(DroppedLogLines(dropped_log_lines)));
         // The series of every known label value exist from the start, at 0, so that `rate()`
         // and alerts on them work before the first event.
@@ -343,6 +415,10 @@ impl Metrics {
             namespace_policies,
             cert_reloads,
             cert_expiry,
+            cert_sync_errors,
+            cert_sync_failing,
+            ca_bundle_restores,
+            cert_secret_recreations,
         }
     }
 

@@ -80,6 +80,43 @@ pub struct ServeArgs {
         default_value = "/etc/podgrace/tls/tls.key"
     )]
     pub tls_key_file: PathBuf,
+    /// Where the serving certificate comes from: `files` (--tls-cert-file and --tls-key-file,
+    /// reloaded when they change) or `self` (podgrace creates a CA and pair in the Secret
+    /// --cert-secret, keeps its webhook configurations' caBundle and renews them).
+    #[arg(long, env = "PODGRACE_CERTIFICATES", value_enum, default_value_t = CertificateSource::Files)]
+    pub certificates: CertificateSource,
+    /// `--certificates self`: the Secret holding the CA and serving pair.
+    #[arg(long, env = "PODGRACE_CERT_SECRET", default_value = "podgrace-certs")]
+    pub cert_secret: String,
+    /// `--certificates self`: podgrace's namespace (default: the service account's).
+    #[arg(long, env = "PODGRACE_NAMESPACE", value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// `--certificates self`: the Service the API server calls (the certificate's names).
+    #[arg(long, env = "PODGRACE_SERVICE", default_value = "podgrace")]
+    pub service: String,
+    /// `--certificates self`: the MutatingWebhookConfiguration whose caBundle podgrace keeps.
+    #[arg(long, env = "PODGRACE_MUTATING_WEBHOOK", default_value = "podgrace")]
+    pub mutating_webhook: String,
+    /// `--certificates self`: the ValidatingWebhookConfiguration whose caBundle podgrace keeps
+    /// (none when unset).
+    #[arg(long, env = "PODGRACE_VALIDATING_WEBHOOK", value_name = "NAME")]
+    pub validating_webhook: Option<String>,
+    /// `--certificates self`: validity of a serving certificate, in seconds (90 days).
+    #[arg(long, env = "PODGRACE_CERT_VALIDITY_SECONDS", default_value_t = 90 * 86_400)]
+    pub cert_validity_seconds: u64,
+    /// `--certificates self`: a serving certificate is renewed this many seconds before it
+    /// expires (30 days).
+    #[arg(long, env = "PODGRACE_CERT_RENEW_BEFORE_SECONDS", default_value_t = 30 * 86_400)]
+    pub cert_renew_before_seconds: u64,
+    /// `--certificates self`: validity of a CA, in seconds (10 years).
+    #[arg(long, env = "PODGRACE_CA_VALIDITY_SECONDS", default_value_t = 3650 * 86_400)]
+    pub ca_validity_seconds: u64,
+    /// `--certificates self`: the CA starts rolling this many seconds before it expires (1 year).
+    #[arg(long, env = "PODGRACE_CA_RENEW_BEFORE_SECONDS", default_value_t = 365 * 86_400)]
+    pub ca_renew_before_seconds: u64,
+    /// `--certificates self`: seconds between reads of the certificate Secret.
+    #[arg(long, env = "PODGRACE_CERT_CHECK_SECONDS", default_value_t = 30)]
+    pub cert_check_seconds: u64,
     /// No cluster: generate a self-signed certificate and read namespace policies from
     /// --policy-dir.
     #[arg(long, env = "PODGRACE_STANDALONE")]
@@ -164,6 +201,16 @@ pub struct ServeArgs {
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long, env = "PODGRACE_LOG", default_value = "info")]
     pub log: String,
+}
+
+/// Where `serve` takes its serving certificate from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CertificateSource {
+    /// Files, reloaded when they change (Helm-generated, cert-manager or your own Secret).
+    Files,
+    /// podgrace creates, renews and publishes its own (chart `certificates.mode: self`).
+    #[value(name = "self")]
+    SelfManaged,
 }
 
 /// Log output formats.

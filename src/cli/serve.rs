@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
-use super::ServeArgs;
-use crate::certs;
+use super::{CertificateSource, ServeArgs};
+use crate::certs::{self, self_managed};
 use crate::metrics::Metrics;
 use crate::metrics_listener;
 use crate::server::{self, AppState, PolicyConfigMap, ServerOptions};
@@ -55,41 +55,16 @@ async fn serve(args: ServeArgs, metrics: Arc<Metrics>) -> anyhow::Result<()> {
     let poll = Duration::from_secs(args.reload_poll_seconds.max(1));
     let mut watches = Vec::new();
 
-    // TLS: generated in standalone mode, otherwise files reloaded on change.
-    let cert = if args.standalone {
-        let mut sans = vec![
-            "localhost".to_owned(),
-            "127.0.0.1".to_owned(),
-            "::1".to_owned(),
-        ];
-        sans.extend(args.san.iter().cloned());
-        let generated = certs::generate(&sans, 30)?;
-        write_ca(&args.ca_out, &generated.ca_cert_pem)?;
-        let pair = Pair::from_pem(
-            generated.cert_pem.as_bytes(),
-            generated.key_pem.as_bytes(),
-            "generated",
-        )?;
-        metrics.cert_expiry.set(pair.not_after);
-        eprintln!(
-            "podgrace: standalone mode; CA certificate written to {} (curl --cacert {})",
-            args.ca_out.display(),
-            args.ca_out.display()
-        );
-        ReloadingCert::new(pair)
+    let needs_cluster = args.certificates == CertificateSource::SelfManaged
+        || (!args.standalone && args.policy_dir.is_none());
+    let client = if needs_cluster && !args.standalone {
+        Some(kube_client(&args).await?)
     } else {
-        let pair = Pair::from_files(&args.tls_cert_file, &args.tls_key_file)
-            .context("loading the serving certificate (use --standalone to generate one)")?;
-        let cert = ReloadingCert::new(pair);
-        watches.push(tls::reload_on_change(
-            cert.clone(),
-            args.tls_cert_file.clone(),
-            args.tls_key_file.clone(),
-            metrics.clone(),
-            poll,
-        ));
-        cert
+        None
     };
+    let mut tasks = Vec::new();
+    let cert =
+        serving_certificate(&args, client.as_ref(), &metrics, &mut watches, &mut tasks).await?;
 
     // Policies: the cluster default from a file; namespace policies from a directory, or from
     // ConfigMaps watched in the cluster.
@@ -102,13 +77,8 @@ async fn serve(args: ServeArgs, metrics: Arc<Metrics>) -> anyhow::Result<()> {
             poll,
         ));
     }
-    let client = if args.standalone || args.policy_dir.is_some() {
-        None
-    } else {
-        Some(kube_client(&args).await?)
-    };
-    let mut tasks = Vec::new();
-    match (&args.policy_dir, &client) {
+    let policy_client = client.as_ref().filter(|_| args.policy_dir.is_none());
+    match (&args.policy_dir, policy_client) {
         (Some(dir), _) => {
             watches.push(files::watch_namespace_dir(
                 cache.clone(),
@@ -200,6 +170,87 @@ async fn serve(args: ServeArgs, metrics: Arc<Metrics>) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The serving certificate: generated in standalone mode, kept by podgrace itself in
+/// `--certificates self`, otherwise files reloaded on change.
+async fn serving_certificate(
+    args: &ServeArgs,
+    client: Option<&::kube::Client>,
+    metrics: &Arc<Metrics>,
+    watches: &mut Vec<crate::watch::DirWatch>,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> anyhow::Result<Arc<ReloadingCert>> {
+    if args.standalone && args.certificates == CertificateSource::SelfManaged {
+        anyhow::bail!(
+            "--certificates self keeps a certificate in the cluster; --standalone generates its own without one: use one or the other"
+        );
+    }
+    if args.standalone {
+        let mut sans = vec![
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+            "::1".to_owned(),
+        ];
+        sans.extend(args.san.iter().cloned());
+        let generated = certs::generate(&sans, 30)?;
+        write_ca(&args.ca_out, &generated.ca_cert_pem)?;
+        let pair = Pair::from_pem(
+            generated.cert_pem.as_bytes(),
+            generated.key_pem.as_bytes(),
+            "generated",
+        )?;
+        metrics.cert_expiry.set(pair.not_after);
+        eprintln!(
+            "podgrace: standalone mode; CA certificate written to {} (curl --cacert {})",
+            args.ca_out.display(),
+            args.ca_out.display()
+        );
+        return Ok(ReloadingCert::new(pair));
+    }
+    if let (CertificateSource::SelfManaged, Some(client)) = (args.certificates, client) {
+        let settings = self_managed_settings(args, client);
+        tracing::info!(secret = %settings.secret, namespace = %settings.namespace, "certificates: self-managed");
+        let running = self_managed::start(client.clone(), settings, metrics.clone()).await?;
+        tasks.extend(running.tasks);
+        return Ok(running.cert);
+    }
+    let pair = Pair::from_files(&args.tls_cert_file, &args.tls_key_file)
+        .context("loading the serving certificate (use --standalone to generate one)")?;
+    let cert = ReloadingCert::new(pair);
+    watches.push(tls::reload_on_change(
+        cert.clone(),
+        args.tls_cert_file.clone(),
+        args.tls_key_file.clone(),
+        metrics.clone(),
+        Duration::from_secs(args.reload_poll_seconds.max(1)),
+    ));
+    Ok(cert)
+}
+
+fn self_managed_settings(args: &ServeArgs, client: &::kube::Client) -> self_managed::Settings {
+    let secs = Duration::from_secs;
+    self_managed::Settings {
+        namespace: args
+            .namespace
+            .clone()
+            .unwrap_or_else(|| client.default_namespace().to_owned()),
+        secret: args.cert_secret.clone(),
+        service: args.service.clone(),
+        extra_sans: args.san.clone(),
+        webhooks: self_managed::WebhookNames {
+            mutating: args.mutating_webhook.clone(),
+            validating: args.validating_webhook.clone().filter(|n| !n.is_empty()),
+        },
+        lifetimes: self_managed::Lifetimes {
+            serving: secs(args.cert_validity_seconds),
+            serving_renew_before: secs(args.cert_renew_before_seconds),
+            ca: secs(args.ca_validity_seconds),
+            ca_renew_before: secs(args.ca_renew_before_seconds),
+        },
+        check: secs(args.cert_check_seconds.max(1)),
+        instance: args.pod_name.clone(),
+    }
 }
 
 /// How often the API server version is re-read.

@@ -60,7 +60,7 @@ def test_no_monitoring_object_and_no_scrape_annotation_by_default():
 
 
 def test_the_service_monitor_scrapes_the_webhook_port_over_verified_tls():
-    r = render({"metrics": {"serviceMonitor": {"enabled": True}}})
+    r = render({"metrics": {"serviceMonitor": {"enabled": True}}, "certificates": {"mode": "helm"}})
     sm = r.one("ServiceMonitor")
     assert sm["metadata"]["namespace"] == NAMESPACE
     service = r.one("Service")
@@ -79,6 +79,17 @@ def test_the_service_monitor_scrapes_the_webhook_port_over_verified_tls():
     secret = r.one("Secret")
     assert tls["ca"] == {"secret": {"name": secret["metadata"]["name"], "key": "ca.crt"}}
     assert "ca.crt" in secret["data"]
+
+
+def test_in_mode_self_the_ca_bundle_comes_from_the_secret_podgrace_keeps():
+    # During a CA roll the bundle holds both CAs: a scrape verifies whichever pair a replica
+    # serves.
+    r = render({"metrics": {"serviceMonitor": {"enabled": True}}})
+    tls = r.one("ServiceMonitor")["spec"]["endpoints"][0]["tlsConfig"]
+    assert tls["serverName"] == f"podgrace.{NAMESPACE}.svc"
+    assert tls["ca"] == {"secret": {"name": "podgrace-certs", "key": "ca-bundle.crt"}}
+    assert r.deployment["spec"]["template"]["spec"]["containers"][0]["env"][1] == {
+        "name": "PODGRACE_CERTIFICATES", "value": "self"}
 
 
 def test_with_cert_manager_the_ca_comes_from_the_certificate_secret():

@@ -136,7 +136,7 @@ def test_the_validating_webhook_can_be_turned_off():
 
 
 def helm_mode_pair(values=None):
-    r = render(values)
+    r = render({"certificates": {"mode": "helm"}, **(values or {})})
     secret = r.one("Secret")
     data = {k: base64.b64decode(v) for k, v in secret["data"].items()}
     return r, secret, data
@@ -163,7 +163,7 @@ def test_helm_mode_writes_a_ca_and_a_serving_certificate_for_the_service_names()
 
 
 def test_helm_mode_certificates_follow_the_release_name_and_namespace():
-    r = render(name="gate", namespace="platform")
+    r = render({"certificates": {"mode": "helm"}}, name="gate", namespace="platform")
     data = {k: base64.b64decode(v) for k, v in r.one("Secret")["data"].items()}
     crt = x509.load_pem_x509_certificate(data["tls.crt"])
     sans = crt.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -200,7 +200,7 @@ def test_helm_mode_reads_the_existing_secret_back_so_upgrades_keep_the_certifica
     answer = '(dict "data" (dict "ca.crt" "Q0EK" "tls.crt" "Q1JUCg==" "tls.key" "S0VZCg=="))'
     (copy_dir / "templates" / "webhooks.yaml").write_text(source.replace(LOOKUP, answer))
     with helm.Chart.load(copy_dir) as chart:
-        files = chart.render({}, name="podgrace", namespace=NAMESPACE)
+        files = chart.render({"certificates": {"mode": "helm"}}, name="podgrace", namespace=NAMESPACE)
     objects = [o for o in yaml.safe_load_all(files["podgrace/templates/webhooks.yaml"]) if o]
     secret = next(o for o in objects if o["kind"] == "Secret")
     assert secret["data"] == existing
@@ -210,7 +210,7 @@ def test_helm_mode_reads_the_existing_secret_back_so_upgrades_keep_the_certifica
     partial = '(dict "data" (dict "tls.crt" "Q1JUCg==" "tls.key" "S0VZCg=="))'
     (copy_dir / "templates" / "webhooks.yaml").write_text(source.replace(LOOKUP, partial))
     with helm.Chart.load(copy_dir) as chart:
-        files = chart.render({}, name="podgrace", namespace=NAMESPACE)
+        files = chart.render({"certificates": {"mode": "helm"}}, name="podgrace", namespace=NAMESPACE)
     secret = next(o for o in yaml.safe_load_all(files["podgrace/templates/webhooks.yaml"]) if o)
     assert secret["data"]["tls.crt"] != existing["tls.crt"]
     assert b"BEGIN CERTIFICATE" in base64.b64decode(secret["data"]["ca.crt"])

@@ -12,10 +12,27 @@ import pytest
 import yaml
 from conftest import CHART, NAMESPACE, REPO, render, selector_matches
 
-SERVE_ENV = {
-    "PODGRACE_LISTEN": "0.0.0.0:8443",
+# certificates.mode self (the default): podgrace keeps its certificate in the Secret named here.
+SELF_CERTIFICATES_ENV = {
+    "PODGRACE_CERTIFICATES": "self",
+    "PODGRACE_CERT_SECRET": "podgrace-certs",
+    "PODGRACE_SERVICE": "podgrace",
+    "PODGRACE_MUTATING_WEBHOOK": "podgrace",
+    "PODGRACE_VALIDATING_WEBHOOK": "podgrace",
+    "PODGRACE_CERT_VALIDITY_SECONDS": str(90 * 86400),
+    "PODGRACE_CERT_RENEW_BEFORE_SECONDS": str(30 * 86400),
+    "PODGRACE_CA_VALIDITY_SECONDS": str(3650 * 86400),
+    "PODGRACE_CA_RENEW_BEFORE_SECONDS": str(365 * 86400),
+}
+# The other modes: mounted files.
+FILE_CERTIFICATES_ENV = {
     "PODGRACE_TLS_CERT_FILE": "/etc/podgrace/tls/tls.crt",
     "PODGRACE_TLS_KEY_FILE": "/etc/podgrace/tls/tls.key",
+}
+HELM = {"certificates": {"mode": "helm"}}
+SERVE_ENV = {
+    "PODGRACE_LISTEN": "0.0.0.0:8443",
+    **SELF_CERTIFICATES_ENV,
     "PODGRACE_CLUSTER_POLICY": "/etc/podgrace/policy/policy.yaml",
     "PODGRACE_POLICY_NAME": "podgrace-policy",
     "PODGRACE_LOG_FORMAT": "json",
@@ -24,8 +41,12 @@ SERVE_ENV = {
     "PODGRACE_SHUTDOWN_TIMEOUT_SECONDS": "20",
     "PODGRACE_POLICY_EVENTS": "true",
 }
-# Filled in by the kubelet: the replica's name, for the Events it reports.
-SERVE_ENV_FROM = {"PODGRACE_POD_NAME": {"fieldRef": {"fieldPath": "metadata.name"}}}
+# Filled in by the kubelet: the replica's name, for the Events it reports, and (mode self) its
+# namespace, where its certificate Secret is.
+SERVE_ENV_FROM = {
+    "PODGRACE_NAMESPACE": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+    "PODGRACE_POD_NAME": {"fieldRef": {"fieldPath": "metadata.name"}},
+}
 
 
 # Deployment ---------------------------------------------------------------------------------------
@@ -55,11 +76,24 @@ def test_the_container_gets_exactly_the_environment_podgrace_serve_reads():
     assert render().env_from == SERVE_ENV_FROM
 
 
+def test_in_the_file_modes_the_container_reads_its_certificate_from_files():
+    files_env = {k: v for k, v in SERVE_ENV.items() if k not in SELF_CERTIFICATES_ENV}
+    r = render(HELM)
+    assert r.env == {**files_env, **FILE_CERTIFICATES_ENV}
+    assert r.env_from == {"PODGRACE_POD_NAME": SERVE_ENV_FROM["PODGRACE_POD_NAME"]}
+
+
 def test_events_can_be_turned_off_with_their_rbac():
-    r = render({"events": {"enabled": False}})
-    assert r.env == {**SERVE_ENV, "PODGRACE_POLICY_EVENTS": "false"}
+    r = render({"events": {"enabled": False}, **HELM})
+    files_env = {k: v for k, v in SERVE_ENV.items() if k not in SELF_CERTIFICATES_ENV}
+    assert r.env == {**files_env, **FILE_CERTIFICATES_ENV, "PODGRACE_POLICY_EVENTS": "false"}
     assert r.env_from == {}
     assert all(rule["apiGroups"] != ["events.k8s.io"] for rule in r.one("ClusterRole")["rules"])
+    # In mode self the certificate Events stay (namespaced, on podgrace's own Secret): policy
+    # Events are what events.enabled turns off.
+    r = render({"events": {"enabled": False}})
+    assert "PODGRACE_POD_NAME" in r.env_from
+    assert all(rule["apiGroups"] != ["events.k8s.io"] for rule in r.named("ClusterRole", "podgrace")["rules"])
 
 
 def test_a_plain_metrics_port_is_configured_end_to_end():
@@ -108,7 +142,7 @@ def test_every_variable_the_chart_sets_is_one_podgrace_serve_reads(podgrace_bin)
 
 
 def test_the_tls_and_policy_mounts_are_where_the_environment_points():
-    r = render()
+    r = render(HELM)
     mounts = {m["name"]: m for m in r.container["volumeMounts"]}
     volumes = {v["name"]: v for v in r.pod["spec"]["volumes"]}
     assert set(mounts) == set(volumes) == {"tls", "policy"}
@@ -140,8 +174,14 @@ def test_the_probes_and_the_port_are_https_on_8443():
     assert r.container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "https", "scheme": "HTTPS"}
 
 
-def test_the_pod_runs_as_non_root_with_no_privileges():
+def test_in_mode_self_nothing_but_the_policy_is_mounted():
     r = render()
+    assert [m["name"] for m in r.container["volumeMounts"]] == ["policy"]
+    assert [v["name"] for v in r.pod["spec"]["volumes"]] == ["policy"]
+
+
+def test_the_pod_runs_as_non_root_with_no_privileges():
+    r = render(HELM)
     pod_sc = r.pod["spec"]["securityContext"]
     assert pod_sc["runAsNonRoot"] is True
     assert pod_sc["runAsUser"] == 65532
@@ -278,7 +318,8 @@ def test_the_service_maps_443_to_the_https_container_port():
 
 
 def test_rbac_reads_only_the_policy_configmaps_and_creates_events():
-    r = render()
+    # The file modes; mode self adds its own roles (test_certificates_self.py).
+    r = render(HELM)
     role = r.one("ClusterRole")
     assert role["rules"] == [{
         "apiGroups": [""],
@@ -299,18 +340,21 @@ def test_rbac_reads_only_the_policy_configmaps_and_creates_events():
 
 def test_rbac_follows_the_policy_configmap_name():
     r = render({"policyConfigMapName": "graceful"})
-    assert r.one("ClusterRole")["rules"][0]["resourceNames"] == ["graceful"]
+    assert r.named("ClusterRole", "podgrace")["rules"][0]["resourceNames"] == ["graceful"]
     assert r.env["PODGRACE_POLICY_NAME"] == "graceful"
 
 
 def test_the_role_is_bound_to_the_service_account_the_pods_run_as():
     r = render()
     sa = r.one("ServiceAccount")
-    binding = r.one("ClusterRoleBinding")
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                                  "name": r.one("ClusterRole")["metadata"]["name"]}
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"],
-                                    "namespace": NAMESPACE}]
+    bindings = r.all("ClusterRoleBinding") + r.all("RoleBinding")
+    assert len(bindings) == 3  # the policy role, and mode self's two
+    for binding in bindings:
+        kind = binding["roleRef"]["kind"]
+        assert kind == binding["kind"].replace("Binding", "")
+        r.named(kind, binding["roleRef"]["name"])
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"],
+                                        "namespace": NAMESPACE}]
     assert r.pod["spec"]["serviceAccountName"] == sa["metadata"]["name"]
 
 
@@ -318,7 +362,8 @@ def test_an_existing_service_account_can_be_used():
     r = render({"serviceAccount": {"create": False, "name": "platform-webhooks"}})
     assert r.all("ServiceAccount") == []
     assert r.pod["spec"]["serviceAccountName"] == "platform-webhooks"
-    assert r.one("ClusterRoleBinding")["subjects"][0]["name"] == "platform-webhooks"
+    for binding in r.all("ClusterRoleBinding") + r.all("RoleBinding"):
+        assert binding["subjects"][0]["name"] == "platform-webhooks"
 
 
 # Cluster default policy ---------------------------------------------------------------------------

@@ -42,6 +42,8 @@ use axum::routing::{get, patch, post};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc, watch};
 
+use super::kube_objects::Objects;
+
 #[derive(Clone, Debug)]
 struct Change {
     rv: u64,
@@ -78,6 +80,9 @@ pub struct FakeApi {
     pub addr: SocketAddr,
     shared: Arc<Shared>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Secrets and webhook configurations (tests/common/kube_objects.rs).
+    pub objects: Arc<Objects>,
+    app: Router,
 }
 
 impl FakeApi {
@@ -107,7 +112,9 @@ impl FakeApi {
             bookmark_every: Duration::from_millis(500),
             version: Mutex::new((version.0.to_owned(), version.1.to_owned())),
         });
+        let objects = Objects::new();
         let app = Router::new()
+            .merge(objects.routes())
             .route("/api/v1/configmaps", get(configmaps))
             .route("/version", get(version_info))
             .merge(workload_routes())
@@ -122,20 +129,21 @@ impl FakeApi {
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap();
-        });
+        let tx = serve(listener, app.clone());
         FakeApi {
             addr,
             shared,
             shutdown: Some(tx),
+            objects,
+            app,
         }
+    }
+
+    /// Serves again on the same address after [`FakeApi::stop`]: an API server back up.
+    pub async fn restart(&mut self) {
+        let listener = tokio::net::TcpListener::bind(self.addr).await.unwrap();
+        self.objects.set_down(false);
+        self.shutdown = Some(serve(listener, self.app.clone()));
     }
 
     /// Reports `version` (major, minor) on `/version` from now on: an upgraded cluster.
@@ -233,6 +241,7 @@ impl FakeApi {
     /// Stops the server (connections are refused afterwards).
     pub fn stop(&mut self) {
         self.drop_watches();
+        self.objects.set_down(true);
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -259,6 +268,20 @@ impl FakeApi {
         inner.history.push(change.clone());
         let _ = self.shared.changes.send(change);
     }
+}
+
+/// Serves `app` on `listener` until the returned sender fires (or is dropped).
+fn serve(listener: tokio::net::TcpListener, app: Router) -> tokio::sync::oneshot::Sender<()> {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+    });
+    tx
 }
 
 async fn version_info(State(shared): State<Arc<Shared>>) -> Response {

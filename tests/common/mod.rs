@@ -6,6 +6,7 @@ pub mod binary;
 pub mod child;
 pub mod https;
 pub mod kube_api;
+pub mod kube_objects;
 pub mod nacos_server;
 pub mod netns;
 pub mod tiny_http;

@@ -77,10 +77,14 @@ policy of the release namespace.
 
 {{/*
 The Secret with the serving certificate (tls.crt, tls.key): the user's own in mode secret,
-"<fullname>-tls" otherwise (written by Helm or by cert-manager).
+"<fullname>-certs" in mode self (created and kept by podgrace itself, never by the chart), and
+"<fullname>-tls" otherwise (written by Helm or by cert-manager). Mode self has a name of its own so
+that moving between modes never has two owners write one Secret.
 */}}
 {{- define "podgrace.tlsSecretName" -}}
-{{- if eq .Values.certificates.mode "secret" }}
+{{- if eq .Values.certificates.mode "self" }}
+{{- printf "%s-certs" (include "podgrace.fullname" . | trunc 57 | trimSuffix "-") }}
+{{- else if eq .Values.certificates.mode "secret" }}
 {{- required "certificates.secretName is required when certificates.mode is secret: the name of an existing kubernetes.io/tls Secret in the release namespace (see certs/README.md)" .Values.certificates.secretName }}
 {{- else }}
 {{- printf "%s-tls" (include "podgrace.fullname" . | trunc 59 | trimSuffix "-") }}
