@@ -206,7 +206,22 @@ impl Rotation {
         }
     }
 
-    /// Serves the material's pair if it is new and trusted by the webhook configurations.
+    /// Whether `candidate` comes from the CA that signed the pair being served, and so is
+    /// trusted wherever that pair is: a replica that renews from the CA it holds while the API
+    /// server is out of reach (and so before it has seen the caBundle confirmed) never lets its
+    /// pair expire for want of a confirmation.
+    fn same_ca_as_served(&self, candidate_pem: &str, current: &Pair, now: SystemTime) -> bool {
+        let ca = Bundle::from_pem(self.material.ca.cert_pem.as_bytes());
+        let served: Vec<Vec<u8>> = current.key.cert.iter().map(|c| c.to_vec()).collect();
+        // The served pair is checked at a moment it was valid: it may have expired by now.
+        let while_valid = SystemTime::UNIX_EPOCH
+            + Duration::from_secs(u64::try_from(current.not_after - 1).unwrap_or(0));
+        trust::trusted_chain(&served, &ca, &self.server_name, while_valid)
+            && trust::trusted(candidate_pem, &ca, &self.server_name, now)
+    }
+
+    /// Serves the material's pair if it is new and trusted by the webhook configurations, or
+    /// signed by the same CA as the pair served.
     fn serve_current(&self) {
         let candidate = &self.material.serving;
         let current = self.cert.current();
@@ -221,15 +236,11 @@ impl Rotation {
             return;
         }
         let published = self.published.borrow().clone();
-        let Some(trusted_now) = published else {
-            return;
-        };
-        if !trust::trusted(
-            &candidate.cert_pem,
-            &trusted_now,
-            &self.server_name,
-            SystemTime::now(),
-        ) {
+        let now = SystemTime::now();
+        let by_published = published.as_ref().is_some_and(|trusted_now| {
+            trust::trusted(&candidate.cert_pem, trusted_now, &self.server_name, now)
+        });
+        if !by_published && !self.same_ca_as_served(&candidate.cert_pem, &current, now) {
             tracing::debug!(
                 "new serving certificate not trusted by the webhook configurations yet; keeping the current one"
             );

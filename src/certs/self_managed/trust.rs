@@ -70,6 +70,21 @@ impl Bundle {
 /// Whether a client trusting exactly `trusted` accepts `cert_pem` (leaf first, as served) for
 /// `server_name` at `now`.
 pub fn trusted(cert_pem: &str, trusted: &Bundle, server_name: &str, now: SystemTime) -> bool {
+    trusted_chain(
+        &Bundle::from_pem(cert_pem.as_bytes()).0,
+        trusted,
+        server_name,
+        now,
+    )
+}
+
+/// [`trusted`] for a chain of DER certificates, leaf first.
+pub fn trusted_chain(
+    chain: &[Vec<u8>],
+    trusted: &Bundle,
+    server_name: &str,
+    now: SystemTime,
+) -> bool {
     let mut roots = RootCertStore::empty();
     for der in &trusted.0 {
         // A CA that rustls cannot use is simply not a trust anchor.
@@ -84,7 +99,6 @@ pub fn trusted(cert_pem: &str, trusted: &Bundle, server_name: &str, now: SystemT
     else {
         return false;
     };
-    let chain = Bundle::from_pem(cert_pem.as_bytes()).0;
     let Some((leaf, intermediates)) = chain.split_first() else {
         return false;
     };
