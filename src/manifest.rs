@@ -47,7 +47,7 @@ pub enum ManifestError {
     },
     /// A kind with a pod template that podgrace does not read.
     #[error(
-        "skipped: {api_version} {kind} is not a kind podgrace reads ({KINDS}); its pod template is left as written (the webhook still mutates the pods its controller creates)"
+        "skipped: {api_version} {kind} is not a kind podgrace reads; its pod template is left as written (the webhook still mutates the pods its controller creates)"
     )]
     UnsupportedKind {
         /// The apiVersion.
