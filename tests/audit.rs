@@ -32,7 +32,7 @@ fn repo(rel: &str) -> PathBuf {
 
 // ---- manifest mode --------------------------------------------------------------------------
 
-/// `podgrace mutate -o patch`'s answer (one entry per workload, docs/CLI.md) as (`Kind/name`,
+/// `podgrace mutate -o patch`'s answer (one entry per workload, as the README says) as (`Kind/name`,
 /// patch).
 fn mutate_patches(out: &Value) -> Vec<(String, Value)> {
     out.as_array()

@@ -290,6 +290,7 @@ fn report(label: &str, m: &engine::Mutation) {
 /// What goes to stdout, written as the documents come. Until the first workload is met it is
 /// held back: a file without one is an error, with nothing printed.
 struct Out {
+    stdout: std::io::BufWriter<std::io::Stdout>,
     output: Output,
     header: String,
     held: Vec<u8>,
@@ -303,6 +304,7 @@ struct Out {
 impl Out {
     fn new(output: Output, file: &str) -> Self {
         Out {
+            stdout: std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
             output,
             header: format!("--- {file}\n+++ {file} (mutated)\n"),
             held: Vec::new(),
@@ -314,7 +316,7 @@ impl Out {
 
     fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
         if self.streaming {
-            std::io::stdout().lock().write_all(bytes)?;
+            self.stdout.write_all(bytes)?;
         } else {
             self.held.extend_from_slice(bytes);
         }
@@ -331,7 +333,7 @@ impl Out {
         Ok(())
     }
 
-    /// One entry of `-o patch` (see docs/CLI.md): a workload, its patch (`null` when it could
+    /// One entry of `-o patch` (see the README and `Output::Patch`): a workload, its patch (`null` when it could
     /// not be mutated).
     fn patch(
         &mut self,
@@ -436,7 +438,7 @@ impl Out {
         if self.output == Output::Patch {
             self.write(if self.written == 0 { b"[]\n" } else { b"\n]\n" })?;
         }
-        std::io::stdout().lock().flush()?;
+        self.stdout.flush()?;
         Ok(())
     }
 }

@@ -186,7 +186,7 @@ def load(manifest: Path) -> list[dict[str, Any]]:
 
 def split_patch_output(stdout: str, templates: list[Template]) -> list[list[dict[str, Any]]]:
     """`-o patch` prints a list with one {document, item, kind, namespace, name, patch} entry per
-    workload, whatever the input (docs/CLI.md); returns one patch per template, in order."""
+    workload, whatever the input (README); returns one patch per template, in order."""
     out = json.loads(stdout)
     assert isinstance(out, list) and len(out) == len(templates), f"expected {len(templates)} patches, got {stdout[:300]}"
     patches = []
