@@ -83,7 +83,11 @@ pub fn split(text: &str) -> Vec<Result<Chunk<'_>, ReadError>> {
     if body.trim_start().starts_with('{')
         && let Some(chunks) = split_json(text)
     {
-        return chunks;
+        // JSON objects between `---` lines are a YAML stream.
+        let yaml_stream = || text.lines().any(is_separator);
+        if chunks.iter().all(Result::is_ok) || !yaml_stream() {
+            return chunks;
+        }
     }
     split_yaml(text)
 }
@@ -440,8 +444,11 @@ mod tests {
         // A broken object ends the stream with its line.
         let read = values("{\"a\": 1}\n{\"b\": }\n");
         assert_eq!(read[1].as_ref().unwrap_err().line, 2);
-        // A YAML flow mapping is YAML.
+        // A YAML flow mapping is YAML, and so are JSON objects between `---` lines.
         assert_eq!(values("{a: 1}\n")[0].as_ref().unwrap(), &json!({"a": 1}));
+        let read = values("{\"a\": 1}\n---\n{\"b\": 2}\n");
+        assert_eq!(read.len(), 2);
+        assert_eq!(read[1].as_ref().unwrap(), &json!({"b": 2}));
     }
 
     #[test]
