@@ -557,6 +557,33 @@ fn mutate_applies_a_policy_configmap_of_its_input_as_audit_does() {
         .collect();
     assert_eq!(patch, &json!(prefixed), "mutate and audit agree");
 
+    // An invalid one: both say so and use the cluster default, as the webhook does.
+    let invalid = tmp(&format!(
+        "{}---\n{}",
+        shop_deployment("web"),
+        policy.replace("sleepSeconds: 25", "sleepSeconds: soon")
+    ));
+    let out = podgrace(&["mutate", "-f", path(&invalid)]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr)
+            .contains("invalid namespace policy, the cluster default applies to namespace shop"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("\"seconds\": 10"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = podgrace(&["audit", "-f", path(&invalid), "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["namespaces"][0]["policyError"].is_string(),
+        "{report}"
+    );
+
     // A namespace policy ConfigMap given for another namespace is a what-if, and said so.
     let kevin = fixture("policies/shop-nacos.yaml");
     let only_web = tmp(&shop_deployment("web"));

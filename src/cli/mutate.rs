@@ -131,15 +131,12 @@ impl Run<'_> {
             for found in input::policies(&d.value, name, &self.args.policy_key) {
                 match found {
                     Ok((ns, layer)) => {
+                        // As `audit` reports it: a warning, the cluster default used.
                         if let Err(e) = &layer {
-                            self.problem(&input::invalid_policy(
-                                self.file,
-                                chunk,
-                                Default::default(),
-                                format!(
-                                    "invalid namespace policy: the cluster default applies to namespace {ns}, as in the webhook: {e}"
-                                ),
-                            ));
+                            eprintln!(
+                                "warning: {}: document {}, line {}: invalid namespace policy, the cluster default applies to namespace {ns} (as in the webhook): {e}",
+                                self.file, chunk.number, chunk.line
+                            );
                         }
                         self.found.insert(ns, layer);
                     }
