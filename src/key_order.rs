@@ -105,7 +105,7 @@ impl<'de> Visitor<'de> for OrderVisitor {
 }
 
 /// A mapping key as serde_json spells it: scalars become their text.
-struct Key(String);
+pub(crate) struct Key(pub(crate) String);
 
 impl<'de> Deserialize<'de> for Key {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod certs;
 pub mod cli;
+pub mod documents;
 pub mod engine;
 pub mod helper;
 pub mod key_order;

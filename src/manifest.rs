@@ -5,33 +5,27 @@
 
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{Patch, PatchOperation};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::engine::PodView;
 use crate::key_order::KeyOrder;
-use crate::yaml;
 
-/// Errors reading a manifest.
+/// Why an object of a manifest cannot be read (the caller names the file, document and
+/// object).
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    /// The text is not YAML or JSON.
-    #[error("invalid YAML/JSON: {0}")]
-    Syntax(String),
     /// A pod (template) that is not a valid Pod.
-    #[error("{what}: not a valid pod: {why}")]
+    #[error("not a valid pod: {why}")]
     InvalidPod {
-        /// Which document.
-        what: String,
         /// The cause.
         why: String,
     },
     /// A workload kind under an apiVersion that Kubernetes no longer serves.
     #[error(
-        "{what}: {kind} {api_version} was removed in Kubernetes {removed_in}: use {replacement}"
+        "{kind} {api_version} was removed in Kubernetes {removed_in}: the API server refuses this manifest; use {replacement}"
     )]
     RemovedApi {
-        /// Which document.
-        what: String,
         /// The kind, e.g. `CronJob`.
         kind: String,
         /// The apiVersion written, e.g. `batch/v1beta1`.
@@ -42,12 +36,8 @@ pub enum ManifestError {
         replacement: &'static str,
     },
     /// A workload kind under an apiVersion that Kubernetes never served (a typo, an alpha).
-    #[error(
-        "{what}: {kind} {api_version} is not an API version Kubernetes serves: use {replacement}"
-    )]
+    #[error("{kind} {api_version} is not an API version Kubernetes serves: use {replacement}")]
     UnknownApi {
-        /// Which document.
-        what: String,
         /// The kind.
         kind: String,
         /// The apiVersion written.
@@ -55,15 +45,31 @@ pub enum ManifestError {
         /// The apiVersion Kubernetes serves the kind under.
         replacement: &'static str,
     },
-    /// Nothing podgrace could mutate.
+    /// A kind with a pod template that podgrace does not read.
     #[error(
-        "no Pod, workload or AdmissionReview found (documents: {0}); expected a Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, PodTemplate, a List of them or an AdmissionReview"
+        "skipped: {api_version} {kind} is not a kind podgrace reads; its pod template is left as written (the webhook still mutates the pods its controller creates)"
     )]
-    NothingToMutate(String),
+    UnsupportedKind {
+        /// The apiVersion.
+        api_version: String,
+        /// The kind.
+        kind: String,
+    },
+    /// An Argo Rollout that takes its pod template from a Deployment.
+    #[error(
+        "skipped: its pods come from the template of Deployment {target} (spec.workloadRef): preview that Deployment"
+    )]
+    WorkloadRef {
+        /// The Deployment referenced.
+        target: String,
+    },
     /// An AdmissionReview without a request object.
     #[error("AdmissionReview without request.object")]
     EmptyReview,
 }
+
+/// The kinds podgrace reads, for messages.
+pub const KINDS: &str = "Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job, CronJob, PodTemplate, Argo Rollout, OpenKruise CloneSet, Advanced StatefulSet and Advanced DaemonSet, a List of them or an AdmissionReview";
 
 /// Where the pod template of a kind lives.
 pub fn template_path(api_version: &str, kind: &str) -> Option<&'static [&'static str]> {
@@ -75,6 +81,11 @@ pub fn template_path(api_version: &str, kind: &str) -> Option<&'static [&'static
         ("apps/v1", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet") => Some(TEMPLATE),
         ("batch/v1", "Job") => Some(TEMPLATE),
         ("batch/v1", "CronJob") => Some(&["spec", "jobTemplate", "spec", "template"]),
+        // Operators' workloads that keep a Deployment's pod template: Argo Rollouts, and
+        // OpenKruise's CloneSet, Advanced StatefulSet and Advanced DaemonSet.
+        ("argoproj.io/v1alpha1", "Rollout")
+        | ("apps.kruise.io/v1alpha1", "CloneSet" | "StatefulSet" | "DaemonSet")
+        | ("apps.kruise.io/v1beta1", "StatefulSet") => Some(TEMPLATE),
         _ => None,
     }
 }
@@ -125,6 +136,10 @@ pub struct Document {
 pub struct Target {
     /// `Deployment shop/web`.
     pub label: String,
+    /// `Deployment`.
+    pub kind: String,
+    /// Its name (or `generateName`), when it has one.
+    pub name: Option<String>,
     /// JSON pointer tokens from the object's root to the pod (template).
     pub path: Vec<String>,
     /// The pod (template), as the engine reads it.
@@ -133,110 +148,173 @@ pub struct Target {
     pub namespace: Option<String>,
 }
 
-/// Reads every document of `text` (YAML stream or JSON). An AdmissionReview stands for the
-/// object it carries; a List (`kind: List`, or a typed list such as `DeploymentList`) is
-/// followed by one [`Document`] per item.
-pub fn read_documents(text: &str) -> Result<Vec<Document>, ManifestError> {
-    let syntax = |e: yaml::YamlError| ManifestError::Syntax(e.to_string());
-    let values: Vec<Value> = yaml::manifests(text).map_err(syntax)?;
-    let orders: Vec<KeyOrder> = yaml::manifests(text).map_err(syntax)?;
-    documents(values.into_iter().zip(orders))
+/// What an object says it is, as far as it says.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Identity {
+    /// `apps/v1`.
+    pub api_version: Option<String>,
+    /// `Deployment`.
+    pub kind: Option<String>,
+    /// `metadata.namespace`.
+    pub namespace: Option<String>,
+    /// `metadata.name` (or `generateName`).
+    pub name: Option<String>,
 }
 
-/// [`read_documents`] of a text already read into `values` (one per document), without the
-/// order of their keys (every [`Document::order`] a leaf): for a reader that writes no manifest
-/// back (`podgrace audit`), which then reads the YAML once instead of twice.
-pub fn documents_of_values(values: Vec<Value>) -> Result<Vec<Document>, ManifestError> {
-    documents(values.into_iter().map(|v| (v, KeyOrder::Leaf)))
-}
-
-fn documents(
-    read: impl Iterator<Item = (Value, KeyOrder)>,
-) -> Result<Vec<Document>, ManifestError> {
-    let mut docs = Vec::new();
-    for (index, (mut value, mut order)) in read.enumerate() {
-        if value.is_null() {
-            continue;
+impl Identity {
+    /// The identity of `v`, with `default` (apiVersion, kind) for what it leaves out (the
+    /// items of a typed List).
+    pub fn of(v: &Value, default: (&str, &str)) -> Self {
+        let meta = v.get("metadata").unwrap_or(&Value::Null);
+        let (api_version, kind) = type_of(v, default);
+        let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        Identity {
+            api_version: some(api_version),
+            kind: some(kind),
+            namespace: str_at(meta, "namespace").map(str::to_owned),
+            name: str_at(meta, "name")
+                .or_else(|| str_at(meta, "generateName"))
+                .map(str::to_owned),
         }
-        let what = format!("document {}", index + 1);
-        let mut namespace = None;
-        if str_at(&value, "kind") == Some("AdmissionReview") {
-            // Preview what the webhook would answer: the document becomes the request's object.
-            let request = value.get_mut("request").ok_or(ManifestError::EmptyReview)?;
+    }
+
+    /// `Deployment shop/web`, `Deployment web`, `Deployment -`, or an empty string when the
+    /// object says nothing of itself.
+    pub fn label(&self) -> String {
+        let kind = self.kind.as_deref().unwrap_or("object");
+        let name = self.name.as_deref().unwrap_or("-");
+        match (&self.kind, &self.name, &self.namespace) {
+            (None, None, _) => String::new(),
+            (_, _, Some(ns)) => format!("{kind} {ns}/{name}"),
+            (_, _, None) => format!("{kind} {name}"),
+        }
+    }
+}
+
+/// An object of a document that podgrace cannot read as it should: the document, or one item
+/// of a List.
+#[derive(Debug)]
+pub struct Failure {
+    /// The item of the List, for a List's item.
+    pub item: Option<usize>,
+    /// What the object says it is.
+    pub object: Identity,
+    /// Why.
+    pub error: ManifestError,
+}
+
+impl Failure {
+    /// `items[2] (Deployment shop/web)`, `Deployment shop/web`, or empty.
+    pub fn what(&self) -> String {
+        let label = self.object.label();
+        match (self.item, label.is_empty()) {
+            (Some(i), true) => format!("items[{i}]"),
+            (Some(i), false) => format!("items[{i}] ({label})"),
+            (None, _) => label,
+        }
+    }
+
+    /// Whether the object is skipped on purpose (a kind podgrace does not read), not broken.
+    pub fn is_skip(&self) -> bool {
+        matches!(
+            self.error,
+            ManifestError::UnsupportedKind { .. } | ManifestError::WorkloadRef { .. }
+        )
+    }
+}
+
+/// The objects of one document read: the document, then for a List (`kind: List`, or a typed
+/// list such as `DeploymentList`) one [`Document`] per item. An AdmissionReview stands for the
+/// object it carries. What cannot be read is a [`Failure`] beside the rest: a List's bad item
+/// costs only itself (it stays in the List as written).
+pub fn objects(mut value: Value, mut order: KeyOrder) -> (Vec<Document>, Vec<Failure>) {
+    let mut docs = Vec::new();
+    let mut failures = Vec::new();
+    if value.is_null() {
+        return (docs, failures);
+    }
+    let mut namespace = None;
+    if str_at(&value, "kind") == Some("AdmissionReview") {
+        // Preview what the webhook would answer: the document becomes the request's object.
+        let object = value.get_mut("request").and_then(|request| {
             namespace = request
                 .get("namespace")
                 .and_then(Value::as_str)
                 .map(str::to_owned);
-            value = request
+            request
                 .get_mut("object")
                 .map(Value::take)
                 .filter(|o| !o.is_null())
-                .ok_or(ManifestError::EmptyReview)?;
-            order = order.member("request").member("object").clone();
-        }
-        if let Some((items, item_type)) = list_items(&value) {
-            let members = items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| {
-                    let (api_version, kind) = type_of(item, item_type);
-                    Ok(Document {
-                        value: item.clone(),
-                        order: order.member("items").item(i).clone(),
-                        target: find_target(
-                            item,
-                            api_version,
-                            kind,
-                            &format!("{what}, items[{i}]"),
-                        )?,
-                        list_index: Some(i),
-                    })
-                })
-                .collect::<Result<Vec<_>, ManifestError>>()?;
-            docs.push(Document {
-                value,
-                order,
-                target: None,
-                list_index: None,
+        });
+        let Some(object) = object else {
+            failures.push(Failure {
+                item: None,
+                object: Identity::of(&value, ("", "")),
+                error: ManifestError::EmptyReview,
             });
-            docs.extend(members);
-            continue;
-        }
-        let (api_version, kind) = type_of(&value, ("", ""));
-        let mut target = find_target(&value, api_version, kind, &what)?;
-        if let (Some(t), Some(ns)) = (&mut target, namespace) {
-            t.namespace.get_or_insert(ns);
+            return (docs, failures);
+        };
+        value = object;
+        order = order.member("request").member("object").clone();
+    }
+    if let Some((items, item_type)) = list_items(&value) {
+        let mut members = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let (api_version, kind) = type_of(item, item_type);
+            match find_target(item, api_version, kind) {
+                Ok(target) => members.push(Document {
+                    value: item.clone(),
+                    order: order.member("items").item(i).clone(),
+                    target,
+                    list_index: Some(i),
+                }),
+                Err(error) => failures.push(Failure {
+                    item: Some(i),
+                    object: Identity::of(item, item_type),
+                    error,
+                }),
+            }
         }
         docs.push(Document {
             value,
             order,
-            target,
+            target: None,
             list_index: None,
         });
+        docs.extend(members);
+        return (docs, failures);
     }
-    if !docs.iter().any(|d| d.target.is_some()) {
-        let kinds: Vec<&str> = docs
-            .iter()
-            .filter(|d| list_items(&d.value).is_none())
-            .map(|d| str_at(&d.value, "kind").unwrap_or("no kind"))
-            .collect();
-        return Err(ManifestError::NothingToMutate(if kinds.is_empty() {
-            "none".to_owned()
-        } else {
-            kinds.join(", ")
-        }));
+    let (api_version, kind) = type_of(&value, ("", ""));
+    match find_target(&value, api_version, kind) {
+        Ok(mut target) => {
+            if let (Some(t), Some(ns)) = (&mut target, namespace) {
+                t.namespace.get_or_insert(ns);
+            }
+            docs.push(Document {
+                value,
+                order,
+                target,
+                list_index: None,
+            });
+        }
+        Err(error) => failures.push(Failure {
+            item: None,
+            object: Identity::of(&value, ("", "")),
+            error,
+        }),
     }
-    Ok(docs)
+    (docs, failures)
 }
 
-/// One value per input document, with each List's items replaced by its (mutated) items, and
-/// the order its keys were written in (a List's covers its items).
-pub fn reassemble(docs: &[Document]) -> Vec<(Value, &KeyOrder)> {
-    let mut out: Vec<(Value, &KeyOrder)> = Vec::with_capacity(docs.len());
+/// The document that `docs` (as [`objects`] returned them) came from, each List's items
+/// replaced by its (mutated) items, and the order its keys were written in.
+pub fn reassemble(docs: Vec<Document>) -> Option<(Value, KeyOrder)> {
+    let mut out: Option<(Value, KeyOrder)> = None;
     for doc in docs {
-        match (doc.list_index, out.last_mut()) {
-            (Some(i), Some((list, _))) => list["items"][i] = doc.value.clone(),
-            _ => out.push((doc.value.clone(), &doc.order)),
+        match (doc.list_index, &mut out) {
+            (Some(i), Some((list, _))) => list["items"][i] = doc.value,
+            _ => out = Some((doc.value, doc.order)),
         }
     }
     out
@@ -268,58 +346,77 @@ fn list_items(v: &Value) -> Option<(&Vec<Value>, (&str, &str))> {
     })
 }
 
+/// Whether an object of a kind podgrace does not read carries a pod template where workloads
+/// keep one (an operator's workload): such a kind is named, never skipped in silence.
+fn has_pod_template(doc: &Value) -> bool {
+    let containers = |t: Option<&Value>| {
+        t.and_then(|t| t.pointer("/spec/containers"))
+            .is_some_and(Value::is_array)
+    };
+    containers(doc.pointer("/spec/template"))
+        || containers(doc.pointer("/spec/jobTemplate/spec/template"))
+}
+
 fn find_target(
     doc: &Value,
     api_version: &str,
     kind: &str,
-    what: &str,
 ) -> Result<Option<Target>, ManifestError> {
-    let meta = doc.get("metadata").unwrap_or(&Value::Null);
-    let name = str_at(meta, "name")
-        .or_else(|| str_at(meta, "generateName"))
-        .unwrap_or("-");
-    let namespace = str_at(meta, "namespace").map(str::to_owned);
-    let label = match &namespace {
-        Some(ns) => format!("{kind} {ns}/{name}"),
-        None => format!("{kind} {name}"),
-    };
+    let id = Identity::of(doc, (api_version, kind));
+    let label = id.label();
+    let namespace = id.namespace;
     let Some(path) = template_path(api_version, kind) else {
         if let Some(replacement) = served_api_version(kind) {
-            let what = format!("{what} ({label})");
             let (kind, api_version) = (kind.to_owned(), api_version.to_owned());
             return Err(match removed_in(&api_version, &kind) {
                 Some(removed_in) => ManifestError::RemovedApi {
-                    what,
                     kind,
                     api_version,
                     removed_in,
                     replacement,
                 },
                 None => ManifestError::UnknownApi {
-                    what,
                     kind,
                     api_version,
                     replacement,
                 },
             });
         }
+        if has_pod_template(doc) {
+            return Err(ManifestError::UnsupportedKind {
+                api_version: api_version.to_owned(),
+                kind: kind.to_owned(),
+            });
+        }
         return Ok(None);
     };
+    if kind == "Rollout"
+        && doc.pointer("/spec/template").is_none()
+        && let Some(target) = doc
+            .pointer("/spec/workloadRef/name")
+            .and_then(Value::as_str)
+    {
+        return Err(ManifestError::WorkloadRef {
+            target: target.to_owned(),
+        });
+    }
     let mut node = doc;
     for token in path {
         node = node.get(*token).ok_or_else(|| ManifestError::InvalidPod {
-            what: label.clone(),
-            why: format!("missing {}", path.join(".")),
+            why: format!(
+                "missing {} (a Kustomize patch? `kubectl kustomize` renders the whole object)",
+                path.join(".")
+            ),
         })?;
     }
     // A template reads as a pod: the view looks at `metadata` and `spec` only, and tells an
     // absent `metadata` from an empty one (the patch adds it whole, or adds into it).
-    let pod = PodView::from_value(node.clone()).map_err(|e| ManifestError::InvalidPod {
-        what: label.clone(),
-        why: e.to_string(),
-    })?;
+    let pod = PodView::from_value(node.clone())
+        .map_err(|e| ManifestError::InvalidPod { why: e.to_string() })?;
     Ok(Some(Target {
         label,
+        kind: kind.to_owned(),
+        name: id.name,
         path: path.iter().map(|s| s.to_string()).collect(),
         pod,
         namespace,
@@ -352,10 +449,32 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// Every object of every document of `text`.
+    fn read(text: &str) -> (Vec<Document>, Vec<Failure>) {
+        let mut docs = Vec::new();
+        let mut failures = Vec::new();
+        for chunk in crate::documents::split(text) {
+            let d = crate::documents::read(&chunk.unwrap(), true).unwrap();
+            let (ok, bad) = objects(d.value, d.order);
+            docs.extend(ok);
+            failures.extend(bad);
+        }
+        (docs, failures)
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        read(text)
+            .1
+            .iter()
+            .map(|f| format!("{}: {}", f.what(), f.error))
+            .collect()
+    }
+
     #[test]
     fn finds_pods_in_workloads_and_skips_services() {
         let text = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec:\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers: [{name: web, image: nginx}]\n";
-        let docs = read_documents(text).unwrap();
+        let (docs, failures) = read(text);
+        assert!(failures.is_empty());
         assert_eq!(docs.len(), 2);
         assert!(docs[0].target.is_none());
         let t = docs[1].target.as_ref().unwrap();
@@ -367,7 +486,7 @@ mod tests {
     #[test]
     fn cronjobs_reach_their_nested_template() {
         let text = "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: c}\nspec:\n  schedule: '* * * * *'\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers: [{name: j, image: busybox}]\n";
-        let docs = read_documents(text).unwrap();
+        let (docs, _) = read(text);
         assert_eq!(
             docs[0].target.as_ref().unwrap().path,
             vec!["spec", "jobTemplate", "spec", "template"]
@@ -375,23 +494,62 @@ mod tests {
     }
 
     #[test]
-    fn non_pod_objects_and_garbage_are_clear_errors() {
-        let err =
-            read_documents("apiVersion: v1\nkind: Service\nmetadata: {name: s}\n").unwrap_err();
-        assert!(err.to_string().contains("documents: Service"), "{err}");
-        let err = read_documents("kind: [oops").unwrap_err();
-        assert!(err.to_string().starts_with("invalid YAML/JSON"), "{err}");
-        let err = read_documents(
-            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: 3}\n",
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("spec.containers"), "{err}");
+    fn operator_workloads_with_a_deployment_template_are_read() {
+        for (api_version, kind) in [
+            ("argoproj.io/v1alpha1", "Rollout"),
+            ("apps.kruise.io/v1alpha1", "CloneSet"),
+            ("apps.kruise.io/v1beta1", "StatefulSet"),
+            ("apps.kruise.io/v1alpha1", "DaemonSet"),
+        ] {
+            let text = format!(
+                "apiVersion: {api_version}\nkind: {kind}\nmetadata: {{name: w}}\nspec:\n  template:\n    spec:\n      containers: [{{name: a, image: nginx}}]\n"
+            );
+            let (docs, failures) = read(&text);
+            assert!(failures.is_empty(), "{kind}");
+            assert_eq!(docs[0].target.as_ref().unwrap().label, format!("{kind} w"));
+        }
+    }
+
+    #[test]
+    fn a_kind_with_a_pod_template_that_podgrace_does_not_read_is_named() {
+        let knative = "apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata: {name: hello}\nspec:\n  template:\n    spec:\n      containers: [{image: hello}]\n";
+        let (_, failures) = read(knative);
+        assert!(failures[0].is_skip());
+        assert!(
+            failures[0].error.to_string().starts_with(
+                "skipped: serving.knative.dev/v1 Service is not a kind podgrace reads"
+            ),
+            "{}",
+            failures[0].error
+        );
+        let rollout = "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name: r}\nspec:\n  workloadRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n";
+        assert_eq!(
+            errors(rollout),
+            [
+                "Rollout r: skipped: its pods come from the template of Deployment web (spec.workloadRef): preview that Deployment"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_partial_object_is_an_error_of_its_own() {
+        let patch =
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {replicas: 3}\n";
+        let e = errors(patch);
+        assert!(
+            e[0].starts_with(
+                "Deployment web: not a valid pod: missing spec.template (a Kustomize patch?"
+            ),
+            "{e:?}"
+        );
+        let e = errors("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: 3}\n");
+        assert!(e[0].contains("spec.containers"), "{e:?}");
     }
 
     #[test]
     fn list_items_are_objects_of_their_own_and_go_back_into_the_list() {
         let text = "apiVersion: v1\nkind: List\nmetadata: {resourceVersion: \"\"}\nitems:\n- apiVersion: v1\n  kind: Service\n  metadata: {name: s}\n- apiVersion: apps/v1\n  kind: Deployment\n  metadata: {name: web, namespace: shop}\n  spec:\n    template:\n      spec:\n        containers: [{name: web, image: nginx}]\n";
-        let mut docs = read_documents(text).unwrap();
+        let (mut docs, _) = read(text);
         assert_eq!(docs.len(), 3, "the List, then its two items");
         assert!(docs[0].target.is_none() && docs[0].list_index.is_none());
         assert_eq!(docs[1].list_index, Some(0));
@@ -400,22 +558,18 @@ mod tests {
         assert_eq!(t.label, "Deployment shop/web");
         assert_eq!(t.path, vec!["spec", "template"], "relative to the item");
         docs[2].value["spec"]["replicas"] = json!(3);
-        let out = reassemble(&docs);
-        assert_eq!(out.len(), 1);
-        let (list, order) = &out[0];
+        let items_order = docs[0].order.member("items").clone();
+        let (list, order) = reassemble(docs).unwrap();
         assert_eq!(list["kind"], "List");
         assert_eq!(list["items"][0]["kind"], "Service");
         assert_eq!(list["items"][1]["spec"]["replicas"], 3);
-        assert_eq!(
-            order.member("items"),
-            &docs[0].order.member("items").clone()
-        );
+        assert_eq!(order.member("items"), &items_order);
     }
 
     #[test]
     fn typed_lists_give_their_items_the_kind_they_leave_out() {
         let text = "apiVersion: apps/v1\nkind: DeploymentList\nitems:\n- metadata: {name: web}\n  spec:\n    template:\n      spec:\n        containers: [{name: web, image: nginx}]\n";
-        let docs = read_documents(text).unwrap();
+        let (docs, _) = read(text);
         assert_eq!(docs[1].target.as_ref().unwrap().label, "Deployment web");
         assert!(
             docs[1].value.get("kind").is_none(),
@@ -426,10 +580,11 @@ mod tests {
     #[test]
     fn removed_api_versions_are_named_with_the_release_and_the_replacement() {
         let cron = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n---\napiVersion: batch/v1beta1\nkind: CronJob\nmetadata: {name: nightly, namespace: shop}\nspec: {}\n";
-        let err = read_documents(cron).unwrap_err().to_string();
         assert_eq!(
-            err,
-            "document 2 (CronJob shop/nightly): CronJob batch/v1beta1 was removed in Kubernetes 1.25: use batch/v1"
+            errors(cron),
+            [
+                "CronJob shop/nightly: CronJob batch/v1beta1 was removed in Kubernetes 1.25: the API server refuses this manifest; use batch/v1"
+            ]
         );
         for (api_version, kind) in [
             ("extensions/v1beta1", "Deployment"),
@@ -441,31 +596,28 @@ mod tests {
             ("apps/v1beta2", "StatefulSet"),
         ] {
             let text = format!("apiVersion: {api_version}\nkind: {kind}\nmetadata: {{name: w}}\n");
-            let err = read_documents(&text).unwrap_err().to_string();
             assert_eq!(
-                err,
-                format!(
-                    "document 1 ({kind} w): {kind} {api_version} was removed in Kubernetes 1.16: use apps/v1"
-                )
+                errors(&text),
+                [format!(
+                    "{kind} w: {kind} {api_version} was removed in Kubernetes 1.16: the API server refuses this manifest; use apps/v1"
+                )]
             );
         }
-        let list = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: extensions/v1beta1\n  kind: Deployment\n  metadata: {name: old}\n";
-        let err = read_documents(list).unwrap_err().to_string();
-        assert!(
-            err.starts_with("document 1, items[0] (Deployment old): "),
-            "{err}"
-        );
+        // In a List, the bad item costs only itself.
+        let list = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: extensions/v1beta1\n  kind: Deployment\n  metadata: {name: old}\n- apiVersion: v1\n  kind: Pod\n  metadata: {name: p}\n  spec: {containers: [{name: a, image: b}]}\n";
+        let (docs, failures) = read(list);
+        assert_eq!(failures[0].what(), "items[0] (Deployment old)");
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[1].list_index, Some(1));
     }
 
     #[test]
     fn a_known_kind_under_an_api_version_never_served_names_the_one_to_use() {
-        let err =
-            read_documents("apiVersion: batch/v2alpha1\nkind: CronJob\nmetadata: {name: c}\n")
-                .unwrap_err()
-                .to_string();
         assert_eq!(
-            err,
-            "document 1 (CronJob c): CronJob batch/v2alpha1 is not an API version Kubernetes serves: use batch/v1"
+            errors("apiVersion: batch/v2alpha1\nkind: CronJob\nmetadata: {name: c}\n"),
+            [
+                "CronJob c: CronJob batch/v2alpha1 is not an API version Kubernetes serves: use batch/v1"
+            ]
         );
     }
 
@@ -476,7 +628,7 @@ mod tests {
             "/tests/fixtures/admission/pod-create-kubectl-apply.json"
         ))
         .unwrap();
-        let docs = read_documents(&text).unwrap();
+        let (docs, _) = read(&text);
         let t = docs[0].target.as_ref().unwrap();
         assert_eq!(t.label, "Pod probe/probe-pod");
         assert!(t.path.is_empty());

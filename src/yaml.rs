@@ -164,6 +164,13 @@ pub fn documents<T: DeserializeOwned>(text: &str) -> Result<Vec<T>, YamlError> {
 /// so an alias bomb stops at the same bound, and aliases, anchors, merge keys and nesting depth
 /// keep their own default limits.
 pub fn manifests<T: DeserializeOwned>(text: &str) -> Result<Vec<T>, YamlError> {
+    let (options, budget) = manifest_options_for(text);
+    serde_saphyr::from_multiple_with_options(text, options).map_err(|e| YamlError::read(e, &budget))
+}
+
+/// The options [`manifests`] reads `text` with, and their budget. Repeated mapping keys reach
+/// the reader's visitor (kubectl's reader keeps the last: see [`crate::documents`]).
+pub(crate) fn manifest_options_for(text: &str) -> (serde_saphyr::Options, serde_saphyr::Budget) {
     let n = text.len();
     let mut budget = serde_saphyr::Budget::default();
     budget.max_documents = budget.max_documents.max(n);
@@ -172,7 +179,30 @@ pub fn manifests<T: DeserializeOwned>(text: &str) -> Result<Vec<T>, YamlError> {
     budget.max_total_scalar_bytes = budget.max_total_scalar_bytes.max(n);
     let mut options = manifest_options();
     options.budget = Some(budget.clone());
-    serde_saphyr::from_multiple_with_options(text, options).map_err(|e| YamlError::read(e, &budget))
+    options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::PassThrough;
+    (options, budget)
+}
+
+/// The message of a read error in a part of a file that starts after `lines_before` lines,
+/// the line counted in the whole file; a breach of `budget` said plainly.
+pub(crate) fn read_error_message(
+    e: serde_saphyr::Error,
+    budget: &serde_saphyr::Budget,
+    lines_before: usize,
+) -> (Option<usize>, String) {
+    let line = e
+        .location()
+        .map(|l| l.line() as usize)
+        .filter(|l| *l > 0)
+        .map(|l| l + lines_before);
+    let rendered = e.render_with_options(serde_saphyr::render_options! {
+        line_offset: lines_before as u64,
+        snippets: serde_saphyr::SnippetMode::Off,
+    });
+    match YamlError::read(e, budget) {
+        YamlError::Budget(message) => (line, message),
+        _ => (line, rendered),
+    }
 }
 
 /// One document into `T`.

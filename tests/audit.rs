@@ -32,15 +32,23 @@ fn repo(rel: &str) -> PathBuf {
 
 // ---- manifest mode --------------------------------------------------------------------------
 
-/// `podgrace mutate -o patch`'s answer as (object label, patch), whatever its shape.
-fn mutate_patches(out: &Value) -> Vec<(Option<String>, Value)> {
-    match out {
-        Value::Array(a) if a.iter().all(|e| e.get("patch").is_some()) && !a.is_empty() => a
-            .iter()
-            .map(|e| (e["object"].as_str().map(str::to_owned), e["patch"].clone()))
-            .collect(),
-        patch => vec![(None, patch.clone())],
-    }
+/// `podgrace mutate -o patch`'s answer (one entry per workload, as the README says) as (`Kind/name`,
+/// patch).
+fn mutate_patches(out: &Value) -> Vec<(String, Value)> {
+    out.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                format!(
+                    "{}/{}",
+                    e["kind"].as_str().unwrap(),
+                    e["name"].as_str().unwrap()
+                ),
+                e["patch"].clone(),
+            )
+        })
+        .collect()
 }
 
 /// A pod-relative patch moved under the template's place, by kind (a Kubernetes fact).
@@ -136,20 +144,12 @@ fn would_inject_is_what_podgrace_mutate_patches_for_every_template_of_the_corpus
                 "{}: one audited workload per template",
                 file.display()
             );
-            for (label, patch) in &mutated {
-                // `Kind ns/name` or `Kind name`; a lone template's patch has no label.
-                let key = label.as_deref().map(|l| {
-                    let (kind, rest) = l.split_once(' ').unwrap();
-                    format!("{kind}/{}", rest.rsplit('/').next().unwrap())
-                });
-                let found = match key {
-                    Some(k) => audited.iter().find(|(a, _)| *a == k).map(|(_, p)| p),
-                    None => audited.first().map(|(_, p)| p),
-                };
+            for (key, patch) in &mutated {
+                let found = audited.iter().find(|(a, _)| a == key).map(|(_, p)| p);
                 assert_eq!(
                     found,
                     Some(patch),
-                    "{} {label:?} under {policy:?}",
+                    "{} {key} under {policy:?}",
                     file.display()
                 );
                 compared += 1;
@@ -1009,16 +1009,18 @@ fn a_file_of_more_than_1024_documents_is_audited_and_a_hostile_one_named() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["summary"]["workloads"], 1_100);
 
-    // Nesting no manifest has: the error names the file, the limit and what to do.
+    // Nesting no manifest has: the report names the file, the limit and what to do, and the
+    // exit code says part of the input was not read.
     let deep = tmp(&("[".repeat(70) + &"]".repeat(70)));
     let out = podgrace(&["audit", "-f", deep.path().to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
-    assert_eq!(
-        text(&out.stderr),
-        format!(
-            "podgrace: error: {}: more than 64 levels of YAML nesting, the YAML reader's limit against hostile input: no Kubernetes object nests this deep: check what the file holds\n",
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(&format!(
+            "{}: document 1, line 1: invalid YAML: more than 64 levels of YAML nesting, the YAML reader's limit against hostile input: no Kubernetes object nests this deep: check what the file holds\n",
             deep.path().display()
-        )
+        )),
+        "{}",
+        text(&out.stdout)
     );
 }
 
@@ -1226,4 +1228,140 @@ async fn on_a_terminal_verdicts_are_coloured_and_a_slow_audit_shows_its_progress
         text(&piped.stdout)
     );
     assert!(!text(&piped.stderr).contains("namespaces read"));
+}
+
+/// A folder as users have it (tests/fixtures/manifests/folder): every readable workload is
+/// audited, each file or document that is not is listed with its place and why, in every
+/// format, and the exit code and `--fail-on` say so.
+#[test]
+fn a_folder_with_unreadable_documents_is_audited_and_each_of_them_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = repo("tests/fixtures/manifests/folder");
+    for e in std::fs::read_dir(&folder).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, dir.path().join(p.file_name().unwrap())).unwrap();
+    }
+    // A file that is not text.
+    std::fs::write(dir.path().join("zz-binary.yaml"), [0xff, 0xfe, 0x00, 0x41]).unwrap();
+    let d = dir.path().display().to_string();
+    let out = podgrace(&["audit", "-f", &d, "-o", "json"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = report["namespaces"][0]["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["mailer", "storefront"], "the readable workloads");
+    let problems: Vec<(String, Value, Value, &str, &str)> = report["inputProblems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["file"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .to_owned(),
+                p["document"].clone(),
+                p["line"].clone(),
+                p["problem"].as_str().unwrap(),
+                p["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            (
+                "deployment.yaml".into(),
+                json!(1),
+                json!(5),
+                "unreadable",
+                "warning"
+            ),
+            (
+                "fluentd-daemonset.yaml".into(),
+                json!(1),
+                json!(2),
+                "removed-api",
+                "risk"
+            ),
+            (
+                "replicas-patch.yaml".into(),
+                json!(1),
+                json!(2),
+                "unreadable",
+                "warning"
+            ),
+            (
+                "worker.yaml".into(),
+                json!(1),
+                json!(22),
+                "unreadable",
+                "warning"
+            ),
+            (
+                "zz-binary.yaml".into(),
+                json!(null),
+                json!(null),
+                "unreadable",
+                "warning"
+            ),
+        ]
+    );
+    let fluentd = &report["inputProblems"][1];
+    assert_eq!(
+        (
+            &fluentd["apiVersion"],
+            &fluentd["kind"],
+            &fluentd["namespace"],
+            &fluentd["name"]
+        ),
+        (
+            &json!("extensions/v1beta1"),
+            &json!("DaemonSet"),
+            &json!("logging"),
+            &json!("fluentd")
+        )
+    );
+    assert_eq!(report["summary"]["inputProblems"], 5);
+    assert_eq!(
+        report["summary"]["status"], "risk",
+        "a removed apiVersion is a risk"
+    );
+
+    let table = text(&podgrace(&["audit", "-f", &d]).stdout);
+    for expected in [
+        "not audited:\n",
+        &format!(
+            "  RISK  {d}/fluentd-daemonset.yaml: document 1, line 2 (DaemonSet logging/fluentd): DaemonSet extensions/v1beta1 was removed in Kubernetes 1.16"
+        ),
+        &format!("  WARN  {d}/deployment.yaml: document 1, line 5: invalid YAML: "),
+        "5 documents not audited (1 at risk: removed apiVersion)\n",
+    ] {
+        assert!(table.contains(expected), "{expected} missing in\n{table}");
+    }
+    let md = text(&podgrace(&["audit", "-f", &d, "-o", "markdown"]).stdout);
+    assert!(md.contains("### not audited\n"), "{md}");
+    assert!(
+        md.contains(&format!(
+            "| WARN | {d}/replicas-patch.yaml: document 1, line 2 (Deployment shop/storefront) | not a valid pod: missing spec.template"
+        )),
+        "{md}"
+    );
+    // `--fail-on` takes them in: a removed apiVersion is a risk, an unreadable file a warning.
+    for fail_on in ["risk", "warning"] {
+        assert_eq!(
+            podgrace(&["audit", "-f", &d, "--fail-on", fail_on])
+                .status
+                .code(),
+            Some(1),
+            "{fail_on}"
+        );
+    }
 }

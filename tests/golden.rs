@@ -6,10 +6,23 @@
 mod common;
 
 use common::*;
+use podgrace::documents;
 use podgrace::engine::{self, ClusterInfo};
-use podgrace::manifest::{prefix_patch, read_documents};
+use podgrace::manifest::{Document, objects, prefix_patch};
 use podgrace::policy::EffectivePolicy;
 use podgrace::policy::parse::layers_from_file_text;
+
+/// Every object of every document of `text`, which must all be readable.
+fn read_documents(text: &str) -> Vec<Document> {
+    let mut out = Vec::new();
+    for chunk in documents::split(text) {
+        let d = documents::read(&chunk.unwrap(), false).unwrap();
+        let (docs, failures) = objects(d.value, d.order);
+        assert!(failures.is_empty(), "{:?}", failures);
+        out.extend(docs);
+    }
+    out
+}
 
 fn render(manifest: &str, namespace_policy: Option<&str>) -> String {
     let cluster = layer(&read_fixture("policies/cluster.yaml"));
@@ -20,7 +33,7 @@ fn render(manifest: &str, namespace_policy: Option<&str>) -> String {
     });
     let eff = EffectivePolicy::new(Some(&cluster), ns.as_ref());
     let mut out = String::new();
-    for doc in read_documents(&read_fixture(manifest)).unwrap() {
+    for doc in read_documents(&read_fixture(manifest)) {
         let Some(t) = doc.target else { continue };
         let m = engine::mutate(&t.pod, &eff, &ClusterInfo::default()).unwrap();
         let mut applied = doc.value.clone();

@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::{Coverage, Drift, Finding, FindingKind, OptIn, Workload, WouldInject};
+use crate::manifest::Identity;
 
 /// The JSON schema's version (docs/AUDIT.md); raised on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -233,6 +234,83 @@ impl NamespaceReport {
     }
 }
 
+/// A file, document or List item of the input that was not audited, and why. The audit goes
+/// on without it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InputProblem {
+    /// The file (`-` for standard input).
+    pub file: String,
+    /// The document's number in the file, from 1 (`null` when the file itself could not be
+    /// read).
+    pub document: Option<usize>,
+    /// The line of the problem in the file, from 1, when known.
+    pub line: Option<usize>,
+    /// For an item of a List: its index in `items`.
+    pub item: Option<usize>,
+    /// What the object says it is (`apiVersion`, `kind`, `namespace`, `name`), as far as it
+    /// could be read.
+    #[serde(flatten)]
+    pub object: Identity,
+    /// Which problem.
+    pub problem: Problem,
+    /// `risk` for a removed apiVersion (the manifest no longer applies), `warning` otherwise.
+    pub status: Status,
+    /// What is wrong, and what to do.
+    pub error: String,
+}
+
+/// Kinds of [`InputProblem`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Problem {
+    /// Not readable: broken YAML or JSON, an unrendered template, a partial object (a
+    /// Kustomize patch), an unknown apiVersion, an invalid pod.
+    Unreadable,
+    /// A workload under an apiVersion Kubernetes no longer serves.
+    RemovedApi,
+    /// A kind with a pod template that podgrace does not read.
+    SkippedKind,
+    /// A namespace policy ConfigMap that is not a valid ConfigMap.
+    InvalidPolicy,
+}
+
+impl Problem {
+    /// Whether the problem leaves part of the input unread (exit code 3).
+    pub fn is_partial(self) -> bool {
+        !matches!(self, Problem::SkippedKind)
+    }
+}
+
+impl InputProblem {
+    /// `deploy/a.yaml: document 2, line 14 (items[0], DaemonSet ops/fluentd)`.
+    pub fn place(&self) -> String {
+        let mut out = self.file.clone();
+        if let Some(d) = self.document {
+            let _ = write!(out, ": document {d}");
+        }
+        if let Some(l) = self.line {
+            let _ = write!(out, ", line {l}");
+        }
+        let label = self.object.label();
+        let what = match (self.item, label.is_empty()) {
+            (Some(i), true) => format!("items[{i}]"),
+            (Some(i), false) => format!("items[{i}], {label}"),
+            (None, _) => label,
+        };
+        if !what.is_empty() {
+            let _ = write!(out, " ({what})");
+        }
+        out
+    }
+}
+
+impl std::fmt::Display for InputProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.place(), self.error)
+    }
+}
+
 /// Counts over the report.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -253,7 +331,9 @@ pub struct Summary {
     pub warning: usize,
     /// See [`Summary::ok`].
     pub risk: usize,
-    /// The worst status of all (a namespace's own included).
+    /// Files, documents and List items not audited ([`Report::input_problems`]).
+    pub input_problems: usize,
+    /// The worst status of all (a namespace's own and the input problems' included).
     pub status: Status,
 }
 
@@ -285,8 +365,11 @@ pub struct Report {
     pub namespaces: Vec<NamespaceReport>,
     /// Counts.
     pub summary: Summary,
-    /// What the audit had to assume (a cluster default it could not read, …).
+    /// What the audit had to assume (a cluster default it could not read, …), and the
+    /// warnings on its input (a key written twice).
     pub notes: Vec<String>,
+    /// Files, documents and List items of the input that were not audited, in input order.
+    pub input_problems: Vec<InputProblem>,
 }
 
 impl Report {
@@ -321,7 +404,23 @@ impl Report {
             namespaces,
             summary: s,
             notes: Vec::new(),
+            input_problems: Vec::new(),
         }
+    }
+
+    /// Adds the input's problems, counted in the summary and its status.
+    pub fn with_input_problems(mut self, problems: Vec<InputProblem>) -> Self {
+        for p in &problems {
+            self.summary.status = self.summary.status.max(p.status);
+        }
+        self.summary.input_problems = problems.len();
+        self.input_problems = problems;
+        self
+    }
+
+    /// Whether part of the input could not be read (exit code 3).
+    pub fn partial(&self) -> bool {
+        self.input_problems.iter().any(|p| p.problem.is_partial())
     }
 
     /// The summary line.
@@ -336,6 +435,26 @@ impl Report {
         }
         if s.partly_readable > 0 {
             let _ = write!(out, "; {} namespaces partly readable", s.partly_readable);
+        }
+        if s.input_problems > 0 {
+            let _ = write!(
+                out,
+                "; {} {} not audited",
+                s.input_problems,
+                if s.input_problems == 1 {
+                    "document"
+                } else {
+                    "documents"
+                }
+            );
+            let removed = self
+                .input_problems
+                .iter()
+                .filter(|p| p.status == Status::Risk)
+                .count();
+            if removed > 0 {
+                let _ = write!(out, " ({removed} at risk: removed apiVersion)");
+            }
         }
         out
     }
@@ -367,6 +486,12 @@ impl Report {
             for w in &ns.workloads {
                 let id = format!("{}/{}", w.kind, w.name);
                 let _ = writeln!(out, "  {}  {id:<width$}  {}", paint(w.status), w.verdict);
+            }
+        }
+        if !self.input_problems.is_empty() {
+            out.push_str("not audited:\n");
+            for p in &self.input_problems {
+                let _ = writeln!(out, "  {}  {p}", paint(p.status));
             }
         }
         out.push_str(&self.summary_line());
@@ -418,6 +543,19 @@ impl Report {
             if ns.workloads.iter().any(|w| !w.remaining.is_empty()) {
                 out.push('\n');
             }
+        }
+        if !self.input_problems.is_empty() {
+            out.push_str("### not audited\n\n| Status | Where | Why |\n|---|---|---|\n");
+            for p in &self.input_problems {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} |",
+                    p.status.label(),
+                    md_escape(&p.place()),
+                    md_escape(&p.error)
+                );
+            }
+            out.push('\n');
         }
         out
     }

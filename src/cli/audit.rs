@@ -1,7 +1,9 @@
 //! `podgrace audit`: which workloads lose requests on a rollout, before and after opting in.
 //! Reads manifests (`-f`) or a cluster (read-only, the user's credentials, see
 //! `audit_cluster.rs`), runs the pure audit (`crate::audit`) and prints a table, markdown or
-//! JSON. Exit codes: 0, 1 when `--fail-on` is reached, 2 when the audit could not run.
+//! JSON. Exit codes (`super::EXIT_CODES`): 0; 1 when `--fail-on` is reached; 2 when the audit
+//! could not run; 3 when part of the input could not be read (listed in the report, which
+//! covers the rest).
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
@@ -9,21 +11,19 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use k8s_openapi::api::core::v1::ConfigMap;
 use serde_json::Value;
 
+use super::input::{self, namespace_of};
 use super::policy::load_pair;
-use super::{AuditArgs, AuditOutput, FailOn, read_input};
+use super::{AuditArgs, AuditOutput, EXIT_ERROR, EXIT_FOUND, EXIT_PARTIAL, FailOn, read_input};
 use crate::audit::ownership::{self, Object};
+use crate::audit::report::InputProblem;
 use crate::audit::report::{NamespaceReport, Source};
 use crate::audit::{self, OptIn, Report, Status};
+use crate::documents;
 use crate::engine::ClusterInfo;
-use crate::manifest::{self, ManifestError};
-use crate::policy::parse::layer_from_configmap;
+use crate::manifest;
 use crate::policy::{EffectivePolicy, PolicyLayer};
-
-/// Exit code when the audit could not run (clap's usage errors use it too).
-const EXIT_ERROR: u8 = 2;
 
 pub(super) fn run(args: &AuditArgs) -> anyhow::Result<ExitCode> {
     match audit(args) {
@@ -35,7 +35,9 @@ pub(super) fn run(args: &AuditArgs) -> anyhow::Result<ExitCode> {
                 None => false,
             };
             Ok(if failed {
-                ExitCode::FAILURE
+                ExitCode::from(EXIT_FOUND)
+            } else if report.partial() {
+                ExitCode::from(EXIT_PARTIAL)
             } else {
                 ExitCode::SUCCESS
             })
@@ -68,7 +70,7 @@ fn audit(args: &AuditArgs) -> anyhow::Result<Report> {
     if args.files.is_empty() {
         return super::audit_cluster::run(args, cluster, namespace);
     }
-    let inputs = Inputs::read(&args.files, &args.policy_name)?;
+    let inputs = Inputs::read(&args.files, &args.policy_name, &args.policy_key)?;
     let paths = args.files.iter().map(|p| p.display().to_string()).collect();
     let excluded = [args.podgrace_namespace.as_str(), "kube-system"];
     let namespaces = inputs
@@ -92,7 +94,18 @@ fn audit(args: &AuditArgs) -> anyhow::Result<Report> {
             audit_namespace(&ns, opt_in, cluster.as_ref(), own, objects, &info)
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(Report::new(Source::Manifests { paths }, namespaces))
+    let mut report =
+        Report::new(Source::Manifests { paths }, namespaces).with_input_problems(inputs.problems);
+    report.notes = inputs.warnings;
+    if let Some(layer) = &namespace {
+        report.notes.extend(
+            report
+                .namespaces
+                .iter()
+                .filter_map(|ns| input::foreign_policy_note(layer, &ns.name)),
+        );
+    }
+    Ok(report)
 }
 
 /// Audits one namespace's objects under its policy: its own layer when it has a valid one, the
@@ -144,40 +157,100 @@ pub(super) fn audit_namespace(
 }
 
 /// What the manifests hold: the objects with a pod, the Namespaces' labels, the namespace
-/// policy ConfigMaps.
+/// policy ConfigMaps; and what could not be read, and the warnings on what could.
 #[derive(Default)]
 struct Inputs {
     objects: Vec<Object>,
     namespaces: BTreeMap<String, BTreeMap<String, String>>,
     policies: BTreeMap<String, Result<PolicyLayer, String>>,
+    problems: Vec<InputProblem>,
+    warnings: Vec<String>,
+    documents: usize,
 }
 
 impl Inputs {
-    fn read(paths: &[PathBuf], policy_name: &str) -> anyhow::Result<Self> {
+    fn read(paths: &[PathBuf], policy_name: &str, policy_key: &str) -> anyhow::Result<Self> {
         let mut inputs = Inputs::default();
         for path in paths {
             for file in files(path)? {
-                let text = read_input(&file)?;
-                inputs
-                    .add(&text, policy_name)
-                    .with_context(|| file.display().to_string())?;
+                let name = file.display().to_string();
+                match read_input(&file) {
+                    Ok(text) => inputs.add(&name, &text, policy_name, policy_key),
+                    // A file named on the command line must be there; one found in a directory
+                    // that cannot be read (not text, no permission) is listed.
+                    Err(e) if file != *path => inputs.problems.push(InputProblem {
+                        file: name,
+                        document: None,
+                        line: None,
+                        item: None,
+                        object: Default::default(),
+                        problem: crate::audit::report::Problem::Unreadable,
+                        status: crate::audit::Status::Warning,
+                        error: format!("{:#}", e.root_cause()),
+                    }),
+                    Err(e) => return Err(e),
+                }
             }
+        }
+        if inputs.documents == 0 && inputs.problems.is_empty() {
+            let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+            anyhow::bail!(
+                "no documents in {}: nothing to audit (an empty input is an error, not an empty report)",
+                names.join(", ")
+            );
         }
         Ok(inputs)
     }
 
-    fn add(&mut self, text: &str, policy_name: &str) -> anyhow::Result<()> {
-        // Namespaces and policy ConfigMaps hold no pod: `manifest` skips them.
-        let values: Vec<Value> =
-            crate::yaml::manifests(text).map_err(|e| anyhow::anyhow!("{e}"))?;
-        for v in values.iter().flat_map(|v| match v.get("items") {
-            Some(Value::Array(items)) => items.iter().collect::<Vec<_>>(),
-            _ => vec![v],
-        }) {
-            let kind = v.get("kind").and_then(Value::as_str);
+    fn add(&mut self, file: &str, text: &str, policy_name: &str, policy_key: &str) {
+        for chunk in documents::split(text) {
+            self.documents += 1;
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    self.problems.push(input::unreadable(file, &e));
+                    continue;
+                }
+            };
+            let read = match input::read(&chunk, false) {
+                Ok(read) => read,
+                Err(e) => {
+                    self.problems.push(input::unreadable(file, &e));
+                    continue;
+                }
+            };
+            self.warnings.extend(input::warnings(file, &chunk, &read));
+            // Namespaces and policy ConfigMaps hold no pod: `manifest` skips them.
+            self.add_namespaces(&read.value);
+            for found in input::policies(&read.value, policy_name, policy_key) {
+                match found {
+                    Ok((ns, layer)) => {
+                        self.policies.insert(ns, layer);
+                    }
+                    Err((object, e)) => self
+                        .problems
+                        .push(input::invalid_policy(file, &chunk, object, e)),
+                }
+            }
+            let (docs, failures) = manifest::objects(read.value, read.order);
+            for f in failures {
+                self.problems.push(input::failed(file, &chunk, f));
+            }
+            for doc in docs {
+                self.add_object(doc);
+            }
+        }
+    }
+
+    fn add_namespaces(&mut self, value: &Value) {
+        let items: Vec<&Value> = match value.get("items") {
+            Some(Value::Array(items)) => items.iter().collect(),
+            _ => vec![value],
+        };
+        for v in items {
             let meta = v.get("metadata");
             let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str);
-            if kind == Some("Namespace")
+            if v.get("kind").and_then(Value::as_str) == Some("Namespace")
                 && let Some(name) = name
             {
                 let labels = meta
@@ -186,55 +259,31 @@ impl Inputs {
                     .unwrap_or_default();
                 self.namespaces.insert(name.to_owned(), labels);
             }
-            if kind == Some("ConfigMap") && name == Some(policy_name) {
-                let cm: ConfigMap = serde_json::from_value(v.clone())
-                    .context("a policy ConfigMap that is not a ConfigMap")?;
-                let ns = namespace_of(cm.metadata.namespace.as_deref());
-                let layer =
-                    layer_from_configmap(&cm, crate::policy::POLICY_KEY).map_err(|e| e.to_string());
-                self.policies.insert(ns, layer);
-            }
         }
-        // The values read above, not the text again: YAML reading is most of an audit's time.
-        let docs = match manifest::documents_of_values(values) {
-            Ok(docs) => docs,
-            // A file of Services and ConfigMaps: nothing to audit in it.
-            Err(ManifestError::NothingToMutate(_)) => return Ok(()),
-            Err(e) => return Err(e.into()),
-        };
-        for doc in docs {
-            let Some(target) = doc.target else { continue };
-            let kind = doc
-                .value
-                .get("kind")
-                .and_then(Value::as_str)
-                .unwrap_or("Pod");
-            let meta = doc.value.get("metadata");
-            let name = meta
-                .and_then(|m| m.get("name").or_else(|| m.get("generateName")))
-                .and_then(Value::as_str)
-                .unwrap_or("-");
-            let owners = meta
-                .and_then(|m| m.get("ownerReferences"))
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|r| {
-                    Some((
-                        r.get("kind")?.as_str()?.to_owned(),
-                        r.get("name")?.as_str()?.to_owned(),
-                    ))
-                })
-                .collect();
-            self.objects.push(Object {
-                kind: kind.to_owned(),
-                namespace: namespace_of(target.namespace.as_deref()),
-                name: name.to_owned(),
-                owners,
-                pod: target.pod,
-            });
-        }
-        Ok(())
+    }
+
+    fn add_object(&mut self, doc: manifest::Document) {
+        let Some(target) = doc.target else { return };
+        let meta = doc.value.get("metadata");
+        let owners = meta
+            .and_then(|m| m.get("ownerReferences"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|r| {
+                Some((
+                    r.get("kind")?.as_str()?.to_owned(),
+                    r.get("name")?.as_str()?.to_owned(),
+                ))
+            })
+            .collect();
+        self.objects.push(Object {
+            kind: target.kind,
+            namespace: namespace_of(target.namespace.as_deref()),
+            name: target.name.unwrap_or_else(|| "-".to_owned()),
+            owners,
+            pod: target.pod,
+        });
     }
 
     fn by_namespace(&self) -> BTreeMap<String, Vec<Object>> {
@@ -247,10 +296,6 @@ impl Inputs {
         }
         out
     }
-}
-
-fn namespace_of(ns: Option<&str>) -> String {
-    ns.unwrap_or("default").to_owned()
 }
 
 /// The manifest files under `path`: itself, or a directory's `.yaml`, `.yml` and `.json` files

@@ -5,6 +5,7 @@ mod audit;
 mod audit_cluster;
 mod certs;
 mod explain;
+mod input;
 pub mod logging;
 mod mutate;
 mod policy;
@@ -39,10 +40,11 @@ pub enum Command {
     /// Generate a CA and a serving certificate for the webhook Service.
     Certs(CertsArgs),
     /// Preview the webhook's patch on a manifest, offline.
+    #[command(after_help = EXIT_CODES)]
     Mutate(MutateArgs),
     /// Which workloads lose requests on a rollout, today and with podgrace: from a cluster
-    /// (read-only) or from manifests (-f). Exit codes: 0; 1 when --fail-on is reached; 2 when
-    /// the audit could not run.
+    /// (read-only) or from manifests (-f).
+    #[command(after_help = EXIT_CODES)]
     Audit(Box<AuditArgs>),
     /// Run the preStop sequence inside a container (what an injected helper hook calls):
     /// deregister, drain, signal nginx. No shell needed.
@@ -409,6 +411,10 @@ pub struct MutateArgs {
     /// Also print, on stderr, which layer or rule set each policy value of every container.
     #[arg(long)]
     pub explain: bool,
+    /// Name of the namespace policy ConfigMaps: one in the input applies to the workloads of
+    /// its namespace, as in `podgrace audit` (unless --namespace-policy is given).
+    #[arg(long, value_name = "NAME", default_value = "podgrace-policy")]
+    pub policy_name: String,
 }
 
 /// `podgrace audit`.
@@ -488,7 +494,9 @@ pub enum FailOn {
 /// Output formats of `podgrace mutate`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Output {
-    /// The JSON patch (paths into each object given: a document, or an item of a List).
+    /// A JSON array with one entry per workload, whatever the input: {document, item, kind,
+    /// namespace, name, patch}; the patch's paths start at the object (a document, or the
+    /// List item `item`); `patch` is null for a workload that could not be mutated.
     Patch,
     /// The mutated manifest, as YAML (keys in the input's order, YAML 1.1-safe quoting).
     Pod,
@@ -500,6 +508,7 @@ pub enum Output {
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
     /// Validate policy files or ConfigMap manifests; exits non-zero on the first invalid one.
+    #[command(after_help = EXIT_CODES)]
     Check {
         /// Files to check.
         #[arg(required = true, value_name = "FILE")]
@@ -566,10 +575,23 @@ pub fn run(cli: Cli) -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("podgrace: error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(EXIT_ERROR)
         }
     }
 }
+
+/// Exit code: what was asked for is found (`audit --fail-on`, an invalid policy in `policy
+/// check`).
+pub(crate) const EXIT_FOUND: u8 = 1;
+/// Exit code: the command could not run (a usage error, as clap's, a file that cannot be read,
+/// no input, nothing to process).
+pub(crate) const EXIT_ERROR: u8 = 2;
+/// Exit code: part of the input could not be read or processed (each part named on stderr, or
+/// in the audit's report); the rest was.
+pub(crate) const EXIT_PARTIAL: u8 = 3;
+
+/// The exit codes, for every command's help.
+const EXIT_CODES: &str = "Exit codes (the same for mutate, audit and policy check):\n  0  done\n  1  what --fail-on names was found (audit); an invalid policy (policy check)\n  2  could not run: bad arguments, a file that cannot be read, no input, nothing to process\n  3  part of the input could not be read or processed (named on stderr or in the report); the rest was";
 
 /// Reads a file, or standard input for `-`, naming the file in the error.
 fn read_input(path: &std::path::Path) -> anyhow::Result<String> {

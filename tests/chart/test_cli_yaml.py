@@ -102,7 +102,8 @@ def mutated(podgrace_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> tup
     manifest = tmp_path_factory.mktemp("cli-yaml") / "tricky.json"
     # JSON: the input itself is unambiguous for every reader.
     manifest.write_text(json.dumps(MANIFEST, indent=1))
-    patch = json.loads(run(podgrace_bin, manifest, "patch"))
+    [entry] = json.loads(run(podgrace_bin, manifest, "patch"))
+    patch = entry["patch"]
     assert patch, "the engine changed something"
     return run(podgrace_bin, manifest, "pod"), apply_patch(MANIFEST, patch)
 

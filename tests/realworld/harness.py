@@ -185,18 +185,16 @@ def load(manifest: Path) -> list[dict[str, Any]]:
 
 
 def split_patch_output(stdout: str, templates: list[Template]) -> list[list[dict[str, Any]]]:
-    """`-o patch` prints one JSON patch for a single object, or a list of {object, patch} (paths
-    relative to each document) for several; returns one patch per template, in order."""
+    """`-o patch` prints a list with one {document, item, kind, namespace, name, patch} entry per
+    workload, whatever the input (README); returns one patch per template, in order."""
     out = json.loads(stdout)
-    if len(templates) == 1:
-        assert isinstance(out, list) and all("op" in op for op in out), f"expected one JSON patch, got {stdout[:300]}"
-        return [out]
     assert isinstance(out, list) and len(out) == len(templates), f"expected {len(templates)} patches, got {stdout[:300]}"
     patches = []
     for entry, t in zip(out, templates):
+        assert set(entry) == {"document", "item", "kind", "namespace", "name", "patch"}, entry
         # In document order; the label's exact wording is podgrace's, only the name is checked.
         name = t.label.rsplit(" ", 1)[-1].rsplit("/", 1)[-1]
-        assert name in str(entry.get("object")), f"patch for {entry.get('object')!r} where {t.label!r} was expected"
+        assert entry["name"] == name, f"patch for {entry['kind']} {entry['name']!r} where {t.label!r} was expected"
         patches.append(entry["patch"])
     return patches
 
