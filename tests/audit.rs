@@ -570,7 +570,7 @@ async fn a_cluster_audit_finds_every_trap_drift_and_the_namespaces_it_cannot_rea
         (Some(1), Some(2)),
         "{drift}"
     );
-    assert_eq!(shop["CronJob/report"]["coverage"], "skipped");
+    assert_eq!(shop["CronJob/report"]["coverage"], "batch");
     assert_eq!(shop["Pod/debug"]["coverage"], "applies");
     let policy = &report["namespaces"]
         .as_array()

@@ -82,7 +82,11 @@ pub enum Coverage {
     NamespaceExcluded,
     /// The pod opts out (`podgrace.io/inject: disabled`).
     PodOptedOut,
-    /// The engine leaves it alone (a batch pod, no spec).
+    /// A run-to-completion pod (`restartPolicy` `Never` or `OnFailure`: Jobs, CronJobs): the
+    /// engine leaves it alone, and no rollout drains it, so its traps are listed (`today`)
+    /// but none is a risk.
+    Batch,
+    /// The engine leaves it alone (a static pod's mirror, no spec).
     Skipped,
 }
 
@@ -124,7 +128,14 @@ pub fn audit_workload(
     cluster: &ClusterInfo,
 ) -> Result<WorkloadReport, AuditError> {
     let m = engine::mutate(&w.template, policy, cluster)?;
+    let batch = w
+        .template
+        .spec
+        .as_ref()
+        .and_then(engine::batch_restart_policy)
+        .is_some();
     let coverage = match (&m.record.skipped, opt_in) {
+        (Some(_), _) if batch => Coverage::Batch,
         (_, OptIn::Excluded) => Coverage::NamespaceExcluded,
         (_, OptIn::NotLabelled) => Coverage::NamespaceNotOptedIn,
         (Some(why), _) if why.starts_with("opted out") => Coverage::PodOptedOut,
@@ -541,7 +552,7 @@ mod tests {
         let batch =
             pod(json!({"restartPolicy": "OnFailure", "containers": [{"name": "a", "image": "x"}]}));
         let r = run(batch, OptIn::Enabled);
-        assert_eq!(r.coverage, Coverage::Skipped);
+        assert_eq!(r.coverage, Coverage::Batch);
         assert!(r.verdict.contains("batch pod"), "{}", r.verdict);
         assert!(r.would_inject.is_none());
         let any = pod(json!({"containers": [{"name": "a", "image": "x"}]}));
@@ -549,6 +560,22 @@ mod tests {
             run(any, OptIn::Excluded).coverage,
             Coverage::NamespaceExcluded
         );
+    }
+
+    /// The official CronJob example's shape: `sh -c` without exec (which would be a shell-pid1
+    /// trap on a Debian image) in a pod that runs to completion, in a namespace not opted in.
+    #[test]
+    fn batch_pods_list_their_traps_but_are_no_rollout_risk() {
+        for opt_in in [OptIn::Unknown, OptIn::NotLabelled, OptIn::Enabled] {
+            let batch = pod(json!({"restartPolicy": "OnFailure", "containers": [
+                {"name": "hello", "image": "debian:bookworm",
+                 "command": ["/bin/sh", "-c", "date; echo Hello"]}]}));
+            let r = run(batch, opt_in.clone());
+            assert_eq!(r.coverage, Coverage::Batch, "{opt_in:?}");
+            assert_eq!(kinds(&r.today), [FindingKind::ShellPid1]);
+            assert!(r.remaining.is_empty(), "{:?}", r.remaining);
+            assert_eq!(r.status, Status::Ok, "{}", r.verdict);
+        }
     }
 
     #[test]

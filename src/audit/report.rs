@@ -95,10 +95,11 @@ impl WorkloadReport {
             .collect();
         fixed.sort();
         fixed.dedup();
-        let remaining = if coverage.mutated() {
-            after
-        } else {
-            today.clone()
+        let remaining = match coverage {
+            _ if coverage.mutated() => after,
+            // Its traps cost no request on a rollout: listed in `today`, no risk.
+            Coverage::Batch => Vec::new(),
+            _ => today.clone(),
         };
         let status = if !remaining.is_empty() {
             Status::Risk
@@ -159,6 +160,10 @@ fn verdict(
         Coverage::NamespaceNotOptedIn => "not covered: namespace not opted in".to_owned(),
         Coverage::NamespaceExcluded => "not covered: namespace excluded".to_owned(),
         Coverage::PodOptedOut => "not covered: the pod opts out".to_owned(),
+        Coverage::Batch => format!(
+            "not covered: {}, runs to completion; no rollout drains it",
+            skipped.unwrap_or("batch pod")
+        ),
         Coverage::Skipped => format!("skipped: {}", skipped.unwrap_or("by the engine")),
     };
     if !remaining.is_empty() {
