@@ -1110,7 +1110,7 @@ spec:
         livenessProbe: {httpGet: {path: /actuator/health, port: 8080}, initialDelaySeconds: 30, periodSeconds: 10}
         readinessProbe: {httpGet: {path: /actuator/health, port: 8080}}
 "#);
-    let declared = tmp("startup: {maxSeconds: 120}\n");
+    let declared = tmp("startup: {inject: false, maxSeconds: 120}\n");
     let injected = tmp("startup: {inject: true, maxSeconds: 120}\n");
     let run = |policy: &tempfile::NamedTempFile, output: &str| {
         let out = podgrace(&[

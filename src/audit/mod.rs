@@ -496,7 +496,7 @@ mod tests {
         // Declared but not injected: the trap remains, and the webhook says so too.
         let r = with_policy(
             slow_starter("/actuator/health/readiness"),
-            "startup: {maxSeconds: 120}\n",
+            "startup: {inject: false, maxSeconds: 120}\n",
         );
         assert_eq!(kinds(&r.remaining), [FindingKind::LivenessBeforeStart]);
         assert_eq!(r.status, Status::Risk);

@@ -33,10 +33,17 @@ pub(super) fn run(cmd: &PolicyCommand) -> anyhow::Result<ExitCode> {
                 for result in layers_from_file_text(&path.display().to_string(), &text, policy_key)
                 {
                     let checked = result.and_then(|layer| {
-                        EffectivePolicy::combine(cluster.as_ref(), Some(&layer)).map(|_| layer)
+                        EffectivePolicy::combine(cluster.as_ref(), Some(&layer))
+                            .map(|policy| (layer, policy))
                     });
                     match checked {
-                        Ok(layer) => println!("ok: {}", layer.origin),
+                        Ok((layer, policy)) => {
+                            println!("ok: {}", layer.origin);
+                            // Valid, but a value that never reaches a pod is worth a line.
+                            for note in policy.notes() {
+                                println!("note: {}: {note}", layer.origin);
+                            }
+                        }
                         Err(e) => {
                             eprintln!("invalid: {e}");
                             failed = true;

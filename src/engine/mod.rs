@@ -20,6 +20,7 @@ pub mod record;
 pub mod shell;
 pub mod spring_property;
 pub mod startup;
+pub mod unreached;
 pub mod warnings;
 
 use std::sync::Arc;
