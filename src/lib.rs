@@ -11,6 +11,7 @@ pub mod cli;
 pub mod engine;
 pub mod helper;
 pub mod key_order;
+pub mod known_fields;
 pub mod kube_names;
 pub mod kube_version;
 pub mod manifest;

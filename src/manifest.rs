@@ -55,6 +55,19 @@ pub enum ManifestError {
         /// The apiVersion Kubernetes serves the kind under.
         replacement: &'static str,
     },
+    /// Fields the Kubernetes API does not know (a misspelling): kubectl's default strict field
+    /// validation rejects the object, so podgrace does not mutate around them.
+    #[error(
+        "{what}: unknown field{s} {fields}: kubectl's strict validation rejects it (a misspelling?); correct the name{s}",
+        s = if fields.len() == 1 { "" } else { "s" },
+        fields = fields.join(", ")
+    )]
+    UnknownFields {
+        /// Which document.
+        what: String,
+        /// Dotted paths from the document's root.
+        fields: Vec<String>,
+    },
     /// Nothing podgrace could mutate.
     #[error(
         "no Pod, workload or AdmissionReview found (documents: {0}); expected a Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, PodTemplate, a List of them or an AdmissionReview"
@@ -312,6 +325,13 @@ fn find_target(
             why: format!("missing {}", path.join(".")),
         })?;
     }
+    let unknown = crate::known_fields::unknown_fields(doc, kind, path);
+    if !unknown.is_empty() {
+        return Err(ManifestError::UnknownFields {
+            what: format!("{what} ({label})"),
+            fields: unknown,
+        });
+    }
     // A template reads as a pod: the view looks at `metadata` and `spec` only, and tells an
     // absent `metadata` from an empty one (the patch adds it whole, or adds into it).
     let pod = PodView::from_value(node.clone()).map_err(|e| ManifestError::InvalidPod {
@@ -481,6 +501,16 @@ mod tests {
         assert_eq!(t.label, "Pod probe/probe-pod");
         assert!(t.path.is_empty());
         assert_eq!(docs[0].value["kind"], "Pod");
+    }
+
+    #[test]
+    fn a_misspelled_field_is_an_error_naming_the_document_and_the_path() {
+        let text = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n        image: nginx\n        readinesProbe: {tcpSocket: {port: 80}}\n";
+        let err = read_documents(text).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "document 2 (Deployment shop/web): unknown field spec.template.spec.containers[0].readinesProbe: kubectl's strict validation rejects it (a misspelling?); correct the name"
+        );
     }
 
     #[test]

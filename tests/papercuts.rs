@@ -1,0 +1,103 @@
+//! Papercuts (issue 27, section 5): help that shows how, errors in the user's terms, output
+//! printed once and shortened alike. The real binary.
+
+mod common;
+
+use std::io::Write as _;
+use std::process::Output;
+
+use common::child::{self, SHORT};
+
+fn podgrace(args: &[&str]) -> Output {
+    child::output_within(
+        child::command(env!("CARGO_BIN_EXE_podgrace")).args(args),
+        None,
+        SHORT,
+    )
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn tmp(content: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+    f.write_all(content.as_bytes()).unwrap();
+    f
+}
+
+const SUBCOMMANDS: [&[&str]; 9] = [
+    &["serve"],
+    &["certs"],
+    &["mutate"],
+    &["audit"],
+    &["prestop"],
+    &["install-helper"],
+    &["policy"],
+    &["policy", "check"],
+    &["policy", "defaults"],
+];
+
+#[test]
+fn every_subcommands_help_ends_with_examples_of_itself() {
+    for sub in SUBCOMMANDS {
+        let mut args = sub.to_vec();
+        args.push("--help");
+        let out = podgrace(&args);
+        assert!(out.status.success(), "{sub:?}");
+        let help = text(&out.stdout);
+        let examples = help
+            .split("\nExamples:\n")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{sub:?} has no examples:\n{help}"));
+        let invocation = format!("podgrace {}", sub.join(" "));
+        assert!(
+            examples
+                .lines()
+                .any(|l| l.trim_start().starts_with(&invocation)),
+            "{sub:?}: {examples}"
+        );
+    }
+}
+
+#[test]
+fn one_line_descriptions_are_under_100_characters() {
+    for parent in [&["--help"][..], &["policy", "--help"][..]] {
+        let help = text(&podgrace(parent).stdout);
+        let commands = help
+            .split("Commands:\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n\n").next())
+            .unwrap();
+        for line in commands.lines() {
+            assert!(
+                line.chars().count() < 100,
+                "{} chars: {line}",
+                line.chars().count()
+            );
+        }
+    }
+}
+
+#[test]
+fn policy_check_help_says_it_checks_every_file_as_it_does() {
+    let help = text(&podgrace(&["policy", "check", "--help"]).stdout);
+    assert!(
+        help.contains("every policy of every file is checked"),
+        "{help}"
+    );
+    assert!(!help.contains("first invalid"), "{help}");
+    let bad = tmp("preStop: {action: teleport}\n");
+    let good = tmp("bufferSeconds: 3\n");
+    let out = podgrace(&[
+        "policy",
+        "check",
+        bad.path().to_str().unwrap(),
+        good.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("ok: "),
+        "the file after the bad one is checked too"
+    );
+}
