@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 #[derive(Debug, thiserror::Error)]
 pub enum YamlError {
     /// Not YAML, or not the shape expected; the message names the line and column.
-    #[error("{0}")]
+    #[error("{}", render(.0))]
     Read(serde_saphyr::Error),
     /// Over one of the reader's limits against hostile input (serde-saphyr's budget): which,
     /// its value and what to do.
@@ -196,8 +196,46 @@ pub fn from_str_at_path<T: DeserializeOwned>(text: &str) -> Result<T, FieldFailu
         } else {
             path
         },
-        message: e.to_string(),
+        message: render(&e),
     })
+}
+
+/// A read error in the words of someone writing a manifest or a policy, not of the reader's
+/// settings (`strict mode expects true/false`, `expected sequence start`), with its line and
+/// column.
+pub fn render(e: &serde_saphyr::Error) -> String {
+    e.render_with_formatter(&UserWords)
+}
+
+/// serde-saphyr's user-facing wording, with the messages that name its own options or parser
+/// events said in YAML's terms.
+struct UserWords;
+
+impl serde_saphyr::MessageFormatter for UserWords {
+    fn format_message<'a>(&self, err: &'a serde_saphyr::Error) -> std::borrow::Cow<'a, str> {
+        use serde_saphyr::Error as E;
+        use std::borrow::Cow;
+        match err {
+            E::InvalidBooleanStrict { .. } => Cow::Borrowed(
+                "expected true or false (a policy is YAML 1.2: yes, no, on and off are words there)",
+            ),
+            E::Unexpected { expected, .. } => Cow::Owned(format!(
+                "expected {}",
+                match *expected {
+                    "sequence start" => "a list (`[a, b]`, or one `- a` line per item)",
+                    "mapping start" => "a mapping (`key: value` lines, or `{key: value}`)",
+                    other => other,
+                }
+            )),
+            E::DuplicateMappingKey { key: Some(k), .. } => Cow::Owned(format!(
+                "the key {k} is written twice in one mapping: keep one"
+            )),
+            E::DuplicateMappingKey { key: None, .. } => {
+                Cow::Borrowed("a key is written twice in one mapping: keep one")
+            }
+            _ => serde_saphyr::UserMessageFormatter.format_message(err),
+        }
+    }
 }
 
 /// `value` as one YAML document, keys in the value's own order (a `serde_json::Value` sorts
@@ -368,6 +406,38 @@ mod tests {
         let value = json!({ "list": all, "mode": 493 });
         let back: Vec<Value> = manifests(&to_string(&value).unwrap()).unwrap();
         assert_eq!(back, [value]);
+    }
+
+    #[test]
+    fn read_errors_are_worded_for_the_user_not_in_the_readers_settings() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Spec {
+            inject: Option<bool>,
+            exclude: Option<Vec<String>>,
+        }
+        let err = from_str_at_path::<Spec>("inject: yes\n").unwrap_err();
+        assert_eq!(err.path, "inject");
+        assert!(
+            err.message
+                .starts_with("expected true or false (a policy is YAML 1.2"),
+            "{err:?}"
+        );
+        assert!(err.message.contains("line 1"), "{err:?}");
+        let err = from_str_at_path::<Spec>("exclude: istio-proxy\n").unwrap_err();
+        assert!(
+            err.message
+                .starts_with("expected a list (`[a, b]`, or one `- a` line per item)"),
+            "{err:?}"
+        );
+        for message in [
+            err.message,
+            from_str_at_path::<Spec>("inject: yes\n")
+                .unwrap_err()
+                .message,
+        ] {
+            assert!(!message.contains("strict mode") && !message.contains("sequence start"));
+        }
     }
 
     #[test]

@@ -135,6 +135,12 @@ pub fn layers_from_file_text(
             match serde_json::from_value::<ConfigMap>(value) {
                 Ok(cm) => out.push(layer_from_configmap(&cm, key).map_err(|mut e| {
                     e.origin = format!("{file}: {}", e.origin);
+                    // Lines and columns counted in the file, not in the policy's own text.
+                    if let Some(at) = block_scalar_start(text, index, key) {
+                        for error in &mut e.errors {
+                            error.message = relocate(&error.message, at);
+                        }
+                    }
                     e
                 })),
                 Err(e) => out.push(Err(PolicyError {
@@ -151,6 +157,80 @@ pub fn layers_from_file_text(
     if !any {
         out.push(load_layer("", Origin::hashed(file, "")));
     }
+    out
+}
+
+/// Where the text of `key`'s value starts in document `index` of a file (0-based, counting
+/// documents that hold something), when it is written as a block scalar (`policy.yaml: |`, as
+/// every ConfigMap carrying a policy is): the line of the key (1-based; the policy's line 1 is
+/// the next) and the indentation of its content. Other spellings (a quoted string with `\n`)
+/// have no such simple mapping: `None`.
+fn block_scalar_start(text: &str, index: usize, key: &str) -> Option<(usize, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut document = 0;
+    let mut content = false;
+    let mut key_line = None;
+    for (i, line) in lines.iter().enumerate() {
+        if *line == "---" || line.starts_with("--- ") {
+            if content {
+                document += 1;
+                content = false;
+            }
+            continue;
+        }
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        content = true;
+        if document != index || !line.starts_with(' ') {
+            continue;
+        }
+        let Some((name, value)) = trimmed.split_once(':') else {
+            continue;
+        };
+        let value = value.split(" #").next().unwrap_or_default().trim();
+        if name.trim_matches(['"', '\'']) == key
+            && (value.starts_with('|') || value.starts_with('>'))
+        {
+            key_line = Some(i);
+            break;
+        }
+    }
+    let key_line = key_line?;
+    let indent = lines[key_line + 1..]
+        .iter()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())?;
+    Some((key_line + 1, indent))
+}
+
+/// `message` with its `at line L, column C` (the reader's, counted in an embedded text) moved by
+/// `at` ([`block_scalar_start`]).
+fn relocate(message: &str, (line_offset, indent): (usize, usize)) -> String {
+    const AT: &str = "at line ";
+    let Some(start) = message.find(AT) else {
+        return message.to_owned();
+    };
+    let rest = &message[start + AT.len()..];
+    let digits = |s: &str| s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let line_len = digits(rest);
+    let Ok(line) = rest[..line_len].parse::<usize>() else {
+        return message.to_owned();
+    };
+    let after = &rest[line_len..];
+    let (column, tail) = match after.strip_prefix(", column ") {
+        Some(c) => {
+            let n = digits(c);
+            (c[..n].parse::<usize>().ok(), &c[n..])
+        }
+        None => (None, after),
+    };
+    let mut out = format!("{}{AT}{}", &message[..start], line + line_offset);
+    if let Some(column) = column {
+        out.push_str(&format!(", column {}", column + indent));
+    }
+    out.push_str(tail);
     out
 }
 
@@ -210,6 +290,15 @@ mod tests {
             PolicySpec::default()
         );
         assert_eq!(parse_spec("").unwrap(), PolicySpec::default());
+    }
+
+    #[test]
+    fn errors_in_a_configmaps_policy_name_the_line_of_the_file() {
+        let text = "# the shop's policy\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: podgrace-policy, namespace: shop}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: podgrace-policy, namespace: cart}\ndata:\n  policy.yaml: |\n    preStop:\n      sleepSeconds: 10\n    readiness:\n      inject: maybe\n";
+        let layers = layers_from_file_text("policies.yaml", text, POLICY_KEY);
+        let err = layers[1].as_ref().unwrap_err().to_string();
+        // `inject: maybe` is line 14 of the file, its value at column 15.
+        assert!(err.contains("at line 14, column 15"), "{err}");
     }
 
     #[test]
