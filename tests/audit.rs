@@ -244,7 +244,7 @@ fn manifests_from_stdin_and_directories_with_exit_codes_and_formats() {
     assert!(table_text.contains("RISK  Deployment/web"), "{table_text}");
     assert!(
         table_text.ends_with(
-            "2 workloads in 1 namespaces: 1 at risk, 0 warning, 1 ok; 2 covered by podgrace\n"
+            "2 workloads in 1 namespace: 1 at risk, 0 warning, 1 ok; 2 covered by podgrace\n"
         ),
         "{table_text}"
     );

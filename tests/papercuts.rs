@@ -101,3 +101,77 @@ fn policy_check_help_says_it_checks_every_file_as_it_does() {
         "the file after the bad one is checked too"
     );
 }
+
+/// A namespace whose podgrace-policy ConfigMap is invalid, and a Deployment in it with a bad
+/// annotation, and an nginx Deployment that opts out, whose advice quotes a command.
+const SHOP: &str = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: podgrace-policy, namespace: shop}
+data:
+  policy.yaml: |
+    preStop: {action: teleport}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: front, namespace: shop}
+spec:
+  selector: {matchLabels: {app: front}}
+  template:
+    metadata:
+      labels: {app: front}
+      annotations: {podgrace.io/sleep-seconds: ten}
+    spec:
+      containers:
+      - name: nginx
+        image: registry.example/front/nginx-custom:1.27
+        ports: [{containerPort: 8080}]
+        readinessProbe: {tcpSocket: {port: 8080}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: legacy-front, namespace: shop}
+spec:
+  selector: {matchLabels: {app: legacy-front}}
+  template:
+    metadata:
+      labels: {app: legacy-front, podgrace.io/inject: disabled}
+    spec:
+      containers:
+      - name: nginx
+        image: registry.example/front/nginx-custom:1.27
+        ports: [{containerPort: 80}]
+        readinessProbe: {tcpSocket: {port: 80}}
+"#;
+
+#[test]
+fn the_audit_summary_counts_what_fail_on_fails_on_in_the_singular_where_one() {
+    let f = tmp(SHOP);
+    let file = f.path().to_str().unwrap();
+    let out = podgrace(&["audit", "-f", file, "--fail-on", "warning"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    let summary = table.lines().last().unwrap();
+    assert!(
+        summary.starts_with("2 workloads in 1 namespace: "),
+        "{summary}"
+    );
+    assert!(
+        summary.ends_with("; 1 namespace with an invalid policy"),
+        "{summary}"
+    );
+    // The bad annotation, not only in the JSON.
+    assert!(
+        table.contains("ignored annotation podgrace.io/sleep-seconds"),
+        "{table}"
+    );
+}
+
+#[test]
+fn markdown_shows_code_as_code() {
+    let f = tmp(SHOP);
+    let out = podgrace(&["audit", "-f", f.path().to_str().unwrap(), "-o", "markdown"]);
+    let md = text(&out.stdout);
+    assert!(md.contains("`nginx -s quit`"), "{md}");
+    assert!(!md.contains("\\`"), "{md}");
+}

@@ -165,7 +165,7 @@ pub fn audit_workload(
         .skipped
         .is_none()
         .then(|| WouldInject::new(&m.record, &m.patch));
-    Ok(WorkloadReport::new(
+    let mut report = WorkloadReport::new(
         w,
         coverage,
         m.record.skipped.clone(),
@@ -174,7 +174,15 @@ pub fn audit_workload(
         today,
         after,
         drift,
-    ))
+    );
+    // An annotation the webhook ignores (with a warning the user may never read) is said in
+    // the verdict too, where the table shows it, and is a warning of its own.
+    let overrides = crate::policy::annotations::read(w.template.labels(), w.template.annotations());
+    for e in &overrides.errors {
+        report.verdict.push_str(&format!("; ignored {e}"));
+        report.status = report.status.max(Status::Warning);
+    }
+    Ok(report)
 }
 
 /// The running pods whose record shows they were not created under the current policy: no
@@ -576,6 +584,23 @@ mod tests {
             assert!(r.remaining.is_empty(), "{:?}", r.remaining);
             assert_eq!(r.status, Status::Ok, "{}", r.verdict);
         }
+    }
+
+    #[test]
+    fn a_bad_annotation_is_in_the_verdict_and_a_warning() {
+        let template = PodView::from_value(json!({
+            "metadata": {"annotations": {"podgrace.io/sleep-seconds": "ten"}},
+            "spec": {"containers": [{"name": "app", "image": "shop:1", "ports": [{"containerPort": 8080}],
+                     "readinessProbe": {"tcpSocket": {"port": 8080}}}]}}))
+        .unwrap();
+        let r = run(template, OptIn::Enabled);
+        assert!(
+            r.verdict
+                .contains("; ignored annotation podgrace.io/sleep-seconds: "),
+            "{}",
+            r.verdict
+        );
+        assert_eq!(r.status, Status::Warning, "{}", r.verdict);
     }
 
     #[test]
