@@ -134,7 +134,7 @@ fn an_exec_action_without_a_duration_counts_unknown_hook_seconds() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     // 40 s counted for the command, not 0: 40 + shutdown 30 + buffer 5.
     assert!(
-        stderr.contains("terminationGracePeriodSeconds 30 → 75"),
+        stderr.contains("grace period 30 → 75: preStop 40s + shutdown 30s + buffer 5s"),
         "{stderr}"
     );
 }

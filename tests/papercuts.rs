@@ -175,3 +175,13 @@ fn markdown_shows_code_as_code() {
     assert!(md.contains("`nginx -s quit`"), "{md}");
     assert!(!md.contains("\\`"), "{md}");
 }
+
+#[test]
+fn each_grace_change_is_printed_once_on_stderr() {
+    let file = common::fixture("manifests/spring-nacos.yaml");
+    let out = podgrace(&["mutate", "-f", file.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let raises = stderr.lines().filter(|l| l.contains(" → ")).count();
+    assert_eq!(raises, 1, "{stderr}");
+}

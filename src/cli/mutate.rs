@@ -69,7 +69,13 @@ pub(super) fn run(args: &MutateArgs) -> anyhow::Result<ExitCode> {
                         );
                     }
                 }
-                if let Some(g) = &m.record.grace {
+                // A raise is already one of the warnings above: said once.
+                let raised = m
+                    .record
+                    .decision
+                    .as_ref()
+                    .is_some_and(|d| d.raised_to.is_some());
+                if let Some(g) = m.record.grace.as_ref().filter(|_| !raised) {
                     eprintln!("{}: terminationGracePeriodSeconds {g}", target.label);
                 }
             }

@@ -1,6 +1,6 @@
 //! Admission warnings for the traps podgrace can see but not fix. kubectl prints each one; the
 //! API asks for 120 characters or less, so every warning is written to fit: the advice is never
-//! cut, a long container name is shortened instead (`argocd-notifications-cont…`).
+//! cut, a long container name is shortened instead, in the middle (`argocd-no…ntroller`).
 
 use k8s_openapi::api::core::v1::{Container, LifecycleHandler};
 
@@ -11,24 +11,15 @@ use crate::policy::spec::NginxStop;
 /// Longest warning, in characters (under the API's 120).
 pub const MAX_LEN: usize = 119;
 
-/// Renders a message that names `name`, shortening the name (never the message) to fit. The
-/// name is cut in the middle: containers of one pod often share a prefix
-/// (`prometheus-server`, `prometheus-server-configmap-reload`), rarely their ends.
+/// Renders a message that names `name`, shortening the name (never the message) to fit, by
+/// [`shorten`].
 pub fn naming(name: &str, render: impl Fn(&str) -> String) -> String {
     let full = render(name);
     let over = full.chars().count().saturating_sub(MAX_LEN);
     if over == 0 {
         return full;
     }
-    let keep = name.chars().count().saturating_sub(over + 1);
-    let tail = keep / 2;
-    let chars: Vec<char> = name.chars().collect();
-    let short: String = chars[..keep - tail]
-        .iter()
-        .chain(['…'].iter())
-        .chain(&chars[chars.len() - tail..])
-        .collect();
-    let out = render(&short);
+    let out = render(&shorten(name, name.chars().count().saturating_sub(over)));
     debug_assert!(
         out.chars().count() <= MAX_LEN,
         "warning longer than {MAX_LEN} characters: {out}"
@@ -36,13 +27,22 @@ pub fn naming(name: &str, render: impl Fn(&str) -> String) -> String {
     out
 }
 
-/// `s` cut to `max` characters, the cut marked (for names quoted inside a message).
+/// `s` cut to `max` characters, the one way every name in a message is shortened (container
+/// names, scripts, commands): in the middle, the cut marked `…`. Names that share a prefix
+/// (`prometheus-server`, `prometheus-server-configmap-reload`) rarely share their ends, which
+/// say what they are (`…-reload`, `…-entrypoint.sh`).
 pub fn shorten(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_owned()
-    } else {
-        s.chars().take(max.saturating_sub(1)).chain(['…']).collect()
+    let chars: Vec<char> = s.chars().collect();
+    if chars.len() <= max {
+        return s.to_owned();
     }
+    let keep = max.saturating_sub(1);
+    let tail = keep / 2;
+    chars[..keep - tail]
+        .iter()
+        .chain(['…'].iter())
+        .chain(&chars[chars.len() - tail..])
+        .collect()
 }
 
 /// A trap of one container that podgrace can see but not fix.
@@ -671,6 +671,22 @@ mod tests {
                 "{command:?}"
             );
         }
+    }
+
+    #[test]
+    fn every_name_is_shortened_the_same_way() {
+        let name = "argocd-notifications-controller";
+        let w = container(name, &"y".repeat(90));
+        let short = w
+            .strip_prefix("podgrace: container ")
+            .and_then(|r| r.split(": ").next())
+            .unwrap();
+        assert_eq!(short, shorten(name, short.chars().count()));
+        assert_eq!(
+            shorten("docker-entrypoint-with-a-long-name.sh", 12),
+            "docker…me.sh"
+        );
+        assert_eq!(shorten("short.sh", 12), "short.sh");
     }
 
     #[test]
