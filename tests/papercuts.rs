@@ -185,3 +185,50 @@ fn each_grace_change_is_printed_once_on_stderr() {
     let raises = stderr.lines().filter(|l| l.contains(" → ")).count();
     assert_eq!(raises, 1, "{stderr}");
 }
+
+/// `make run`: standalone, text logs, stdout and stderr on one terminal.
+#[test]
+fn the_listening_line_is_one_line_among_the_log_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("terminal");
+    let terminal = std::fs::File::create(&out_path).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let ca = dir.path().join("ca.pem");
+    let mut child = child::command(env!("CARGO_BIN_EXE_podgrace"))
+        .args([
+            "serve",
+            "--standalone",
+            "--log-format",
+            "text",
+            "--listen",
+            &listen,
+        ])
+        .arg("--ca-out")
+        .arg(&ca)
+        .stdout(terminal.try_clone().unwrap())
+        .stderr(terminal)
+        .spawn()
+        .unwrap();
+    let expected = format!("podgrace: listening on https://{listen}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut seen = String::new();
+    while std::time::Instant::now() < deadline {
+        seen = std::fs::read_to_string(&out_path).unwrap_or_default();
+        if seen.contains("listening on") && seen.contains(&format!("{port}")) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Ours to stop: the child started above, by its handle.
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        seen.lines().any(|l| l == expected),
+        "no whole line {expected:?} in:\n{seen}"
+    );
+}

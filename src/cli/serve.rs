@@ -191,7 +191,10 @@ async fn serve(args: ServeArgs, metrics: Arc<Metrics>) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, standalone = args.standalone, "serving");
     if args.standalone {
-        eprintln!("podgrace: listening on https://{addr}");
+        // One write: `eprintln!` writes the pieces of its format one by one, and the log lines
+        // (stdout, from another thread) would land between them on a terminal that shows both.
+        let line = format!("podgrace: listening on https://{addr}\n");
+        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
     }
     server::listener::serve(listener, tls::server_config(cert)?, state, opts, stop).await;
     drop(watches);
