@@ -336,7 +336,7 @@ fn find_target(
     // absent `metadata` from an empty one (the patch adds it whole, or adds into it).
     let pod = PodView::from_value(node.clone()).map_err(|e| ManifestError::InvalidPod {
         what: label.clone(),
-        why: e.to_string(),
+        why: in_kubectl_terms(&e.to_string()),
     })?;
     Ok(Some(Target {
         label,
@@ -344,6 +344,22 @@ fn find_target(
         pod,
         namespace,
     }))
+}
+
+/// A decoding error said in the terms of the manifest as kubectl reads it: an unquoted `yes`
+/// where a string belongs (a label's or an annotation's value) is YAML 1.1's boolean, which
+/// kubectl refuses there too.
+fn in_kubectl_terms(why: &str) -> String {
+    let mut out = why.to_owned();
+    for (value, words) in [("true", "yes, on or true"), ("false", "no, off or false")] {
+        out = out.replace(
+            &format!("invalid type: boolean `{value}`, expected a string"),
+            &format!(
+                "an unquoted {words} is the boolean {value} to kubectl (YAML 1.1), and this field takes a string: quote it"
+            ),
+        );
+    }
+    out
 }
 
 /// Moves a pod-relative patch under `prefix` (the template's location in its document).
@@ -510,6 +526,16 @@ mod tests {
         assert_eq!(
             err,
             "document 2 (Deployment shop/web): unknown field spec.template.spec.containers[0].readinesProbe: kubectl's strict validation rejects it (a misspelling?); correct the name"
+        );
+    }
+
+    #[test]
+    fn an_unquoted_yes_where_a_string_belongs_is_said_as_kubectl_reads_it() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels:\n    podgrace.io/inject: yes\nspec:\n  containers:\n  - {name: a, image: x}\n";
+        let err = read_documents(text).unwrap_err().to_string();
+        assert!(
+            err.contains("metadata.labels.podgrace.io/inject: an unquoted yes, on or true is the boolean true to kubectl (YAML 1.1), and this field takes a string: quote it"),
+            "{err}"
         );
     }
 
