@@ -242,10 +242,13 @@ impl serde_saphyr::MessageFormatter for UserWords {
 /// them: see [`crate::key_order`] for the order they were written in), every string that a
 /// YAML 1.1 reader would misread quoted.
 pub fn to_string<T: Serialize>(value: &T) -> Result<String, YamlError> {
-    Ok(serde_saphyr::to_string_with_options(
-        value,
-        write_options(),
-    )?)
+    let text = serde_saphyr::to_string_with_options(value, write_options())?;
+    // Keys the input had as plain YAML 1.1 booleans, marked by `key_order`: unquoted again.
+    Ok(if text.contains(crate::key_order::PLAIN) {
+        text.replace(crate::key_order::PLAIN, "")
+    } else {
+        text
+    })
 }
 
 #[cfg(test)]

@@ -232,3 +232,18 @@ fn the_listening_line_is_one_line_among_the_log_lines() {
         "no whole line {expected:?} in:\n{seen}"
     );
 }
+
+#[test]
+fn mutate_o_pod_keeps_plain_yaml_1_1_keys_plain_where_the_user_put_them() {
+    let f = tmp(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: edge\n  labels:\n    zone: a\n    on: x\n    \"off\": z\nspec:\n  nodeSelector:\n    yes: \"1\"\n  containers:\n  - name: app\n    image: registry.example/edge:1\n",
+    );
+    let out = podgrace(&["mutate", "-f", f.path().to_str().unwrap(), "-o", "pod"]);
+    let pod = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        pod.contains("  labels:\n    zone: a\n    on: x\n    \"off\": z\n"),
+        "{pod}"
+    );
+    assert!(pod.contains("  nodeSelector:\n    yes: \"1\"\n"), "{pod}");
+}
