@@ -44,7 +44,14 @@ pub(super) fn run(cmd: &PolicyCommand) -> anyhow::Result<ExitCode> {
                                 println!("note: {}: {note}", layer.origin);
                             }
                         }
-                        Err(e) => {
+                        Err(mut e) => {
+                            // Completeness errors come from the merged policy: located in the
+                            // file where it is the policy itself.
+                            e.errors = e
+                                .errors
+                                .into_iter()
+                                .map(|f| crate::policy::parse::located(&text, f))
+                                .collect();
                             eprintln!("invalid: {e}");
                             failed = true;
                         }

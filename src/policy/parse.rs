@@ -76,10 +76,21 @@ pub fn load_layer(text: &str, origin: Origin) -> Result<PolicyLayer, PolicyError
     if !errors.is_empty() {
         return Err(PolicyError {
             origin: origin.name,
-            errors,
+            errors: errors.into_iter().map(|e| located(text, e)).collect(),
         });
     }
     Ok(PolicyLayer { spec, origin })
+}
+
+/// `e` with the line and column of its field in `text`, when the reader did not give them
+/// (errors found after reading: validation, completeness).
+pub fn located(text: &str, mut e: FieldError) -> FieldError {
+    if !e.message.contains(" at line ")
+        && let Some((line, column)) = crate::yaml::locate(text, &e.path)
+    {
+        e.message = format!("{} at line {line}, column {column}", e.message);
+    }
+    e
 }
 
 /// Parses the policy carried by a ConfigMap (under [`POLICY_KEY`] or `key`).
@@ -299,6 +310,27 @@ mod tests {
         let err = layers[1].as_ref().unwrap_err().to_string();
         // `inject: maybe` is line 14 of the file, its value at column 15.
         assert!(err.contains("at line 14, column 15"), "{err}");
+    }
+
+    #[test]
+    fn validation_errors_name_the_line_of_the_field() {
+        let text = "preStop:\n  action: sleep\nstartup:\n  maxSeconds: 0\n";
+        let err = load_layer(text, Origin::hashed("p.yaml", text)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("startup.maxSeconds: must be at least 1")
+                && err.to_string().contains("at line 4, column 15"),
+            "{err}"
+        );
+        let cm = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: podgrace-policy, namespace: shop}}\ndata:\n  policy.yaml: |\n{}",
+            text.lines()
+                .map(|l| format!("    {l}\n"))
+                .collect::<String>()
+        );
+        let layers = layers_from_file_text("cm.yaml", &cm, POLICY_KEY);
+        let err = layers[0].as_ref().unwrap_err().to_string();
+        assert!(err.contains("at line 9, column 19"), "{err}");
     }
 
     #[test]
