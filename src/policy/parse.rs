@@ -114,8 +114,40 @@ pub fn layer_from_configmap(cm: &ConfigMap, key: &str) -> Result<PolicyLayer, Po
         .resource_version
         .clone()
         .unwrap_or_else(|| content_hash(text));
-    load_layer(text, Origin { name, version })
+    load_layer(text, Origin { name, version }).map_err(|mut e| {
+        // Counted in the policy's own text, not in a file: said so (a file's reader moves them,
+        // see `layers_from_file_text`).
+        for error in &mut e.errors {
+            error.message = in_data(&error.message, key);
+        }
+        e
+    })
 }
+
+/// `at line L, column C` followed by ` of data["KEY"]`.
+fn in_data(message: &str, key: &str) -> String {
+    let Some(start) = message.find(AT_LINE) else {
+        return message.to_owned();
+    };
+    let rest = &message[start + AT_LINE.len()..];
+    let mut end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    if let Some(column) = rest[end..].strip_prefix(", column ") {
+        end += ", column ".len()
+            + column
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(column.len());
+    }
+    let cut = start + AT_LINE.len() + end;
+    format!("{}{}{}", &message[..cut], data_suffix(key), &message[cut..])
+}
+
+fn data_suffix(key: &str) -> String {
+    format!(" of data[{key:?}]")
+}
+
+const AT_LINE: &str = "at line ";
 
 /// A policy file as found on disk: either a bare policy or one or more ConfigMap manifests.
 /// Returns one result per policy found, in document order.
@@ -149,7 +181,8 @@ pub fn layers_from_file_text(
                     // Lines and columns counted in the file, not in the policy's own text.
                     if let Some(at) = block_scalar_start(text, index, key) {
                         for error in &mut e.errors {
-                            error.message = relocate(&error.message, at);
+                            error.message =
+                                relocate(&error.message.replacen(&data_suffix(key), "", 1), at);
                         }
                     }
                     e
@@ -310,6 +343,22 @@ mod tests {
         let err = layers[1].as_ref().unwrap_err().to_string();
         // `inject: maybe` is line 14 of the file, its value at column 15.
         assert!(err.contains("at line 14, column 15"), "{err}");
+    }
+
+    #[test]
+    fn a_configmaps_own_lines_say_they_are_counted_in_its_data() {
+        let cm: ConfigMap = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "podgrace-policy", "namespace": "shop"},
+            "data": {"policy.yaml": "preStop:\n  action: teleport\n"}
+        }))
+        .unwrap();
+        let err = layer_from_configmap(&cm, POLICY_KEY)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("at line 2, column 11 of data[\"policy.yaml\"]"),
+            "{err}"
+        );
     }
 
     #[test]
