@@ -13,13 +13,15 @@ run:
 	  --policy-dir examples/policies --cluster-policy examples/cluster-policy.yaml --log-format text
 
 # Tools the tests call: /bin/sh and curl run the generated preStop scripts; iproute2 makes the
-# network namespaces of the adaptive drain's tests (tests/adaptive_drain.rs, as root); Debian's prometheus
+# network namespaces of the adaptive drain's tests (tests/adaptive_drain.rs, as root); strace
+# counts the writes of `serve`'s stderr lines (tests/papercuts.rs); Debian's prometheus
 # package brings promtool (the alert rules' checks and unit tests) and the Prometheus server the
 # chart tests start on loopback to scrape podgrace.
 deps:
 	@command -v curl >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq curl; }
 	@{ command -v promtool && command -v prometheus; } >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq prometheus; }
 	@command -v ip >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq iproute2; }
+	@command -v strace >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq strace; }
 
 test: deps test-rust test-chart
 

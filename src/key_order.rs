@@ -119,7 +119,9 @@ impl<'de> Deserialize<'de> for Key {
                 Ok(Key(v.to_owned()))
             }
             fn visit_bool<E: de::Error>(self, v: bool) -> Result<Key, E> {
-                Ok(Key(v.to_string()))
+                // A plain `on`, `yes`, `true` key (kubectl's YAML 1.1 boolean): marked, so that
+                // it is written back unquoted (see [`PLAIN`]).
+                Ok(Key(format!("{PLAIN}{v}")))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Key, E> {
                 Ok(Key(v.to_string()))
@@ -135,6 +137,27 @@ impl<'de> Deserialize<'de> for Key {
             }
         }
         deserializer.deserialize_any(KeyVisitor)
+    }
+}
+
+/// Marks a key written as a plain YAML 1.1 boolean (`on:`, `yes:`, `true:`): in [`KeyOrder`]
+/// before the boolean it reads as, and in what [`Ordered`] serializes before the key as written
+/// (`on`), which [`crate::yaml::to_string`] then writes unquoted. kubectl reads such a key as
+/// `"true"` (go-yaml v2, then JSON); quoting it (`"on":`) would change the object it reads, so
+/// `-o pod` keeps it plain where the user put it plain. A private-use character: no manifest
+/// carries it.
+pub const PLAIN: char = '\u{E000}';
+
+/// The boolean kubectl's YAML 1.1 reader takes a plain `word` for.
+fn yaml_1_1_bool(word: &str) -> Option<bool> {
+    match word {
+        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "true" | "True" | "TRUE" => {
+            Some(true)
+        }
+        "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" | "false" | "False" | "FALSE" => {
+            Some(false)
+        }
+        _ => None,
     }
 }
 
@@ -161,13 +184,28 @@ impl Serialize for Ordered<'_> {
                     _ => &[],
                 };
                 let mut map = serializer.serialize_map(Some(members.len()))?;
+                // The members written as plain booleans, by the key as read (`on`).
+                let mut plain: Vec<&String> = Vec::new();
                 for (key, order) in written {
                     if let Some(value) = members.get(key) {
                         map.serialize_entry(key, &Ordered::new(value, order))?;
+                    } else if let Some(b) = key.strip_prefix(PLAIN) {
+                        let as_read = members.keys().find(|k| {
+                            yaml_1_1_bool(k).map(|v| v.to_string()).as_deref() == Some(b)
+                                && !written.iter().any(|(w, _)| w == *k)
+                                && !plain.contains(k)
+                        });
+                        if let Some(k) = as_read {
+                            plain.push(k);
+                            map.serialize_entry(
+                                &format!("{PLAIN}{k}"),
+                                &Ordered::new(&members[k], order),
+                            )?;
+                        }
                     }
                 }
                 for (key, value) in members {
-                    if !written.iter().any(|(k, _)| k == key) {
+                    if !written.iter().any(|(k, _)| k == key) && !plain.contains(&key) {
                         map.serialize_entry(key, &Ordered::new(value, &LEAF))?;
                     }
                 }
@@ -227,6 +265,18 @@ mod tests {
                 "      - image: side\n        name: side\n      - image: i\n        name: c\n"
             ),
             "{yaml}"
+        );
+    }
+
+    /// kubectl reads a plain `on:` key as "true": written back quoted, it would be another key.
+    #[test]
+    fn plain_yaml_1_1_boolean_keys_stay_plain_and_in_place() {
+        let text = "metadata:\n  labels:\n    zzz: a\n    on: x\n    \"yes\": q\n    no: b\n";
+        let value: Value = yaml::manifests(text).unwrap().remove(0);
+        let order: KeyOrder = yaml::manifests(text).unwrap().remove(0);
+        assert_eq!(
+            yaml::to_string(&Ordered::new(&value, &order)).unwrap(),
+            text
         );
     }
 

@@ -12,6 +12,7 @@ pub mod documents;
 pub mod engine;
 pub mod helper;
 pub mod key_order;
+pub mod known_fields;
 pub mod kube_names;
 pub mod kube_version;
 pub mod manifest;

@@ -45,6 +45,19 @@ pub enum ManifestError {
         /// The apiVersion Kubernetes serves the kind under.
         replacement: &'static str,
     },
+    /// Fields the Kubernetes API does not know (a misspelling): kubectl's default strict field
+    /// validation rejects the object, so podgrace does not mutate around them.
+    #[error(
+        "{what}: unknown field{s} {fields}: kubectl's strict validation rejects it (a misspelling?); correct the name{s}",
+        s = if fields.len() == 1 { "" } else { "s" },
+        fields = fields.join(", ")
+    )]
+    UnknownFields {
+        /// The object (`Deployment shop/web`).
+        what: String,
+        /// Dotted paths from the document's root.
+        fields: Vec<String>,
+    },
     /// A kind with a pod template that podgrace does not read.
     #[error(
         "skipped: {api_version} {kind} is not a kind podgrace reads; its pod template is left as written (the webhook still mutates the pods its controller creates)"
@@ -409,10 +422,18 @@ fn find_target(
             ),
         })?;
     }
+    let unknown = crate::known_fields::unknown_fields(doc, kind, path);
+    if !unknown.is_empty() {
+        return Err(ManifestError::UnknownFields {
+            what: label.clone(),
+            fields: unknown,
+        });
+    }
     // A template reads as a pod: the view looks at `metadata` and `spec` only, and tells an
     // absent `metadata` from an empty one (the patch adds it whole, or adds into it).
-    let pod = PodView::from_value(node.clone())
-        .map_err(|e| ManifestError::InvalidPod { why: e.to_string() })?;
+    let pod = PodView::from_value(node.clone()).map_err(|e| ManifestError::InvalidPod {
+        why: in_kubectl_terms(&e.to_string()),
+    })?;
     Ok(Some(Target {
         label,
         kind: kind.to_owned(),
@@ -421,6 +442,22 @@ fn find_target(
         pod,
         namespace,
     }))
+}
+
+/// A decoding error said in the terms of the manifest as kubectl reads it: an unquoted `yes`
+/// where a string belongs (a label's or an annotation's value) is YAML 1.1's boolean, which
+/// kubectl refuses there too.
+fn in_kubectl_terms(why: &str) -> String {
+    let mut out = why.to_owned();
+    for (value, words) in [("true", "yes, on or true"), ("false", "no, off or false")] {
+        out = out.replace(
+            &format!("invalid type: boolean `{value}`, expected a string"),
+            &format!(
+                "an unquoted {words} is the boolean {value} to kubectl (YAML 1.1), and this field takes a string: quote it"
+            ),
+        );
+    }
+    out
 }
 
 /// Moves a pod-relative patch under `prefix` (the template's location in its document).
@@ -633,6 +670,29 @@ mod tests {
         assert_eq!(t.label, "Pod probe/probe-pod");
         assert!(t.path.is_empty());
         assert_eq!(docs[0].value["kind"], "Pod");
+    }
+
+    #[test]
+    fn a_misspelled_field_is_an_error_naming_the_document_and_the_path() {
+        let text = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n        image: nginx\n        readinesProbe: {tcpSocket: {port: 80}}\n";
+        let (docs, failures) = read(text);
+        assert_eq!(docs.len(), 1, "the Service is read");
+        let err = failures[0].error.to_string();
+        assert_eq!(
+            err,
+            "Deployment shop/web: unknown field spec.template.spec.containers[0].readinesProbe: kubectl's strict validation rejects it (a misspelling?); correct the name"
+        );
+    }
+
+    #[test]
+    fn an_unquoted_yes_where_a_string_belongs_is_said_as_kubectl_reads_it() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels:\n    podgrace.io/inject: yes\nspec:\n  containers:\n  - {name: a, image: x}\n";
+        let (_, failures) = read(text);
+        let err = failures[0].error.to_string();
+        assert!(
+            err.contains("metadata.labels.podgrace.io/inject: an unquoted yes, on or true is the boolean true to kubectl (YAML 1.1), and this field takes a string: quote it"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 #[derive(Debug, thiserror::Error)]
 pub enum YamlError {
     /// Not YAML, or not the shape expected; the message names the line and column.
-    #[error("{0}")]
+    #[error("{}", render(.0))]
     Read(serde_saphyr::Error),
     /// Over one of the reader's limits against hostile input (serde-saphyr's budget): which,
     /// its value and what to do.
@@ -226,18 +226,168 @@ pub fn from_str_at_path<T: DeserializeOwned>(text: &str) -> Result<T, FieldFailu
         } else {
             path
         },
-        message: e.to_string(),
+        message: render(&e),
     })
+}
+
+/// Where the value at `path` (`startup.maxSeconds`, `rules[0].set.preStop.action`: the paths
+/// policy errors are reported at) is written in `text`: its line and column, or the nearest
+/// enclosing value's that is written. `None` when the text cannot be read or the path is empty.
+/// For errors found after reading (validation), which the reader could not locate itself.
+pub fn locate(text: &str, path: &str) -> Option<(u64, u64)> {
+    if path.is_empty() {
+        return None;
+    }
+    let root: Located = serde_saphyr::from_str_with_options(text, read_options()).ok()?;
+    let mut node = &root;
+    let mut at = None;
+    for segment in path_segments(path) {
+        let next = match (&node, segment) {
+            (Located::Map(entries), Segment::Key(key)) => {
+                entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+            }
+            (Located::Seq(items), Segment::Index(i)) => items.get(i),
+            _ => None,
+        };
+        let Some(next) = next else { break };
+        at = Some((next.referenced.line(), next.referenced.column()));
+        node = &next.value;
+    }
+    at
+}
+
+enum Segment<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// `rules[0].set.preStop` → `rules`, 0, `set`, `preStop`.
+fn path_segments(path: &str) -> Vec<Segment<'_>> {
+    let mut out = Vec::new();
+    for part in path.split('.') {
+        let (key, indices) = part
+            .split_once('[')
+            .map_or((part, ""), |(k, rest)| (k, rest));
+        if !key.is_empty() {
+            out.push(Segment::Key(key));
+        }
+        for index in indices.split('[') {
+            if let Ok(i) = index.trim_end_matches(']').parse() {
+                out.push(Segment::Index(i));
+            }
+        }
+    }
+    out
+}
+
+/// A YAML document's shape with where each value is written (for [`locate`]).
+enum Located {
+    Map(Vec<(String, serde_saphyr::Spanned<Located>)>),
+    Seq(Vec<serde_saphyr::Spanned<Located>>),
+    Leaf,
+}
+
+impl<'de> serde::Deserialize<'de> for Located {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, MapAccess, SeqAccess, Visitor};
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Located;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any YAML value")
+            }
+            fn visit_bool<E: Error>(self, _: bool) -> Result<Located, E> {
+                Ok(Located::Leaf)
+            }
+            fn visit_i64<E: Error>(self, _: i64) -> Result<Located, E> {
+                Ok(Located::Leaf)
+            }
+            fn visit_u64<E: Error>(self, _: u64) -> Result<Located, E> {
+                Ok(Located::Leaf)
+            }
+            fn visit_f64<E: Error>(self, _: f64) -> Result<Located, E> {
+                Ok(Located::Leaf)
+            }
+            fn visit_str<E: Error>(self, _: &str) -> Result<Located, E> {
+                Ok(Located::Leaf)
+            }
+            fn visit_unit<E: Error>(self) -> Result<Located, E> {
+                Ok(Located::Leaf)
+            }
+            fn visit_none<E: Error>(self) -> Result<Located, E> {
+                Ok(Located::Leaf)
+            }
+            fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Located, D::Error> {
+                <Located as serde::Deserialize>::deserialize(d)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Located, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(Located::Seq(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Located, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry::<String, _>()? {
+                    entries.push(entry);
+                }
+                Ok(Located::Map(entries))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// A read error in the words of someone writing a manifest or a policy, not of the reader's
+/// settings (`strict mode expects true/false`, `expected sequence start`), with its line and
+/// column.
+pub fn render(e: &serde_saphyr::Error) -> String {
+    e.render_with_formatter(&UserWords)
+}
+
+/// serde-saphyr's user-facing wording, with the messages that name its own options or parser
+/// events said in YAML's terms.
+struct UserWords;
+
+impl serde_saphyr::MessageFormatter for UserWords {
+    fn format_message<'a>(&self, err: &'a serde_saphyr::Error) -> std::borrow::Cow<'a, str> {
+        use serde_saphyr::Error as E;
+        use std::borrow::Cow;
+        match err {
+            E::InvalidBooleanStrict { .. } => Cow::Borrowed(
+                "expected true or false (a policy is YAML 1.2: yes, no, on and off are words there)",
+            ),
+            E::Unexpected { expected, .. } => Cow::Owned(format!(
+                "expected {}",
+                match *expected {
+                    "sequence start" => "a list (`[a, b]`, or one `- a` line per item)",
+                    "mapping start" => "a mapping (`key: value` lines, or `{key: value}`)",
+                    other => other,
+                }
+            )),
+            E::DuplicateMappingKey { key: Some(k), .. } => Cow::Owned(format!(
+                "the key {k} is written twice in one mapping: keep one"
+            )),
+            E::DuplicateMappingKey { key: None, .. } => {
+                Cow::Borrowed("a key is written twice in one mapping: keep one")
+            }
+            _ => serde_saphyr::UserMessageFormatter.format_message(err),
+        }
+    }
 }
 
 /// `value` as one YAML document, keys in the value's own order (a `serde_json::Value` sorts
 /// them: see [`crate::key_order`] for the order they were written in), every string that a
 /// YAML 1.1 reader would misread quoted.
 pub fn to_string<T: Serialize>(value: &T) -> Result<String, YamlError> {
-    Ok(serde_saphyr::to_string_with_options(
-        value,
-        write_options(),
-    )?)
+    let text = serde_saphyr::to_string_with_options(value, write_options())?;
+    // Keys the input had as plain YAML 1.1 booleans, marked by `key_order`: unquoted again.
+    Ok(if text.contains(crate::key_order::PLAIN) {
+        text.replace(crate::key_order::PLAIN, "")
+    } else {
+        text
+    })
 }
 
 #[cfg(test)]
@@ -398,6 +548,51 @@ mod tests {
         let value = json!({ "list": all, "mode": 493 });
         let back: Vec<Value> = manifests(&to_string(&value).unwrap()).unwrap();
         assert_eq!(back, [value]);
+    }
+
+    #[test]
+    fn read_errors_are_worded_for_the_user_not_in_the_readers_settings() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Spec {
+            inject: Option<bool>,
+            exclude: Option<Vec<String>>,
+        }
+        let err = from_str_at_path::<Spec>("inject: yes\n").unwrap_err();
+        assert_eq!(err.path, "inject");
+        assert!(
+            err.message
+                .starts_with("expected true or false (a policy is YAML 1.2"),
+            "{err:?}"
+        );
+        assert!(err.message.contains("line 1"), "{err:?}");
+        let err = from_str_at_path::<Spec>("exclude: istio-proxy\n").unwrap_err();
+        assert!(
+            err.message
+                .starts_with("expected a list (`[a, b]`, or one `- a` line per item)"),
+            "{err:?}"
+        );
+        for message in [
+            err.message,
+            from_str_at_path::<Spec>("inject: yes\n")
+                .unwrap_err()
+                .message,
+        ] {
+            assert!(!message.contains("strict mode") && !message.contains("sequence start"));
+        }
+    }
+
+    #[test]
+    fn a_value_is_located_by_its_policy_path() {
+        let text = "# policy\nstartup:\n  maxSeconds: 0\nrules:\n- name: a\n  set: {preStop: {action: sleep}}\n- name: b\n  set:\n    startup: {maxSeconds: 0}\n";
+        assert_eq!(locate(text, "startup.maxSeconds"), Some((3, 15)));
+        assert_eq!(
+            locate(text, "rules[1].set.startup.maxSeconds"),
+            Some((9, 27))
+        );
+        // Not written: the nearest enclosing value.
+        assert_eq!(locate(text, "rules[1].set.preStop.nacos"), Some((9, 5)));
+        assert_eq!(locate(text, ""), None);
     }
 
     #[test]

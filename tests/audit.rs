@@ -244,7 +244,7 @@ fn manifests_from_stdin_and_directories_with_exit_codes_and_formats() {
     assert!(table_text.contains("RISK  Deployment/web"), "{table_text}");
     assert!(
         table_text.ends_with(
-            "2 workloads in 1 namespaces: 1 at risk, 0 warning, 1 ok; 2 covered by podgrace\n"
+            "2 workloads in 1 namespace: 1 at risk, 0 warning, 1 ok; 2 covered by podgrace\n"
         ),
         "{table_text}"
     );
@@ -570,7 +570,7 @@ async fn a_cluster_audit_finds_every_trap_drift_and_the_namespaces_it_cannot_rea
         (Some(1), Some(2)),
         "{drift}"
     );
-    assert_eq!(shop["CronJob/report"]["coverage"], "skipped");
+    assert_eq!(shop["CronJob/report"]["coverage"], "batch");
     assert_eq!(shop["Pod/debug"]["coverage"], "applies");
     let policy = &report["namespaces"]
         .as_array()
@@ -1112,7 +1112,7 @@ spec:
         livenessProbe: {httpGet: {path: /actuator/health, port: 8080}, initialDelaySeconds: 30, periodSeconds: 10}
         readinessProbe: {httpGet: {path: /actuator/health, port: 8080}}
 "#);
-    let declared = tmp("startup: {maxSeconds: 120}\n");
+    let declared = tmp("startup: {inject: false, maxSeconds: 120}\n");
     let injected = tmp("startup: {inject: true, maxSeconds: 120}\n");
     let run = |policy: &tempfile::NamedTempFile, output: &str| {
         let out = podgrace(&[

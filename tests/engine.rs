@@ -1231,7 +1231,7 @@ fn a_users_startup_probe_is_never_replaced_whatever_its_threshold() {
 #[test]
 fn a_declared_start_time_without_injection_warns_and_adds_nothing() {
     let raw = pod_json(LIVENESS_ONLY);
-    let (m, out) = run(&raw, &policy("startup: {maxSeconds: 120}\n"));
+    let (m, out) = run(&raw, &policy("startup: {inject: false, maxSeconds: 120}\n"));
     assert!(out["spec"]["containers"][0].get("startupProbe").is_none());
     assert_eq!(
         m.warnings

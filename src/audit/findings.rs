@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::engine::grace::{self, Budget, Decision, HookKind};
 use crate::engine::warnings::{self, Trap};
-use crate::engine::{PodView, hook_estimate, serves_traffic, shell, startup};
+use crate::engine::{PodView, hook_estimate, serves_traffic, startup};
 use crate::policy::EffectivePolicy;
 use crate::policy::annotations;
 use crate::policy::spec::GraceMode;
@@ -82,6 +82,7 @@ impl From<Trap> for FindingKind {
             Trap::ShellPid1 => FindingKind::ShellPid1,
             Trap::LivenessWithoutReadiness => FindingKind::LivenessWithoutReadiness,
             Trap::NginxWithoutQuit => FindingKind::NginxWithoutQuit,
+            Trap::PrestopNeedsShell => FindingKind::PrestopNeedsShell,
         }
     }
 }
@@ -239,24 +240,8 @@ fn containers(pod: &PodView, policy: &EffectivePolicy) -> Vec<Finding> {
                 ),
             );
         }
-        if hook.is_some_and(runs_shell) && warnings::may_lack_shell(image) {
-            push(
-                FindingKind::PrestopNeedsShell,
-                "its preStop runs /bin/sh, which this image may lack: the hook fails, no drain"
-                    .to_owned(),
-            );
-        }
     }
     out
-}
-
-/// Whether the hook's exec starts a shell.
-fn runs_shell(h: &LifecycleHandler) -> bool {
-    h.exec
-        .as_ref()
-        .and_then(|e| e.command.as_ref())
-        .and_then(|argv| argv.first())
-        .is_some_and(|p| shell::is_shell(p))
 }
 
 /// The service registry a container registers with, from what its configuration names: the

@@ -82,7 +82,11 @@ pub enum Coverage {
     NamespaceExcluded,
     /// The pod opts out (`podgrace.io/inject: disabled`).
     PodOptedOut,
-    /// The engine leaves it alone (a batch pod, no spec).
+    /// A run-to-completion pod (`restartPolicy` `Never` or `OnFailure`: Jobs, CronJobs): the
+    /// engine leaves it alone, and no rollout drains it, so its traps are listed (`today`)
+    /// but none is a risk.
+    Batch,
+    /// The engine leaves it alone (a static pod's mirror, no spec).
     Skipped,
 }
 
@@ -124,7 +128,14 @@ pub fn audit_workload(
     cluster: &ClusterInfo,
 ) -> Result<WorkloadReport, AuditError> {
     let m = engine::mutate(&w.template, policy, cluster)?;
+    let batch = w
+        .template
+        .spec
+        .as_ref()
+        .and_then(engine::batch_restart_policy)
+        .is_some();
     let coverage = match (&m.record.skipped, opt_in) {
+        (Some(_), _) if batch => Coverage::Batch,
         (_, OptIn::Excluded) => Coverage::NamespaceExcluded,
         (_, OptIn::NotLabelled) => Coverage::NamespaceNotOptedIn,
         (Some(why), _) if why.starts_with("opted out") => Coverage::PodOptedOut,
@@ -154,7 +165,7 @@ pub fn audit_workload(
         .skipped
         .is_none()
         .then(|| WouldInject::new(&m.record, &m.patch));
-    Ok(WorkloadReport::new(
+    let mut report = WorkloadReport::new(
         w,
         coverage,
         m.record.skipped.clone(),
@@ -163,7 +174,15 @@ pub fn audit_workload(
         today,
         after,
         drift,
-    ))
+    );
+    // An annotation the webhook ignores (with a warning the user may never read) is said in
+    // the verdict too, where the table shows it, and is a warning of its own.
+    let overrides = crate::policy::annotations::read(w.template.labels(), w.template.annotations());
+    for e in &overrides.errors {
+        report.verdict.push_str(&format!("; ignored {e}"));
+        report.status = report.status.max(Status::Warning);
+    }
+    Ok(report)
 }
 
 /// The running pods whose record shows they were not created under the current policy: no
@@ -485,7 +504,7 @@ mod tests {
         // Declared but not injected: the trap remains, and the webhook says so too.
         let r = with_policy(
             slow_starter("/actuator/health/readiness"),
-            "startup: {maxSeconds: 120}\n",
+            "startup: {inject: false, maxSeconds: 120}\n",
         );
         assert_eq!(kinds(&r.remaining), [FindingKind::LivenessBeforeStart]);
         assert_eq!(r.status, Status::Risk);
@@ -541,7 +560,7 @@ mod tests {
         let batch =
             pod(json!({"restartPolicy": "OnFailure", "containers": [{"name": "a", "image": "x"}]}));
         let r = run(batch, OptIn::Enabled);
-        assert_eq!(r.coverage, Coverage::Skipped);
+        assert_eq!(r.coverage, Coverage::Batch);
         assert!(r.verdict.contains("batch pod"), "{}", r.verdict);
         assert!(r.would_inject.is_none());
         let any = pod(json!({"containers": [{"name": "a", "image": "x"}]}));
@@ -549,6 +568,39 @@ mod tests {
             run(any, OptIn::Excluded).coverage,
             Coverage::NamespaceExcluded
         );
+    }
+
+    /// The official CronJob example's shape: `sh -c` without exec (which would be a shell-pid1
+    /// trap on a Debian image) in a pod that runs to completion, in a namespace not opted in.
+    #[test]
+    fn batch_pods_list_their_traps_but_are_no_rollout_risk() {
+        for opt_in in [OptIn::Unknown, OptIn::NotLabelled, OptIn::Enabled] {
+            let batch = pod(json!({"restartPolicy": "OnFailure", "containers": [
+                {"name": "hello", "image": "debian:bookworm",
+                 "command": ["/bin/sh", "-c", "date; echo Hello"]}]}));
+            let r = run(batch, opt_in.clone());
+            assert_eq!(r.coverage, Coverage::Batch, "{opt_in:?}");
+            assert_eq!(kinds(&r.today), [FindingKind::ShellPid1]);
+            assert!(r.remaining.is_empty(), "{:?}", r.remaining);
+            assert_eq!(r.status, Status::Ok, "{}", r.verdict);
+        }
+    }
+
+    #[test]
+    fn a_bad_annotation_is_in_the_verdict_and_a_warning() {
+        let template = PodView::from_value(json!({
+            "metadata": {"annotations": {"podgrace.io/sleep-seconds": "ten"}},
+            "spec": {"containers": [{"name": "app", "image": "shop:1", "ports": [{"containerPort": 8080}],
+                     "readinessProbe": {"tcpSocket": {"port": 8080}}}]}}))
+        .unwrap();
+        let r = run(template, OptIn::Enabled);
+        assert!(
+            r.verdict
+                .contains("; ignored annotation podgrace.io/sleep-seconds: "),
+            "{}",
+            r.verdict
+        );
+        assert_eq!(r.status, Status::Warning, "{}", r.verdict);
     }
 
     #[test]

@@ -96,10 +96,11 @@ impl WorkloadReport {
             .collect();
         fixed.sort();
         fixed.dedup();
-        let remaining = if coverage.mutated() {
-            after
-        } else {
-            today.clone()
+        let remaining = match coverage {
+            _ if coverage.mutated() => after,
+            // Its traps cost no request on a rollout: listed in `today`, no risk.
+            Coverage::Batch => Vec::new(),
+            _ => today.clone(),
         };
         let status = if !remaining.is_empty() {
             Status::Risk
@@ -160,6 +161,10 @@ fn verdict(
         Coverage::NamespaceNotOptedIn => "not covered: namespace not opted in".to_owned(),
         Coverage::NamespaceExcluded => "not covered: namespace excluded".to_owned(),
         Coverage::PodOptedOut => "not covered: the pod opts out".to_owned(),
+        Coverage::Batch => format!(
+            "not covered: {}, runs to completion; no rollout drains it",
+            skipped.unwrap_or("batch pod")
+        ),
         Coverage::Skipped => format!("skipped: {}", skipped.unwrap_or("by the engine")),
     };
     if !remaining.is_empty() {
@@ -321,6 +326,8 @@ pub struct Summary {
     pub not_readable: usize,
     /// Namespaces read without some kinds (see [`NamespaceReport::unreadable`]).
     pub partly_readable: usize,
+    /// Namespaces whose own policy is invalid (the cluster default applies): a warning.
+    pub invalid_policy: usize,
     /// Workloads audited.
     pub workloads: usize,
     /// Workloads podgrace mutates (or would, once opted in).
@@ -386,6 +393,7 @@ impl Report {
                 .sort_by(|a, b| (&a.kind, &a.name).cmp(&(&b.kind, &b.name)));
             s.not_readable += usize::from(!ns.readable);
             s.partly_readable += usize::from(!ns.unreadable.is_empty());
+            s.invalid_policy += usize::from(ns.readable && ns.policy_error.is_some());
             s.status = s.status.max(ns.status());
             for w in &ns.workloads {
                 s.workloads += 1;
@@ -423,18 +431,28 @@ impl Report {
         self.input_problems.iter().any(|p| p.problem.is_partial())
     }
 
-    /// The summary line.
+    /// The summary line. Every count that can make `--fail-on` fail is in it: the workloads by
+    /// status, and the namespaces that are a warning of their own (not readable, partly
+    /// readable, an invalid policy).
     pub fn summary_line(&self) -> String {
         let s = &self.summary;
         let mut out = format!(
-            "{} workloads in {} namespaces: {} at risk, {} warning, {} ok; {} covered by podgrace",
-            s.workloads, s.namespaces, s.risk, s.warning, s.ok, s.covered
+            "{} in {}: {} at risk, {} warning, {} ok; {} covered by podgrace",
+            counted(s.workloads, "workload"),
+            counted(s.namespaces, "namespace"),
+            s.risk,
+            s.warning,
+            s.ok,
+            s.covered
         );
-        if s.not_readable > 0 {
-            let _ = write!(out, "; {} namespaces not readable", s.not_readable);
-        }
-        if s.partly_readable > 0 {
-            let _ = write!(out, "; {} namespaces partly readable", s.partly_readable);
+        for (n, what) in [
+            (s.not_readable, "not readable"),
+            (s.partly_readable, "partly readable"),
+            (s.invalid_policy, "with an invalid policy"),
+        ] {
+            if n > 0 {
+                let _ = write!(out, "; {} {what}", counted(n, "namespace"));
+            }
         }
         if s.input_problems > 0 {
             let _ = write!(
@@ -598,14 +616,65 @@ fn namespace_heading(ns: &NamespaceReport) -> String {
     out
 }
 
-/// Escapes what would break a markdown table cell or start markup.
+/// `n word`, the word in the plural unless `n` is 1.
+fn counted(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// Escapes what would break a markdown table cell or start markup, outside code spans: a
+/// message's `nginx -s quit` stays code. Inside a code span only `|` is escaped (a table cell
+/// ends at it even there); an unmatched backtick is escaped.
 fn md_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '|' | '*' | '_' | '`' | '<' | '>' | '[' | ']') {
-            out.push('\\');
+    let spans = s.split('`').count();
+    for (i, part) in s.split('`').enumerate() {
+        let code = i % 2 == 1 && i + 1 < spans;
+        if i > 0 {
+            // A backtick opening or closing a code span, or one left unmatched.
+            // An even part follows the code span before it, which it closes.
+            let closes = i % 2 == 0;
+            out.push_str(if code || closes { "`" } else { "\\`" });
         }
-        out.push(if c == '\n' { ' ' } else { c });
+        for c in part.chars() {
+            let special = if code {
+                c == '|'
+            } else {
+                matches!(c, '|' | '*' | '_' | '<' | '>' | '[' | ']')
+            };
+            if special {
+                out.push('\\');
+            }
+            out.push(if c == '\n' { ' ' } else { c });
+        }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_keeps_code_spans_code_and_escapes_markup_elsewhere() {
+        assert_eq!(
+            md_escape("nginx without `nginx -s quit` in preStop: a_b | c"),
+            "nginx without `nginx -s quit` in preStop: a\\_b \\| c"
+        );
+        assert_eq!(
+            md_escape("PID 1 `a | b` ignores"),
+            "PID 1 `a \\| b` ignores"
+        );
+        assert_eq!(md_escape("an odd ` backtick"), "an odd \\` backtick");
+    }
+
+    #[test]
+    fn counts_are_singular_for_one() {
+        assert_eq!(counted(1, "workload"), "1 workload");
+        assert_eq!(counted(0, "namespace"), "0 namespaces");
+        assert_eq!(counted(2, "namespace"), "2 namespaces");
+    }
 }

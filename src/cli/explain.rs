@@ -2,11 +2,13 @@
 //! resolved policy and the layer, rule or pod annotation that set it, so that "why did this
 //! container get that?" has an answer without reading four policy files; then what graceful
 //! start comes to for it (`start:` lines: its startupProbe, or why it needs none, and the
-//! start-side traps).
+//! start-side traps); then every value that does not reach the container and why (`not
+//! applied:`, [`unreached`]), and the settings that do less than they seem to (`note:`,
+//! [`crate::policy::notes`]).
 
 use std::fmt::Write as _;
 
-use crate::engine::{PodView, drain_watch, startup};
+use crate::engine::{PodView, drain_watch, startup, unreached};
 use crate::policy::annotations;
 use crate::policy::effective::EffectivePolicy;
 
@@ -53,6 +55,21 @@ pub fn render(label: &str, pod: &PodView, policy: &EffectivePolicy) -> String {
             for finding in startup::findings(c, &resolved.policy, kind == "native sidecar") {
                 let _ = writeln!(out, "  start: {finding}");
             }
+            if let Some(s) = &resolved.policy.startup
+                && c.liveness_probe.is_none()
+            {
+                let _ = writeln!(
+                    out,
+                    "  start: no liveness probe, nothing restarts it while it starts: startup.maxSeconds {} adds nothing",
+                    s.max_seconds
+                );
+            }
+            for reason in unreached::reasons(c, &resolved.policy) {
+                let _ = writeln!(out, "  not applied: {reason}");
+            }
+        }
+        for note in policy.container_notes(pod.labels(), &c.name, image, overrides.layer()) {
+            let _ = writeln!(out, "  note: {note}");
         }
     }
     out
@@ -141,6 +158,12 @@ mod tests {
             ),
             "{text}"
         );
-        assert!(!block("worker").contains("start:"), "{text}");
+        // No liveness probe: the declared start time has nothing to do there, and says so.
+        assert!(
+            block("worker").contains(
+                "  start: no liveness probe, nothing restarts it while it starts: startup.maxSeconds 120 adds nothing\n"
+            ),
+            "{text}"
+        );
     }
 }

@@ -4,6 +4,7 @@
 mod audit;
 mod audit_cluster;
 mod certs;
+mod examples;
 mod explain;
 mod input;
 pub mod logging;
@@ -36,25 +37,34 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the admission webhook (HTTPS).
+    #[command(after_help = examples::SERVE)]
     Serve(Box<ServeArgs>),
     /// Generate a CA and a serving certificate for the webhook Service.
+    #[command(after_help = examples::CERTS)]
     Certs(CertsArgs),
     /// Preview the webhook's patch on a manifest, offline.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = examples::MUTATE)]
     Mutate(MutateArgs),
+    /// Which workloads lose requests on a rollout, today and with podgrace.
+    ///
     /// Which workloads lose requests on a rollout, today and with podgrace: from a cluster
     /// (read-only) or from manifests (-f).
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = examples::AUDIT)]
     Audit(Box<AuditArgs>),
+    /// Run the preStop sequence in a container: deregister, drain, quit nginx; no shell.
+    ///
     /// Run the preStop sequence inside a container (what an injected helper hook calls):
     /// deregister, drain, signal nginx. No shell needed.
+    #[command(after_help = examples::PRESTOP)]
     Prestop(Box<PrestopArgs>),
     /// Copy this binary into DIR (what the helper init container runs).
+    #[command(after_help = examples::INSTALL_HELPER)]
     InstallHelper {
         /// Target directory (the shared volume).
         dir: PathBuf,
     },
     /// Validate or show policies.
+    #[command(after_help = examples::POLICY)]
     Policy {
         /// Policy subcommand.
         #[command(subcommand)]
@@ -507,8 +517,12 @@ pub enum Output {
 /// `podgrace policy ...`.
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
-    /// Validate policy files or ConfigMap manifests; exits non-zero on the first invalid one.
-    #[command(after_help = EXIT_CODES)]
+    /// Validate policy files or ConfigMap manifests: every one, with notes on unused values.
+    ///
+    /// Validate policy files or ConfigMap manifests (every policy of every file is checked, and
+    /// each gets its line: `ok:` with `note:` lines for values that never reach a pod, or
+    /// `invalid:` with every problem); exit code 1 when any is invalid.
+    #[command(after_help = examples::POLICY_CHECK)]
     Check {
         /// Files to check.
         #[arg(required = true, value_name = "FILE")]
@@ -521,6 +535,7 @@ pub enum PolicyCommand {
         policy_key: String,
     },
     /// Print the built-in policy (every default) as YAML.
+    #[command(after_help = examples::POLICY_DEFAULTS)]
     Defaults,
 }
 
@@ -591,8 +606,6 @@ pub(crate) const EXIT_ERROR: u8 = 2;
 pub(crate) const EXIT_PARTIAL: u8 = 3;
 
 /// The exit codes, for every command's help.
-const EXIT_CODES: &str = "Exit codes (the same for mutate, audit and policy check):\n  0  done\n  1  what --fail-on names was found (audit); an invalid policy (policy check)\n  2  could not run: bad arguments, a file that cannot be read, no input, nothing to process\n  3  part of the input could not be read or processed (named on stderr or in the report); the rest was";
-
 /// Reads a file, or standard input for `-`, naming the file in the error.
 fn read_input(path: &std::path::Path) -> anyhow::Result<String> {
     use anyhow::Context as _;

@@ -277,7 +277,13 @@ fn report(label: &str, m: &engine::Mutation) {
                     eprintln!("{label}: {}: rules applied: {}", c.name, c.rules.join(", "));
                 }
             }
-            if let Some(g) = &m.record.grace {
+            // A raise is already one of the warnings above: said once.
+            let raised = m
+                .record
+                .decision
+                .as_ref()
+                .is_some_and(|d| d.raised_to.is_some());
+            if let Some(g) = m.record.grace.as_ref().filter(|_| !raised) {
                 eprintln!("{label}: terminationGracePeriodSeconds {g}");
             }
         }

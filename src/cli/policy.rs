@@ -33,11 +33,25 @@ pub(super) fn run(cmd: &PolicyCommand) -> anyhow::Result<ExitCode> {
                 for result in layers_from_file_text(&path.display().to_string(), &text, policy_key)
                 {
                     let checked = result.and_then(|layer| {
-                        EffectivePolicy::combine(cluster.as_ref(), Some(&layer)).map(|_| layer)
+                        EffectivePolicy::combine(cluster.as_ref(), Some(&layer))
+                            .map(|policy| (layer, policy))
                     });
                     match checked {
-                        Ok(layer) => println!("ok: {}", layer.origin),
-                        Err(e) => {
+                        Ok((layer, policy)) => {
+                            println!("ok: {}", layer.origin);
+                            // Valid, but a value that never reaches a pod is worth a line.
+                            for note in policy.notes() {
+                                println!("note: {}: {note}", layer.origin);
+                            }
+                        }
+                        Err(mut e) => {
+                            // Completeness errors come from the merged policy: located in the
+                            // file where it is the policy itself.
+                            e.errors = e
+                                .errors
+                                .into_iter()
+                                .map(|f| crate::policy::parse::located(&text, f))
+                                .collect();
                             eprintln!("invalid: {e}");
                             failed = true;
                         }

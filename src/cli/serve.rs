@@ -127,7 +127,7 @@ async fn serve(args: ServeArgs, metrics: Arc<Metrics>) -> anyhow::Result<()> {
         let bound = listener.local_addr()?;
         tracing::info!(addr = %bound, "serving /metrics over plain HTTP");
         if args.standalone {
-            eprintln!("podgrace: metrics on http://{bound}/metrics");
+            say(&format!("podgrace: metrics on http://{bound}/metrics"));
         }
         tasks.push(tokio::spawn(metrics_listener::serve(
             listener,
@@ -161,7 +161,7 @@ async fn serve(args: ServeArgs, metrics: Arc<Metrics>) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, standalone = args.standalone, "serving");
     if args.standalone {
-        eprintln!("podgrace: listening on https://{addr}");
+        say(&format!("podgrace: listening on https://{addr}"));
     }
     server::listener::serve(listener, tls::server_config(cert)?, state, opts, stop).await;
     drop(watches);
@@ -201,11 +201,11 @@ async fn serving_certificate(
             "generated",
         )?;
         metrics.cert_expiry.set(pair.not_after);
-        eprintln!(
+        say(&format!(
             "podgrace: standalone mode; CA certificate written to {} (curl --cacert {})",
             args.ca_out.display(),
             args.ca_out.display()
-        );
+        ));
         return Ok(ReloadingCert::new(pair));
     }
     if let (CertificateSource::SelfManaged, Some(client)) = (args.certificates, client) {
@@ -293,4 +293,12 @@ fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
             _ = int.recv() => tracing::info!("SIGINT received"),
         }
     })
+}
+
+/// Writes one line to stderr in a single write: `eprintln!` writes the pieces of its format one
+/// by one (measured with strace: 9 writes for the listening line), and the log lines, on stdout
+/// from another thread, land between them on a terminal that shows both (`make run`).
+fn say(line: &str) {
+    let line = format!("{line}\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
 }

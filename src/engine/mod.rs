@@ -21,6 +21,7 @@ pub mod record;
 pub mod shell;
 pub mod spring_property;
 pub mod startup;
+pub mod unreached;
 pub mod warnings;
 
 use std::sync::Arc;
@@ -110,8 +111,7 @@ pub fn mutate(
         m.record.skipped = Some("the pod has no spec".to_owned());
         return Ok(m);
     };
-    if let Some(rp @ ("Never" | "OnFailure")) = spec.restart_policy.as_deref() {
-        // Run-to-completion pods serve no traffic; a drain sleep would only delay them.
+    if let Some(rp) = batch_restart_policy(spec) {
         m.record.skipped = Some(format!("restartPolicy {rp} (batch pod)"));
         return Ok(m);
     }
@@ -642,6 +642,15 @@ fn budget(c: &Container, p: &ContainerPolicy, pre_stop: u32, hook: HookKind) -> 
         shutdown: p.shutdown,
         buffer: p.buffer,
     }
+}
+
+/// The restart policy of a run-to-completion pod (`Never`, `OnFailure`: a Job's, a CronJob's):
+/// such a pod serves no traffic and no rollout replaces it, so a drain sleep would only delay
+/// it. The engine leaves it alone; `podgrace audit` counts none of its traps as a rollout risk.
+pub fn batch_restart_policy(spec: &PodSpecView) -> Option<&str> {
+    spec.restart_policy
+        .as_deref()
+        .filter(|rp| matches!(*rp, "Never" | "OnFailure"))
 }
 
 /// Whether the container serves traffic: it declares a port, or it is registered in a service

@@ -480,7 +480,7 @@ mod tests {
             serde_json::json!({"livenessProbe": {"exec": {"command": ["test", "-e", "/tmp/health"]},
                                              "initialDelaySeconds": 5, "periodSeconds": 10}}),
         );
-        let p = policy("startup: {maxSeconds: 90}\n");
+        let p = policy("startup: {inject: false, maxSeconds: 90}\n");
         let start = decide(&c, &p, false);
         assert_eq!(
             start,

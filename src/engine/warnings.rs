@@ -1,6 +1,6 @@
 //! Admission warnings for the traps podgrace can see but not fix. kubectl prints each one; the
 //! API asks for 120 characters or less, so every warning is written to fit: the advice is never
-//! cut, a long container name is shortened instead (`argocd-notifications-cont…`).
+//! cut, a long container name is shortened instead, in the middle (`argocd-no…ntroller`).
 
 use k8s_openapi::api::core::v1::{Container, LifecycleHandler};
 
@@ -11,24 +11,15 @@ use crate::policy::spec::NginxStop;
 /// Longest warning, in characters (under the API's 120).
 pub const MAX_LEN: usize = 119;
 
-/// Renders a message that names `name`, shortening the name (never the message) to fit. The
-/// name is cut in the middle: containers of one pod often share a prefix
-/// (`prometheus-server`, `prometheus-server-configmap-reload`), rarely their ends.
+/// Renders a message that names `name`, shortening the name (never the message) to fit, by
+/// [`shorten`].
 pub fn naming(name: &str, render: impl Fn(&str) -> String) -> String {
     let full = render(name);
     let over = full.chars().count().saturating_sub(MAX_LEN);
     if over == 0 {
         return full;
     }
-    let keep = name.chars().count().saturating_sub(over + 1);
-    let tail = keep / 2;
-    let chars: Vec<char> = name.chars().collect();
-    let short: String = chars[..keep - tail]
-        .iter()
-        .chain(['…'].iter())
-        .chain(&chars[chars.len() - tail..])
-        .collect();
-    let out = render(&short);
+    let out = render(&shorten(name, name.chars().count().saturating_sub(over)));
     debug_assert!(
         out.chars().count() <= MAX_LEN,
         "warning longer than {MAX_LEN} characters: {out}"
@@ -36,13 +27,22 @@ pub fn naming(name: &str, render: impl Fn(&str) -> String) -> String {
     out
 }
 
-/// `s` cut to `max` characters, the cut marked (for names quoted inside a message).
+/// `s` cut to `max` characters, the one way every name in a message is shortened (container
+/// names, scripts, commands): in the middle, the cut marked `…`. Names that share a prefix
+/// (`prometheus-server`, `prometheus-server-configmap-reload`) rarely share their ends, which
+/// say what they are (`…-reload`, `…-entrypoint.sh`).
 pub fn shorten(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_owned()
-    } else {
-        s.chars().take(max.saturating_sub(1)).chain(['…']).collect()
+    let chars: Vec<char> = s.chars().collect();
+    if chars.len() <= max {
+        return s.to_owned();
     }
+    let keep = max.saturating_sub(1);
+    let tail = keep / 2;
+    chars[..keep - tail]
+        .iter()
+        .chain(['…'].iter())
+        .chain(&chars[chars.len() - tail..])
+        .collect()
 }
 
 /// A trap of one container that podgrace can see but not fix.
@@ -56,6 +56,8 @@ pub enum Trap {
     LivenessWithoutReadiness,
     /// nginx stopped by SIGTERM (fast shutdown) rather than a graceful quit.
     NginxWithoutQuit,
+    /// The preStop hook runs a shell in an image that commonly has none ([`hook_needs_shell`]).
+    PrestopNeedsShell,
 }
 
 /// The traps of a container whose preStop hook will be `final_hook` and that will (or will not)
@@ -104,7 +106,83 @@ pub fn container_traps(
                 .to_owned(),
         ));
     }
+    if let Some(w) = final_hook.and_then(|h| hook_needs_shell(h, image)) {
+        out.push((Trap::PrestopNeedsShell, w));
+    }
     out
+}
+
+/// A preStop hook that starts a shell in an image that commonly ships without one
+/// ([`may_lack_shell`]): the kubelet's exec fails at once, so there is no drain, whatever the
+/// grace period allows. The one check behind the webhook's warning, `podgrace mutate`'s and
+/// `podgrace audit`'s `prestop-needs-shell`.
+pub fn hook_needs_shell(hook: &LifecycleHandler, image: &str) -> Option<String> {
+    let program = hook.exec.as_ref()?.command.as_ref()?.first()?;
+    (shell::is_shell(program) && may_lack_shell(image)).then(|| {
+        let name = shorten(program.rsplit('/').next().unwrap_or(program), 12);
+        format!("its preStop runs {name}, which this image may lack: the hook fails, no drain")
+    })
+}
+
+/// What `/bin/sh` is in an image, as far as its reference tells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageShell {
+    /// busybox ash (busybox, Alpine and `*-alpine` images): execs a `-c` script's last simple
+    /// command itself, as bash does.
+    Ash,
+    /// bash (Red Hat family images: UBI, CentOS, Fedora, Rocky, Alma, Amazon Linux).
+    Bash,
+    /// dash (Debian and Ubuntu images): never execs, stays the app's parent.
+    Dash,
+    /// The reference does not say (`eclipse-temurin:21`, a private image).
+    Unknown,
+}
+
+/// Reads what `sh` is from an image reference: the names of its repository path (not the
+/// registry host) and its tag. Only markers an image family puts in its names or tags count
+/// (`busybox:1.36`, `python:3.12-alpine`, `debian:bookworm-slim`, `redhat/ubi9`); anything else
+/// is [`ImageShell::Unknown`].
+pub fn image_sh(image: &str) -> ImageShell {
+    let image = image.to_ascii_lowercase();
+    let image = image.split('@').next().unwrap_or(&image);
+    let mut segments: Vec<&str> = image.split('/').collect();
+    if segments.len() > 1 && segments[0].contains(['.', ':']) {
+        segments.remove(0);
+    }
+    let (last, tag) = match segments.pop() {
+        Some(last) => last.split_once(':').unwrap_or((last, "")),
+        None => return ImageShell::Unknown,
+    };
+    segments.push(last);
+    let words: Vec<&str> = segments
+        .iter()
+        .chain(std::iter::once(&tag))
+        .flat_map(|s| s.split(['-', '_', '.']))
+        .collect();
+    let has = |markers: &[&str]| {
+        words
+            .iter()
+            .any(|w| markers.contains(&w.trim_end_matches(|ch: char| ch.is_ascii_digit())))
+    };
+    if has(&["alpine", "busybox"]) {
+        ImageShell::Ash
+    } else if has(&[
+        "debian", "ubuntu", "bookworm", "bullseye", "buster", "trixie", "jammy", "noble", "focal",
+    ]) {
+        ImageShell::Dash
+    } else if has(&[
+        "ubi",
+        "centos",
+        "fedora",
+        "rockylinux",
+        "almalinux",
+        "amazonlinux",
+        "rhel",
+    ]) {
+        ImageShell::Bash
+    } else {
+        ImageShell::Unknown
+    }
 }
 
 /// Whether a preStop hook stops the app itself (`kill`, `pkill`, `killall`, an app's own
@@ -164,7 +242,8 @@ fn argv(c: &Container) -> Option<Vec<&str>> {
 /// A shell as PID 1 that will not pass SIGTERM on. bash and busybox ash exec the last simple
 /// command of a `-c` script themselves (so `bash -c "source env && app"` is fine); dash, which
 /// is `/bin/sh` on Debian and Ubuntu, never does; a pipeline, a loop or a background job keeps
-/// any shell in place. A `*.sh` entrypoint must `exec` the app itself (podgrace cannot see
+/// any shell in place. What `sh` is comes from the image where its reference says
+/// ([`image_sh`]); where it does not, the warning says it holds if `sh` is dash. A `*.sh` entrypoint must `exec` the app itself (podgrace cannot see
 /// inside it). Where the shell is not PID 1 (`pid1` false: a shared or the node's process
 /// namespace), SIGTERM ends the shell instead, and the runtime kills the app with the
 /// container: the same trap, said otherwise.
@@ -182,13 +261,19 @@ pub fn shell_pid1(c: &Container, pid1: bool) -> Option<String> {
             return None;
         }
         let simple = !last.contains('|') && !starts_compound(last);
+        let sh = (program == "sh").then(|| image_sh(c.image.as_deref().unwrap_or_default()));
+        let execs_last = matches!(program, "bash" | "ash")
+            || matches!(sh, Some(ImageShell::Ash | ImageShell::Bash));
         return match program {
-            "bash" | "ash" if simple => None,
-            "bash" | "ash" => Some(format!(
+            _ if execs_last && simple => None,
+            _ if execs_last => Some(format!(
                 "{program} -c ends in a pipeline or loop: the shell {swallows}; exec the app"
             )),
-            "sh" => Some(format!(
+            "sh" if sh == Some(ImageShell::Dash) => Some(format!(
                 "sh -c without exec: dash (Debian's sh) {swallows}; exec the app"
+            )),
+            "sh" => Some(format!(
+                "sh -c without exec: if sh is dash (Debian's), it {swallows}; exec the app"
             )),
             _ => Some(format!(
                 "{program} -c without exec: the shell {swallows}; start the app with exec"
@@ -358,6 +443,79 @@ mod tests {
         }
     }
 
+    fn image_container(image: &str, command: &[&str]) -> Container {
+        Container {
+            image: Some(image.to_owned()),
+            ..argv_container(command, &[])
+        }
+    }
+
+    #[test]
+    fn what_sh_is_comes_from_the_image_where_its_reference_says() {
+        for (image, sh) in [
+            ("busybox:1.28", ImageShell::Ash),
+            ("docker.io/library/alpine:3.20", ImageShell::Ash),
+            ("python:3.12-alpine3.20", ImageShell::Ash),
+            ("node:20-alpine", ImageShell::Ash),
+            ("debian:bookworm-slim", ImageShell::Dash),
+            ("python:3.12-slim-bookworm", ImageShell::Dash),
+            ("ubuntu:24.04", ImageShell::Dash),
+            (
+                "registry.access.redhat.com/ubi9/ubi-minimal:9.4",
+                ImageShell::Bash,
+            ),
+            ("eclipse-temurin:21-jre", ImageShell::Unknown),
+            ("registry.example:5000/shop/cart:1.4", ImageShell::Unknown),
+            // The registry host is no part of the image's family.
+            ("alpine.registry.example/shop/cart:1.4", ImageShell::Unknown),
+        ] {
+            assert_eq!(image_sh(image), sh, "{image}");
+        }
+    }
+
+    /// Measured with busybox 1.35 (`busybox sh -c 'cd / && sleep 100'`: the process is `sleep`,
+    /// no shell left) and dash 0.5.12 (`dash -c 'sleep 100'`: dash stays, `sleep` its child).
+    #[test]
+    fn sh_without_exec_is_worded_by_what_the_image_says_sh_is() {
+        let script = ["/bin/sh", "-c", "date; echo Hello from the cluster"];
+        assert_eq!(
+            shell_pid1(&image_container("busybox:1.28", &script), true),
+            None
+        );
+        let piped = ["/bin/sh", "-c", "app | tee /log"];
+        let w = shell_pid1(&image_container("alpine:3.20", &piped), true).unwrap();
+        assert!(w.contains("pipeline") && !w.contains("dash"), "{w}");
+        let w = shell_pid1(&image_container("debian:bookworm", &script), true).unwrap();
+        assert!(
+            w.starts_with("sh -c without exec: dash (Debian's sh) stays PID 1"),
+            "{w}"
+        );
+        let w = shell_pid1(&image_container("shop/cart:1.4", &script), true).unwrap();
+        assert!(
+            w.starts_with("sh -c without exec: if sh is dash (Debian's), it stays PID 1"),
+            "{w}"
+        );
+    }
+
+    #[test]
+    fn a_shell_hook_in_a_shell_less_image_is_one_trap_for_every_adapter() {
+        let hook = LifecycleHandler {
+            exec: Some(k8s_openapi::api::core::v1::ExecAction {
+                command: Some(vec!["/bin/sh".into(), "-c".into(), "sleep 20".into()]),
+            }),
+            ..Default::default()
+        };
+        let c = image_container(
+            "gcr.io/distroless/java21-debian12",
+            &["java", "-jar", "app.jar"],
+        );
+        let traps = container_traps(&c, Some(&hook), true, true);
+        assert_eq!(traps.len(), 1, "{traps:?}");
+        assert_eq!(traps[0].0, Trap::PrestopNeedsShell);
+        let c = image_container("eclipse-temurin:21-jre", &["java", "-jar", "app.jar"]);
+        assert!(container_traps(&c, Some(&hook), true, true).is_empty());
+    }
+
     #[test]
     fn dash_keeps_pid_1_so_sh_without_exec_is_flagged() {
         let w = shell_pid1(
@@ -513,6 +671,22 @@ mod tests {
                 "{command:?}"
             );
         }
+    }
+
+    #[test]
+    fn every_name_is_shortened_the_same_way() {
+        let name = "argocd-notifications-controller";
+        let w = container(name, &"y".repeat(90));
+        let short = w
+            .strip_prefix("podgrace: container ")
+            .and_then(|r| r.split(": ").next())
+            .unwrap();
+        assert_eq!(short, shorten(name, short.chars().count()));
+        assert_eq!(
+            shorten("docker-entrypoint-with-a-long-name.sh", 12),
+            "docker…me.sh"
+        );
+        assert_eq!(shorten("short.sh", 12), "short.sh");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //!
 //! | key | values |
 //! |---|---|
-//! | label or annotation `podgrace.io/inject` | `disabled`/`false` skips the pod |
+//! | label or annotation `podgrace.io/inject` | `disabled` (or a YAML 1.1 false: `false`, `no`, `off`) skips the pod |
 //! | `podgrace.io/action` | `sleep`, `exec`, `nginx`, `nacos`, `none` |
 //! | `podgrace.io/sleep-seconds` | 0-3600 |
 //! | `podgrace.io/shutdown-seconds` | 0-3600 |
@@ -74,7 +74,10 @@ pub fn read(
                 Some(on) => out.opt_out |= !on,
                 None => out.errors.push(FieldError::new(
                     format!("{kind} {INJECT}"),
-                    format!("{} is not enabled or disabled", shown(v)),
+                    format!(
+                        "{} is not enabled or disabled (nor true/false, yes/no, on/off)",
+                        shown(v)
+                    ),
                 )),
             }
         }
@@ -152,10 +155,13 @@ fn shown(v: &str) -> String {
     }
 }
 
+/// An on/off switch: `enabled`/`disabled`, and every word kubectl's YAML 1.1 reader takes for a
+/// boolean (`true`, `yes`, `on`, `y`; `false`, `no`, `off`, `n`): a user who writes `"yes"`
+/// means what an unquoted `yes` means to kubectl elsewhere in the same manifest.
 fn switch(v: &str) -> Option<bool> {
     match v.trim().to_ascii_lowercase().as_str() {
-        "enabled" | "true" => Some(true),
-        "disabled" | "false" => Some(false),
+        "enabled" | "true" | "yes" | "on" | "y" => Some(true),
+        "disabled" | "false" | "no" | "off" | "n" => Some(false),
         _ => None,
     }
 }
@@ -197,6 +203,26 @@ mod tests {
         assert!(meta(&[(INJECT, "disabled")], &[]).opt_out);
         assert!(meta(&[], &[(INJECT, "false")]).opt_out);
         assert!(!meta(&[(INJECT, "enabled")], &[]).opt_out);
+    }
+
+    /// What an unquoted `yes` or `off` means to kubectl (YAML 1.1) elsewhere in the manifest,
+    /// the quoted word means here.
+    #[test]
+    fn switches_read_yaml_1_1_words_as_kubectl_reads_them() {
+        for off in ["no", "off", "No", "OFF", "n"] {
+            let o = meta(&[(INJECT, off)], &[(READINESS, off)]);
+            assert!(o.opt_out && o.errors.is_empty(), "{off}: {:?}", o.errors);
+        }
+        for on in ["yes", "on", "Yes", "y"] {
+            let o = meta(&[], &[(INJECT, on)]);
+            assert!(!o.opt_out && o.errors.is_empty(), "{on}: {:?}", o.errors);
+        }
+        let o = meta(&[], &[(INJECT, "maybe")]);
+        assert!(
+            o.errors[0].to_string().contains("not enabled or disabled"),
+            "{:?}",
+            o.errors
+        );
     }
 
     #[test]

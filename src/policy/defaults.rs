@@ -60,7 +60,7 @@ pub const EXCLUDED_CONTAINERS: [&str; 3] = ["istio-proxy", "linkerd-proxy", "que
 pub const HELPER_IMAGE: &str = "ghcr.io/podgrace/podgrace:0.1.0";
 
 /// The built-in policy layer, fully populated so that `podgrace policy defaults` shows every
-/// effective default.
+/// effective default, except `startup.inject`, which follows `startup.maxSeconds` unless said.
 pub fn builtin() -> PolicySpec {
     PolicySpec {
         pre_stop: Some(PreStopSpec {
@@ -117,8 +117,10 @@ pub fn builtin() -> PolicySpec {
             failure_threshold: Some(PROBE_FAILURE_THRESHOLD),
             success_threshold: Some(PROBE_SUCCESS_THRESHOLD),
         }),
+        // `inject` is left unsaid: it follows `maxSeconds` (declaring a start time opts in),
+        // which a fixed `false` here would override in every layer above.
         startup: Some(StartupSpec {
-            inject: Some(false),
+            inject: None,
             max_seconds: None,
             period_seconds: None,
             handler: Some(StartupHandler::Liveness),

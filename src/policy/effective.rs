@@ -333,6 +333,53 @@ impl EffectivePolicy {
         }
         errors
     }
+
+    /// The settings that do nothing, or less than they seem to ([`super::notes`]): under the
+    /// base alone and under each rule of the top layer (a rule's notes carry its path, and a
+    /// note the base already has is not repeated). For `podgrace policy check`.
+    pub fn notes(&self) -> Vec<FieldError> {
+        let mut base = PolicySpec::default();
+        for layer in &self.layers {
+            base.merge_from(&layer.spec);
+        }
+        let mut out = super::notes::notes(&base);
+        let top = self.layers.len() - 1;
+        for rule in self.rules.iter().filter(|r| r.level == top) {
+            let mut spec = PolicySpec::default();
+            for (_, layer) in self.sequence(&[rule]) {
+                spec.merge_from(layer);
+            }
+            for note in super::notes::notes(&spec) {
+                if !out
+                    .iter()
+                    .any(|n| n.path == note.path && n.message == note.message)
+                {
+                    out.push(note.within(&format!("{}.set", rule.path)));
+                }
+            }
+        }
+        out
+    }
+
+    /// The notes of one container's policy (every layer, its matching rules and the pod's
+    /// overrides merged), for `podgrace mutate --explain`.
+    pub fn container_notes(
+        &self,
+        pod_labels: Option<&BTreeMap<String, String>>,
+        container_name: &str,
+        image: &str,
+        overrides: Option<&PolicySpec>,
+    ) -> Vec<FieldError> {
+        let matched = self.matching(pod_labels, container_name, image);
+        let mut spec = PolicySpec::default();
+        for (_, layer) in self.sequence(&matched) {
+            spec.merge_from(layer);
+        }
+        if let Some(o) = overrides {
+            spec.merge_from(o);
+        }
+        super::notes::notes(&spec)
+    }
 }
 
 /// The leaves of a policy as JSON: objects are walked, everything else (lists included, which
@@ -576,6 +623,40 @@ mod tests {
         );
     }
 
+    /// `inject` unsaid follows `maxSeconds` in every layer; an explicit `false` anywhere below
+    /// stays until a higher layer or rule says `inject` itself.
+    #[test]
+    fn declaring_a_start_time_opts_in_unless_a_layer_says_inject_false() {
+        let startup = |cluster: &str, ns: &str| {
+            let eff = EffectivePolicy::new(Some(&layer("c", cluster)), Some(&layer("n", ns)));
+            let p = eff.resolve(None, "app", "app:1", None).unwrap().policy;
+            p.startup.as_ref().map(|s| s.inject)
+        };
+        assert_eq!(
+            startup("bufferSeconds: 5", "startup: {maxSeconds: 120}"),
+            Some(true)
+        );
+        assert_eq!(
+            startup("startup: {maxSeconds: 60}", "bufferSeconds: 5"),
+            Some(true)
+        );
+        assert_eq!(
+            startup("startup: {inject: false}", "startup: {maxSeconds: 120}"),
+            Some(false)
+        );
+        assert_eq!(
+            startup(
+                "startup: {inject: false, maxSeconds: 60}",
+                "startup: {inject: true}"
+            ),
+            Some(true)
+        );
+        assert_eq!(
+            startup("startup: {inject: false}", "bufferSeconds: 5"),
+            None
+        );
+    }
+
     #[test]
     fn a_start_time_is_declared_per_policy_or_rule_and_injection_needs_one() {
         use crate::policy::Startup;
@@ -592,7 +673,7 @@ mod tests {
         assert_eq!(
             plain.startup,
             Some(Startup {
-                inject: false,
+                inject: true,
                 max_seconds: 30,
                 period: Some(5),
                 handler: StartupHandler::Liveness

@@ -6,6 +6,7 @@ pub mod defaults;
 pub mod effective;
 pub mod error;
 pub mod merge;
+pub mod notes;
 pub mod parse;
 pub mod resolved;
 pub mod seconds;

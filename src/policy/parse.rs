@@ -76,10 +76,21 @@ pub fn load_layer(text: &str, origin: Origin) -> Result<PolicyLayer, PolicyError
     if !errors.is_empty() {
         return Err(PolicyError {
             origin: origin.name,
-            errors,
+            errors: errors.into_iter().map(|e| located(text, e)).collect(),
         });
     }
     Ok(PolicyLayer { spec, origin })
+}
+
+/// `e` with the line and column of its field in `text`, when the reader did not give them
+/// (errors found after reading: validation, completeness).
+pub fn located(text: &str, mut e: FieldError) -> FieldError {
+    if !e.message.contains(" at line ")
+        && let Some((line, column)) = crate::yaml::locate(text, &e.path)
+    {
+        e.message = format!("{} at line {line}, column {column}", e.message);
+    }
+    e
 }
 
 /// Parses the policy carried by a ConfigMap (under [`POLICY_KEY`] or `key`).
@@ -103,8 +114,40 @@ pub fn layer_from_configmap(cm: &ConfigMap, key: &str) -> Result<PolicyLayer, Po
         .resource_version
         .clone()
         .unwrap_or_else(|| content_hash(text));
-    load_layer(text, Origin { name, version })
+    load_layer(text, Origin { name, version }).map_err(|mut e| {
+        // Counted in the policy's own text, not in a file: said so (a file's reader moves them,
+        // see `layers_from_file_text`).
+        for error in &mut e.errors {
+            error.message = in_data(&error.message, key);
+        }
+        e
+    })
 }
+
+/// `at line L, column C` followed by ` of data["KEY"]`.
+fn in_data(message: &str, key: &str) -> String {
+    let Some(start) = message.find(AT_LINE) else {
+        return message.to_owned();
+    };
+    let rest = &message[start + AT_LINE.len()..];
+    let mut end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    if let Some(column) = rest[end..].strip_prefix(", column ") {
+        end += ", column ".len()
+            + column
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(column.len());
+    }
+    let cut = start + AT_LINE.len() + end;
+    format!("{}{}{}", &message[..cut], data_suffix(key), &message[cut..])
+}
+
+fn data_suffix(key: &str) -> String {
+    format!(" of data[{key:?}]")
+}
+
+const AT_LINE: &str = "at line ";
 
 /// A policy file as found on disk: either a bare policy or one or more ConfigMap manifests.
 /// Returns one result per policy found, in document order.
@@ -135,6 +178,13 @@ pub fn layers_from_file_text(
             match serde_json::from_value::<ConfigMap>(value) {
                 Ok(cm) => out.push(layer_from_configmap(&cm, key).map_err(|mut e| {
                     e.origin = format!("{file}: {}", e.origin);
+                    // Lines and columns counted in the file, not in the policy's own text.
+                    if let Some(at) = block_scalar_start(text, index, key) {
+                        for error in &mut e.errors {
+                            error.message =
+                                relocate(&error.message.replacen(&data_suffix(key), "", 1), at);
+                        }
+                    }
                     e
                 })),
                 Err(e) => out.push(Err(PolicyError {
@@ -151,6 +201,80 @@ pub fn layers_from_file_text(
     if !any {
         out.push(load_layer("", Origin::hashed(file, "")));
     }
+    out
+}
+
+/// Where the text of `key`'s value starts in document `index` of a file (0-based, counting
+/// documents that hold something), when it is written as a block scalar (`policy.yaml: |`, as
+/// every ConfigMap carrying a policy is): the line of the key (1-based; the policy's line 1 is
+/// the next) and the indentation of its content. Other spellings (a quoted string with `\n`)
+/// have no such simple mapping: `None`.
+fn block_scalar_start(text: &str, index: usize, key: &str) -> Option<(usize, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut document = 0;
+    let mut content = false;
+    let mut key_line = None;
+    for (i, line) in lines.iter().enumerate() {
+        if *line == "---" || line.starts_with("--- ") {
+            if content {
+                document += 1;
+                content = false;
+            }
+            continue;
+        }
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        content = true;
+        if document != index || !line.starts_with(' ') {
+            continue;
+        }
+        let Some((name, value)) = trimmed.split_once(':') else {
+            continue;
+        };
+        let value = value.split(" #").next().unwrap_or_default().trim();
+        if name.trim_matches(['"', '\'']) == key
+            && (value.starts_with('|') || value.starts_with('>'))
+        {
+            key_line = Some(i);
+            break;
+        }
+    }
+    let key_line = key_line?;
+    let indent = lines[key_line + 1..]
+        .iter()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())?;
+    Some((key_line + 1, indent))
+}
+
+/// `message` with its `at line L, column C` (the reader's, counted in an embedded text) moved by
+/// `at` ([`block_scalar_start`]).
+fn relocate(message: &str, (line_offset, indent): (usize, usize)) -> String {
+    const AT: &str = "at line ";
+    let Some(start) = message.find(AT) else {
+        return message.to_owned();
+    };
+    let rest = &message[start + AT.len()..];
+    let digits = |s: &str| s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let line_len = digits(rest);
+    let Ok(line) = rest[..line_len].parse::<usize>() else {
+        return message.to_owned();
+    };
+    let after = &rest[line_len..];
+    let (column, tail) = match after.strip_prefix(", column ") {
+        Some(c) => {
+            let n = digits(c);
+            (c[..n].parse::<usize>().ok(), &c[n..])
+        }
+        None => (None, after),
+    };
+    let mut out = format!("{}{AT}{}", &message[..start], line + line_offset);
+    if let Some(column) = column {
+        out.push_str(&format!(", column {}", column + indent));
+    }
+    out.push_str(tail);
     out
 }
 
@@ -210,6 +334,52 @@ mod tests {
             PolicySpec::default()
         );
         assert_eq!(parse_spec("").unwrap(), PolicySpec::default());
+    }
+
+    #[test]
+    fn errors_in_a_configmaps_policy_name_the_line_of_the_file() {
+        let text = "# the shop's policy\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: podgrace-policy, namespace: shop}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: podgrace-policy, namespace: cart}\ndata:\n  policy.yaml: |\n    preStop:\n      sleepSeconds: 10\n    readiness:\n      inject: maybe\n";
+        let layers = layers_from_file_text("policies.yaml", text, POLICY_KEY);
+        let err = layers[1].as_ref().unwrap_err().to_string();
+        // `inject: maybe` is line 14 of the file, its value at column 15.
+        assert!(err.contains("at line 14, column 15"), "{err}");
+    }
+
+    #[test]
+    fn a_configmaps_own_lines_say_they_are_counted_in_its_data() {
+        let cm: ConfigMap = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "podgrace-policy", "namespace": "shop"},
+            "data": {"policy.yaml": "preStop:\n  action: teleport\n"}
+        }))
+        .unwrap();
+        let err = layer_from_configmap(&cm, POLICY_KEY)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("at line 2, column 11 of data[\"policy.yaml\"]"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn validation_errors_name_the_line_of_the_field() {
+        let text = "preStop:\n  action: sleep\nstartup:\n  maxSeconds: 0\n";
+        let err = load_layer(text, Origin::hashed("p.yaml", text)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("startup.maxSeconds: must be at least 1")
+                && err.to_string().contains("at line 4, column 15"),
+            "{err}"
+        );
+        let cm = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: podgrace-policy, namespace: shop}}\ndata:\n  policy.yaml: |\n{}",
+            text.lines()
+                .map(|l| format!("    {l}\n"))
+                .collect::<String>()
+        );
+        let layers = layers_from_file_text("cm.yaml", &cm, POLICY_KEY);
+        let err = layers[0].as_ref().unwrap_err().to_string();
+        assert!(err.contains("at line 9, column 19"), "{err}");
     }
 
     #[test]

@@ -219,9 +219,14 @@ impl ContainerPolicy {
                         "required when preStop.action is exec",
                     )
                 })?;
+                // A command podgrace cannot time is counted as a user's hook it cannot read:
+                // counting 0 s would have the kubelet SIGKILL it mid-run.
                 Action::Exec {
                     command,
-                    duration: exec.duration_seconds.map_or(0, |d| d.get()),
+                    duration: exec.duration_seconds.map_or_else(
+                        || secs(ps.unknown_hook_seconds, defaults::UNKNOWN_HOOK),
+                        |d| d.get(),
+                    ),
                 }
             }
             ActionKind::Nacos => Action::Nacos(resolve_nacos(ps.nacos.as_ref())?),
@@ -379,9 +384,12 @@ fn resolve_readiness(spec: Option<&ReadinessSpec>) -> Result<Option<Readiness>, 
     }))
 }
 
+/// Declaring a start time opts in: `inject` unsaid in every layer follows `maxSeconds`, so
+/// `startup: {maxSeconds: 120}` adds a startupProbe; only an explicit `inject: false` (in any
+/// layer, the highest that says it wins) keeps it to a warning.
 fn resolve_startup(spec: Option<&StartupSpec>) -> Result<Option<Startup>, FieldError> {
     let Some(s) = spec else { return Ok(None) };
-    let inject = s.inject == Some(true);
+    let inject = s.inject.unwrap_or(s.max_seconds.is_some());
     let Some(max) = s.max_seconds else {
         return if inject {
             Err(FieldError::new(
