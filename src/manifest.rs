@@ -48,13 +48,11 @@ pub enum ManifestError {
     /// Fields the Kubernetes API does not know (a misspelling): kubectl's default strict field
     /// validation rejects the object, so podgrace does not mutate around them.
     #[error(
-        "{what}: unknown field{s} {fields}: kubectl's strict validation rejects it (a misspelling?); correct the name{s}",
+        "unknown field{s} {fields}: kubectl's strict validation rejects it (a misspelling?); correct the name{s}",
         s = if fields.len() == 1 { "" } else { "s" },
         fields = fields.join(", ")
     )]
     UnknownFields {
-        /// The object (`Deployment shop/web`).
-        what: String,
         /// Dotted paths from the document's root.
         fields: Vec<String>,
     },
@@ -424,10 +422,7 @@ fn find_target(
     }
     let unknown = crate::known_fields::unknown_fields(doc, kind, path);
     if !unknown.is_empty() {
-        return Err(ManifestError::UnknownFields {
-            what: label.clone(),
-            fields: unknown,
-        });
+        return Err(ManifestError::UnknownFields { fields: unknown });
     }
     // A template reads as a pod: the view looks at `metadata` and `spec` only, and tells an
     // absent `metadata` from an empty one (the patch adds it whole, or adds into it).
@@ -680,7 +675,7 @@ mod tests {
         let err = failures[0].error.to_string();
         assert_eq!(
             err,
-            "Deployment shop/web: unknown field spec.template.spec.containers[0].readinesProbe: kubectl's strict validation rejects it (a misspelling?); correct the name"
+            "unknown field spec.template.spec.containers[0].readinesProbe: kubectl's strict validation rejects it (a misspelling?); correct the name"
         );
     }
 

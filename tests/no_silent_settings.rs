@@ -182,7 +182,7 @@ fn explain_says_why_a_value_does_not_reach_a_container() {
 fn a_misspelled_pod_field_is_named_by_mutate_and_audit_instead_of_worked_around() {
     let file = fixture("refused/typo-readiness.yaml");
     let file = file.to_str().unwrap();
-    let expected = "document 1 (Deployment shop/storefront): unknown fields spec.template.spec.containers[0].imagePullPolcy, spec.template.spec.containers[0].readinesProbe";
+    let expected = "document 1, line 4 (Deployment shop/storefront): unknown fields spec.template.spec.containers[0].imagePullPolcy, spec.template.spec.containers[0].readinesProbe";
     let mutate = podgrace(&["mutate", "-f", file]);
     assert_ne!(mutate.status.code(), Some(0));
     let stderr = text(&mutate.stderr);
