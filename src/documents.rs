@@ -32,6 +32,16 @@ pub struct Chunk<'a> {
     json: bool,
 }
 
+impl Chunk<'_> {
+    /// The chunk's text after as many empty lines as the file has before it: what a reader
+    /// that counts lines (the policy parser) reads with the file's line numbers.
+    pub fn text_at_its_lines(&self) -> String {
+        let mut text = "\n".repeat(self.lines_before);
+        text.push_str(self.text);
+        text
+    }
+}
+
 /// A document read: its value, the order its keys were written in, and the keys it repeats.
 #[derive(Debug)]
 pub struct ReadDocument {

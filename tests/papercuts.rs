@@ -265,3 +265,20 @@ fn the_listening_line_is_written_in_one_write() {
         "not one write of {expected}:\n{writes}"
     );
 }
+
+#[test]
+fn a_policy_configmap_among_the_manifests_is_located_by_the_files_own_line() {
+    let manifests = tmp(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\n# the shop's policy\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: podgrace-policy\n  namespace: shop\ndata:\n  policy.yaml: |\n    preStop:\n      sleepSeconds: 9000\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers: [{name: web, image: registry.example/web:1, ports: [{containerPort: 8080}]}]\n",
+    );
+    let path = manifests.path().to_str().unwrap();
+    for args in [vec!["audit", "-f", path], vec!["mutate", "-f", path]] {
+        let out = podgrace(&args);
+        let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        // Line 14 of the file holds `sleepSeconds: 9000`; its value starts at column 21.
+        assert!(
+            said.contains("preStop.sleepSeconds: expected whole seconds between 0 and 3600, got 9000 at line 14, column 21"),
+            "{args:?}: {said}"
+        );
+    }
+}

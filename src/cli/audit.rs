@@ -222,7 +222,7 @@ impl Inputs {
             self.warnings.extend(input::warnings(file, &chunk, &read));
             // Namespaces and policy ConfigMaps hold no pod: `manifest` skips them.
             self.add_namespaces(&read.value);
-            for found in input::policies(&read.value, policy_name, policy_key) {
+            for found in input::policies(file, &chunk, &read.value, policy_name, policy_key) {
                 match found {
                     Ok((ns, layer)) => {
                         self.policies.insert(ns, layer);

@@ -11,7 +11,7 @@ use crate::audit::report::{InputProblem, Problem};
 use crate::documents::{self, Chunk, ReadDocument, ReadError};
 use crate::manifest::{Failure, Identity, ManifestError};
 use crate::policy::PolicyLayer;
-use crate::policy::parse::layer_from_configmap;
+use crate::policy::parse::{layer_from_configmap, layers_from_file_text};
 
 /// The namespace an object without one is created in (kubectl's default context namespace).
 pub(super) fn namespace_of(ns: Option<&str>) -> String {
@@ -71,13 +71,15 @@ pub(super) type FoundPolicy = (String, Result<PolicyLayer, String>);
 
 /// The namespace policy ConfigMaps (named `policy_name`) of a document, or of a List's items.
 pub(super) fn policies(
+    file: &str,
+    chunk: &Chunk<'_>,
     value: &Value,
     policy_name: &str,
     policy_key: &str,
 ) -> Vec<Result<FoundPolicy, (Identity, String)>> {
-    let items: Vec<&Value> = match value.get("items") {
-        Some(Value::Array(items)) => items.iter().collect(),
-        _ => vec![value],
+    let (items, alone): (Vec<&Value>, bool) = match value.get("items") {
+        Some(Value::Array(items)) => (items.iter().collect(), false),
+        _ => (vec![value], true),
     };
     items
         .into_iter()
@@ -93,7 +95,18 @@ pub(super) fn policies(
                 )
             })?;
             let ns = namespace_of(cm.metadata.namespace.as_deref());
-            let layer = layer_from_configmap(&cm, policy_key).map_err(|e| e.to_string());
+            let layer = layer_from_configmap(&cm, policy_key).map_err(|e| {
+                // A ConfigMap that is its document: read again from the file's text, so that
+                // the error's line is counted in the file, not in the policy's own text.
+                alone
+                    .then(|| {
+                        layers_from_file_text(file, &chunk.text_at_its_lines(), policy_key)
+                            .into_iter()
+                            .find_map(Result::err)
+                    })
+                    .flatten()
+                    .map_or_else(|| e.to_string(), |located| located.to_string())
+            });
             Ok((ns, layer))
         })
         .collect()

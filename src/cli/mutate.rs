@@ -128,7 +128,7 @@ impl Run<'_> {
             let Ok(d) = documents::read(chunk, false) else {
                 continue;
             };
-            for found in input::policies(&d.value, name, &self.args.policy_key) {
+            for found in input::policies(self.file, chunk, &d.value, name, &self.args.policy_key) {
                 match found {
                     Ok((ns, layer)) => {
                         // As `audit` reports it: a warning, the cluster default used.
