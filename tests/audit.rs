@@ -6,25 +6,13 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use common::child::{self, SHORT};
 use common::kube_api::FakeApi;
+use common::{podgrace, text, tmp};
 use serde_json::{Value, json};
-
-fn podgrace(args: &[&str]) -> Output {
-    child::output_within(
-        child::command(env!("CARGO_BIN_EXE_podgrace")).args(args),
-        None,
-        SHORT,
-    )
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
@@ -157,12 +145,6 @@ fn would_inject_is_what_podgrace_mutate_patches_for_every_template_of_the_corpus
         }
     }
     assert!(compared >= 150, "compared {compared} templates");
-}
-
-fn tmp(content: &str) -> tempfile::NamedTempFile {
-    let mut f = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
-    f.write_all(content.as_bytes()).unwrap();
-    f
 }
 
 const SHOP_MANIFESTS: &str = r#"

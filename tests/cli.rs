@@ -2,34 +2,8 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::Output;
-
-use common::child::{self, SHORT};
 use common::*;
 use serde_json::json;
-
-fn podgrace(args: &[&str]) -> Output {
-    podgrace_with_input(args, None)
-}
-
-fn podgrace_with_input(args: &[&str], input: Option<&[u8]>) -> Output {
-    child::output_within(
-        child::command(env!("CARGO_BIN_EXE_podgrace")).args(args),
-        input,
-        SHORT,
-    )
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn tmp(content: &str) -> tempfile::NamedTempFile {
-    let mut f = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
-    f.write_all(content.as_bytes()).unwrap();
-    f
-}
 
 fn path(f: &tempfile::NamedTempFile) -> &str {
     f.path().to_str().unwrap()

@@ -5,30 +5,9 @@
 
 mod common;
 
-use std::io::Write as _;
-use std::process::Output;
-
-use common::child::{self, SHORT};
 use common::fixture;
+use common::{podgrace, text, tmp};
 use serde_json::Value;
-
-fn podgrace(args: &[&str]) -> Output {
-    child::output_within(
-        child::command(env!("CARGO_BIN_EXE_podgrace")).args(args),
-        None,
-        SHORT,
-    )
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn tmp(content: &str) -> tempfile::NamedTempFile {
-    let mut f = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
-    f.write_all(content.as_bytes()).unwrap();
-    f
-}
 
 fn orders() -> String {
     fixture("manifests/orders-with-worker.yaml")

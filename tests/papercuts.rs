@@ -3,28 +3,7 @@
 
 mod common;
 
-use std::io::Write as _;
-use std::process::Output;
-
-use common::child::{self, SHORT};
-
-fn podgrace(args: &[&str]) -> Output {
-    child::output_within(
-        child::command(env!("CARGO_BIN_EXE_podgrace")).args(args),
-        None,
-        SHORT,
-    )
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn tmp(content: &str) -> tempfile::NamedTempFile {
-    let mut f = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
-    f.write_all(content.as_bytes()).unwrap();
-    f
-}
+use common::{podgrace, text, tmp};
 
 const SUBCOMMANDS: [&[&str]; 9] = [
     &["serve"],

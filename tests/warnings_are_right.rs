@@ -4,23 +4,9 @@
 
 mod common;
 
-use std::process::Output;
-
-use common::child::{self, SHORT};
 use common::fixture;
+use common::{podgrace, text};
 use serde_json::Value;
-
-fn podgrace(args: &[&str]) -> Output {
-    child::output_within(
-        child::command(env!("CARGO_BIN_EXE_podgrace")).args(args),
-        None,
-        SHORT,
-    )
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 fn path(rel: &str) -> String {
     fixture(rel).to_str().unwrap().to_owned()

@@ -11,7 +11,9 @@ pub mod nacos_server;
 pub mod netns;
 pub mod tiny_http;
 
+use std::io::Write as _;
 use std::path::PathBuf;
+use std::process::Output;
 
 use podgrace::engine::{self, ClusterInfo, Mutation, PodView};
 use podgrace::policy::{EffectivePolicy, Origin, PolicyLayer, load_layer};
@@ -145,4 +147,30 @@ pub fn sleep_of(store: &dyn podgrace::store::PolicyStore, namespace: &str) -> u3
         .unwrap()
         .policy
         .sleep
+}
+
+/// The real binary with `args`, waited for with a deadline.
+pub fn podgrace(args: &[&str]) -> Output {
+    podgrace_with_input(args, None)
+}
+
+/// The real binary with `args` and `input` on its standard input.
+pub fn podgrace_with_input(args: &[&str], input: Option<&[u8]>) -> Output {
+    child::output_within(
+        child::command(env!("CARGO_BIN_EXE_podgrace")).args(args),
+        input,
+        child::SHORT,
+    )
+}
+
+/// A process's output as text.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A temporary `.yaml` file holding `content`.
+pub fn tmp(content: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+    f.write_all(content.as_bytes()).unwrap();
+    f
 }
