@@ -249,6 +249,18 @@ fn traffic_from_the_node_address_beyond_the_probes_cadence_is_counted() {
     between(&d, MAX, MAX + SLACK);
 }
 
+/// A container of the pod calling the app on localhost, 20 times a second, until `stop`.
+fn loopback_sidecar(net: &Net, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    Net::spawn(&net.pod, move || {
+        while !stop.load(Ordering::Relaxed) {
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", PORT)) {
+                request(&mut s);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+}
+
 /// A client that keeps sending on one connection it opened before the drain.
 fn keep_alive_sender(net: &Net, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u32> {
     let target: SocketAddr = net.pod_addr("client", PORT);
@@ -298,15 +310,7 @@ fn the_pods_own_loopback_traffic_is_not_counted() {
     serve(&net);
     let stop = Arc::new(AtomicBool::new(false));
     // A sidecar calling the app on localhost, 20 times a second.
-    let flag = stop.clone();
-    let sidecar = Net::spawn(&net.pod, move || {
-        while !flag.load(Ordering::Relaxed) {
-            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", PORT)) {
-                request(&mut s);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    });
+    let sidecar = loopback_sidecar(&net, stop.clone());
     let d = drain(&net, &[], false);
     stop.store(true, Ordering::Relaxed);
     sidecar.join().unwrap();
@@ -377,15 +381,7 @@ fn a_dual_stack_listener_sees_ipv4_clients_as_mapped_addresses_and_counts_them()
     });
     rx.recv_timeout(Duration::from_secs(5)).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    let sidecar = Net::spawn(&net.pod, move || {
-        while !flag.load(Ordering::Relaxed) {
-            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", PORT)) {
-                request(&mut s);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    });
+    let sidecar = loopback_sidecar(&net, stop.clone());
     let quiet = drain(&net, &[], false);
     between(&quiet, MIN, MIN + SLACK);
     let client = new_connection_client(

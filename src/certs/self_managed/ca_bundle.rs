@@ -17,8 +17,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use futures::StreamExt as _;
 use k8s_openapi::api::admissionregistration::v1::{
-    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration, WebhookClientConfig,
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, Client};
@@ -297,30 +298,26 @@ fn describe(ca: &[u8]) -> String {
 }
 
 fn seen_mutating(o: &MutatingWebhookConfiguration) -> Seen {
-    Seen {
-        resource_version: o.metadata.resource_version.clone().unwrap_or_default(),
-        webhooks: o
-            .webhooks
-            .iter()
-            .flatten()
-            .map(|w| {
-                let ca = w.client_config.ca_bundle.clone().map(|b| b.0);
-                (w.name.clone(), ca.unwrap_or_default())
-            })
-            .collect(),
-    }
+    let webhooks = o.webhooks.iter().flatten();
+    seen(&o.metadata, webhooks.map(|w| (&w.name, &w.client_config)))
 }
 
 fn seen_validating(o: &ValidatingWebhookConfiguration) -> Seen {
+    let webhooks = o.webhooks.iter().flatten();
+    seen(&o.metadata, webhooks.map(|w| (&w.name, &w.client_config)))
+}
+
+/// The two kinds of configuration hold their webhooks in two types with the same client config.
+fn seen<'a>(
+    metadata: &ObjectMeta,
+    webhooks: impl Iterator<Item = (&'a String, &'a WebhookClientConfig)>,
+) -> Seen {
     Seen {
-        resource_version: o.metadata.resource_version.clone().unwrap_or_default(),
-        webhooks: o
-            .webhooks
-            .iter()
-            .flatten()
-            .map(|w| {
-                let ca = w.client_config.ca_bundle.clone().map(|b| b.0);
-                (w.name.clone(), ca.unwrap_or_default())
+        resource_version: metadata.resource_version.clone().unwrap_or_default(),
+        webhooks: webhooks
+            .map(|(name, config)| {
+                let ca = config.ca_bundle.clone().map(|b| b.0);
+                (name.clone(), ca.unwrap_or_default())
             })
             .collect(),
     }
