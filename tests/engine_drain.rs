@@ -285,3 +285,21 @@ fn explain_audit_and_the_record_show_the_adaptive_drain_and_its_ceiling() {
     );
     assert!(audit.contains("preStop ≤30s (adaptive drain)"), "{audit}");
 }
+
+#[test]
+fn a_kept_hook_of_the_containers_own_gets_no_fallback_warning() {
+    let mut raw = pod_json(APP);
+    raw["spec"]["hostNetwork"] = json!(true);
+    raw["spec"]["containers"][0]["lifecycle"] =
+        json!({"preStop": {"exec": {"command": ["/bin/agent", "shutdown"]}}});
+    let (m, out) = run(&raw, &policy(ADAPTIVE));
+    assert_eq!(
+        out["spec"]["containers"][0]["lifecycle"]["preStop"]["exec"]["command"][0],
+        "/bin/agent"
+    );
+    assert!(
+        m.warnings.iter().all(|w| !w.contains("fixed 30s drain")),
+        "{:?}",
+        m.warnings
+    );
+}

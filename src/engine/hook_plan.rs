@@ -12,7 +12,7 @@ use super::spring_property::{self, Setting};
 use crate::kube_version::KubeVersion;
 use crate::nacos::Instance;
 use crate::nacos::{PASSWORD_ENV, USERNAME_ENV};
-use crate::policy::spec::{HelperMode, NginxStop, SleepHandler};
+use crate::policy::spec::{ExistingHook, HelperMode, NginxStop, SleepHandler};
 use crate::policy::{Action, ContainerPolicy, Drain, NacosAction, defaults};
 
 /// A hook podgrace would install.
@@ -86,8 +86,13 @@ pub fn plan(
             match adaptive_blocker(pod.spec.as_ref(), helper_usable) {
                 None => (policy, Some(a)),
                 Some(why) => {
-                    plan.warnings
-                        .push(format!("adaptive drain {why}: fixed {}s drain", a.max));
+                    // A hook of the container's own that the policy keeps runs instead.
+                    let own_hook_kept = policy.existing == ExistingHook::Keep
+                        && c.lifecycle.as_ref().is_some_and(|l| l.pre_stop.is_some());
+                    if !own_hook_kept {
+                        plan.warnings
+                            .push(format!("adaptive drain {why}: fixed {}s drain", a.max));
+                    }
                     fixed = policy.with_fixed_drain(a.max);
                     (&fixed, None)
                 }

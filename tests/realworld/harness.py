@@ -48,6 +48,7 @@ POLICIES: dict[str, Path | None] = {
     "http-readiness-named": POLICY_DIR / "http-readiness-named.yaml",
     "startup": POLICY_DIR / "startup.yaml",
     "startup-readiness": POLICY_DIR / "startup-readiness.yaml",
+    "adaptive-drain": POLICY_DIR / "adaptive-drain.yaml",
 }
 # What the policies above leave at the cluster policy's values (cluster.yaml): the shutdown and
 # buffer allowances a container's budget adds to its preStop time, and the containers a policy
