@@ -79,18 +79,24 @@ impl SecretStore {
             .map(|s| stored(&s)))
     }
 
-    /// Creates the Secret with `material` unless it exists.
-    pub async fn create(&self, material: &Material) -> Result<Written, kube::Error> {
-        let secret = Secret {
+    /// The Secret holding `material`; with a resourceVersion, an update only of that version.
+    fn secret(&self, material: &Material, resource_version: Option<&str>) -> Secret {
+        Secret {
             metadata: ObjectMeta {
                 name: Some(self.name.clone()),
+                resource_version: resource_version.map(str::to_owned),
                 annotations: Some(annotations()),
                 ..ObjectMeta::default()
             },
             type_: Some("kubernetes.io/tls".to_owned()),
             data: Some(material.to_data()),
             ..Secret::default()
-        };
+        }
+    }
+
+    /// Creates the Secret with `material` unless it exists.
+    pub async fn create(&self, material: &Material) -> Result<Written, kube::Error> {
+        let secret = self.secret(material, None);
         written(
             self.bounded(self.api.create(&PostParams::default(), &secret))
                 .await,
@@ -103,17 +109,7 @@ impl SecretStore {
         material: &Material,
         resource_version: &str,
     ) -> Result<Written, kube::Error> {
-        let secret = Secret {
-            metadata: ObjectMeta {
-                name: Some(self.name.clone()),
-                resource_version: Some(resource_version.to_owned()),
-                annotations: Some(annotations()),
-                ..ObjectMeta::default()
-            },
-            type_: Some("kubernetes.io/tls".to_owned()),
-            data: Some(material.to_data()),
-            ..Secret::default()
-        };
+        let secret = self.secret(material, Some(resource_version));
         written(
             self.bounded(
                 self.api
