@@ -520,13 +520,7 @@ fn watch_response(
             }
         }
     });
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    Response::builder()
-        .header("content-type", "application/json")
-        .body(Body::from_stream(stream))
-        .unwrap()
+    chunked_lines(rx)
 }
 
 /// A `422 Invalid` Status with one cause per field error, as the API server answers.
@@ -1137,4 +1131,15 @@ async fn configmap_get(
         Some(o) => axum::Json(o.clone()).into_response(),
         None => error(404, "NotFound", &format!("configmaps \"{name}\" not found")),
     }
+}
+
+/// A watch's chunked answer: each line the sender yields, until it closes or fails.
+pub fn chunked_lines(rx: mpsc::Receiver<Result<String, std::io::Error>>) -> Response {
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(Body::from_stream(stream))
+        .unwrap()
 }

@@ -1083,11 +1083,5 @@ fn watch_response(
             }
         }
     });
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    Response::builder()
-        .header("content-type", "application/json")
-        .body(Body::from_stream(stream))
-        .unwrap()
+    super::kube_api::chunked_lines(rx)
 }
