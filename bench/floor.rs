@@ -14,8 +14,8 @@ use axum::routing::post;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
 use podgrace::server::body_budget::{BodyBudget, Budgeted};
+use podgrace::server::tls::{self, Pair, ReloadingCert};
 use podgrace::server::{ServerOptions, listener};
-use podgrace::tls::{self, Pair, ReloadingCert};
 
 // The same allocator as the podgrace binary, with the same purge setting (src/main.rs), so that
 // the comparison is of the work done.
@@ -47,7 +47,8 @@ async fn serve() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:9443".into());
     let ca_out = args.next().unwrap_or_else(|| "floor-ca.pem".into());
-    let pki = podgrace::certs::generate(&["localhost".into(), "127.0.0.1".into()], 2)?;
+    let pki =
+        podgrace::server::certificates::generate(&["localhost".into(), "127.0.0.1".into()], 2)?;
     std::fs::write(&ca_out, &pki.ca_cert_pem)?;
     let pair = Pair::from_pem(pki.cert_pem.as_bytes(), pki.key_pem.as_bytes(), "floor")?;
     let config = tls::server_config(ReloadingCert::new(pair))?;

@@ -276,7 +276,7 @@ impl Server {
             roots.add(cert.expect("CA PEM")).expect("CA certificate");
         }
         Arc::new(
-            rustls::ClientConfig::builder_with_provider(podgrace::tls::provider())
+            rustls::ClientConfig::builder_with_provider(podgrace::server::tls::provider())
                 .with_safe_default_protocol_versions()
                 .expect("TLS versions")
                 .with_root_certificates(roots)

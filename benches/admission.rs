@@ -9,11 +9,11 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
-use podgrace::cli::LogFormat;
-use podgrace::cli::logging;
 use podgrace::engine::record::Injection;
 use podgrace::engine::{self, ClusterInfo, PodView};
-use podgrace::metrics::{Endpoint, Metrics, Outcome};
+use podgrace::observability::logging;
+use podgrace::observability::logging::LogFormat;
+use podgrace::observability::metrics::{Endpoint, Metrics, Outcome};
 use podgrace::policy::{EffectivePolicy, Origin, load_layer};
 use podgrace::server::review::{self, Answer};
 use podgrace::store::PolicyStore;
@@ -37,7 +37,7 @@ fn floor(body: &[u8]) -> Vec<u8> {
 fn podgrace(body: &[u8], policy: &EffectivePolicy) -> Vec<u8> {
     let req = review::decode(body).unwrap();
     let pod = PodView::from_json(req.object.unwrap().get()).unwrap();
-    let m = engine::mutate(&pod, policy, &ClusterInfo::default()).unwrap();
+    let m = engine::mutation_for(&pod, policy, &ClusterInfo::default()).unwrap();
     let mut answer = Answer::allow(&req).with_patch(m.patch);
     answer.warnings = m.warnings;
     answer.to_json()
@@ -79,7 +79,7 @@ fn namespaces(c: &mut Criterion) {
         g.bench_function(format!("lookup_and_engine_{n}"), |b| {
             b.iter(|| {
                 let policy = cache.policy_for(black_box("probe"));
-                engine::mutate(&pod, &policy, &ClusterInfo::default()).unwrap()
+                engine::mutation_for(&pod, &policy, &ClusterInfo::default()).unwrap()
             })
         });
     }
@@ -122,9 +122,9 @@ fn bench(c: &mut Criterion) {
     let req = review::decode(BODY).unwrap();
     let pod = &captured_pod();
     g.bench_function("engine", |b| {
-        b.iter(|| engine::mutate(black_box(pod), &policy, &ClusterInfo::default()).unwrap())
+        b.iter(|| engine::mutation_for(black_box(pod), &policy, &ClusterInfo::default()).unwrap())
     });
-    let m = engine::mutate(pod, &policy, &ClusterInfo::default()).unwrap();
+    let m = engine::mutation_for(pod, &policy, &ClusterInfo::default()).unwrap();
     // What kube's `with_patch` does: the patch to JSON bytes.
     g.bench_function("patch_json", |b| {
         b.iter(|| serde_json::to_vec(black_box(&m.patch)).unwrap())

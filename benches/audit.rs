@@ -116,7 +116,7 @@ fn files() -> Vec<String> {
         .map(|chunk| {
             chunk
                 .iter()
-                .map(|i| podgrace::yaml::to_string(&deployment(*i)).unwrap())
+                .map(|i| podgrace::protocols::yaml::to_string(&deployment(*i)).unwrap())
                 .collect::<Vec<_>>()
                 .join("---\n")
         })
@@ -173,8 +173,8 @@ fn bench(c: &mut Criterion) {
     // order in the same pass), then its objects found.
     let read_all = |with_order: bool| {
         for text in &files {
-            for chunk in podgrace::documents::split(black_box(text)) {
-                let d = podgrace::documents::read(&chunk.unwrap(), with_order).unwrap();
+            for chunk in podgrace::manifest::documents::split(black_box(text)) {
+                let d = podgrace::manifest::documents::read(&chunk.unwrap(), with_order).unwrap();
                 black_box(podgrace::manifest::objects(d.value, d.order));
             }
         }

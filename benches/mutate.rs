@@ -18,7 +18,7 @@ const POD: &str = include_str!("../tests/fixtures/manifests/multi-container.yaml
 const CLUSTER: &str = include_str!("../tests/fixtures/policies/cluster.yaml");
 
 fn bench(c: &mut Criterion) {
-    let value: serde_json::Value = podgrace::yaml::from_str(POD).unwrap();
+    let value: serde_json::Value = podgrace::protocols::yaml::from_str(POD).unwrap();
     let json = serde_json::to_vec(&value).unwrap();
     let text = String::from_utf8(json.clone()).unwrap();
     let pod = PodView::from_json(&text).unwrap();
@@ -26,7 +26,7 @@ fn bench(c: &mut Criterion) {
     let policy = EffectivePolicy::new(Some(&cluster), None);
     let cluster_info = ClusterInfo::default();
     assert!(
-        !engine::mutate(&pod, &policy, &cluster_info)
+        !engine::mutation_for(&pod, &policy, &cluster_info)
             .unwrap()
             .patch
             .0
@@ -41,12 +41,12 @@ fn bench(c: &mut Criterion) {
         b.iter(|| PodView::from_json(black_box(&text)).unwrap())
     });
     g.bench_function("engine_3_containers", |b| {
-        b.iter(|| engine::mutate(black_box(&pod), &policy, &cluster_info).unwrap())
+        b.iter(|| engine::mutation_for(black_box(&pod), &policy, &cluster_info).unwrap())
     });
     g.bench_function("parse_engine_serialize", |b| {
         b.iter(|| {
             let pod = PodView::from_json(black_box(&text)).unwrap();
-            let m = engine::mutate(&pod, &policy, &cluster_info).unwrap();
+            let m = engine::mutation_for(&pod, &policy, &cluster_info).unwrap();
             serde_json::to_vec(&m.patch).unwrap()
         })
     });

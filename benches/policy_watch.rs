@@ -22,10 +22,10 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::runtime::watcher::{self, Event};
-use podgrace::metrics::Metrics;
+use podgrace::cluster::policy_watch::watch_policies;
+use podgrace::observability::metrics::Metrics;
 use podgrace::store::PolicyStore;
 use podgrace::store::cache::PolicyCache;
-use podgrace::store::kube::watch_policies;
 
 const NAME: &str = "podgrace-policy";
 

@@ -1028,7 +1028,7 @@ async fn time_a_cluster_audit() {
     files.sort();
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
-        for doc in podgrace::yaml::manifests::<Value>(&text).unwrap() {
+        for doc in podgrace::protocols::yaml::manifests::<Value>(&text).unwrap() {
             api.put_object(doc);
             objects += 1;
         }

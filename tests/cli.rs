@@ -38,7 +38,8 @@ fn mutate_shows_the_mutated_manifest_and_a_diff() {
         "pod",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let docs: Vec<serde_json::Value> = podgrace::yaml::documents(&text(&out.stdout)).unwrap();
+    let docs: Vec<serde_json::Value> =
+        podgrace::protocols::yaml::documents(&text(&out.stdout)).unwrap();
     assert_eq!(docs[0]["kind"], "Service", "other documents pass through");
     assert_eq!(
         docs[1]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"],
@@ -258,7 +259,8 @@ fn mutate_keeps_a_list_a_list_and_patches_each_item() {
     let list = tmp(LIST);
     let out = podgrace(&["mutate", "-f", path(&list), "-o", "pod"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let docs: Vec<serde_json::Value> = podgrace::yaml::documents(&text(&out.stdout)).unwrap();
+    let docs: Vec<serde_json::Value> =
+        podgrace::protocols::yaml::documents(&text(&out.stdout)).unwrap();
     assert_eq!(docs.len(), 1, "still one document");
     assert_eq!(docs[0]["kind"], "List");
     assert_eq!(docs[0]["items"][0]["kind"], "Service", "passed through");
@@ -438,7 +440,8 @@ fn a_key_written_twice_is_read_as_kubectl_reads_it_with_a_warning() {
         )),
         "{err}"
     );
-    let docs: Vec<serde_json::Value> = podgrace::yaml::documents(&text(&out.stdout)).unwrap();
+    let docs: Vec<serde_json::Value> =
+        podgrace::protocols::yaml::documents(&text(&out.stdout)).unwrap();
     let container = &docs[1]["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(
         container["resources"],
@@ -459,7 +462,7 @@ fn concatenated_json_objects_are_read_as_kubectl_reads_them() {
     let objects: Vec<String> = ["first", "second", "third"]
         .iter()
         .map(|n| {
-            let v: serde_json::Value = podgrace::yaml::documents(&shop_deployment(n))
+            let v: serde_json::Value = podgrace::protocols::yaml::documents(&shop_deployment(n))
                 .unwrap()
                 .remove(0);
             v.to_string()

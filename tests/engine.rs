@@ -5,8 +5,8 @@ mod common;
 
 use common::*;
 use podgrace::engine::ClusterInfo;
-use podgrace::kube_version::KubeVersion;
 use podgrace::policy::EffectivePolicy;
+use podgrace::protocols::kube_version::KubeVersion;
 use serde_json::{Value, json};
 
 const APP: &str = r#"

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use podgrace::metrics::Metrics;
+use podgrace::observability::metrics::Metrics;
 use podgrace::store::cache::PolicyCache;
 use podgrace::store::files::{watch_cluster_policy, watch_namespace_dir};
 

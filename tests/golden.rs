@@ -6,8 +6,8 @@
 mod common;
 
 use common::*;
-use podgrace::documents;
 use podgrace::engine::{self, ClusterInfo};
+use podgrace::manifest::documents;
 use podgrace::manifest::{Document, objects, prefix_patch};
 use podgrace::policy::EffectivePolicy;
 use podgrace::policy::parse::layers_from_file_text;
@@ -35,7 +35,7 @@ fn render(manifest: &str, namespace_policy: Option<&str>) -> String {
     let mut out = String::new();
     for doc in read_documents(&read_fixture(manifest)) {
         let Some(t) = doc.target else { continue };
-        let m = engine::mutate(&t.pod, &eff, &ClusterInfo::default()).unwrap();
+        let m = engine::mutation_for(&t.pod, &eff, &ClusterInfo::default()).unwrap();
         let mut applied = doc.value.clone();
         let patch = prefix_patch(&m.patch, &t.path);
         json_patch::patch(&mut applied, &patch.0).unwrap();

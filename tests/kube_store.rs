@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::kube_api::FakeApi;
-use podgrace::metrics::Metrics;
+use podgrace::cluster::policy_watch::watch_policies;
+use podgrace::cluster::version_discovery;
+use podgrace::observability::metrics::Metrics;
 use podgrace::store::PolicyStore;
 use podgrace::store::cache::PolicyCache;
-use podgrace::store::kube::watch_policies;
-use podgrace::version_discovery;
 
 const NAME: &str = "podgrace-policy";
 const KEY: &str = "policy.yaml";

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::binary::{Webhook, exchange, read_answer};
-use podgrace::metrics_listener::MAX_CONNECTIONS;
+use podgrace::server::metrics_listener::MAX_CONNECTIONS;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 

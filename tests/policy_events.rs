@@ -17,12 +17,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::kube_api::FakeApi;
-use podgrace::metrics::Metrics;
+use podgrace::cluster::policy_events::{self, PolicyEvents};
+use podgrace::cluster::policy_watch::watch_policies_reporting;
+use podgrace::observability::metrics::Metrics;
 use podgrace::store::PolicyStore;
 use podgrace::store::cache::PolicyCache;
 use podgrace::store::files::watch_cluster_policy;
-use podgrace::store::kube::watch_policies_reporting;
-use podgrace::store::policy_events::{self, PolicyEvents};
 use serde_json::Value;
 
 const NAME: &str = "podgrace-policy";

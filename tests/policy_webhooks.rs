@@ -11,10 +11,10 @@ use base64::Engine as _;
 use common::https::TestServer;
 use common::kube_api::FakeApi;
 use common::*;
-use podgrace::metrics::Metrics;
+use podgrace::cluster::policy_watch::watch_policies;
+use podgrace::observability::metrics::Metrics;
 use podgrace::store::PolicyStore;
 use podgrace::store::cache::PolicyCache;
-use podgrace::store::kube::watch_policies;
 use serde_json::{Value, json};
 
 async fn review(server: &TestServer, path: &str, body: String) -> Value {

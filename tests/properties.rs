@@ -10,8 +10,8 @@ use std::collections::HashSet;
 use common::*;
 use k8s_openapi::api::core::v1::Pod;
 use podgrace::engine::{self, ClusterInfo, PodView};
-use podgrace::kube_version::KubeVersion;
 use podgrace::policy::EffectivePolicy;
+use podgrace::protocols::kube_version::KubeVersion;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -337,7 +337,7 @@ proptest! {
         let eff = EffectivePolicy::new(None, Some(&layer(&yaml)));
         let cluster = ClusterInfo { kube_version };
         let view = PodView::from_value(raw.clone()).unwrap();
-        let m = engine::mutate(&view, &eff, &cluster).unwrap();
+        let m = engine::mutation_for(&view, &eff, &cluster).unwrap();
 
         // Only adds, only on members podgrace owns.
         let foreign = foreign_operations(&raw, &m);
@@ -420,7 +420,7 @@ proptest! {
         }
 
         // Idempotent: the engine on its own output changes nothing.
-        let again = engine::mutate(&PodView::from_value(out.clone()).unwrap(), &eff, &cluster).unwrap();
+        let again = engine::mutation_for(&PodView::from_value(out.clone()).unwrap(), &eff, &cluster).unwrap();
         prop_assert!(again.patch.0.is_empty(), "second run: {}", serde_json::to_string(&again.patch).unwrap());
     }
 }

@@ -246,7 +246,7 @@ async fn call(addr: SocketAddr, ca_pem: &str) -> Result<Vec<u8>, String> {
         // podgrace's CA.
         client_config(&[])
     } else {
-        rustls::ClientConfig::builder_with_provider(podgrace::tls::provider())
+        rustls::ClientConfig::builder_with_provider(podgrace::server::tls::provider())
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_root_certificates(roots)
@@ -388,7 +388,7 @@ async fn a_ca_bundle_reset_by_an_apply_is_put_back_within_two_seconds() {
     eprintln!("mutating caBundle put back after {took:?}");
 
     // An apply of another installation's render, with a CA of its own, on the validating one.
-    let other = podgrace::certs::generate_ca(Duration::from_secs(3600)).unwrap();
+    let other = podgrace::server::certificates::generate_ca(Duration::from_secs(3600)).unwrap();
     let mut foreign = validating();
     foreign["webhooks"][0]["clientConfig"]["caBundle"] =
         json!(base64::engine::general_purpose::STANDARD.encode(&other.cert_pem));

@@ -15,8 +15,8 @@ use common::binary::Webhook;
 use common::child::{self, drain, drained, wait_within};
 use common::https::*;
 use common::*;
-use podgrace::metrics::Metrics;
-use podgrace::tls::{self, Pair, ReloadingCert};
+use podgrace::observability::metrics::Metrics;
+use podgrace::server::tls::{self, Pair, ReloadingCert};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Writes a Secret volume revision the kubelet way: a new timestamped directory, a `..data_tmp`
@@ -156,8 +156,10 @@ const EXIT_LIMIT: Duration = Duration::from_secs(30);
 enum Logs {
     /// Readable text, discarded.
     Discarded,
-    /// JSON lines (the production default) on a pipe the test reads.
+    /// JSON lines (the production default) on a pipe the test reads, at `info` (the default).
     JsonPiped,
+    /// JSON lines on a pipe, at `debug` for podgrace (a line per admission).
+    JsonPipedDebug,
 }
 
 /// Starts the real binary in standalone mode and waits until it serves.
@@ -175,12 +177,20 @@ async fn start_binary_ignoring(
     // Default signal dispositions (but `ignored`), whatever this test process inherited.
     let mut command = child::command(env!("CARGO_BIN_EXE_podgrace"));
     child::with_dispositions(&mut command, libc::SIG_IGN, ignored);
-    let (format, stdout) = match logs {
-        Logs::Discarded => ("text", Stdio::null()),
-        Logs::JsonPiped => ("json", Stdio::piped()),
+    let (format, level, stdout) = match logs {
+        Logs::Discarded => ("text", "info", Stdio::null()),
+        Logs::JsonPiped => ("json", "info", Stdio::piped()),
+        Logs::JsonPipedDebug => ("json", "info,podgrace=debug", Stdio::piped()),
     };
     let drain = drain_seconds.to_string();
-    let args = ["--log-format", format, "--drain-seconds", drain.as_str()];
+    let args = [
+        "--log-format",
+        format,
+        "--log",
+        level,
+        "--drain-seconds",
+        drain.as_str(),
+    ];
     Webhook::start_command(command, &args, stdout).await
 }
 
@@ -282,40 +292,65 @@ async fn sigterm_stops_the_webhook_even_when_it_inherits_sigterm_ignored() {
     assert!(status.success(), "exit status {status}");
 }
 
-/// The production log: JSON lines on stdout, one per admission, with the request's uid (from the
-/// admission span), namespace, pod name, decision and latency, and nothing of the pod's spec.
-#[tokio::test]
-async fn admissions_are_logged_as_json_lines_with_the_uid_and_no_pod_spec() {
-    let mut hook = start_binary(0, Logs::JsonPiped).await;
+/// Sends the captured review, the same review with a container whose shell stays PID 1 (a
+/// warning that asks the user to act) and a malformed body; returns the review sent first.
+async fn three_admissions(hook: &Webhook) -> (serde_json::Value, serde_json::Value) {
     let url = format!("https://localhost:{}/mutate", hook.port);
     let http = client(&[&hook.ca]);
     let body = read_fixture("admission/pod-create-kubectl-apply.json");
     let review: serde_json::Value = serde_json::from_str(&body).unwrap();
     let answer = http.post(&url).body(body).send().await.unwrap();
     assert_eq!(answer.status(), 200);
+    let mut warned = review.clone();
+    warned["request"]["uid"] = "warned-uid".into();
+    warned["request"]["object"]["spec"]["containers"][0]["command"] =
+        serde_json::json!(["/bin/sh", "-c", "java -jar /app.jar"]);
+    let answer = http.post(&url).json(&warned).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
     let bad = http.post(&url).body("{not json").send().await.unwrap();
     assert_eq!(bad.status(), 400);
+    (review, warned)
+}
 
+/// The webhook's log lines up to its exit after SIGTERM, parsed.
+fn lines_until_exit(hook: &mut Webhook) -> (String, Vec<serde_json::Value>) {
     let stdout = drain(hook.child.stdout.take().unwrap());
     sigterm(&hook.child);
     assert!(wait_within(&mut hook.child, EXIT_LIMIT, "the webhook after SIGTERM").success());
     let out = drained(&stdout, Duration::from_secs(5), "the webhook's log");
     let out = String::from_utf8(out).unwrap();
-
-    let lines: Vec<serde_json::Value> = out
+    let lines = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect();
     assert_last_line_is_stopped(&out);
-    let admission = lines
+    (out, lines)
+}
+
+/// The production log at `info`: JSON lines on stdout; no line for an admission that went as
+/// planned (the pod's annotations and the API server's audit log record it), one for an
+/// admission whose warnings ask the user to act, with the request's uid, namespace, pod name,
+/// decision and latency; a line for the malformed review; the totals at exit; nothing of the
+/// pod's spec.
+#[tokio::test]
+async fn at_info_only_admissions_that_warned_or_failed_are_logged_with_the_uid_and_no_pod_spec() {
+    let mut hook = start_binary(0, Logs::JsonPiped).await;
+    let (review, warned) = three_admissions(&hook).await;
+    let (out, lines) = lines_until_exit(&mut hook);
+
+    let admissions: Vec<_> = lines
         .iter()
-        .find(|l| l["message"] == "admission")
-        .unwrap_or_else(|| panic!("no admission line in {out}"));
+        .filter(|l| l["message"] == "admission")
+        .collect();
+    assert_eq!(admissions.len(), 1, "{out}");
+    let admission = admissions[0];
     assert_eq!(admission["level"], "INFO");
-    assert_eq!(admission["span"]["uid"], review["request"]["uid"]);
+    assert_eq!(admission["uid"], warned["request"]["uid"]);
+    assert_ne!(admission["uid"], review["request"]["uid"]);
     assert_eq!(admission["namespace"], "probe");
     assert_eq!(admission["pod"], "probe-pod");
     assert_eq!(admission["decision"], "patched");
+    assert_eq!(admission["warnings"], 2, "{admission}");
     assert!(admission["latency_us"].is_u64(), "{admission}");
     let rejected = lines
         .iter()
@@ -328,6 +363,15 @@ async fn admissions_are_logged_as_json_lines_with_the_uid_and_no_pod_spec() {
             .contains("malformed AdmissionReview"),
         "{rejected}"
     );
+    let totals = lines
+        .iter()
+        .find(|l| l["message"] == "admission totals")
+        .unwrap_or_else(|| panic!("no totals at exit in {out}"));
+    assert_eq!(
+        (&totals["patched"], &totals["bad_requests"]),
+        (&2.into(), &1.into()),
+        "{totals}"
+    );
     // The pod's spec and annotations stay out of the log.
     for secret in [
         "registry.example/app",
@@ -338,13 +382,33 @@ async fn admissions_are_logged_as_json_lines_with_the_uid_and_no_pod_spec() {
     }
 }
 
+/// At `debug`, every admission has its line, with its uid as a field of the line (no span).
+#[tokio::test]
+async fn at_debug_every_admission_is_logged_with_its_uid() {
+    let mut hook = start_binary(0, Logs::JsonPipedDebug).await;
+    let (review, warned) = three_admissions(&hook).await;
+    let (out, lines) = lines_until_exit(&mut hook);
+    let admissions: Vec<_> = lines
+        .iter()
+        .filter(|l| l["message"] == "admission")
+        .collect();
+    assert_eq!(admissions.len(), 2, "{out}");
+    assert_eq!(admissions[0]["level"], "DEBUG");
+    assert_eq!(admissions[0]["uid"], review["request"]["uid"]);
+    assert_eq!(admissions[0]["warnings"], 1, "the grace period's notice");
+    assert_eq!(admissions[1]["level"], "INFO");
+    assert_eq!(admissions[1]["uid"], warned["request"]["uid"]);
+    assert!(admissions.iter().all(|a| a.get("span").is_none()), "{out}");
+}
+
 /// A log output nobody reads (a stalled log agent) never holds up admissions. The binary's
 /// stdout pipe is left unread while thousands of admissions are answered: the pipe and the log
 /// writer's queue fill up, and further lines are dropped and counted on `/metrics`. Once the
 /// pipe is read again, the lines queued are written, the last one of the run among them.
 #[tokio::test]
 async fn a_stalled_log_output_costs_lines_never_admissions() {
-    let mut hook = start_binary(0, Logs::JsonPiped).await;
+    // At debug: a line per admission.
+    let mut hook = start_binary(0, Logs::JsonPipedDebug).await;
     let url = format!("https://localhost:{}/mutate", hook.port);
     let http = client(&[&hook.ca]);
     let body = read_fixture("admission/pod-create-kubectl-apply.json");

@@ -1,10 +1,13 @@
 //! `podgrace audit`'s logic, pure: for one workload's pod template and its namespace's effective
 //! policy, whether podgrace applies, the traps it has today, what podgrace would inject (the
-//! webhook's own engine, `engine::mutate`) and the traps that remain, and drift (running pods
+//! webhook's own engine, `engine::mutation_for`) and the traps that remain, and drift (running pods
 //! that a rollout restart would change). The CLI (`cli/audit.rs`) gathers the inputs from
 //! manifests or a cluster and renders the [`report`].
 
 pub mod findings;
+pub mod input;
+pub mod manifests;
+pub mod namespace;
 pub mod ownership;
 pub mod report;
 
@@ -127,7 +130,7 @@ pub fn audit_workload(
     policy: &EffectivePolicy,
     cluster: &ClusterInfo,
 ) -> Result<WorkloadReport, AuditError> {
-    let m = engine::mutate(&w.template, policy, cluster)?;
+    let m = engine::mutation_for(&w.template, policy, cluster)?;
     let batch = w
         .template
         .spec

@@ -6,12 +6,12 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use super::CertsArgs;
-use crate::certs;
+use crate::server::certificates;
 
 pub(super) fn run(args: &CertsArgs) -> anyhow::Result<ExitCode> {
-    let mut sans = certs::service_names(&args.service, &args.namespace);
+    let mut sans = certificates::service_names(&args.service, &args.namespace);
     sans.extend(args.san.iter().cloned());
-    let g = certs::generate(&sans, args.days)?;
+    let g = certificates::generate(&sans, args.days)?;
     std::fs::create_dir_all(&args.out_dir)
         .with_context(|| format!("creating {}", args.out_dir.display()))?;
     write(&args.out_dir.join("ca.crt"), &g.ca_cert_pem, false)?;

@@ -6,8 +6,6 @@ mod audit_cluster;
 mod certs;
 mod examples;
 mod explain;
-mod input;
-pub mod logging;
 mod mutate;
 mod policy;
 mod prestop;
@@ -20,9 +18,10 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::kube_version::KubeVersion;
-use crate::metrics::Metrics;
+use crate::observability::logging::{self, LogFormat};
+use crate::observability::metrics::Metrics;
 use crate::policy::Seconds;
+use crate::protocols::kube_version::KubeVersion;
 
 /// podgrace: graceful pod termination, injected by an admission webhook.
 #[derive(Debug, Parser)]
@@ -223,15 +222,6 @@ pub enum CertificateSource {
     /// podgrace creates, renews and publishes its own (chart `certificates.mode: self`).
     #[value(name = "self")]
     SelfManaged,
-}
-
-/// Log output formats.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// One JSON object per line (production).
-    Json,
-    /// Human-readable lines (local runs).
-    Text,
 }
 
 /// `podgrace certs`.
@@ -604,17 +594,3 @@ pub(crate) const EXIT_ERROR: u8 = 2;
 /// Exit code: part of the input could not be read or processed (each part named on stderr, or
 /// in the audit's report); the rest was.
 pub(crate) const EXIT_PARTIAL: u8 = 3;
-
-/// The exit codes, for every command's help.
-/// Reads a file, or standard input for `-`, naming the file in the error.
-fn read_input(path: &std::path::Path) -> anyhow::Result<String> {
-    use anyhow::Context as _;
-    if path.as_os_str() == "-" {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
-            .context("reading standard input")?;
-        Ok(s)
-    } else {
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
-    }
-}

@@ -15,20 +15,21 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
-use super::input::{self, namespace_of};
 use super::policy::load_pair;
-use super::{EXIT_PARTIAL, MutateArgs, Output, read_input};
+use super::{EXIT_PARTIAL, MutateArgs, Output};
+use crate::audit::input::{self, namespace_of};
 use crate::audit::report::InputProblem;
-use crate::documents::{self, Chunk};
 use crate::engine::{self, ClusterInfo};
-use crate::key_order::{KeyOrder, Ordered};
+use crate::manifest::documents::{self, Chunk};
+use crate::manifest::files;
+use crate::manifest::key_order::{KeyOrder, Ordered};
 use crate::manifest::{self, KINDS, Target, prefix_patch};
 use crate::policy::{EffectivePolicy, PolicyLayer, annotations};
-use crate::yaml;
+use crate::protocols::yaml;
 
 pub(super) fn run(args: &MutateArgs) -> anyhow::Result<ExitCode> {
     let file = args.file.display().to_string();
-    let text = read_input(&args.file)?;
+    let text = files::read(&args.file)?;
     let chunks = documents::split(&text);
     if chunks.is_empty() {
         bail!("{file}: no documents: nothing to preview (expected a {KINDS})");
@@ -224,7 +225,7 @@ impl Run<'_> {
                 kube_version: self.args.kube_version,
             };
             let policy = self.policy(&ns)?;
-            let m = match engine::mutate(&target.pod, policy, &cluster_info) {
+            let m = match engine::mutation_for(&target.pod, policy, &cluster_info) {
                 Ok(m) => m,
                 Err(e) => {
                     self.failed += 1;

@@ -4,10 +4,11 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use super::{PolicyCommand, read_input};
+use super::PolicyCommand;
+use crate::manifest::files;
 use crate::policy::parse::layers_from_file_text;
 use crate::policy::{EffectivePolicy, PolicyLayer, defaults};
-use crate::yaml;
+use crate::protocols::yaml;
 
 pub(super) fn run(cmd: &PolicyCommand) -> anyhow::Result<ExitCode> {
     match cmd {
@@ -29,7 +30,7 @@ pub(super) fn run(cmd: &PolicyCommand) -> anyhow::Result<ExitCode> {
             };
             let mut failed = false;
             for path in files {
-                let text = read_input(path)?;
+                let text = files::read(path)?;
                 for result in layers_from_file_text(&path.display().to_string(), &text, policy_key)
                 {
                     let checked = result.and_then(|layer| {
@@ -69,7 +70,7 @@ pub(super) fn run(cmd: &PolicyCommand) -> anyhow::Result<ExitCode> {
 
 /// Loads a file that must hold exactly one valid policy.
 pub(super) fn load_one(path: &std::path::Path, key: &str) -> anyhow::Result<PolicyLayer> {
-    let text = read_input(path)?;
+    let text = files::read(path)?;
     let mut layers = layers_from_file_text(&path.display().to_string(), &text, key);
     if layers.len() != 1 {
         anyhow::bail!(

@@ -8,8 +8,8 @@ use super::{DrainArg, DrainTrafficArg, NacosApiArg, PrestopArgs, Registry};
 use crate::helper::drain::{Adaptive, Drain};
 use crate::helper::traffic::{Counted, Scope};
 use crate::helper::{self, Sequence, nacos_client::Deregistration, nginx_quit::Quit};
-use crate::nacos::Instance;
 use crate::policy::spec::NacosApi;
+use crate::protocols::nacos::Instance;
 
 pub(super) fn run(args: &PrestopArgs) -> anyhow::Result<ExitCode> {
     if args.drain == DrainArg::Adaptive && args.sleep.get() > 0 {

@@ -15,10 +15,10 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::drain_watch::Watch;
 use super::pod_view::PodSpecView;
-use crate::nacos::Instance;
-use crate::nacos::{PASSWORD_ENV, USERNAME_ENV};
 use crate::policy::spec::{DrainTraffic, PullPolicy};
 use crate::policy::{AdaptiveDrain, NacosAction};
+use crate::protocols::nacos::Instance;
+use crate::protocols::nacos::{PASSWORD_ENV, USERNAME_ENV};
 
 /// Name of the shared volume and of the init container.
 pub const NAME: &str = "podgrace-helper";

@@ -9,11 +9,11 @@ use super::nacos_script as nacos_hook;
 use super::pod_view::{PodSpecView, PodView};
 use super::shell;
 use super::spring_property::{self, Setting};
-use crate::kube_version::KubeVersion;
-use crate::nacos::Instance;
-use crate::nacos::{PASSWORD_ENV, USERNAME_ENV};
 use crate::policy::spec::{ExistingHook, HelperMode, NginxStop, SleepHandler};
 use crate::policy::{Action, ContainerPolicy, Drain, NacosAction, defaults};
+use crate::protocols::kube_version::KubeVersion;
+use crate::protocols::nacos::Instance;
+use crate::protocols::nacos::{PASSWORD_ENV, USERNAME_ENV};
 
 /// A hook podgrace would install.
 #[derive(Clone, Debug, PartialEq)]

@@ -29,10 +29,10 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{Container, LifecycleHandler};
 use serde_json::{Value, json};
 
-use crate::kube_version::KubeVersion;
 use crate::policy::annotations::{self, PodOverrides};
 use crate::policy::spec::{ExistingHook, GraceMode, HelperMode, SidecarMode};
 use crate::policy::{Action, AdaptiveDrain, ContainerPolicy, Drain, EffectivePolicy, defaults};
+use crate::protocols::kube_version::KubeVersion;
 use grace::{Budget, HookKind, SidecarTime};
 use patch::PatchBuilder;
 use pod_view::PodSpecView;
@@ -57,6 +57,16 @@ pub struct Mutation {
     pub record: Record,
 }
 
+impl Mutation {
+    /// Whether a warning asks the user to act: every warning but the notice that the grace
+    /// period was raised, which only echoes the patch (its one warning comes with
+    /// [`Injection::Grace`]). The webhook logs these admissions at `info`, the rest at `debug`.
+    pub fn needs_attention(&self) -> bool {
+        let echoes = usize::from(self.record.injections.contains(&Injection::Grace));
+        self.warnings.len() > echoes
+    }
+}
+
 /// Failures of the engine itself (never caused by user input).
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -78,7 +88,7 @@ fn to_json<T: serde::Serialize>(what: &'static str, value: &T) -> Result<Value, 
 const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
 
 /// Computes the mutation of `pod` under `policy`.
-pub fn mutate(
+pub fn mutation_for(
     pod: &PodView,
     policy: &EffectivePolicy,
     cluster: &ClusterInfo,
@@ -699,5 +709,32 @@ fn write_record(pod: &PodView, record: &Record, decision: &grace::Decision, b: &
         for (k, v) in entries {
             b.set(["metadata", "annotations", k], json!(v));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(warnings: &[&str], injections: &[Injection]) -> Mutation {
+        Mutation {
+            warnings: warnings.iter().map(|w| w.to_string()).collect(),
+            record: Record {
+                injections: injections.to_vec(),
+                ..Record::default()
+            },
+            ..Mutation::default()
+        }
+    }
+
+    #[test]
+    fn only_warnings_beyond_the_grace_notice_need_attention() {
+        let notice = "podgrace: grace period 30 → 45: …";
+        let trap = "podgrace: container app: sh -c without exec: …";
+        assert!(!with(&[], &[]).needs_attention());
+        assert!(!with(&[notice], &[Injection::Grace]).needs_attention());
+        assert!(with(&[trap, notice], &[Injection::Grace]).needs_attention());
+        // Without a grace raise, any warning asks for attention (gracePeriod: keep, …).
+        assert!(with(&[trap], &[Injection::PreStop]).needs_attention());
     }
 }

@@ -11,10 +11,10 @@
 use std::fmt::Write;
 
 use crate::engine::shell::{quote, url_encode};
-use crate::nacos::{self, Instance};
 use crate::policy::NacosAction;
+use crate::protocols::nacos::{self, Instance};
 
-use crate::nacos::{PASSWORD_ENV, USERNAME_ENV};
+use crate::protocols::nacos::{PASSWORD_ENV, USERNAME_ENV};
 
 /// Writes the hook script.
 pub fn script(action: &NacosAction, instance: &Instance, ip_env: &str, sleep: u32) -> String {

@@ -1,12 +1,12 @@
 //! Deregistration from Nacos over HTTP, as the generated shell hook does it (the protocol is
-//! shared: [`crate::nacos`]), with what a shell cannot do well: a total budget, retries with
+//! shared: [`crate::protocols::nacos`]), with what a shell cannot do well: a total budget, retries with
 //! backoff inside it for transient failures (connection refused, timeouts, 5xx), no retries for
 //! answers that will not change (403, 404, 410, 400), and a message naming the likely cause.
 
 use std::time::{Duration, Instant};
 
-use crate::nacos::{self, Instance};
 use crate::policy::spec::NacosApi;
+use crate::protocols::nacos::{self, Instance};
 
 /// One deregistration.
 #[derive(Clone)]

@@ -63,7 +63,7 @@ pub fn parse_spec(text: &str) -> Result<PolicySpec, FieldError> {
     if !meaningful {
         return Ok(PolicySpec::default());
     }
-    crate::yaml::from_str_at_path(text).map_err(|e| FieldError::new(e.path, e.message))
+    crate::protocols::yaml::from_str_at_path(text).map_err(|e| FieldError::new(e.path, e.message))
 }
 
 /// Parses and validates a policy document into a layer.
@@ -86,7 +86,7 @@ pub fn load_layer(text: &str, origin: Origin) -> Result<PolicyLayer, PolicyError
 /// (errors found after reading: validation, completeness).
 pub fn located(text: &str, mut e: FieldError) -> FieldError {
     if !e.message.contains(" at line ")
-        && let Some((line, column)) = crate::yaml::locate(text, &e.path)
+        && let Some((line, column)) = crate::protocols::yaml::locate(text, &e.path)
     {
         e.message = format!("{} at line {line}, column {column}", e.message);
     }
@@ -158,7 +158,7 @@ pub fn layers_from_file_text(
 ) -> Vec<Result<PolicyLayer, PolicyError>> {
     let mut out = Vec::new();
     let mut any = false;
-    let values = match crate::yaml::documents::<serde_json::Value>(text) {
+    let values = match crate::protocols::yaml::documents::<serde_json::Value>(text) {
         Ok(values) => values,
         Err(e) => {
             out.push(Err(PolicyError {

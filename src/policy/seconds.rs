@@ -118,15 +118,15 @@ mod tests {
 
     #[test]
     fn yaml_errors_name_the_value() {
-        let err = crate::yaml::from_str::<Seconds>("-5")
+        let err = crate::protocols::yaml::from_str::<Seconds>("-5")
             .unwrap_err()
             .to_string();
         assert!(err.contains("got -5"), "{err}");
-        let err = crate::yaml::from_str::<Seconds>("\"30s\"")
+        let err = crate::protocols::yaml::from_str::<Seconds>("\"30s\"")
             .unwrap_err()
             .to_string();
         assert!(err.contains("got \"30s\""), "{err}");
-        let err = crate::yaml::from_str::<Seconds>("2.5")
+        let err = crate::protocols::yaml::from_str::<Seconds>("2.5")
             .unwrap_err()
             .to_string();
         assert!(err.contains("got 2.5"), "{err}");

@@ -6,7 +6,9 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::error::{FieldError, join_path};
 use super::spec::*;
-use crate::kube_names::{is_dns_subdomain, is_env_name, is_label_key, is_port_name, is_secret_key};
+use crate::protocols::kube_names::{
+    is_dns_subdomain, is_env_name, is_label_key, is_port_name, is_secret_key,
+};
 
 /// Downward-API field paths the kubelet accepts in `env[].valueFrom.fieldRef`.
 const FIELD_PATHS: [&str; 9] = [

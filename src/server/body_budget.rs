@@ -45,7 +45,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::engine::pod_view::BuiltObjects;
-use crate::metrics::{Metrics, Refusal};
+use crate::observability::metrics::{Metrics, Refusal};
 
 /// Bodies up to this size take the small lane.
 pub const SMALL_BODY_BYTES: usize = 64 * 1024;

@@ -15,15 +15,19 @@
 
 pub mod activity;
 pub mod body_budget;
+pub mod certificates;
 pub mod connections;
 pub mod large_reviews;
 pub mod linger;
 pub mod listener;
 pub mod memory;
-pub mod mutate;
-pub mod observability;
+pub mod metrics_listener;
+pub mod pod_review;
+pub mod policy_review;
 pub mod review;
-pub mod validate;
+pub mod status;
+pub mod tls;
+pub mod webhook;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,8 +41,8 @@ use axum::routing::{get, post};
 
 use self::body_budget::{BodyBudget, WithBodyBudget};
 use crate::engine::ClusterInfo;
-use crate::kube_version::KubeVersion;
-use crate::metrics::Metrics;
+use crate::observability::metrics::Metrics;
+use crate::protocols::kube_version::KubeVersion;
 use crate::store::PolicyStore;
 
 /// Limits and timings of the server.
@@ -173,11 +177,11 @@ impl WithBodyBudget for Arc<AppState> {
 /// The HTTP routes with their limits.
 pub fn router(state: Arc<AppState>, opts: &ServerOptions) -> Router {
     let routes = Router::new()
-        .route("/mutate", post(mutate::mutate))
-        .route("/validate", post(validate::validate))
-        .route("/healthz", get(observability::healthz))
-        .route("/readyz", get(observability::readyz))
-        .route("/metrics", get(observability::metrics))
+        .route("/mutate", post(pod_review::review_pods))
+        .route("/validate", post(policy_review::review_policies))
+        .route("/healthz", get(status::healthz))
+        .route("/readyz", get(status::readyz))
+        .route("/metrics", get(status::metrics))
         .with_state(state);
     with_limits(routes, opts)
 }

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 
 use super::PolicyStore;
-use crate::metrics::Metrics;
+use crate::observability::metrics::Metrics;
 use crate::policy::{EffectivePolicy, PolicyError, PolicyLayer};
 
 /// What happened to an incoming namespace policy.

@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::cache::PolicyCache;
-use crate::kube_names::is_dns_subdomain;
 use crate::policy::parse::{content_hash, layers_from_file_text};
 use crate::policy::{FieldError, Origin, PolicyError, PolicyLayer};
-use crate::watch::{DirWatch, watch_dir};
+use crate::protocols::kube_names::is_dns_subdomain;
+use crate::store::dir_watch::{DirWatch, watch_dir};
 
 /// Reads one policy file (a bare policy or one ConfigMap manifest) into a layer.
 pub fn read_policy_file(path: &Path, key: &str) -> Result<PolicyLayer, PolicyError> {

@@ -1,13 +1,12 @@
 //! Policy stores: where namespace policies and the cluster default come from. The server only
 //! sees [`PolicyStore`]; the standalone mode uses files, a cluster install watches ConfigMaps.
 //! Both feed a [`cache::PolicyCache`], which holds the last good policy of every namespace and
-//! answers the admission path from memory. Refused ConfigMaps are reported as Kubernetes Events
-//! ([`policy_events`]).
+//! answers the admission path from memory. The cluster's ConfigMaps are watched by
+//! [`crate::cluster::policy_watch`], which feeds the same cache.
 
 pub mod cache;
+pub mod dir_watch;
 pub mod files;
-pub mod kube;
-pub mod policy_events;
 
 use std::sync::Arc;
 

@@ -6,12 +6,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use podgrace::certs::{self, Generated};
-use podgrace::metrics::Metrics;
+use podgrace::observability::metrics::Metrics;
+use podgrace::server::certificates::{self, Generated};
+use podgrace::server::tls::{self, Pair, ReloadingCert};
 use podgrace::server::{AppState, PolicyConfigMap, ServerOptions, listener};
 use podgrace::store::PolicyStore;
 use podgrace::store::cache::PolicyCache;
-use podgrace::tls::{self, Pair, ReloadingCert};
 use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -20,7 +20,7 @@ use tokio::sync::oneshot;
 
 /// A fresh CA and serving certificate for localhost.
 pub fn pki() -> Generated {
-    certs::generate(&["localhost".into(), "127.0.0.1".into()], 2).unwrap()
+    certificates::generate(&["localhost".into(), "127.0.0.1".into()], 2).unwrap()
 }
 
 /// A rustls client configuration trusting exactly `ca_pems`.

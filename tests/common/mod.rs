@@ -39,7 +39,7 @@ pub fn review_object(rel: &str) -> Value {
 
 /// A raw pod from YAML.
 pub fn pod_json(yaml: &str) -> Value {
-    podgrace::yaml::from_str(yaml).unwrap()
+    podgrace::protocols::yaml::from_str(yaml).unwrap()
 }
 
 /// A validated policy layer from YAML.
@@ -55,7 +55,7 @@ pub fn policy(yaml: &str) -> EffectivePolicy {
 /// Runs the engine on raw pod JSON.
 pub fn mutate_raw(raw: &Value, policy: &EffectivePolicy, cluster: &ClusterInfo) -> Mutation {
     let pod = PodView::from_value(raw.clone()).expect("test pod decodes");
-    engine::mutate(&pod, policy, cluster).expect("engine succeeds")
+    engine::mutation_for(&pod, policy, cluster).expect("engine succeeds")
 }
 
 /// Applies the mutation's patch to a copy of `raw`.

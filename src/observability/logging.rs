@@ -3,8 +3,9 @@
 //!
 //! The lines are tracing-subscriber's own formats; the JSON line is
 //! `{"timestamp","level",<event fields>,"target","span":{<span fields>,"name"}}` (the event's
-//! fields flattened, the current span's fields under `span`), so every line logged while
-//! answering carries the `admission` span's `uid`. tracing-appender's non-blocking writer takes
+//! fields flattened, the current span's fields under `span`); the admission lines carry the
+//! request's `uid` as a field (a span per admission cost more than the line, and the lines are
+//! logged at `debug` but for those that need attention, see `summary`). tracing-appender's non-blocking writer takes
 //! each line into a bounded queue: when the output stalls, lines are dropped and counted
 //! (`podgrace_log_lines_dropped_total`), never waited for.
 
@@ -19,7 +20,14 @@ use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
-use super::LogFormat;
+/// Log output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line (production).
+    Json,
+    /// Human-readable lines (local runs).
+    Text,
+}
 
 /// Lines held while the output is busy; further lines are dropped until it catches up. Far more
 /// than the output falls behind at any admission rate while it keeps moving, so it fills only
@@ -32,13 +40,13 @@ const BATCH_BYTES: usize = 64 * 1024;
 
 /// The installed logger: keep `guard` alive until exit (dropping it writes the queued lines);
 /// `dropped` counts the lines lost to a stalled output.
-pub(super) struct Installed {
+pub struct Installed {
     pub guard: WorkerGuard,
     pub dropped: ErrorCounter,
 }
 
 /// Installs the global subscriber, writing to standard output.
-pub(super) fn init(format: LogFormat, filter: &str) -> anyhow::Result<Installed> {
+pub fn init(format: LogFormat, filter: &str) -> anyhow::Result<Installed> {
     let filter = filter_layer(filter)?;
     // The writer thread writes every line it finds queued, then flushes: buffered, a burst of
     // lines is one `write` instead of one per line.

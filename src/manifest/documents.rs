@@ -15,8 +15,8 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use crate::key_order::{Key, KeyOrder};
-use crate::yaml;
+use crate::manifest::key_order::{Key, KeyOrder};
+use crate::protocols::yaml;
 
 /// One document of a file, not read yet.
 #[derive(Clone, Copy, Debug)]
@@ -47,7 +47,7 @@ impl Chunk<'_> {
 pub struct ReadDocument {
     /// The document as JSON.
     pub value: Value,
-    /// The order of its keys (see [`crate::key_order`]).
+    /// The order of its keys (see [`crate::manifest::key_order`]).
     pub order: KeyOrder,
     /// Keys written twice in one mapping, the last one kept.
     pub duplicates: Vec<Duplicate>,

@@ -12,16 +12,16 @@ use kube::core::admission::Operation;
 
 use super::AppState;
 use super::body_budget::Budgeted;
-use super::mutate::{bad_request, json};
+use super::pod_review::{bad_request, json};
 use super::review::{self, Answer};
-use crate::metrics::{Endpoint, Outcome};
+use crate::observability::metrics::{Endpoint, Outcome};
 use crate::policy::EffectivePolicy;
 use crate::policy::parse::layer_from_configmap;
 
 const ENDPOINT: Endpoint = Endpoint::Validate;
 
-/// The handler.
-pub async fn validate(State(state): State<Arc<AppState>>, body: Budgeted) -> Response {
+/// The `POST /validate` handler.
+pub async fn review_policies(State(state): State<Arc<AppState>>, body: Budgeted) -> Response {
     body.handle(move |body| review_configmap(&state, body))
         .await
 }
@@ -32,9 +32,6 @@ fn review_configmap(state: &AppState, body: &[u8]) -> Response {
         Ok(req) => req,
         Err(e) => return bad_request(state, ENDPOINT, e),
     };
-    // The same span as `/mutate`: what is logged carries the request's uid.
-    let span = tracing::info_span!("admission", uid = req.uid.as_str());
-    let _in_span = span.enter();
     let allow = Answer::allow(&req);
     let relevant =
         req.is_core("ConfigMap") && matches!(req.operation, Operation::Create | Operation::Update);
@@ -62,7 +59,7 @@ fn review_configmap(state: &AppState, body: &[u8]) -> Response {
         }
         Err(e) => {
             state.metrics.request(ENDPOINT, Outcome::Denied);
-            tracing::info!(namespace = req.namespace.as_deref().unwrap_or(""), error = %e, "policy denied");
+            tracing::info!(uid = req.uid.as_str(), namespace = req.namespace.as_deref().unwrap_or(""), error = %e, "policy denied");
             allow.deny(format!("invalid podgrace policy: {e}"))
         }
     };

@@ -15,13 +15,13 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::{Notify, watch};
 
+use super::events::CertificateReporter;
 use super::material::{Lifetimes, Material};
-use super::report::Report;
 use super::secret_store::{SecretStore, Written};
 use super::trust::{self, Bundle};
-use crate::certs;
-use crate::metrics::{CertSyncOperation, Metrics, ReloadResult};
-use crate::tls::{Pair, ReloadingCert};
+use crate::observability::metrics::{CertSyncOperation, Metrics, ReloadResult};
+use crate::server::certificates;
+use crate::server::tls::{Pair, ReloadingCert};
 
 /// What the loop needs besides the Secret.
 pub struct Rotation {
@@ -48,7 +48,7 @@ pub struct Rotation {
     /// Asks for a read now.
     pub refresh: Arc<Notify>,
     /// Events and metrics.
-    pub report: Report,
+    pub report: CertificateReporter,
     /// Metrics of the served pair.
     pub metrics: Arc<Metrics>,
 }
@@ -195,7 +195,7 @@ impl Rotation {
         if SystemTime::now() + self.lifetimes.serving_renew_before < due_at {
             return;
         }
-        match certs::issue_serving(&self.material.ca, &self.sans, self.lifetimes.serving) {
+        match certificates::issue_serving(&self.material.ca, &self.sans, self.lifetimes.serving) {
             Ok(serving) => {
                 tracing::warn!(
                     "API server out of reach and the certificate is due: issued one from the CA held"

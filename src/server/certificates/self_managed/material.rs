@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 use k8s_openapi::ByteString;
 
 use super::trust::{self, Bundle};
-use crate::certs::{self, CertError, KeyedCert};
+use crate::server::certificates::{self, CertError, KeyedCert};
 
 /// Key of the CA certificate.
 pub const CA_CERT: &str = "ca.crt";
@@ -96,7 +96,7 @@ pub enum MaterialError {
     NotText(&'static str),
     /// The serving pair does not parse or the key does not match.
     #[error("{0}")]
-    Pair(#[from] crate::tls::TlsError),
+    Pair(#[from] crate::server::tls::TlsError),
 }
 
 /// What a step did, for logs, Events and metrics.
@@ -127,8 +127,8 @@ impl Change {
 impl Material {
     /// A new CA and a serving pair for `sans`, the bundle holding that CA.
     pub fn generate(sans: &[String], lifetimes: &Lifetimes) -> Result<Self, CertError> {
-        let ca = certs::generate_ca(lifetimes.ca)?;
-        let serving = certs::issue_serving(&ca, sans, lifetimes.serving)?;
+        let ca = certificates::generate_ca(lifetimes.ca)?;
+        let serving = certificates::issue_serving(&ca, sans, lifetimes.serving)?;
         let bundle = Bundle::from_pem(ca.cert_pem.as_bytes());
         Ok(Material {
             ca,
@@ -155,7 +155,7 @@ impl Material {
             cert_pem: text(TLS_CERT)?,
             key_pem: text(TLS_KEY)?,
         };
-        crate::tls::Pair::from_pem(
+        crate::server::tls::Pair::from_pem(
             serving.cert_pem.as_bytes(),
             serving.key_pem.as_bytes(),
             "the Secret's tls.crt and tls.key",
@@ -215,7 +215,7 @@ impl Material {
         if let Some(next) = &self.next_ca {
             let next_bundle = Bundle::from_pem(next.cert_pem.as_bytes());
             if published.is_some_and(|p| p.contains_all(&next_bundle)) {
-                let serving = certs::issue_serving(next, sans, lifetimes.serving)?;
+                let serving = certificates::issue_serving(next, sans, lifetimes.serving)?;
                 let mut bundle = next_bundle;
                 bundle.0.extend(
                     self.bundle
@@ -237,7 +237,7 @@ impl Material {
         }
         // (1) The CA is due: a next one joins the bundle.
         if self.next_ca.is_none() && due(&self.ca.cert_pem, lifetimes.ca_renew_before, now) {
-            let next = certs::generate_ca(lifetimes.ca)?;
+            let next = certificates::generate_ca(lifetimes.ca)?;
             let mut bundle = self.bundle.clone();
             bundle
                 .0
@@ -278,7 +278,7 @@ impl Material {
         if due(&self.serving.cert_pem, lifetimes.serving_renew_before, now)
             || !trust::trusted(&self.serving.cert_pem, &own, server_name, now)
         {
-            let serving = certs::issue_serving(&self.ca, sans, lifetimes.serving)?;
+            let serving = certificates::issue_serving(&self.ca, sans, lifetimes.serving)?;
             return Ok(Some((
                 Material {
                     serving,
@@ -324,7 +324,7 @@ mod tests {
     const NAME: &str = "podgrace.podgrace-system.svc";
 
     fn sans() -> Vec<String> {
-        certs::service_names("podgrace", "podgrace-system")
+        certificates::service_names("podgrace", "podgrace-system")
     }
 
     fn lifetimes() -> Lifetimes {

@@ -23,7 +23,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::cache::Broken;
+use crate::store::cache::Broken;
 
 /// The Event's reason (what `kubectl describe` shows in its Reason column).
 pub const REASON: &str = "PolicyRefused";

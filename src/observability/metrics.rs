@@ -453,6 +453,13 @@ impl Metrics {
             .inc();
     }
 
+    /// Requests refused for `reason` so far.
+    pub fn refused_count(&self, reason: Refusal) -> u64 {
+        self.requests_refused
+            .get_or_create(&ReasonLabel { reason })
+            .get()
+    }
+
     /// Counts a serving certificate reload.
     pub fn cert_reload(&self, result: ReloadResult) {
         self.cert_reloads

@@ -25,9 +25,9 @@ use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, Client};
 use tokio::sync::{Notify, watch};
 
-use super::report::Report;
+use super::events::CertificateReporter;
 use super::trust::Bundle;
-use crate::metrics::CertSyncOperation;
+use crate::observability::metrics::CertSyncOperation;
 
 /// The webhook configurations podgrace keeps.
 #[derive(Clone, Debug)]
@@ -105,7 +105,7 @@ pub async fn keep(
     mut desired: watch::Receiver<Option<Bundle>>,
     published: watch::Sender<Option<Bundle>>,
     refresh: Arc<Notify>,
-    report: Report,
+    report: CertificateReporter,
 ) {
     let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
     let validating: Api<ValidatingWebhookConfiguration> = Api::all(client);

@@ -169,7 +169,7 @@ pub fn manifests<T: DeserializeOwned>(text: &str) -> Result<Vec<T>, YamlError> {
 }
 
 /// The options [`manifests`] reads `text` with, and their budget. Repeated mapping keys reach
-/// the reader's visitor (kubectl's reader keeps the last: see [`crate::documents`]).
+/// the reader's visitor (kubectl's reader keeps the last: see [`crate::manifest::documents`]).
 pub(crate) fn manifest_options_for(text: &str) -> (serde_saphyr::Options, serde_saphyr::Budget) {
     let n = text.len();
     let mut budget = serde_saphyr::Budget::default();
@@ -378,13 +378,13 @@ impl serde_saphyr::MessageFormatter for UserWords {
 }
 
 /// `value` as one YAML document, keys in the value's own order (a `serde_json::Value` sorts
-/// them: see [`crate::key_order`] for the order they were written in), every string that a
+/// them: see [`crate::manifest::key_order`] for the order they were written in), every string that a
 /// YAML 1.1 reader would misread quoted.
 pub fn to_string<T: Serialize>(value: &T) -> Result<String, YamlError> {
     let text = serde_saphyr::to_string_with_options(value, write_options())?;
     // Keys the input had as plain YAML 1.1 booleans, marked by `key_order`: unquoted again.
-    Ok(if text.contains(crate::key_order::PLAIN) {
-        text.replace(crate::key_order::PLAIN, "")
+    Ok(if text.contains(crate::manifest::key_order::PLAIN) {
+        text.replace(crate::manifest::key_order::PLAIN, "")
     } else {
         text
     })

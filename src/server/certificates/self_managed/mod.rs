@@ -13,8 +13,8 @@
 //! of the two named webhook configurations (see the chart's rbac.yaml).
 
 pub mod ca_bundle;
+pub mod events;
 pub mod material;
-pub mod report;
 pub mod rotation;
 pub mod secret_store;
 pub mod trust;
@@ -31,12 +31,12 @@ use tokio::task::JoinHandle;
 pub use ca_bundle::WebhookNames;
 pub use material::Lifetimes;
 
+use self::events::CertificateReporter;
 use self::material::Material;
-use self::report::Report;
 use self::rotation::Rotation;
 use self::secret_store::{SecretStore, Written};
-use crate::metrics::{CertSyncOperation, Metrics};
-use crate::tls::{Pair, ReloadingCert};
+use crate::observability::metrics::{CertSyncOperation, Metrics};
+use crate::server::tls::{Pair, ReloadingCert};
 
 /// Everything the mode is configured with.
 #[derive(Clone, Debug)]
@@ -62,7 +62,7 @@ pub struct Settings {
 impl Settings {
     /// The certificate's DNS names: the Service's, then the extra ones.
     pub fn sans(&self) -> Vec<String> {
-        let mut sans = crate::certs::service_names(&self.service, &self.namespace);
+        let mut sans = crate::server::certificates::service_names(&self.service, &self.namespace);
         sans.extend(self.extra_sans.iter().cloned());
         sans
     }
@@ -110,7 +110,7 @@ pub async fn start(
         name: Some(settings.secret.clone()),
         ..ObjectReference::default()
     };
-    let (report, report_task) = Report::start(
+    let (report, report_task) = CertificateReporter::start(
         client.clone(),
         settings.instance.clone(),
         metrics.clone(),
@@ -172,7 +172,7 @@ pub async fn start(
 async fn first_material(
     store: &SecretStore,
     settings: &Settings,
-    report: &Report,
+    report: &CertificateReporter,
 ) -> anyhow::Result<(Material, String)> {
     loop {
         let read = store.get().await;

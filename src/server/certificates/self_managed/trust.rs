@@ -93,10 +93,11 @@ pub fn trusted_chain(
     if roots.is_empty() {
         return false;
     }
-    let Ok(verifier) =
-        WebPkiServerVerifier::builder_with_provider(Arc::new(roots), crate::tls::provider())
-            .build()
-    else {
+    let Ok(verifier) = WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        crate::server::tls::provider(),
+    )
+    .build() else {
         return false;
     };
     let Some((leaf, intermediates)) = chain.split_first() else {
@@ -126,19 +127,19 @@ pub fn trusted_chain(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::certs;
+    use crate::server::certificates;
 
     const NAME: &str = "podgrace.podgrace-system.svc";
 
     fn sans() -> Vec<String> {
-        certs::service_names("podgrace", "podgrace-system")
+        certificates::service_names("podgrace", "podgrace-system")
     }
 
     #[test]
     fn a_certificate_is_trusted_only_by_a_bundle_with_its_ca_for_the_service_name_while_valid() {
-        let ca = certs::generate_ca(Duration::from_secs(3600)).unwrap();
-        let other = certs::generate_ca(Duration::from_secs(3600)).unwrap();
-        let leaf = certs::issue_serving(&ca, &sans(), Duration::from_secs(600)).unwrap();
+        let ca = certificates::generate_ca(Duration::from_secs(3600)).unwrap();
+        let other = certificates::generate_ca(Duration::from_secs(3600)).unwrap();
+        let leaf = certificates::issue_serving(&ca, &sans(), Duration::from_secs(600)).unwrap();
         let own = Bundle::from_pem(ca.cert_pem.as_bytes());
         let foreign = Bundle::from_pem(other.cert_pem.as_bytes());
         let both = Bundle::from_pem(format!("{}{}", other.cert_pem, ca.cert_pem).as_bytes());
@@ -163,8 +164,8 @@ mod tests {
 
     #[test]
     fn expired_cas_are_not_published() {
-        let short = certs::generate_ca(Duration::from_secs(60)).unwrap();
-        let long = certs::generate_ca(Duration::from_secs(3600)).unwrap();
+        let short = certificates::generate_ca(Duration::from_secs(60)).unwrap();
+        let long = certificates::generate_ca(Duration::from_secs(3600)).unwrap();
         let bundle = Bundle::from_pem(format!("{}{}", short.cert_pem, long.cert_pem).as_bytes());
         assert_eq!(bundle.unexpired(SystemTime::now()), bundle);
         let later = SystemTime::now() + Duration::from_secs(120);
@@ -176,8 +177,8 @@ mod tests {
 
     #[test]
     fn a_bundle_round_trips_through_pem_and_ignores_other_blocks() {
-        let a = certs::generate_ca(Duration::from_secs(60)).unwrap();
-        let b = certs::generate_ca(Duration::from_secs(60)).unwrap();
+        let a = certificates::generate_ca(Duration::from_secs(60)).unwrap();
+        let b = certificates::generate_ca(Duration::from_secs(60)).unwrap();
         let text = format!("{}{}{}", a.cert_pem, a.key_pem, b.cert_pem);
         let bundle = Bundle::from_pem(text.as_bytes());
         assert_eq!(bundle.0.len(), 2);

@@ -22,10 +22,10 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 use tokio::task::JoinHandle;
 
-use super::cache::{Applied, PolicyCache};
 use super::policy_events::{self, PolicyEvents};
 use crate::policy::parse::layer_from_configmap;
 use crate::policy::{PolicyError, PolicyLayer};
+use crate::store::cache::{Applied, PolicyCache};
 
 /// Starts the watch; the cache is marked synced after the first complete list.
 pub fn watch_policies(

@@ -19,7 +19,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::metrics::Metrics;
+use crate::observability::metrics::Metrics;
 
 /// Connections served at once; Prometheus needs one per scrape.
 pub const MAX_CONNECTIONS: usize = 8;

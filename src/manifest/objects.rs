@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::engine::PodView;
-use crate::key_order::KeyOrder;
+use crate::manifest::key_order::KeyOrder;
 
 /// Why an object of a manifest cannot be read (the caller names the file, document and
 /// object).
@@ -420,7 +420,7 @@ fn find_target(
             ),
         })?;
     }
-    let unknown = crate::known_fields::unknown_fields(doc, kind, path);
+    let unknown = crate::manifest::known_fields::unknown_fields(doc, kind, path);
     if !unknown.is_empty() {
         return Err(ManifestError::UnknownFields { fields: unknown });
     }
@@ -485,8 +485,8 @@ mod tests {
     fn read(text: &str) -> (Vec<Document>, Vec<Failure>) {
         let mut docs = Vec::new();
         let mut failures = Vec::new();
-        for chunk in crate::documents::split(text) {
-            let d = crate::documents::read(&chunk.unwrap(), true).unwrap();
+        for chunk in crate::manifest::documents::split(text) {
+            let d = crate::manifest::documents::read(&chunk.unwrap(), true).unwrap();
             let (ok, bad) = objects(d.value, d.order);
             docs.extend(ok);
             failures.extend(bad);

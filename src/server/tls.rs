@@ -15,8 +15,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
-use crate::metrics::{Metrics, ReloadResult};
-use crate::watch::{DirWatch, watch_dir};
+use crate::observability::metrics::{Metrics, ReloadResult};
+use crate::store::dir_watch::{DirWatch, watch_dir};
 
 /// Why a certificate pair cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -197,12 +197,12 @@ pub fn reload_on_change(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::certs;
+    use crate::server::certificates;
 
     #[test]
     fn a_key_from_another_pair_is_refused() {
-        let a = certs::generate(&["a.example".into()], 1).unwrap();
-        let b = certs::generate(&["b.example".into()], 1).unwrap();
+        let a = certificates::generate(&["a.example".into()], 1).unwrap();
+        let b = certificates::generate(&["b.example".into()], 1).unwrap();
         assert!(Pair::from_pem(a.cert_pem.as_bytes(), a.key_pem.as_bytes(), "a").is_ok());
         let err = Pair::from_pem(a.cert_pem.as_bytes(), b.key_pem.as_bytes(), "a+b").unwrap_err();
         assert!(
@@ -220,11 +220,11 @@ mod tests {
 
     #[test]
     fn replacing_with_the_same_pair_is_not_a_reload() {
-        let a = certs::generate(&["a.example".into()], 1).unwrap();
+        let a = certificates::generate(&["a.example".into()], 1).unwrap();
         let pair = Pair::from_pem(a.cert_pem.as_bytes(), a.key_pem.as_bytes(), "a").unwrap();
         let store = ReloadingCert::new(pair.clone());
         assert!(!store.replace(pair));
-        let b = certs::generate(&["b.example".into()], 1).unwrap();
+        let b = certificates::generate(&["b.example".into()], 1).unwrap();
         assert!(
             store
                 .replace(Pair::from_pem(b.cert_pem.as_bytes(), b.key_pem.as_bytes(), "b").unwrap())

@@ -1,5 +1,5 @@
 //! The manifest input of `podgrace mutate` and `podgrace audit`, read as kubectl reads it: a
-//! file's documents one at a time (`crate::documents`), each problem named with its file,
+//! file's documents one at a time (`crate::manifest::documents`), each problem named with its file,
 //! document, line and object, the namespace policy ConfigMaps it carries. Both commands read
 //! their input through here, so that they read the same input the same way.
 
@@ -8,18 +8,18 @@ use serde_json::Value;
 
 use crate::audit::Status;
 use crate::audit::report::{InputProblem, Problem};
-use crate::documents::{self, Chunk, ReadDocument, ReadError};
+use crate::manifest::documents::{self, Chunk, ReadDocument, ReadError};
 use crate::manifest::{Failure, Identity, ManifestError};
 use crate::policy::PolicyLayer;
 use crate::policy::parse::{layer_from_configmap, layers_from_file_text};
 
 /// The namespace an object without one is created in (kubectl's default context namespace).
-pub(super) fn namespace_of(ns: Option<&str>) -> String {
+pub fn namespace_of(ns: Option<&str>) -> String {
     ns.unwrap_or("default").to_owned()
 }
 
 /// A document that could not be read.
-pub(super) fn unreadable(file: &str, e: &ReadError) -> InputProblem {
+pub fn unreadable(file: &str, e: &ReadError) -> InputProblem {
     InputProblem {
         file: file.to_owned(),
         document: Some(e.number),
@@ -33,7 +33,7 @@ pub(super) fn unreadable(file: &str, e: &ReadError) -> InputProblem {
 }
 
 /// An object of a read document that could not be read as a workload.
-pub(super) fn failed(file: &str, chunk: &Chunk<'_>, f: Failure) -> InputProblem {
+pub fn failed(file: &str, chunk: &Chunk<'_>, f: Failure) -> InputProblem {
     let (problem, status) = match f.error {
         ManifestError::RemovedApi { .. } => (Problem::RemovedApi, Status::Risk),
         ManifestError::UnsupportedKind { .. } | ManifestError::WorkloadRef { .. } => {
@@ -54,7 +54,7 @@ pub(super) fn failed(file: &str, chunk: &Chunk<'_>, f: Failure) -> InputProblem 
 }
 
 /// The warnings on a document read (keys written twice), each naming file, document and line.
-pub(super) fn warnings(file: &str, chunk: &Chunk<'_>, d: &ReadDocument) -> Vec<String> {
+pub fn warnings(file: &str, chunk: &Chunk<'_>, d: &ReadDocument) -> Vec<String> {
     d.duplicates
         .iter()
         .map(|dup| format!("{file}: document {}, {dup}", chunk.number))
@@ -62,15 +62,15 @@ pub(super) fn warnings(file: &str, chunk: &Chunk<'_>, d: &ReadDocument) -> Vec<S
 }
 
 /// Reads one document, without the order of its keys unless `with_order`.
-pub(super) fn read(chunk: &Chunk<'_>, with_order: bool) -> Result<ReadDocument, ReadError> {
+pub fn read(chunk: &Chunk<'_>, with_order: bool) -> Result<ReadDocument, ReadError> {
     documents::read(chunk, with_order)
 }
 
 /// A namespace policy found in the input: its namespace, and the layer or why it is invalid.
-pub(super) type FoundPolicy = (String, Result<PolicyLayer, String>);
+pub type FoundPolicy = (String, Result<PolicyLayer, String>);
 
 /// The namespace policy ConfigMaps (named `policy_name`) of a document, or of a List's items.
-pub(super) fn policies(
+pub fn policies(
     file: &str,
     chunk: &Chunk<'_>,
     value: &Value,
@@ -113,7 +113,7 @@ pub(super) fn policies(
 }
 
 /// An invalid policy ConfigMap as an input problem.
-pub(super) fn invalid_policy(
+pub fn invalid_policy(
     file: &str,
     chunk: &Chunk<'_>,
     object: Identity,
@@ -133,7 +133,7 @@ pub(super) fn invalid_policy(
 
 /// The namespace of the ConfigMap a namespace policy layer was read from, if it was one
 /// (`configmap kevin/podgrace-policy`).
-pub(super) fn configmap_namespace(layer: &PolicyLayer) -> Option<&str> {
+pub fn configmap_namespace(layer: &PolicyLayer) -> Option<&str> {
     let name = &layer.origin.name;
     let at = name.find("configmap ")?;
     let (ns, _) = name[at + "configmap ".len()..].split_once('/')?;
@@ -142,7 +142,7 @@ pub(super) fn configmap_namespace(layer: &PolicyLayer) -> Option<&str> {
 
 /// The note for a `--namespace-policy` ConfigMap of one namespace applied to the pods of
 /// another: a what-if, not what the webhook would do.
-pub(super) fn foreign_policy_note(layer: &PolicyLayer, namespace: &str) -> Option<String> {
+pub fn foreign_policy_note(layer: &PolicyLayer, namespace: &str) -> Option<String> {
     let own = configmap_namespace(layer)?;
     (own != namespace).then(|| {
         format!(

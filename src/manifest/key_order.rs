@@ -142,7 +142,7 @@ impl<'de> Deserialize<'de> for Key {
 
 /// Marks a key written as a plain YAML 1.1 boolean (`on:`, `yes:`, `true:`): in [`KeyOrder`]
 /// before the boolean it reads as, and in what [`Ordered`] serializes before the key as written
-/// (`on`), which [`crate::yaml::to_string`] then writes unquoted. kubectl reads such a key as
+/// (`on`), which [`crate::protocols::yaml::to_string`] then writes unquoted. kubectl reads such a key as
 /// `"true"` (go-yaml v2, then JSON); quoting it (`"on":`) would change the object it reads, so
 /// `-o pod` keeps it plain where the user put it plain. A private-use character: no manifest
 /// carries it.
@@ -226,7 +226,7 @@ impl Serialize for Ordered<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::yaml;
+    use crate::protocols::yaml;
     use serde_json::json;
 
     const DEPLOYMENT: &str = "kind: Deployment\napiVersion: apps/v1\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n        image: nginx\n        args:\n        - --save\n        - \"no\"\n      - image: side\n        name: side\n";

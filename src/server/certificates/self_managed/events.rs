@@ -13,7 +13,7 @@ use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use tokio::sync::mpsc;
 
-use crate::metrics::{CertSyncOperation, Metrics};
+use crate::observability::metrics::{CertSyncOperation, Metrics};
 
 /// Event reasons.
 pub mod reason {
@@ -39,14 +39,14 @@ const QUEUE: usize = 64;
 
 /// The reporter the certificate tasks share. Cheap to clone.
 #[derive(Clone)]
-pub struct Report {
+pub struct CertificateReporter {
     metrics: Arc<Metrics>,
     tx: mpsc::Sender<(EventType, &'static str, String)>,
     failing: Arc<Mutex<HashSet<CertSyncOperation>>>,
     regarding: Arc<Mutex<ObjectReference>>,
 }
 
-impl Report {
+impl CertificateReporter {
     /// Starts the publishing task; Events are about `regarding` (the Secret).
     pub fn start(
         client: Client,
@@ -55,14 +55,14 @@ impl Report {
         regarding: ObjectReference,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let reporter = Reporter {
-            controller: crate::store::policy_events::CONTROLLER.to_owned(),
+            controller: crate::cluster::policy_events::CONTROLLER.to_owned(),
             instance: instance.or_else(|| Reporter::from("podgrace").instance),
         };
         let (tx, rx) = mpsc::channel(QUEUE);
         let regarding = Arc::new(Mutex::new(regarding));
         let task = tokio::spawn(publish(client, reporter, regarding.clone(), rx));
         (
-            Report {
+            CertificateReporter {
                 metrics,
                 tx,
                 failing: Arc::default(),
@@ -81,7 +81,7 @@ impl Report {
     pub fn failed(&self, operation: CertSyncOperation, error: &dyn std::fmt::Display) {
         self.metrics
             .cert_sync_errors
-            .get_or_create(&crate::metrics::OperationLabel { operation })
+            .get_or_create(&crate::observability::metrics::OperationLabel { operation })
             .inc();
         tracing::warn!(operation = operation.as_str(), error = %error, "certificate sync failed; serving the current pair");
         let first = {
@@ -172,8 +172,8 @@ async fn publish(
     let recorder = Recorder::new(client, reporter);
     while let Some((type_, reason, mut note)) = rx.recv().await {
         // The API server refuses notes over 1 kB.
-        if note.len() > crate::store::policy_events::NOTE_LIMIT {
-            let mut end = crate::store::policy_events::NOTE_LIMIT - 3;
+        if note.len() > crate::cluster::policy_events::NOTE_LIMIT {
+            let mut end = crate::cluster::policy_events::NOTE_LIMIT - 3;
             while !note.is_char_boundary(end) {
                 end -= 1;
             }

@@ -15,13 +15,13 @@ use super::AppState;
 use super::body_budget::Budgeted;
 use super::review::{self, Answer, Request, ReviewError};
 use crate::engine::{self, ClusterInfo, EngineError, Mutation, PodView};
-use crate::metrics::{Endpoint, Outcome};
+use crate::observability::metrics::{Endpoint, Outcome};
 use crate::policy::EffectivePolicy;
 
 const ENDPOINT: Endpoint = Endpoint::Mutate;
 
 /// The handler.
-pub async fn mutate(State(state): State<Arc<AppState>>, body: Budgeted) -> Response {
+pub async fn review_pods(State(state): State<Arc<AppState>>, body: Budgeted) -> Response {
     body.handle(move |body| review_pod(&state, body)).await
 }
 
@@ -31,10 +31,7 @@ fn review_pod(state: &AppState, body: &[u8]) -> Response {
         Ok(req) => req,
         Err(e) => return bad_request(state, ENDPOINT, e),
     };
-    // Every line logged while answering carries the request's uid, the key that joins
-    // podgrace's logs to the API server's audit log.
-    let span = tracing::info_span!("admission", uid = req.uid.as_str());
-    let answer = span.in_scope(|| answer(state, &req, start, engine::mutate));
+    let answer = answer(state, &req, start, engine::mutation_for);
     state
         .metrics
         .observe_latency(ENDPOINT, start.elapsed().as_secs_f64());
@@ -64,7 +61,7 @@ fn answer(state: &AppState, req: &Request, start: Instant, engine: Engine) -> An
             // A pod podgrace cannot read is still admitted, untouched. The API server has
             // decoded it already, so this is a pod newer than podgrace's types, or a bug.
             state.metrics.request(ENDPOINT, Outcome::Error);
-            tracing::error!(namespace, pod = req.name.as_str(), error = %e, "pod not readable; admitted without changes");
+            tracing::error!(uid = req.uid.as_str(), namespace, pod = req.name.as_str(), error = %e, "pod not readable; admitted without changes");
             return allow.warn("podgrace: could not read the pod; nothing injected");
         }
     };
@@ -76,9 +73,10 @@ fn answer(state: &AppState, req: &Request, start: Instant, engine: Engine) -> An
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| engine(&pod, &policy, &cluster)));
     let mutation = match result {
         Ok(Ok(m)) => m,
-        Ok(Err(e)) => return internal_error(state, allow, namespace, name, &e.to_string()),
-        Err(_) => return internal_error(state, allow, namespace, name, "engine panicked"),
+        Ok(Err(e)) => return internal_error(state, allow, req, name, &e.to_string()),
+        Err(_) => return internal_error(state, allow, req, name, "engine panicked"),
     };
+    let attention = mutation.needs_attention();
     let record = mutation.record;
     let changed = !mutation.patch.0.is_empty();
     let mut answer = allow.with_patch(mutation.patch);
@@ -95,15 +93,29 @@ fn answer(state: &AppState, req: &Request, start: Instant, engine: Engine) -> An
         (None, false) => Outcome::Unchanged,
     };
     state.metrics.request(ENDPOINT, decision);
-    tracing::info!(
-        namespace,
-        pod = name,
-        dry_run = req.dry_run,
-        decision = decision.as_str(),
-        reason = record.skipped.as_deref().unwrap_or(""),
-        latency_us = start.elapsed().as_micros() as u64,
-        "admission"
-    );
+    // The uid joins podgrace's lines to the API server's audit log. One line per admission at
+    // `debug`; at `info` only those whose warnings ask the user to act (observability::summary
+    // counts the rest).
+    macro_rules! admission {
+        ($level:ident) => {
+            tracing::$level!(
+                uid = req.uid.as_str(),
+                namespace,
+                pod = name,
+                dry_run = req.dry_run,
+                decision = decision.as_str(),
+                reason = record.skipped.as_deref().unwrap_or(""),
+                warnings = answer.warnings.len(),
+                latency_us = start.elapsed().as_micros() as u64,
+                "admission"
+            )
+        };
+    }
+    if attention {
+        admission!(info);
+    } else {
+        admission!(debug);
+    }
     answer
 }
 
@@ -127,13 +139,14 @@ fn audit(record: &engine::record::Record) -> BTreeMap<String, String> {
 fn internal_error(
     state: &AppState,
     allow: Answer,
-    namespace: &str,
+    req: &Request,
     name: &str,
     error: &str,
 ) -> Answer {
     state.metrics.request(ENDPOINT, Outcome::Error);
     tracing::error!(
-        namespace,
+        uid = req.uid.as_str(),
+        namespace = req.namespace.as_deref().unwrap_or_default(),
         pod = name,
         error,
         "mutation failed; pod admitted without changes"
@@ -161,7 +174,7 @@ pub(super) fn bad_request(state: &AppState, endpoint: Endpoint, e: ReviewError) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::Metrics;
+    use crate::observability::metrics::Metrics;
     use crate::server::{PolicyConfigMap, ServerOptions};
     use crate::store::cache::PolicyCache;
 
@@ -222,6 +235,6 @@ mod tests {
         // The real engine on the same review patches it.
         let state = state();
         let req = review::decode(FIXTURE).unwrap();
-        assert!(answer(&state, &req, Instant::now(), engine::mutate).has_patch());
+        assert!(answer(&state, &req, Instant::now(), engine::mutation_for).has_patch());
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use kube::Client;
 use tokio::task::JoinHandle;
 
-use crate::kube_version::KubeVersion;
+use crate::protocols::kube_version::KubeVersion;
 
 /// Asks the API server for its version (`GET /version`).
 pub async fn discover(client: &Client) -> Option<KubeVersion> {
