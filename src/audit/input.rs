@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::audit::Status;
 use crate::audit::report::{InputProblem, Problem};
 use crate::manifest::documents::{self, Chunk, ReadDocument, ReadError};
-use crate::manifest::{Failure, Identity, ManifestError};
+use crate::manifest::{FailedObject, Identity, ManifestError};
 use crate::policy::PolicyLayer;
 use crate::policy::parse::{layer_from_configmap, layers_from_file_text};
 
@@ -33,7 +33,7 @@ pub fn unreadable(file: &str, e: &ReadError) -> InputProblem {
 }
 
 /// An object of a read document that could not be read as a workload.
-pub fn failed(file: &str, chunk: &Chunk<'_>, f: Failure) -> InputProblem {
+pub fn failed(file: &str, chunk: &Chunk<'_>, f: FailedObject) -> InputProblem {
     let (problem, status) = match f.error {
         ManifestError::RemovedApi { .. } => (Problem::RemovedApi, Status::Risk),
         ManifestError::UnsupportedKind { .. } | ManifestError::WorkloadRef { .. } => {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use super::{DrainArg, DrainTrafficArg, NacosApiArg, PrestopArgs, Registry};
-use crate::helper::drain::{Adaptive, Drain};
+use crate::helper::drain::{Adaptive, DrainPlan};
 use crate::helper::traffic::{Counted, Scope};
 use crate::helper::{self, Sequence, nacos_client::Deregistration, nginx_quit::Quit};
 use crate::policy::spec::NacosApi;
@@ -46,11 +46,11 @@ pub(super) fn run(args: &PrestopArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn drain(args: &PrestopArgs) -> Drain {
+fn drain(args: &PrestopArgs) -> DrainPlan {
     let secs = |s: crate::policy::seconds::Seconds| Duration::from_secs(u64::from(s.get()));
     match args.drain {
-        DrainArg::Fixed => Drain::Fixed(secs(args.sleep)),
-        DrainArg::Adaptive => Drain::Adaptive(Adaptive {
+        DrainArg::Fixed => DrainPlan::Fixed(secs(args.sleep)),
+        DrainArg::Adaptive => DrainPlan::Adaptive(Adaptive {
             min: secs(args.drain_min),
             quiet: secs(args.drain_quiet),
             max: secs(args.drain_max),

@@ -51,7 +51,7 @@ enum Cause {
 }
 
 /// A ConfigMap to report, with its Event's note.
-struct Refusal {
+struct RefusedConfigMap {
     regarding: ObjectReference,
     cause: Cause,
     note: String,
@@ -60,7 +60,7 @@ struct Refusal {
 /// The handle the policy watch reports refusals to. Cheap to clone.
 #[derive(Clone)]
 pub struct PolicyEvents {
-    tx: mpsc::Sender<Refusal>,
+    tx: mpsc::Sender<RefusedConfigMap>,
 }
 
 impl PolicyEvents {
@@ -82,7 +82,7 @@ impl PolicyEvents {
     /// Never waits.
     pub fn refused(&self, regarding: ObjectReference, message: &str) {
         let version = regarding.resource_version.clone().unwrap_or_default();
-        self.send(Refusal {
+        self.send(RefusedConfigMap {
             regarding,
             cause: Cause::Refused,
             note: note(&version, message),
@@ -93,14 +93,14 @@ impl PolicyEvents {
     /// [`reference`] as last seen). Never waits.
     pub fn broken_by_cluster_default(&self, regarding: ObjectReference, broken: &Broken) {
         let version = regarding.resource_version.clone().unwrap_or_default();
-        self.send(Refusal {
+        self.send(RefusedConfigMap {
             regarding,
             cause: Cause::ClusterDefault(broken.cluster.clone()),
             note: cluster_default_note(&version, broken),
         });
     }
 
-    fn send(&self, refusal: Refusal) {
+    fn send(&self, refusal: RefusedConfigMap) {
         if let Err(e) = self.tx.try_send(refusal) {
             tracing::warn!(error = %e, "policy refusal not reported as an Event: the queue is full");
         }
@@ -119,12 +119,12 @@ pub fn reference(cm: &ConfigMap) -> ObjectReference {
 /// Identity of a ConfigMap: namespace, name, uid (a re-created ConfigMap is another one).
 type Key = (Option<String>, Option<String>, Option<String>);
 
-async fn publish_all(client: Client, reporter: Reporter, mut rx: mpsc::Receiver<Refusal>) {
+async fn publish_all(client: Client, reporter: Reporter, mut rx: mpsc::Receiver<RefusedConfigMap>) {
     let recorder = Recorder::new(client.clone(), reporter.clone());
     // For each ConfigMap, the last version reported and the causes reported for it: one entry
     // per namespace with a policy.
     let mut reported: HashMap<Key, (String, HashSet<Cause>)> = HashMap::new();
-    while let Some(Refusal {
+    while let Some(RefusedConfigMap {
         regarding,
         cause,
         note,

@@ -36,7 +36,7 @@ const MESH_PORTS: [(&str, &[u16]); 2] = [
 
 /// The helper's view of the traffic.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Watch {
+pub struct TrafficWatch {
     /// Ports that never count.
     pub ignored: BTreeSet<u16>,
     /// `(port, periodSeconds)` of the pod's readiness and liveness probes.
@@ -45,8 +45,12 @@ pub struct Watch {
 
 /// The watch of `pod`'s adaptive drains under `policy` (one for every container: they share
 /// the network namespace).
-pub fn watch(pod: &PodView, policy: &EffectivePolicy, overrides: Option<&PolicySpec>) -> Watch {
-    let mut watch = Watch::default();
+pub fn watch(
+    pod: &PodView,
+    policy: &EffectivePolicy,
+    overrides: Option<&PolicySpec>,
+) -> TrafficWatch {
+    let mut watch = TrafficWatch::default();
     let Some(spec) = &pod.spec else {
         return watch;
     };
@@ -200,7 +204,7 @@ mod tests {
     use super::*;
     use crate::policy::parse::{Origin, load_layer};
 
-    fn watch_of(pod: serde_json::Value) -> Watch {
+    fn watch_of(pod: serde_json::Value) -> TrafficWatch {
         let pod = PodView::from_value(pod).unwrap();
         let text = "preStop: {drain: {mode: adaptive}}";
         let ns = load_layer(text, Origin::hashed("ns", text)).unwrap();

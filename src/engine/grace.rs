@@ -5,7 +5,7 @@
 //! their hook and shutdown times add up on top. podgrace only ever raises the value: a longer
 //! grace period costs nothing when the app exits early, a shorter one means SIGKILL mid-request.
 
-use super::hook_estimate::Source;
+use super::hook_estimate::EstimateBasis;
 use crate::policy::spec::GraceMode;
 
 /// What the API server assumes when the field is not set.
@@ -19,7 +19,7 @@ pub enum HookKind {
     /// podgrace's own hook with an adaptive drain: its time is a ceiling.
     Adaptive,
     /// The user's hook, kept, with how its duration was estimated.
-    Kept(Source),
+    Kept(EstimateBasis),
 }
 
 /// One container's termination budget.
@@ -223,7 +223,7 @@ mod tests {
     #[test]
     fn a_kept_hook_says_how_it_was_estimated() {
         let mut b = budget("app", 55, 30, 5);
-        b.hook = HookKind::Kept(Source::Read);
+        b.hook = HookKind::Kept(EstimateBasis::Read);
         let d = decide(Some(60), &[b], vec![], GraceMode::Raise);
         assert_eq!(
             d.summary().unwrap(),

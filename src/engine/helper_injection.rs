@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-use super::drain_watch::Watch;
+use super::drain_watch::TrafficWatch;
 use super::pod_view::PodSpecView;
 use crate::policy::spec::{DrainTraffic, PullPolicy};
 use crate::policy::{AdaptiveDrain, NacosAction};
@@ -155,7 +155,7 @@ pub enum DrainFlags<'a> {
     /// `--sleep N`.
     Sleep(u32),
     /// `--drain adaptive` with its bounds and what it watches.
-    Adaptive(&'a AdaptiveDrain, &'a Watch),
+    Adaptive(&'a AdaptiveDrain, &'a TrafficWatch),
 }
 
 impl DrainFlags<'_> {

@@ -16,7 +16,7 @@ use super::shell;
 
 /// Where an estimate comes from (shown in the grace arithmetic).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Source {
+pub enum EstimateBasis {
     /// The native `sleep` handler.
     NativeSleep,
     /// Every command of the hook was read.
@@ -29,15 +29,15 @@ pub enum Source {
     Annotation,
 }
 
-impl Source {
+impl EstimateBasis {
     /// Short text for the record and warnings.
     pub fn as_str(self) -> &'static str {
         match self {
-            Source::NativeSleep => "sleep",
-            Source::Read => "read from hook",
-            Source::ReadAndAllowance => "read + allowance",
-            Source::Allowance => "allowance",
-            Source::Annotation => "annotation",
+            EstimateBasis::NativeSleep => "sleep",
+            EstimateBasis::Read => "read from hook",
+            EstimateBasis::ReadAndAllowance => "read + allowance",
+            EstimateBasis::Allowance => "allowance",
+            EstimateBasis::Annotation => "annotation",
         }
     }
 }
@@ -48,7 +48,7 @@ pub struct Estimate {
     /// Seconds, an upper bound.
     pub seconds: u32,
     /// How it was found.
-    pub source: Source,
+    pub source: EstimateBasis,
 }
 
 /// Estimates `hook`; `allowance` is counted for what cannot be read, `declared` (from the pod's
@@ -57,13 +57,13 @@ pub fn estimate(hook: &LifecycleHandler, allowance: u32, declared: Option<u32>) 
     if let Some(seconds) = declared {
         return Estimate {
             seconds,
-            source: Source::Annotation,
+            source: EstimateBasis::Annotation,
         };
     }
     if let Some(s) = &hook.sleep {
         return Estimate {
             seconds: u32::try_from(s.seconds.max(0)).unwrap_or(u32::MAX),
-            source: Source::NativeSleep,
+            source: EstimateBasis::NativeSleep,
         };
     }
     let Some(argv) = hook.exec.as_ref().and_then(|e| e.command.as_deref()) else {
@@ -78,12 +78,12 @@ pub fn estimate(hook: &LifecycleHandler, allowance: u32, declared: Option<u32>) 
     match (read.unknown, read.seconds) {
         (false, seconds) => Estimate {
             seconds,
-            source: Source::Read,
+            source: EstimateBasis::Read,
         },
         (true, 0) => unread(allowance),
         (true, seconds) => Estimate {
             seconds: seconds.saturating_add(allowance),
-            source: Source::ReadAndAllowance,
+            source: EstimateBasis::ReadAndAllowance,
         },
     }
 }
@@ -91,7 +91,7 @@ pub fn estimate(hook: &LifecycleHandler, allowance: u32, declared: Option<u32>) 
 fn unread(allowance: u32) -> Estimate {
     Estimate {
         seconds: allowance,
-        source: Source::Allowance,
+        source: EstimateBasis::Allowance,
     }
 }
 
@@ -334,7 +334,7 @@ mod tests {
         }
     }
 
-    fn est(args: &[&str]) -> (u32, Source) {
+    fn est(args: &[&str]) -> (u32, EstimateBasis) {
         let e = estimate(&exec(args), 30, None);
         (e.seconds, e.source)
     }
@@ -346,30 +346,30 @@ mod tests {
             "-c",
             "curl -s --connect-timeout 10 -m 20 -X PUT \"http://nacos:8848/nacos/v1/ns/instance?ip=${POD_IP}&enabled=false\" && sleep 35",
         ];
-        assert_eq!(est(&seed), (55, Source::Read));
+        assert_eq!(est(&seed), (55, EstimateBasis::Read));
     }
 
     #[test]
     fn sleeps_timeouts_and_instant_commands_are_read() {
-        assert_eq!(est(&["/bin/sleep", "9"]), (9, Source::Read));
-        assert_eq!(est(&["sleep", "1m", "30s"]), (90, Source::Read));
+        assert_eq!(est(&["/bin/sleep", "9"]), (9, EstimateBasis::Read));
+        assert_eq!(est(&["sleep", "1m", "30s"]), (90, EstimateBasis::Read));
         assert_eq!(
             est(&["sh", "-c", "timeout 20 /opt/drain.sh; nginx -s quit"]),
-            (20, Source::Read)
+            (20, EstimateBasis::Read)
         );
         assert_eq!(
             est(&["bash", "-c", "timeout -k 5 10s ./x && echo done"]),
-            (15, Source::Read)
+            (15, EstimateBasis::Read)
         );
         assert_eq!(
             est(&["sh", "-c", "wget -q -T 3 -t 2 -O- http://x/ ; sleep 5"]),
-            (11, Source::Read)
+            (11, EstimateBasis::Read)
         );
         assert_eq!(
             est(&["sh", "-c", "curl --retry 2 --max-time=4 http://x"]),
-            (12, Source::Read)
+            (12, EstimateBasis::Read)
         );
-        assert_eq!(est(&["nginx", "-s", "quit"]), (0, Source::Read));
+        assert_eq!(est(&["nginx", "-s", "quit"]), (0, EstimateBasis::Read));
     }
 
     /// Spellings that were read as the allowance (30 s) or short of the kill-after, below what
@@ -378,36 +378,42 @@ mod tests {
     fn other_spellings_of_a_shell_and_a_timeout_are_read_in_full() {
         assert_eq!(
             est(&["/bin/sh", "-c", "--", "sleep 40"]),
-            (40, Source::Read)
+            (40, EstimateBasis::Read)
         );
-        assert_eq!(est(&["env", "sh", "-c", "sleep 50"]), (50, Source::Read));
+        assert_eq!(
+            est(&["env", "sh", "-c", "sleep 50"]),
+            (50, EstimateBasis::Read)
+        );
         assert_eq!(
             est(&["sh", "-c", "env TERM=dumb bash -c 'sleep 45'"]),
-            (45, Source::Read)
+            (45, EstimateBasis::Read)
         );
         assert_eq!(
             est(&["timeout", "-k5", "20", "./drain"]),
-            (25, Source::Read)
+            (25, EstimateBasis::Read)
         );
     }
 
     #[test]
     fn what_cannot_be_read_counts_the_allowance() {
-        assert_eq!(est(&["/opt/offline.sh"]), (30, Source::Allowance));
-        assert_eq!(est(&["sh", "/opt/offline.sh"]), (30, Source::Allowance));
+        assert_eq!(est(&["/opt/offline.sh"]), (30, EstimateBasis::Allowance));
+        assert_eq!(
+            est(&["sh", "/opt/offline.sh"]),
+            (30, EstimateBasis::Allowance)
+        );
         assert_eq!(
             est(&["sh", "-c", "/opt/offline.sh && sleep 10"]),
-            (40, Source::ReadAndAllowance)
+            (40, EstimateBasis::ReadAndAllowance)
         );
         assert_eq!(
             est(&["sh", "-c", "curl http://x/deregister; sleep 5"]),
-            (35, Source::ReadAndAllowance)
+            (35, EstimateBasis::ReadAndAllowance)
         );
         assert_eq!(
             est(&["sh", "-c", "sleep 2; while kill -0 1; do sleep 1; done"]),
-            (32, Source::ReadAndAllowance)
+            (32, EstimateBasis::ReadAndAllowance)
         );
-        assert_eq!(est(&["sleep", "infinity"]), (30, Source::Allowance));
+        assert_eq!(est(&["sleep", "infinity"]), (30, EstimateBasis::Allowance));
         let http = LifecycleHandler {
             http_get: Some(HTTPGetAction {
                 path: Some("/shutdown".into()),
@@ -429,14 +435,14 @@ mod tests {
             estimate(&native, 30, None),
             Estimate {
                 seconds: 12,
-                source: Source::NativeSleep
+                source: EstimateBasis::NativeSleep
             }
         );
         assert_eq!(
             estimate(&exec(&["/opt/offline.sh"]), 30, Some(75)),
             Estimate {
                 seconds: 75,
-                source: Source::Annotation
+                source: EstimateBasis::Annotation
             }
         );
     }

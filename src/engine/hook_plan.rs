@@ -2,7 +2,7 @@
 
 use k8s_openapi::api::core::v1::{Container, EnvVar, ExecAction, LifecycleHandler, SleepAction};
 
-use super::drain_watch::Watch;
+use super::drain_watch::TrafficWatch;
 use super::env;
 use super::helper_injection::{self as helper, DrainFlags};
 use super::nacos_script as nacos_hook;
@@ -75,7 +75,7 @@ pub fn plan(
     policy: &ContainerPolicy,
     version: Option<KubeVersion>,
     helper_usable: bool,
-    watch: Option<&Watch>,
+    watch: Option<&TrafficWatch>,
 ) -> HookPlan {
     let mut plan = HookPlan::default();
     // An adaptive drain that cannot run here is its ceiling, as a fixed drain: never shorter
@@ -100,7 +100,7 @@ pub fn plan(
         }
         _ => (policy, None),
     };
-    let no_watch = Watch::default();
+    let no_watch = TrafficWatch::default();
     let flags = match adaptive {
         Some(a) => DrainFlags::Adaptive(a, watch.unwrap_or(&no_watch)),
         None => DrainFlags::Sleep(policy.sleep),

@@ -148,7 +148,7 @@ pub fn mutation_for(
     let mut budgets = Vec::new();
     for (index, c) in spec.containers.iter().enumerate() {
         if policy.selects(&c.name)
-            && let Some(budget) = pass.container(Slot::Main(index), c)?
+            && let Some(budget) = pass.container(Position::Main(index), c)?
         {
             budgets.push(budget);
         }
@@ -215,24 +215,24 @@ pub fn mutation_for(
 
 /// Where a container sits in the pod spec.
 #[derive(Clone, Copy, Debug)]
-enum Slot {
+enum Position {
     /// `spec.containers[i]`.
     Main(usize),
     /// `spec.initContainers[i]`, a native sidecar.
     Sidecar(usize),
 }
 
-impl Slot {
+impl Position {
     fn list(self) -> &'static str {
         match self {
-            Slot::Main(_) => "containers",
-            Slot::Sidecar(_) => "initContainers",
+            Position::Main(_) => "containers",
+            Position::Sidecar(_) => "initContainers",
         }
     }
 
     fn index(self) -> usize {
         match self {
-            Slot::Main(i) | Slot::Sidecar(i) => i,
+            Position::Main(i) | Position::Sidecar(i) => i,
         }
     }
 }
@@ -247,7 +247,7 @@ struct Pass<'a> {
     helper_pod: helper_injection::PodState,
     helper_used: bool,
     /// What adaptive drains watch in this pod, once one needs it.
-    drain_watch: Option<drain_watch::Watch>,
+    drain_watch: Option<drain_watch::TrafficWatch>,
     /// The longest drain the pod's grace period allows, under `gracePeriod: keep`.
     drain_cap: Option<u32>,
     b: PatchBuilder,
@@ -284,7 +284,11 @@ impl Pass<'_> {
     }
 
     /// Mutates one container; returns its termination budget, if it has one.
-    fn container(&mut self, slot: Slot, c: &Container) -> Result<Option<Budget>, EngineError> {
+    fn container(
+        &mut self,
+        position: Position,
+        c: &Container,
+    ) -> Result<Option<Budget>, EngineError> {
         let Some((p, rules)) = self.resolve(c) else {
             return Ok(None);
         };
@@ -297,13 +301,13 @@ impl Pass<'_> {
             items: Vec::new(),
             rules,
         };
-        let hook = self.pre_stop(slot, c, &p, drains, &mut rec)?;
+        let hook = self.pre_stop(position, c, &p, drains, &mut rec)?;
         if let Some((seconds, HookKind::Injected | HookKind::Adaptive)) = hook.time {
             self.probe_grace(c, seconds, p.shutdown);
         }
-        self.env(slot, c, &p, &hook, &mut rec)?;
-        let has_readiness = self.readiness(slot, c, &p, &mut rec)?;
-        self.start(slot, c, &p, &mut rec)?;
+        self.env(position, c, &p, &hook, &mut rec)?;
+        let has_readiness = self.readiness(position, c, &p, &mut rec)?;
+        self.start(position, c, &p, &mut rec)?;
         self.traps(c, hook.final_hook.as_ref(), has_readiness);
         if !rec.items.is_empty() {
             self.m.record.containers.push(rec);
@@ -322,7 +326,7 @@ impl Pass<'_> {
     fn sidecar(&mut self, index: usize, c: &Container) -> Result<SidecarTime, EngineError> {
         let (seconds, hooked) =
             if self.policy.sidecars() == SidecarMode::Inject && self.policy.selects(&c.name) {
-                match self.container(Slot::Sidecar(index), c)? {
+                match self.container(Position::Sidecar(index), c)? {
                     Some(b) => (b.pre_stop.saturating_add(b.shutdown), b.pre_stop > 0),
                     None => (0, false),
                 }
@@ -402,13 +406,13 @@ impl Pass<'_> {
     /// merged (two handlers make the pod invalid).
     fn pre_stop(
         &mut self,
-        slot: Slot,
+        position: Position,
         c: &Container,
         p: &ContainerPolicy,
         drains: bool,
         rec: &mut ContainerRecord,
     ) -> Result<HookOutcome, EngineError> {
-        let idx = slot.index().to_string();
+        let idx = position.index().to_string();
         let helper_mount = helper_injection::container_state(c);
         let conflict = match (&self.helper_pod, &helper_mount) {
             (helper_injection::PodState::Conflict(why), _) | (_, Err(why)) => Some(why.clone()),
@@ -469,12 +473,18 @@ impl Pass<'_> {
                 let value = to_json("preStop handler", &h.handler)?;
                 if c.lifecycle.is_some() {
                     self.b.set(
-                        ["spec", slot.list(), idx.as_str(), "lifecycle", "preStop"],
+                        [
+                            "spec",
+                            position.list(),
+                            idx.as_str(),
+                            "lifecycle",
+                            "preStop",
+                        ],
                         value,
                     );
                 } else {
                     self.b.set(
-                        ["spec", slot.list(), idx.as_str(), "lifecycle"],
+                        ["spec", position.list(), idx.as_str(), "lifecycle"],
                         json!({ "preStop": value }),
                     );
                 }
@@ -496,7 +506,7 @@ impl Pass<'_> {
                 if helper_mount == Ok(false) {
                     let mount = to_json("helper mount", &helper_injection::mount())?;
                     self.b.extend_list(
-                        ["spec", slot.list(), idx.as_str(), "volumeMounts"],
+                        ["spec", position.list(), idx.as_str(), "volumeMounts"],
                         c.volume_mounts.is_some(),
                         vec![mount],
                     );
@@ -518,7 +528,7 @@ impl Pass<'_> {
     /// Environment: downward API, hook inputs, presets; never a name the container defines.
     fn env(
         &mut self,
-        slot: Slot,
+        position: Position,
         c: &Container,
         p: &ContainerPolicy,
         hook: &HookOutcome,
@@ -550,9 +560,9 @@ impl Pass<'_> {
             .iter()
             .map(|v| to_json("env var", v))
             .collect::<Result<Vec<_>, _>>()?;
-        let idx = slot.index().to_string();
+        let idx = position.index().to_string();
         self.b.extend_list(
-            ["spec", slot.list(), idx.as_str(), "env"],
+            ["spec", position.list(), idx.as_str(), "env"],
             c.env.is_some(),
             values,
         );
@@ -563,7 +573,7 @@ impl Pass<'_> {
     /// whether the container ends up with a readiness probe.
     fn readiness(
         &mut self,
-        slot: Slot,
+        position: Position,
         c: &Container,
         p: &ContainerPolicy,
         rec: &mut ContainerRecord,
@@ -579,9 +589,9 @@ impl Pass<'_> {
         let Ok((probe, label)) = probes::readiness(c, r) else {
             return Ok(false);
         };
-        let idx = slot.index().to_string();
+        let idx = position.index().to_string();
         self.b.set(
-            ["spec", slot.list(), idx.as_str(), "readinessProbe"],
+            ["spec", position.list(), idx.as_str(), "readinessProbe"],
             to_json("readiness probe", &probe)?,
         );
         rec.items.push(format!("readiness={label}"));

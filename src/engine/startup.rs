@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{Container, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::record::{ContainerRecord, Injection};
-use super::{EngineError, Pass, Slot, probes, to_json};
+use super::{EngineError, Pass, Position, probes, to_json};
 use crate::policy::ContainerPolicy;
 use crate::policy::spec::StartupHandler;
 
@@ -343,21 +343,21 @@ impl Pass<'_> {
     /// warnings about its start.
     pub(super) fn start(
         &mut self,
-        slot: Slot,
+        position: Position,
         c: &Container,
         p: &ContainerPolicy,
         rec: &mut ContainerRecord,
     ) -> Result<(), EngineError> {
-        let start = decide(c, p, matches!(slot, Slot::Sidecar(_)));
+        let start = decide(c, p, matches!(position, Position::Sidecar(_)));
         for w in warnings(c, p, &start) {
             self.m
                 .warnings
                 .push(super::warnings::container(&c.name, &w));
         }
         if let Start::Add { probe, check, .. } = &start {
-            let idx = slot.index().to_string();
+            let idx = position.index().to_string();
             self.b.set(
-                ["spec", slot.list(), idx.as_str(), "startupProbe"],
+                ["spec", position.list(), idx.as_str(), "startupProbe"],
                 to_json("startup probe", probe)?,
             );
             rec.items.push(format!("startup={check}"));

@@ -21,7 +21,7 @@ pub const TICK: Duration = Duration::from_millis(100);
 
 /// The drain.
 #[derive(Clone, Debug)]
-pub enum Drain {
+pub enum DrainPlan {
     /// Sleep this long.
     Fixed(Duration),
     /// Until the traffic stops.
@@ -111,7 +111,7 @@ impl Clock {
 
 /// A drain's outcome, as reported.
 #[derive(Clone, Debug)]
-pub struct Outcome {
+pub struct DrainOutcome {
     /// How long it lasted.
     pub lasted: Duration,
     /// Why it ended.
@@ -124,7 +124,7 @@ pub struct Outcome {
     pub note: Option<String>,
 }
 
-impl fmt::Display for Outcome {
+impl fmt::Display for DrainOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secs = |d: Duration| format!("{:.1}s", d.as_secs_f64());
         write!(f, "podgrace: drain ended after {}: ", secs(self.lasted))?;
@@ -166,13 +166,13 @@ impl fmt::Display for Outcome {
 
 impl Adaptive {
     /// Runs the drain (blocking: it is the only thing the helper does meanwhile).
-    pub fn run(&self) -> Outcome {
+    pub fn run(&self) -> DrainOutcome {
         let start = Instant::now();
         let mut clock = Clock::new(start, self.min, self.quiet, self.max);
         let mut monitor = Monitor::new(self.scope.clone());
         let fallback = |why: String, monitor: &Monitor| {
             std::thread::sleep(self.max.saturating_sub(start.elapsed()));
-            Outcome {
+            DrainOutcome {
                 lasted: start.elapsed(),
                 ending: Ending::Fallback(why),
                 totals: monitor.totals(),
@@ -207,7 +207,7 @@ impl Adaptive {
                 Err(e) => return fallback(format!("sock_diag: {e}"), &monitor),
             }
             if let Some(ending) = clock.ending(now) {
-                return Outcome {
+                return DrainOutcome {
                     lasted: start.elapsed(),
                     ending,
                     totals: monitor.totals(),
@@ -220,7 +220,7 @@ impl Adaptive {
     }
 
     /// Writes the outcome line to stderr and to the container's output.
-    pub fn report(&self, outcome: &Outcome) {
+    pub fn report(&self, outcome: &DrainOutcome) {
         eprintln!("{outcome}");
         if let Some(path) = &self.report_to {
             // Best effort: PID 1 may be another user's (a shared process namespace).
@@ -282,7 +282,7 @@ mod tests {
 
     #[test]
     fn the_report_says_how_long_and_why() {
-        let o = Outcome {
+        let o = DrainOutcome {
             lasted: s(5.25),
             ending: Ending::Quiet { last: Some(s(2.2)) },
             totals: Totals {
@@ -298,7 +298,7 @@ mod tests {
             "podgrace: drain ended after 5.2s: quiet since 2.2s (ports 8080: 1 new connection, \
              512 bytes received, 2 probes not counted)"
         );
-        let f = Outcome {
+        let f = DrainOutcome {
             ending: Ending::Fallback("sock_diag: Operation not permitted".into()),
             ..o
         };

@@ -20,7 +20,7 @@ pub struct Sequence {
     /// Deregistration, if any.
     pub nacos: Option<nacos_client::Deregistration>,
     /// The drain.
-    pub drain: drain::Drain,
+    pub drain: drain::DrainPlan,
     /// Send nginx a graceful quit and wait at most this long for it to exit.
     pub nginx: Option<nginx_quit::Quit>,
 }
@@ -38,9 +38,9 @@ pub async fn run(seq: &Sequence) -> bool {
         }
     }
     match &seq.drain {
-        drain::Drain::Fixed(d) if d.is_zero() => {}
-        drain::Drain::Fixed(d) => tokio::time::sleep(*d).await,
-        drain::Drain::Adaptive(a) => {
+        drain::DrainPlan::Fixed(d) if d.is_zero() => {}
+        drain::DrainPlan::Fixed(d) => tokio::time::sleep(*d).await,
+        drain::DrainPlan::Adaptive(a) => {
             let a = a.clone();
             // Blocking reads of the kernel, and nothing else to do meanwhile.
             match tokio::task::spawn_blocking(move || {

@@ -37,20 +37,20 @@ impl std::fmt::Debug for Deregistration {
     }
 }
 
-struct Failure {
+struct AttemptFailure {
     message: String,
     retry: bool,
 }
 
-impl Failure {
+impl AttemptFailure {
     fn permanent(message: String) -> Self {
-        Failure {
+        AttemptFailure {
             message,
             retry: false,
         }
     }
     fn transient(message: String) -> Self {
-        Failure {
+        AttemptFailure {
             message,
             retry: true,
         }
@@ -107,15 +107,19 @@ impl Deregistration {
         unreachable!("the loop returns")
     }
 
-    fn call_timeout(&self, deadline: Instant) -> Result<Duration, Failure> {
+    fn call_timeout(&self, deadline: Instant) -> Result<Duration, AttemptFailure> {
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
-            return Err(Failure::permanent("budget exhausted".to_owned()));
+            return Err(AttemptFailure::permanent("budget exhausted".to_owned()));
         }
         Ok(self.timeout.min(remaining))
     }
 
-    async fn attempt(&self, client: &reqwest::Client, deadline: Instant) -> Result<(), Failure> {
+    async fn attempt(
+        &self,
+        client: &reqwest::Client,
+        deadline: Instant,
+    ) -> Result<(), AttemptFailure> {
         let token = match &self.credentials {
             Some((user, password)) => Some(self.login(client, deadline, user, password).await?),
             None => None,
@@ -148,9 +152,9 @@ impl Deregistration {
             excerpt(&body)
         );
         Err(if status >= 500 || status == 429 {
-            Failure::transient(message)
+            AttemptFailure::transient(message)
         } else {
-            Failure::permanent(message)
+            AttemptFailure::permanent(message)
         })
     }
 
@@ -160,7 +164,7 @@ impl Deregistration {
         deadline: Instant,
         user: &str,
         password: &str,
-    ) -> Result<String, Failure> {
+    ) -> Result<String, AttemptFailure> {
         let url = format!("{}{}", self.server, nacos::login_path(self.api));
         let response = client
             .post(&url)
@@ -173,15 +177,15 @@ impl Deregistration {
         let body = response.text().await.unwrap_or_default();
         match (status, nacos::access_token(&body)) {
             (200, Some(token)) => Ok(token),
-            (200, None) => Err(Failure::permanent(format!(
+            (200, None) => Err(AttemptFailure::permanent(format!(
                 "POST {url}: no accessToken in the answer ({})",
                 excerpt(&body)
             ))),
-            (s, _) if s >= 500 || s == 429 => Err(Failure::transient(format!(
+            (s, _) if s >= 500 || s == 429 => Err(AttemptFailure::transient(format!(
                 "POST {url}: HTTP {s} ({})",
                 excerpt(&body)
             ))),
-            (s, _) => Err(Failure::permanent(format!(
+            (s, _) => Err(AttemptFailure::permanent(format!(
                 "POST {url}: login refused, HTTP {s}: {} (answer: {})",
                 nacos::failure_hint(self.api, s),
                 excerpt(&body)
@@ -190,7 +194,7 @@ impl Deregistration {
     }
 }
 
-fn transport(method: &str, url: &str, e: &reqwest::Error) -> Failure {
+fn transport(method: &str, url: &str, e: &reqwest::Error) -> AttemptFailure {
     let mut message = format!("{method} {url}: ");
     if e.is_timeout() {
         message.push_str("timed out");
@@ -204,7 +208,7 @@ fn transport(method: &str, url: &str, e: &reqwest::Error) -> Failure {
         }
         message.push_str(&parts.join(": "));
     }
-    Failure::transient(message)
+    AttemptFailure::transient(message)
 }
 
 fn excerpt(body: &str) -> String {

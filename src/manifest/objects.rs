@@ -206,7 +206,7 @@ impl Identity {
 /// An object of a document that podgrace cannot read as it should: the document, or one item
 /// of a List.
 #[derive(Debug)]
-pub struct Failure {
+pub struct FailedObject {
     /// The item of the List, for a List's item.
     pub item: Option<usize>,
     /// What the object says it is.
@@ -215,7 +215,7 @@ pub struct Failure {
     pub error: ManifestError,
 }
 
-impl Failure {
+impl FailedObject {
     /// `items[2] (Deployment shop/web)`, `Deployment shop/web`, or empty.
     pub fn what(&self) -> String {
         let label = self.object.label();
@@ -237,9 +237,9 @@ impl Failure {
 
 /// The objects of one document read: the document, then for a List (`kind: List`, or a typed
 /// list such as `DeploymentList`) one [`Document`] per item. An AdmissionReview stands for the
-/// object it carries. What cannot be read is a [`Failure`] beside the rest: a List's bad item
+/// object it carries. What cannot be read is a [`FailedObject`] beside the rest: a List's bad item
 /// costs only itself (it stays in the List as written).
-pub fn objects(mut value: Value, mut order: KeyOrder) -> (Vec<Document>, Vec<Failure>) {
+pub fn objects(mut value: Value, mut order: KeyOrder) -> (Vec<Document>, Vec<FailedObject>) {
     let mut docs = Vec::new();
     let mut failures = Vec::new();
     if value.is_null() {
@@ -259,7 +259,7 @@ pub fn objects(mut value: Value, mut order: KeyOrder) -> (Vec<Document>, Vec<Fai
                 .filter(|o| !o.is_null())
         });
         let Some(object) = object else {
-            failures.push(Failure {
+            failures.push(FailedObject {
                 item: None,
                 object: Identity::of(&value, ("", "")),
                 error: ManifestError::EmptyReview,
@@ -280,7 +280,7 @@ pub fn objects(mut value: Value, mut order: KeyOrder) -> (Vec<Document>, Vec<Fai
                     target,
                     list_index: Some(i),
                 }),
-                Err(error) => failures.push(Failure {
+                Err(error) => failures.push(FailedObject {
                     item: Some(i),
                     object: Identity::of(item, item_type),
                     error,
@@ -309,7 +309,7 @@ pub fn objects(mut value: Value, mut order: KeyOrder) -> (Vec<Document>, Vec<Fai
                 list_index: None,
             });
         }
-        Err(error) => failures.push(Failure {
+        Err(error) => failures.push(FailedObject {
             item: None,
             object: Identity::of(&value, ("", "")),
             error,
@@ -482,7 +482,7 @@ mod tests {
     use serde_json::json;
 
     /// Every object of every document of `text`.
-    fn read(text: &str) -> (Vec<Document>, Vec<Failure>) {
+    fn read(text: &str) -> (Vec<Document>, Vec<FailedObject>) {
         let mut docs = Vec::new();
         let mut failures = Vec::new();
         for chunk in crate::manifest::documents::split(text) {

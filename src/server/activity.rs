@@ -64,7 +64,7 @@ pub struct Activity {
 
 /// What a connection is doing, as [`Activity::state`] sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum State {
+pub enum ConnectionState {
     /// In the TLS handshake.
     Handshaking,
     /// Nothing received since it last became quiet, at this count of reads.
@@ -88,13 +88,13 @@ impl Default for Activity {
 
 impl Activity {
     /// The current state. Exact in the connection's own task, a snapshot elsewhere.
-    pub fn state(&self) -> State {
+    pub fn state(&self) -> ConnectionState {
         let idle_at = self.idle_at.load(Relaxed);
         match idle_at {
-            HANDSHAKING => State::Handshaking,
-            ANSWERING => State::Answering,
-            _ if self.reads.load(Relaxed) == idle_at => State::Quiet(idle_at),
-            _ => State::ReadingHead(idle_at),
+            HANDSHAKING => ConnectionState::Handshaking,
+            ANSWERING => ConnectionState::Answering,
+            _ if self.reads.load(Relaxed) == idle_at => ConnectionState::Quiet(idle_at),
+            _ => ConnectionState::ReadingHead(idle_at),
         }
     }
 
@@ -245,11 +245,11 @@ impl Service {
 impl hyper::service::Service<Request<Incoming>> for Service {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = Answer;
+    type Future = ResponseFuture;
 
-    fn call(&self, req: Request<Incoming>) -> Answer {
+    fn call(&self, req: Request<Incoming>) -> ResponseFuture {
         self.activity.request_started();
-        Answer {
+        ResponseFuture {
             inner: self.app.clone().call(req.map(Body::new)),
             activity: self.activity.clone(),
         }
@@ -258,14 +258,14 @@ impl hyper::service::Service<Request<Incoming>> for Service {
 
 pin_project_lite::pin_project! {
     /// The router's answer to one request, see [`Service`].
-    pub struct Answer {
+    pub struct ResponseFuture {
         #[pin]
         inner: RouteFuture<Infallible>,
         activity: Arc<Activity>,
     }
 }
 
-impl Future for Answer {
+impl Future for ResponseFuture {
     type Output = Result<Response<Body>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::activity::{Activity, Close, State};
+use super::activity::{Activity, Close, ConnectionState};
 
 /// How often the reaper looks at the connections.
 const TICK: Duration = Duration::from_millis(100);
@@ -60,7 +60,7 @@ struct Entry {
     id: u64,
     opened: Instant,
     /// The state the reaper saw last, and since when it has been in it.
-    seen: State,
+    seen: ConnectionState,
     since: Instant,
     evicting: bool,
 }
@@ -88,12 +88,12 @@ impl Drop for Slot {
 
 /// Whether two observations are of the same stretch of a connection's life: the same state,
 /// entered at the same count of reads.
-fn same_stretch(a: State, b: State) -> bool {
+fn same_stretch(a: ConnectionState, b: ConnectionState) -> bool {
     match (a, b) {
-        (State::Quiet(x), State::Quiet(y)) | (State::ReadingHead(x), State::ReadingHead(y)) => {
-            x == y
-        }
-        (State::Handshaking, State::Handshaking) | (State::Answering, State::Answering) => true,
+        (ConnectionState::Quiet(x), ConnectionState::Quiet(y))
+        | (ConnectionState::ReadingHead(x), ConnectionState::ReadingHead(y)) => x == y,
+        (ConnectionState::Handshaking, ConnectionState::Handshaking)
+        | (ConnectionState::Answering, ConnectionState::Answering) => true,
         _ => false,
     }
 }
@@ -144,7 +144,7 @@ impl Connections {
                 activity: activity.clone(),
                 id,
                 opened: now,
-                seen: State::Handshaking,
+                seen: ConnectionState::Handshaking,
                 since: now,
                 evicting: false,
             },
@@ -198,12 +198,12 @@ impl Connections {
             entry.seen = state;
             let age = now.saturating_duration_since(entry.since);
             match state {
-                State::Quiet(_)
+                ConnectionState::Quiet(_)
                     if age >= self.timeouts.idle || (draining && age >= DRAIN_QUIET) =>
                 {
                     entry.activity.request_close(Close::WhenQuiet);
                 }
-                State::ReadingHead(_) if age >= self.timeouts.header => {
+                ConnectionState::ReadingHead(_) if age >= self.timeouts.header => {
                     entry.activity.request_close(Close::Now);
                 }
                 _ => {}
@@ -218,7 +218,9 @@ impl Connections {
         let quiet = table
             .values_mut()
             .filter(|e| {
-                !e.evicting && matches!(e.seen, State::Quiet(_)) && e.activity.state() == e.seen
+                !e.evicting
+                    && matches!(e.seen, ConnectionState::Quiet(_))
+                    && e.activity.state() == e.seen
             })
             // Quiet since the same tick: the older connection first.
             .min_by_key(|e| (e.since, e.id));
@@ -231,7 +233,7 @@ impl Connections {
             .values_mut()
             .filter(|e| {
                 !e.evicting
-                    && e.activity.state() == State::Handshaking
+                    && e.activity.state() == ConnectionState::Handshaking
                     && now.saturating_duration_since(e.opened) >= SLOW_HANDSHAKE
             })
             .min_by_key(|e| e.opened);

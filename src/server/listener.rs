@@ -24,7 +24,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use super::activity::{self, Close, State, Tracked};
+use super::activity::{self, Close, ConnectionState, Tracked};
 use super::connections::{Connections, Slot, Timeouts};
 use super::linger::{Lingering, linger};
 use super::{AppState, ServerOptions, router};
@@ -248,7 +248,7 @@ async fn connection(
                     // Quiet, with nothing arrived: close it (gracefully: TLS close_notify, then
                     // FIN). Otherwise what arrives is answered with `Connection: close`.
                     Close::WhenQuiet
-                        if matches!(activity.state(), State::Quiet(_))
+                        if matches!(activity.state(), ConnectionState::Quiet(_))
                             && activity::pending_bytes(&stream) == 0 =>
                     {
                         conn.as_mut().graceful_shutdown();

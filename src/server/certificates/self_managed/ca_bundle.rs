@@ -63,7 +63,7 @@ impl Kind {
 
 /// Per kind: synced (initial list done), and the object (`None`: it does not exist).
 #[derive(Default)]
-struct State {
+struct ConfigurationState {
     synced: bool,
     seen: Option<Seen>,
     /// The version patched last, and the bundle written: not patched again until the watch
@@ -80,7 +80,7 @@ struct State {
 const POLL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Reads the object while its watch is failing; a success ends the failure.
-async fn poll<K>(api: &Api<K>, name: &str, state: &mut State, f: fn(&K) -> Seen)
+async fn poll<K>(api: &Api<K>, name: &str, state: &mut ConfigurationState, f: fn(&K) -> Seen)
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
@@ -121,10 +121,10 @@ pub async fn keep(
         None => futures::stream::pending().boxed(),
     };
     let mut events = futures::stream::select(m_stream.boxed(), v_stream);
-    let mut m = State::default();
-    let mut v = State {
+    let mut m = ConfigurationState::default();
+    let mut v = ConfigurationState {
         synced: names.validating.is_none(),
-        ..State::default()
+        ..ConfigurationState::default()
     };
     let mut retry = tokio::time::interval(RETRY);
     retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -260,7 +260,7 @@ fn map_event<K>(event: watcher::Event<K>, f: fn(&K) -> Seen) -> watcher::Event<S
     }
 }
 
-fn apply_event(state: &mut State, event: watcher::Event<Seen>) {
+fn apply_event(state: &mut ConfigurationState, event: watcher::Event<Seen>) {
     match event {
         watcher::Event::Init => {}
         watcher::Event::InitApply(s) | watcher::Event::Apply(s) => state.seen = Some(s),
@@ -271,7 +271,7 @@ fn apply_event(state: &mut State, event: watcher::Event<Seen>) {
 
 /// What every webhook of every existing configuration trusts; `None` until both watches have
 /// listed, or when neither configuration exists.
-fn trusted_by_all(m: &State, v: &State) -> Option<Bundle> {
+fn trusted_by_all(m: &ConfigurationState, v: &ConfigurationState) -> Option<Bundle> {
     if !m.synced || !v.synced {
         return None;
     }
