@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes N Deployments of realistic shapes as manifests, for timing `podgrace audit -f DIR`
-(docs/PERFORMANCE.md, "podgrace audit: 5,000 workloads").
+(bench/results/audit.md; bench/mutate_large.sh uses it too).
 
 Usage: bench/audit_manifests.py DIR [N] [PER_FILE] [PER_NAMESPACE]
 (defaults 5000, 100, 250). Each namespace gets a Namespace object (half opted in) and

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Time and peak memory of `podgrace mutate -o diff|patch|pod` and `podgrace audit` on one
 # manifest file of about 1, 4 and 20 MB (Deployments as bench/audit_manifests.py shapes them, all
-# in one stream), for docs/PERFORMANCE.md ("mutate on large files"). Each run is bounded to
+# in one stream), for bench/results/mutate-large.md. Each run is bounded to
 # 120 s; a run killed by the bound prints "killed".
 #
 # Usage: bench/mutate_large.sh PODGRACE [BASELINE_PODGRACE]

@@ -18,7 +18,7 @@
 //! ```
 //!
 //! The client's list refresh has the same phase in every run (7.5 s after the start, then
-//! every 15 s), so the modes meet the same registry timing. Figures: docs/PERFORMANCE.md.
+//! every 15 s), so the modes meet the same registry timing. Figures: bench/results/rollout.md.
 
 #[path = "../tests/common/child.rs"]
 #[allow(dead_code)]

@@ -4,7 +4,7 @@
 //! success and latency), an oversized declared `Content-Length`, all of it at once, and a quick
 //! throughput check (server CPU per request). Every scenario starts its own `podgrace serve
 //! --standalone` on a free loopback port and lasts a bounded time; figures and how to read them:
-//! docs/PERFORMANCE.md.
+//! bench/results/stress.md (how to run: bench/README.md).
 //!
 //! ```sh
 //! CARGO_PROFILE_RELEASE_LTO=thin CARGO_PROFILE_RELEASE_CODEGEN_UNITS=4 \
