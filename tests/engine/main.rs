@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod drain;
 mod grace;
 mod helper;
 mod nacos;
