@@ -4,26 +4,16 @@
 mod common;
 
 use common::sleep_of;
+use common::wait::eventually;
 
 use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use podgrace::metrics::Metrics;
 use podgrace::store::cache::PolicyCache;
 use podgrace::store::files::{watch_cluster_policy, watch_namespace_dir};
-
-async fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < Duration::from_secs(3),
-            "not within 3 s: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
 
 /// A ConfigMap volume revision, written the kubelet way.
 fn kubelet_write(dir: &Path, revision: &str, policy: &str) {
@@ -51,9 +41,12 @@ async fn the_cluster_default_follows_its_mounted_configmap_and_keeps_the_last_go
     );
     assert_eq!(sleep_of(&*cache, "any"), 17, "loaded at start");
     kubelet_write(dir.path(), "..rev2", "preStop: {sleepSeconds: 18}");
-    eventually("reloaded", || sleep_of(&*cache, "any") == 18).await;
+    eventually(Duration::from_secs(3), "reloaded", || {
+        sleep_of(&*cache, "any") == 18
+    })
+    .await;
     kubelet_write(dir.path(), "..rev3", "preStop: {sleepSeconds: eighteen}");
-    eventually("refusal counted", || {
+    eventually(Duration::from_secs(3), "refusal counted", || {
         metrics
             .render()
             .contains(r#"podgrace_policy_errors_total{namespace="cluster"} 1"#)
@@ -77,7 +70,13 @@ async fn a_directory_of_namespace_policies_is_followed() {
     assert_eq!(sleep_of(&*cache, "shop"), 21);
     assert_eq!(cache.namespaces(), ["shop"]);
     std::fs::write(dir.path().join("web.yaml"), "preStop: {sleepSeconds: 22}").unwrap();
-    eventually("added", || sleep_of(&*cache, "web") == 22).await;
+    eventually(Duration::from_secs(3), "added", || {
+        sleep_of(&*cache, "web") == 22
+    })
+    .await;
     std::fs::remove_file(dir.path().join("shop.yaml")).unwrap();
-    eventually("removed", || sleep_of(&*cache, "shop") == 10).await;
+    eventually(Duration::from_secs(3), "removed", || {
+        sleep_of(&*cache, "shop") == 10
+    })
+    .await;
 }

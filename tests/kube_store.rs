@@ -5,9 +5,10 @@
 mod common;
 
 use common::sleep_of;
+use common::wait::eventually;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::kube_api::FakeApi;
 use podgrace::metrics::Metrics;
@@ -18,16 +19,6 @@ use podgrace::version_discovery;
 
 const NAME: &str = "podgrace-policy";
 const KEY: &str = "policy.yaml";
-
-/// Waits until `cond` holds (the watch is asynchronous), failing after `within`.
-async fn eventually(within: Duration, what: &str, cond: impl Fn() -> bool) -> Duration {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < within, "not within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    start.elapsed()
-}
 
 fn policy(sleep: u32) -> String {
     format!("preStop:\n  sleepSeconds: {sleep}\n")

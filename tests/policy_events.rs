@@ -12,9 +12,10 @@
 mod common;
 
 use common::sleep_of;
+use common::wait::eventually;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::kube_api::FakeApi;
 use podgrace::metrics::Metrics;
@@ -28,14 +29,6 @@ use serde_json::Value;
 const NAME: &str = "podgrace-policy";
 const KEY: &str = "policy.yaml";
 const INSTANCE: &str = "podgrace-7d9f8b6c5-x2x9q";
-
-async fn eventually(within: Duration, what: &str, cond: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < within, "not within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
 
 /// Compacts the API server's history, so that the watch is told its resource version is gone,
 /// and waits for the relist that follows (a list request, not a watch).

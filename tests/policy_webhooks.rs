@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use common::https::TestServer;
 use common::kube_api::FakeApi;
+use common::wait::eventually;
 use common::*;
 use podgrace::metrics::Metrics;
 use podgrace::store::PolicyStore;
@@ -69,11 +70,10 @@ async fn a_configmap_created_changed_and_deleted_changes_the_patches_within_a_se
     );
     let server = TestServer::start_with_cache(cache.clone(), metrics).await;
     let ready = server.client().get(server.url("/readyz"));
-    let start = Instant::now();
-    while !cache.is_ready() {
-        assert!(start.elapsed() < Duration::from_secs(5));
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually(Duration::from_secs(5), "policies synced", || {
+        cache.is_ready()
+    })
+    .await;
     assert_eq!(ready.send().await.unwrap().status(), 200);
     assert_eq!(sleep_in_patch(&server).await, 10);
 

@@ -10,6 +10,7 @@ pub mod kube_objects;
 pub mod nacos_server;
 pub mod netns;
 pub mod tiny_http;
+pub mod wait;
 
 use std::io::Write as _;
 use std::path::PathBuf;
