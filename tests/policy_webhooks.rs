@@ -4,18 +4,15 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::https::TestServer;
 use common::kube_api::FakeApi;
+use common::policy_watch::{KEY, NAME, Watched, sleep_policy};
 use common::wait::eventually;
 use common::*;
-use podgrace::metrics::Metrics;
 use podgrace::store::PolicyStore;
-use podgrace::store::cache::PolicyCache;
-use podgrace::store::kube::watch_policies;
 use serde_json::{Value, json};
 
 async fn review(server: &TestServer, path: &str, body: String) -> Value {
@@ -59,16 +56,9 @@ async fn until_sleep(server: &TestServer, expected: i64) -> Duration {
 
 #[tokio::test]
 async fn a_configmap_created_changed_and_deleted_changes_the_patches_within_a_second() {
-    let api = FakeApi::start("podgrace-policy").await;
-    let metrics = Arc::new(Metrics::new());
-    let cache = Arc::new(PolicyCache::new(metrics.clone()));
-    let watch = watch_policies(
-        api.client(),
-        cache.clone(),
-        "podgrace-policy".into(),
-        "policy.yaml".into(),
-    );
-    let server = TestServer::start_with_cache(cache.clone(), metrics).await;
+    let watched = Watched::start(|_| {}).await;
+    let (api, cache) = (&watched.api, &watched.cache);
+    let server = TestServer::start_with_cache(cache.clone(), watched.metrics.clone()).await;
     let ready = server.client().get(server.url("/readyz"));
     eventually(Duration::from_secs(5), "policies synced", || {
         cache.is_ready()
@@ -77,21 +67,12 @@ async fn a_configmap_created_changed_and_deleted_changes_the_patches_within_a_se
     assert_eq!(ready.send().await.unwrap().status(), 200);
     assert_eq!(sleep_in_patch(&server).await, 10);
 
-    api.put(
-        "probe",
-        "podgrace-policy",
-        &[("policy.yaml", "preStop: {sleepSeconds: 25}")],
-    );
+    api.put("probe", NAME, &[(KEY, &sleep_policy(25))]);
     until_sleep(&server, 25).await;
-    api.put(
-        "probe",
-        "podgrace-policy",
-        &[("policy.yaml", "preStop: {sleepSeconds: 33}")],
-    );
+    api.put("probe", NAME, &[(KEY, &sleep_policy(33))]);
     until_sleep(&server, 33).await;
-    api.delete("probe", "podgrace-policy");
+    api.delete("probe", NAME);
     until_sleep(&server, 10).await;
-    watch.abort();
     server.stop().await;
 }
 

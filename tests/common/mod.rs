@@ -9,6 +9,7 @@ pub mod kube_api;
 pub mod kube_objects;
 pub mod nacos_server;
 pub mod netns;
+pub mod policy_watch;
 pub mod tiny_http;
 pub mod wait;
 
