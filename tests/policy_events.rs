@@ -392,14 +392,7 @@ fn serve_against_as(
     let pki = common::https::pki();
     std::fs::write(dir.join("tls.crt"), &pki.cert_pem).unwrap();
     std::fs::write(dir.join("tls.key"), &pki.key_pem).unwrap();
-    let kubeconfig = format!(
-        "apiVersion: v1\nkind: Config\ncurrent-context: test\n\
-         clusters: [{{name: test, cluster: {{server: 'http://{}'}}}}]\n\
-         users: [{{name: podgrace, user: {{token: test}}}}]\n\
-         contexts: [{{name: test, context: {{cluster: test, user: podgrace}}}}]\n",
-        api.addr
-    );
-    std::fs::write(dir.join("kubeconfig"), kubeconfig).unwrap();
+    std::fs::write(dir.join("kubeconfig"), api.kubeconfig(None)).unwrap();
     let mut cmd = common::child::command(env!("CARGO_BIN_EXE_podgrace"));
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--kube-version", "1.36"])
         .arg("--kubeconfig")

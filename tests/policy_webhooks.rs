@@ -194,14 +194,7 @@ async fn serve_with_a_kubeconfig_watches_the_cluster() {
     api.hold_lists(true);
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters: [{{name: test, cluster: {{server: 'http://{}'}}}}]\nusers: [{{name: test, user: {{}}}}]\ncontexts: [{{name: test, context: {{cluster: test, user: test}}}}]\ncurrent-context: test\n",
-            api.addr
-        ),
-    )
-    .unwrap();
+    std::fs::write(&kubeconfig, api.kubeconfig(None)).unwrap();
     let pki = common::https::pki();
     std::fs::write(dir.path().join("tls.crt"), &pki.cert_pem).unwrap();
     std::fs::write(dir.path().join("tls.key"), &pki.key_pem).unwrap();

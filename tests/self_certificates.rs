@@ -123,14 +123,7 @@ impl Replica {
     async fn start_with(api: &FakeApi, name: &str, args: &[String]) -> Replica {
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = dir.path().join("kubeconfig");
-        std::fs::write(
-            &kubeconfig,
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: \"http://{}\"}}\nusers:\n- name: podgrace\n  user: {{token: sa-token}}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: podgrace, namespace: {NS}}}\ncurrent-context: fake\n",
-                api.addr
-            ),
-        )
-        .unwrap();
+        std::fs::write(&kubeconfig, api.kubeconfig(Some(NS))).unwrap();
         let policies = dir.path().join("policies");
         std::fs::create_dir(&policies).unwrap();
         let (port, metrics) = (free_port(), free_port());
