@@ -3,11 +3,9 @@
 
 mod common;
 
-use common::sleep_of;
 use common::wait::eventually;
+use common::{kubelet_write, sleep_of};
 
-use std::os::unix::fs::symlink;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,21 +13,14 @@ use podgrace::metrics::Metrics;
 use podgrace::store::cache::PolicyCache;
 use podgrace::store::files::{watch_cluster_policy, watch_namespace_dir};
 
-/// A ConfigMap volume revision, written the kubelet way.
-fn kubelet_write(dir: &Path, revision: &str, policy: &str) {
-    std::fs::create_dir(dir.join(revision)).unwrap();
-    std::fs::write(dir.join(revision).join("policy.yaml"), policy).unwrap();
-    symlink(revision, dir.join("..data_tmp")).unwrap();
-    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
-    if std::fs::symlink_metadata(dir.join("policy.yaml")).is_err() {
-        symlink("..data/policy.yaml", dir.join("policy.yaml")).unwrap();
-    }
-}
-
 #[tokio::test]
 async fn the_cluster_default_follows_its_mounted_configmap_and_keeps_the_last_good_one() {
     let dir = tempfile::tempdir().unwrap();
-    kubelet_write(dir.path(), "..rev1", "preStop: {sleepSeconds: 17}");
+    kubelet_write(
+        dir.path(),
+        "..rev1",
+        &[("policy.yaml", "preStop: {sleepSeconds: 17}")],
+    );
     let metrics = Arc::new(Metrics::new());
     let cache = Arc::new(PolicyCache::new(metrics.clone()));
     // A poll of an hour: only the directory watch can see the swap in time.
@@ -40,12 +31,20 @@ async fn the_cluster_default_follows_its_mounted_configmap_and_keeps_the_last_go
         Duration::from_secs(3600),
     );
     assert_eq!(sleep_of(&*cache, "any"), 17, "loaded at start");
-    kubelet_write(dir.path(), "..rev2", "preStop: {sleepSeconds: 18}");
+    kubelet_write(
+        dir.path(),
+        "..rev2",
+        &[("policy.yaml", "preStop: {sleepSeconds: 18}")],
+    );
     eventually(Duration::from_secs(3), "reloaded", || {
         sleep_of(&*cache, "any") == 18
     })
     .await;
-    kubelet_write(dir.path(), "..rev3", "preStop: {sleepSeconds: eighteen}");
+    kubelet_write(
+        dir.path(),
+        "..rev3",
+        &[("policy.yaml", "preStop: {sleepSeconds: eighteen}")],
+    );
     eventually(Duration::from_secs(3), "refusal counted", || {
         metrics
             .render()

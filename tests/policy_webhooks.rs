@@ -198,11 +198,7 @@ async fn serve_with_a_kubeconfig_watches_the_cluster() {
     let pki = common::https::pki();
     std::fs::write(dir.path().join("tls.crt"), &pki.cert_pem).unwrap();
     std::fs::write(dir.path().join("tls.key"), &pki.key_pem).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     // Killed and reaped when the test ends, whether its assertions pass or not.
     let _webhook = common::child::Guard::spawn(
         common::child::command(env!("CARGO_BIN_EXE_podgrace"))

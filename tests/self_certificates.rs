@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::child::Guard;
+use common::free_port;
 use common::https::client_config;
 use common::kube_api::FakeApi;
 use common::kube_objects::{Objects, Rule};
@@ -84,14 +85,6 @@ struct Replica {
     addr: SocketAddr,
     metrics: SocketAddr,
     dir: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Replica {
