@@ -63,7 +63,7 @@ fn prefixed(kind: &str, patch: &Value) -> Value {
 
 #[test]
 fn would_inject_is_what_podgrace_mutate_patches_for_every_template_of_the_corpus() {
-    let cluster = repo("tests/realworld/policies/cluster.yaml");
+    let cluster = repo("tests/fixtures/policies/cluster.yaml");
     let mut compared = 0;
     for policy in [None, Some("nacos-helper.yaml"), Some("keep.yaml")] {
         let mut files: Vec<PathBuf> = std::fs::read_dir(repo("tests/fixtures/realworld"))
@@ -84,7 +84,7 @@ fn would_inject_is_what_podgrace_mutate_patches_for_every_template_of_the_corpus
             if let Some(p) = policy {
                 common_args.push("--namespace-policy".to_owned());
                 common_args.push(
-                    repo(&format!("tests/realworld/policies/{p}"))
+                    repo(&format!("tests/fixtures/policies/realworld/{p}"))
                         .display()
                         .to_string(),
                 );
