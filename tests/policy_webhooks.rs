@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
+use common::admission::{configmap_review, decoded_patch};
 use common::https::TestServer;
 use common::kube_api::FakeApi;
 use common::policy_watch::{KEY, NAME, Watched, sleep_policy};
@@ -31,10 +31,7 @@ async fn review(server: &TestServer, path: &str, body: String) -> Value {
 async fn sleep_in_patch(server: &TestServer) -> i64 {
     let body = read_fixture("admission/pod-create-kubectl-apply.json");
     let out = review(server, "/mutate", body.clone()).await;
-    let patch = base64::engine::general_purpose::STANDARD
-        .decode(out["response"]["patch"].as_str().unwrap())
-        .unwrap();
-    let patch: json_patch::Patch = serde_json::from_slice(&patch).unwrap();
+    let patch = decoded_patch(&out).expect("a patch");
     let mut object = serde_json::from_str::<Value>(&body).unwrap()["request"]["object"].clone();
     json_patch::patch(&mut object, &patch.0).unwrap();
     object["spec"]["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
@@ -74,22 +71,6 @@ async fn a_configmap_created_changed_and_deleted_changes_the_patches_within_a_se
     api.delete("probe", NAME);
     until_sleep(&server, 10).await;
     server.stop().await;
-}
-
-fn configmap_review(operation: &str, name: &str, policy: &str) -> String {
-    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
-        "uid": "7b0f4c1e-0000-4000-8000-000000000001",
-        "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
-        "resource": {"group": "", "version": "v1", "resource": "configmaps"},
-        "requestKind": {"group": "", "version": "v1", "kind": "ConfigMap"},
-        "requestResource": {"group": "", "version": "v1", "resource": "configmaps"},
-        "name": name, "namespace": "shop", "operation": operation,
-        "userInfo": {"username": "alice", "groups": ["system:authenticated"]},
-        "object": {"apiVersion": "v1", "kind": "ConfigMap",
-                   "metadata": {"name": name, "namespace": "shop"},
-                   "data": {"policy.yaml": policy}},
-        "oldObject": null, "dryRun": false}})
-    .to_string()
 }
 
 #[tokio::test]
@@ -266,10 +247,8 @@ async fn serve_with_a_kubeconfig_watches_the_cluster() {
             .json()
             .await
             .unwrap();
-        let patch = base64::engine::general_purpose::STANDARD
-            .decode(out["response"]["patch"].as_str().unwrap())
-            .unwrap();
-        if String::from_utf8_lossy(&patch).contains("\"seconds\":27") {
+        let patch = serde_json::to_string(&decoded_patch(&out).expect("a patch")).unwrap();
+        if patch.contains("\"seconds\":27") {
             break;
         }
         assert!(

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use base64::Engine as _;
+use common::admission::decoded_patch;
 use common::https::*;
 use common::*;
 use k8s_openapi::api::core::v1::Pod;
@@ -34,14 +34,6 @@ async fn post(server: &TestServer, path: &str, body: impl Into<reqwest::Body>) -
         status,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
     )
-}
-
-fn decoded_patch(review: &Value) -> Option<json_patch::Patch> {
-    let b64 = review["response"]["patch"].as_str()?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .unwrap();
-    Some(serde_json::from_slice(&bytes).unwrap())
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 //! way the API server's object arrives, and applying patches to that raw JSON.
 #![allow(dead_code)]
 
+pub mod admission;
 pub mod binary;
 pub mod child;
 pub mod https;
