@@ -16,15 +16,9 @@ use podgrace::store::PolicyStore;
 use serde_json::{Value, json};
 
 async fn review(server: &TestServer, path: &str, body: String) -> Value {
-    let resp = server
-        .client()
-        .post(server.url(path))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    resp.json().await.unwrap()
+    let (status, answer) = server.post(path, body).await;
+    assert_eq!(status, 200, "{answer}");
+    answer
 }
 
 /// The drain sleep in the patch the webhook returns for the captured pod (namespace `probe`).
