@@ -7,7 +7,6 @@
 mod common;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -22,10 +21,6 @@ const QUIET: f64 = 2.0;
 const MAX: f64 = 8.0;
 /// A tick of the helper, and the time to start a process.
 const SLACK: f64 = 0.5;
-
-fn podgrace() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_podgrace"))
-}
 
 /// A small HTTP/1.1 server with keep-alive on :8080, one thread per connection.
 fn serve(net: &Net) {
@@ -104,7 +99,7 @@ fn drain_with(net: &Net, extra: &[&str], deny_netlink: bool) -> Drained {
     let report = dir.path().join("report");
     std::fs::write(&report, "").unwrap();
     std::fs::set_permissions(&report, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
-    let mut cmd = Net::command(&net.pod, podgrace());
+    let mut cmd = Net::command(&net.pod, common::BIN);
     cmd.args(["prestop", "--drain", "adaptive"])
         .args(["--drain-min", "2", "--drain-quiet", "2", "--drain-max", "8"])
         .arg("--report-to")

@@ -63,7 +63,7 @@ fn prefixed(kind: &str, patch: &Value) -> Value {
 
 #[test]
 fn would_inject_is_what_podgrace_mutate_patches_for_every_template_of_the_corpus() {
-    let cluster = repo("tests/realworld/policies/cluster.yaml");
+    let cluster = repo("tests/fixtures/policies/cluster.yaml");
     let mut compared = 0;
     for policy in [None, Some("nacos-helper.yaml"), Some("keep.yaml")] {
         let mut files: Vec<PathBuf> = std::fs::read_dir(repo("tests/fixtures/realworld"))
@@ -84,7 +84,7 @@ fn would_inject_is_what_podgrace_mutate_patches_for_every_template_of_the_corpus
             if let Some(p) = policy {
                 common_args.push("--namespace-policy".to_owned());
                 common_args.push(
-                    repo(&format!("tests/realworld/policies/{p}"))
+                    repo(&format!("tests/fixtures/policies/realworld/{p}"))
                         .display()
                         .to_string(),
                 );
@@ -267,13 +267,6 @@ fn manifests_from_stdin_and_directories_with_exit_codes_and_formats() {
 }
 
 // ---- cluster mode ---------------------------------------------------------------------------
-
-fn kubeconfig(api: &FakeApi) -> tempfile::NamedTempFile {
-    tmp(&format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: \"http://{}\"}}\nusers:\n- name: alice\n  user: {{}}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: alice, namespace: shop}}\ncurrent-context: fake\n",
-        api.addr
-    ))
-}
 
 fn container(name: &str, extra: Value) -> Value {
     let mut c = json!({"name": name, "image": "eclipse-temurin:21"});
@@ -492,7 +485,7 @@ fn finding_kinds(list: &Value) -> Vec<&str> {
 #[tokio::test]
 async fn a_cluster_audit_finds_every_trap_drift_and_the_namespaces_it_cannot_read() {
     let (api, rv) = cluster().await;
-    let kc = kubeconfig(&api);
+    let kc = tmp(&api.kubeconfig(Some("shop")));
     let out = audit(args(
         &kc,
         &[
@@ -662,7 +655,7 @@ async fn a_cluster_audit_finds_every_trap_drift_and_the_namespaces_it_cannot_rea
 #[tokio::test]
 async fn lists_are_paged_and_all_namespaces_is_one_list_per_kind() {
     let (api, _) = cluster().await;
-    let kc = kubeconfig(&api);
+    let kc = tmp(&api.kubeconfig(Some("shop")));
     let paged = audit(args(&kc, &["-n", "shop", "-o", "json", "--page-size", "2"])).await;
     assert!(paged.status.success(), "{}", text(&paged.stderr));
     let paged: Value = serde_json::from_slice(&paged.stdout).unwrap();
@@ -702,7 +695,7 @@ async fn lists_are_paged_and_all_namespaces_is_one_list_per_kind() {
 #[tokio::test]
 async fn an_unreachable_api_server_is_one_line_naming_it() {
     let (mut api, _) = cluster().await;
-    let kc = kubeconfig(&api);
+    let kc = tmp(&api.kubeconfig(Some("shop")));
     let addr = api.addr;
     api.stop();
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -758,7 +751,7 @@ async fn a_forbidden_kind_leaves_the_rest_of_the_namespace_audited() {
     api.forbid_list(Some("shop"), "pods");
     api.forbid_list(Some("shop"), "cronjobs");
     api.forbid_list(Some("broken"), "configmaps");
-    let kc = kubeconfig(&api);
+    let kc = tmp(&api.kubeconfig(Some("shop")));
     let out = audit(args(&kc, &["-n", "shop", "-n", "broken", "-o", "json"])).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -885,7 +878,7 @@ async fn five_thousand_workloads_are_audited_with_paged_lists_one_per_kind_and_n
             vec![container("app", serving())],
         ));
     }
-    let kc = kubeconfig(&api);
+    let kc = tmp(&api.kubeconfig(Some("shop")));
     let page = PAGE.to_string();
     let mut a = vec!["-o", "json", "--page-size", page.as_str()];
     let names: Vec<String> = (0..NAMESPACES).map(|n| format!("team-{n}")).collect();
@@ -1033,7 +1026,7 @@ async fn time_a_cluster_audit() {
             objects += 1;
         }
     }
-    let kc = kubeconfig(&api);
+    let kc = tmp(&api.kubeconfig(Some("shop")));
     let cluster = repo("tests/fixtures/policies/cluster.yaml");
     for run in 1..=3 {
         let a = [
@@ -1160,7 +1153,7 @@ spec:
 #[tokio::test]
 async fn on_a_terminal_verdicts_are_coloured_and_a_slow_audit_shows_its_progress() {
     let (api, _) = cluster().await;
-    let kubeconfig = kubeconfig(&api);
+    let kubeconfig = tmp(&api.kubeconfig(Some("shop")));
     let line = format!(
         "'{}' audit --kubeconfig '{}' -n shop",
         env!("CARGO_BIN_EXE_podgrace"),

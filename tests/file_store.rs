@@ -3,43 +3,24 @@
 
 mod common;
 
-use common::sleep_of;
+use common::wait::eventually;
+use common::{kubelet_write, sleep_of};
 
-use std::os::unix::fs::symlink;
-use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use podgrace::observability::metrics::Metrics;
 use podgrace::store::cache::PolicyCache;
 use podgrace::store::files::{watch_cluster_policy, watch_namespace_dir};
 
-async fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < Duration::from_secs(3),
-            "not within 3 s: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// A ConfigMap volume revision, written the kubelet way.
-fn kubelet_write(dir: &Path, revision: &str, policy: &str) {
-    std::fs::create_dir(dir.join(revision)).unwrap();
-    std::fs::write(dir.join(revision).join("policy.yaml"), policy).unwrap();
-    symlink(revision, dir.join("..data_tmp")).unwrap();
-    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
-    if std::fs::symlink_metadata(dir.join("policy.yaml")).is_err() {
-        symlink("..data/policy.yaml", dir.join("policy.yaml")).unwrap();
-    }
-}
-
 #[tokio::test]
 async fn the_cluster_default_follows_its_mounted_configmap_and_keeps_the_last_good_one() {
     let dir = tempfile::tempdir().unwrap();
-    kubelet_write(dir.path(), "..rev1", "preStop: {sleepSeconds: 17}");
+    kubelet_write(
+        dir.path(),
+        "..rev1",
+        &[("policy.yaml", "preStop: {sleepSeconds: 17}")],
+    );
     let metrics = Arc::new(Metrics::new());
     let cache = Arc::new(PolicyCache::new(metrics.clone()));
     // A poll of an hour: only the directory watch can see the swap in time.
@@ -50,10 +31,21 @@ async fn the_cluster_default_follows_its_mounted_configmap_and_keeps_the_last_go
         Duration::from_secs(3600),
     );
     assert_eq!(sleep_of(&*cache, "any"), 17, "loaded at start");
-    kubelet_write(dir.path(), "..rev2", "preStop: {sleepSeconds: 18}");
-    eventually("reloaded", || sleep_of(&*cache, "any") == 18).await;
-    kubelet_write(dir.path(), "..rev3", "preStop: {sleepSeconds: eighteen}");
-    eventually("refusal counted", || {
+    kubelet_write(
+        dir.path(),
+        "..rev2",
+        &[("policy.yaml", "preStop: {sleepSeconds: 18}")],
+    );
+    eventually(Duration::from_secs(3), "reloaded", || {
+        sleep_of(&*cache, "any") == 18
+    })
+    .await;
+    kubelet_write(
+        dir.path(),
+        "..rev3",
+        &[("policy.yaml", "preStop: {sleepSeconds: eighteen}")],
+    );
+    eventually(Duration::from_secs(3), "refusal counted", || {
         metrics
             .render()
             .contains(r#"podgrace_policy_errors_total{namespace="cluster"} 1"#)
@@ -77,7 +69,13 @@ async fn a_directory_of_namespace_policies_is_followed() {
     assert_eq!(sleep_of(&*cache, "shop"), 21);
     assert_eq!(cache.namespaces(), ["shop"]);
     std::fs::write(dir.path().join("web.yaml"), "preStop: {sleepSeconds: 22}").unwrap();
-    eventually("added", || sleep_of(&*cache, "web") == 22).await;
+    eventually(Duration::from_secs(3), "added", || {
+        sleep_of(&*cache, "web") == 22
+    })
+    .await;
     std::fs::remove_file(dir.path().join("shop.yaml")).unwrap();
-    eventually("removed", || sleep_of(&*cache, "shop") == 10).await;
+    eventually(Duration::from_secs(3), "removed", || {
+        sleep_of(&*cache, "shop") == 10
+    })
+    .await;
 }

@@ -5,61 +5,24 @@
 mod common;
 
 use common::sleep_of;
+use common::wait::eventually;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::kube_api::FakeApi;
-use podgrace::cluster::policy_watch::watch_policies;
-use podgrace::cluster::version_discovery;
+use common::policy_watch::{KEY, NAME, Watched, sleep_policy};
 use podgrace::observability::metrics::Metrics;
 use podgrace::store::PolicyStore;
 use podgrace::store::cache::PolicyCache;
-
-const NAME: &str = "podgrace-policy";
-const KEY: &str = "policy.yaml";
-
-/// Waits until `cond` holds (the watch is asynchronous), failing after `within`.
-async fn eventually(within: Duration, what: &str, cond: impl Fn() -> bool) -> Duration {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < within, "not within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    start.elapsed()
-}
-
-fn policy(sleep: u32) -> String {
-    format!("preStop:\n  sleepSeconds: {sleep}\n")
-}
-
-struct Setup {
-    api: FakeApi,
-    cache: Arc<PolicyCache>,
-    metrics: Arc<Metrics>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-async fn setup(before: impl FnOnce(&FakeApi)) -> Setup {
-    let api = FakeApi::start(NAME).await;
-    before(&api);
-    let metrics = Arc::new(Metrics::new());
-    let cache = Arc::new(PolicyCache::new(metrics.clone()));
-    let task = watch_policies(api.client(), cache.clone(), NAME.into(), KEY.into());
-    Setup {
-        api,
-        cache,
-        metrics,
-        task,
-    }
-}
+use podgrace::cluster::version_discovery;
 
 #[tokio::test]
 async fn the_initial_list_loads_valid_policies_and_refuses_invalid_ones() {
-    let s = setup(|api| {
-        api.put("shop", NAME, &[(KEY, &policy(21))]);
+    let s = Watched::start(|api| {
+        api.put("shop", NAME, &[(KEY, &sleep_policy(21))]);
         api.put("broken", NAME, &[(KEY, "preStop: {sleepSeconds: many}")]);
-        api.put("shop", "some-other-configmap", &[(KEY, &policy(99))]);
+        api.put("shop", "some-other-configmap", &[(KEY, &sleep_policy(99))]);
     })
     .await;
     eventually(Duration::from_secs(5), "synced", || s.cache.is_ready()).await;
@@ -84,14 +47,13 @@ async fn the_initial_list_loads_valid_policies_and_refuses_invalid_ones() {
             "{r}"
         );
     }
-    s.task.abort();
 }
 
 #[tokio::test]
 async fn readiness_waits_for_the_first_complete_list() {
-    let s = setup(|api| {
+    let s = Watched::start(|api| {
         api.hold_lists(true);
-        api.put("shop", NAME, &[(KEY, &policy(21))]);
+        api.put("shop", NAME, &[(KEY, &sleep_policy(21))]);
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -99,19 +61,18 @@ async fn readiness_waits_for_the_first_complete_list() {
     s.api.hold_lists(false);
     eventually(Duration::from_secs(5), "synced", || s.cache.is_ready()).await;
     assert_eq!(sleep_of(&*s.cache, "shop"), 21);
-    s.task.abort();
 }
 
 #[tokio::test]
 async fn created_changed_and_deleted_configmaps_take_effect_without_a_restart() {
-    let s = setup(|_| {}).await;
+    let s = Watched::start(|_| {}).await;
     eventually(Duration::from_secs(5), "synced", || s.cache.is_ready()).await;
-    s.api.put("shop", NAME, &[(KEY, &policy(15))]);
+    s.api.put("shop", NAME, &[(KEY, &sleep_policy(15))]);
     eventually(Duration::from_secs(1), "created", || {
         sleep_of(&*s.cache, "shop") == 15
     })
     .await;
-    s.api.put("shop", NAME, &[(KEY, &policy(16))]);
+    s.api.put("shop", NAME, &[(KEY, &sleep_policy(16))]);
     eventually(Duration::from_secs(1), "changed", || {
         sleep_of(&*s.cache, "shop") == 16
     })
@@ -126,19 +87,18 @@ async fn created_changed_and_deleted_configmaps_take_effect_without_a_restart() 
         sleep_of(&*s.cache, "shop") == 10
     })
     .await;
-    s.task.abort();
 }
 
 #[tokio::test]
 async fn a_410_gone_relists_and_drops_what_was_deleted_meanwhile() {
-    let s = setup(|api| {
-        api.put("a", NAME, &[(KEY, &policy(11))]);
-        api.put("b", NAME, &[(KEY, &policy(12))]);
+    let s = Watched::start(|api| {
+        api.put("a", NAME, &[(KEY, &sleep_policy(11))]);
+        api.put("b", NAME, &[(KEY, &sleep_policy(12))]);
     })
     .await;
     eventually(Duration::from_secs(5), "synced", || s.cache.is_ready()).await;
     s.api.delete_silently("a", NAME);
-    s.api.put("c", NAME, &[(KEY, &policy(13))]);
+    s.api.put("c", NAME, &[(KEY, &sleep_policy(13))]);
     s.api.compact();
     eventually(Duration::from_secs(5), "relisted", || {
         sleep_of(&*s.cache, "a") == 10 && sleep_of(&*s.cache, "c") == 13
@@ -152,29 +112,27 @@ async fn a_410_gone_relists_and_drops_what_was_deleted_meanwhile() {
         .filter(|r| !r.contains("watch="))
         .count();
     assert!(lists >= 2, "a second list happened: {:?}", s.api.requests());
-    s.task.abort();
 }
 
 #[tokio::test]
 async fn a_dropped_watch_reconnects_and_resumes() {
-    let s = setup(|api| {
-        api.put("a", NAME, &[(KEY, &policy(11))]);
+    let s = Watched::start(|api| {
+        api.put("a", NAME, &[(KEY, &sleep_policy(11))]);
     })
     .await;
     eventually(Duration::from_secs(5), "synced", || s.cache.is_ready()).await;
     s.api.drop_watches();
-    s.api.put("a", NAME, &[(KEY, &policy(14))]);
+    s.api.put("a", NAME, &[(KEY, &sleep_policy(14))]);
     eventually(Duration::from_secs(10), "resumed", || {
         sleep_of(&*s.cache, "a") == 14
     })
     .await;
-    s.task.abort();
 }
 
 #[tokio::test]
 async fn losing_the_api_server_keeps_the_cache_serving() {
-    let mut s = setup(|api| {
-        api.put("a", NAME, &[(KEY, &policy(11))]);
+    let mut s = Watched::start(|api| {
+        api.put("a", NAME, &[(KEY, &sleep_policy(11))]);
     })
     .await;
     eventually(Duration::from_secs(5), "synced", || s.cache.is_ready()).await;
@@ -182,14 +140,13 @@ async fn losing_the_api_server_keeps_the_cache_serving() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(s.cache.is_ready());
     assert_eq!(sleep_of(&*s.cache, "a"), 11);
-    s.task.abort();
 }
 
 #[tokio::test]
 async fn paged_lists_are_followed_to_the_end() {
-    let s = setup(|api| {
+    let s = Watched::start(|api| {
         for i in 0..1200 {
-            api.put(&format!("ns-{i:04}"), NAME, &[(KEY, &policy(20))]);
+            api.put(&format!("ns-{i:04}"), NAME, &[(KEY, &sleep_policy(20))]);
         }
     })
     .await;
@@ -199,7 +156,6 @@ async fn paged_lists_are_followed_to_the_end() {
         s.api.requests().iter().any(|r| r.contains("continue=")),
         "pages were requested"
     );
-    s.task.abort();
 }
 
 #[tokio::test]

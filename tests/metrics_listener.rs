@@ -8,17 +8,10 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::binary::{Webhook, exchange, read_answer};
+use common::free_port;
 use podgrace::server::metrics_listener::MAX_CONNECTIONS;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 async fn start() -> (Webhook, u16) {
     let port = free_port();

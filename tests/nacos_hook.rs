@@ -199,10 +199,7 @@ fn a_nacos_3_server_refusing_v1_is_reported_with_its_status() {
 #[test]
 fn an_unreachable_or_hanging_server_is_bounded_by_the_timeout_and_the_sleep_still_runs() {
     // Connection refused: a port nothing listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = closed_addr();
     let policy = nacos_policy(&format!("http://{closed}"), "v1", "")
         .replace("sleepSeconds: 0", "sleepSeconds: 1");
     let run = run_hook(&policy, &[("POD_IP", "10.1.2.3")]);

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{podgrace, text, tmp};
+use common::{free_port, podgrace, text, tmp};
 
 const SUBCOMMANDS: [&[&str]; 9] = [
     &["serve"],
@@ -173,11 +173,7 @@ fn each_grace_change_is_printed_once_on_stderr() {
 fn the_listening_line_is_written_in_one_write() {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("writes");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let mut child = std::process::Command::new("strace")
         .args([

@@ -12,30 +12,22 @@
 mod common;
 
 use common::sleep_of;
+use common::wait::eventually;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::kube_api::FakeApi;
-use podgrace::cluster::policy_events::{self, PolicyEvents};
-use podgrace::cluster::policy_watch::watch_policies_reporting;
+use common::policy_watch::{KEY, NAME, Watched, sleep_policy};
 use podgrace::observability::metrics::Metrics;
 use podgrace::store::PolicyStore;
 use podgrace::store::cache::PolicyCache;
 use podgrace::store::files::watch_cluster_policy;
+use podgrace::cluster::policy_watch::watch_policies_reporting;
+use podgrace::cluster::policy_events::{self, PolicyEvents};
 use serde_json::Value;
 
-const NAME: &str = "podgrace-policy";
-const KEY: &str = "policy.yaml";
 const INSTANCE: &str = "podgrace-7d9f8b6c5-x2x9q";
-
-async fn eventually(within: Duration, what: &str, cond: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < within, "not within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
 
 /// Compacts the API server's history, so that the watch is told its resource version is gone,
 /// and waits for the relist that follows (a list request, not a watch).
@@ -50,45 +42,7 @@ async fn compact_and_await_relist(api: &FakeApi) {
     .await;
 }
 
-fn policy(sleep: u32) -> String {
-    format!("preStop:\n  sleepSeconds: {sleep}\n")
-}
-
 const BAD: &str = "preStop: {sleepSecods: 99}";
-
-struct Setup {
-    api: FakeApi,
-    cache: Arc<PolicyCache>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
-}
-
-async fn setup(before: impl FnOnce(&FakeApi)) -> Setup {
-    let api = FakeApi::start(NAME).await;
-    before(&api);
-    let cache = Arc::new(PolicyCache::new(Arc::new(Metrics::new())));
-    let (events, publisher) = PolicyEvents::start(api.client(), Some(INSTANCE.into()));
-    let watch = watch_policies_reporting(
-        api.client(),
-        cache.clone(),
-        NAME.into(),
-        KEY.into(),
-        Some(events),
-    );
-    eventually(Duration::from_secs(5), "synced", || cache.is_ready()).await;
-    Setup {
-        api,
-        cache,
-        tasks: vec![publisher, watch],
-    }
-}
 
 fn events_for(api: &FakeApi, namespace: &str) -> Vec<Value> {
     api.events()
@@ -138,8 +92,8 @@ fn assert_refusal_event(event: &Value, namespace: &str, rv: u64, message_part: &
 async fn a_configmap_refused_in_the_initial_list_gets_a_warning_event_with_the_validation_message()
 {
     let mut rvs = Vec::new();
-    let s = setup(|api| {
-        api.put("shop", NAME, &[(KEY, &policy(21))]);
+    let s = Watched::reporting(INSTANCE, |api| {
+        api.put("shop", NAME, &[(KEY, &sleep_policy(21))]);
         rvs.push(api.put("broken", NAME, &[(KEY, BAD)]));
     })
     .await;
@@ -157,8 +111,8 @@ async fn a_configmap_refused_in_the_initial_list_gets_a_warning_event_with_the_v
 
 #[tokio::test]
 async fn each_refused_resource_version_gets_one_event_and_accepted_ones_none() {
-    let s = setup(|api| {
-        api.put("shop", NAME, &[(KEY, &policy(15))]);
+    let s = Watched::reporting(INSTANCE, |api| {
+        api.put("shop", NAME, &[(KEY, &sleep_policy(15))]);
     })
     .await;
     let first = s.api.put("shop", NAME, &[(KEY, BAD)]);
@@ -175,7 +129,7 @@ async fn each_refused_resource_version_gets_one_event_and_accepted_ones_none() {
     .await;
     // An accepted version, then a relist that delivers every ConfigMap again (410 Gone): the
     // refused version delivered again is not reported again.
-    s.api.put("shop", NAME, &[(KEY, &policy(16))]);
+    s.api.put("shop", NAME, &[(KEY, &sleep_policy(16))]);
     let third = s.api.put("other", NAME, &[(KEY, BAD)]);
     eventually(Duration::from_secs(5), "the third Event", || {
         events_for(&s.api, "other").len() == 1
@@ -209,7 +163,7 @@ async fn each_refused_resource_version_gets_one_event_and_accepted_ones_none() {
 #[tokio::test]
 async fn forbidden_events_leave_the_policy_watch_working_and_are_tried_again_on_the_next_delivery()
 {
-    let s = setup(|api| api.allow_events(false)).await;
+    let s = Watched::reporting(INSTANCE, |api| api.allow_events(false)).await;
     let refused = s.api.put("shop", NAME, &[(KEY, BAD)]);
     eventually(Duration::from_secs(5), "the refused POST", || {
         s.api
@@ -220,7 +174,7 @@ async fn forbidden_events_leave_the_policy_watch_working_and_are_tried_again_on_
     .await;
     assert!(s.api.events().is_empty());
     // Policies still flow.
-    s.api.put("cafe", NAME, &[(KEY, &policy(17))]);
+    s.api.put("cafe", NAME, &[(KEY, &sleep_policy(17))]);
     eventually(Duration::from_secs(5), "cafe loaded", || {
         sleep_of(&*s.cache, "cafe") == 17
     })
@@ -247,7 +201,7 @@ async fn a_huge_validation_message_still_makes_an_event_the_api_server_accepts()
     // An unknown key of 1,000 characters (YAML's limit for a plain key): the message names it
     // twice, far over 1 kB.
     let key = format!("unknownKey{}", "x".repeat(990));
-    let s = setup(|_| {}).await;
+    let s = Watched::reporting(INSTANCE, |_| {}).await;
     s.api.put("shop", NAME, &[(KEY, &format!("{key}: 1\n"))]);
     eventually(Duration::from_secs(5), "the Event", || {
         events_for(&s.api, "shop").len() == 1
@@ -307,8 +261,9 @@ async fn a_cluster_default_that_breaks_a_namespace_policy_gets_one_event_per_ver
     std::fs::write(&cluster, NACOS_DEFAULT).unwrap();
     let api = FakeApi::start(NAME).await;
     let shop = api.put("shop", NAME, &[(KEY, NACOS_POLICY)]);
-    api.put("cafe", NAME, &[(KEY, &policy(12))]);
-    let cache = Arc::new(PolicyCache::new(Arc::new(Metrics::new())));
+    api.put("cafe", NAME, &[(KEY, &sleep_policy(12))]);
+    let metrics = Arc::new(Metrics::new());
+    let cache = Arc::new(PolicyCache::new(metrics.clone()));
     let _cluster_watch = watch_cluster_policy(
         cache.clone(),
         cluster.clone(),
@@ -323,9 +278,10 @@ async fn a_cluster_default_that_breaks_a_namespace_policy_gets_one_event_per_ver
         KEY.into(),
         Some(events),
     );
-    let s = Setup {
+    let s = Watched {
         api,
         cache,
+        metrics,
         tasks: vec![publisher, watch],
     };
     eventually(Duration::from_secs(5), "synced", || s.cache.is_ready()).await;
@@ -436,14 +392,7 @@ fn serve_against_as(
     let pki = common::https::pki();
     std::fs::write(dir.join("tls.crt"), &pki.cert_pem).unwrap();
     std::fs::write(dir.join("tls.key"), &pki.key_pem).unwrap();
-    let kubeconfig = format!(
-        "apiVersion: v1\nkind: Config\ncurrent-context: test\n\
-         clusters: [{{name: test, cluster: {{server: 'http://{}'}}}}]\n\
-         users: [{{name: podgrace, user: {{token: test}}}}]\n\
-         contexts: [{{name: test, context: {{cluster: test, user: podgrace}}}}]\n",
-        api.addr
-    );
-    std::fs::write(dir.join("kubeconfig"), kubeconfig).unwrap();
+    std::fs::write(dir.join("kubeconfig"), api.kubeconfig(None)).unwrap();
     let mut cmd = common::child::command(env!("CARGO_BIN_EXE_podgrace"));
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--kube-version", "1.36"])
         .arg("--kubeconfig")
@@ -466,7 +415,7 @@ fn serve_against_as(
 async fn the_binary_reports_refused_configmaps_as_events_named_after_its_pod() {
     let api = FakeApi::start(NAME).await;
     let refused = api.put("shop", NAME, &[(KEY, BAD)]);
-    api.put("cafe", NAME, &[(KEY, &policy(12))]);
+    api.put("cafe", NAME, &[(KEY, &sleep_policy(12))]);
     let dir = tempfile::tempdir().unwrap();
     let _podgrace = serve_against(&api, dir.path(), &["--pod-name", INSTANCE]);
     eventually(Duration::from_secs(20), "the Event from the binary", || {

@@ -4,39 +4,28 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
+use common::admission::{configmap_review, decoded_patch};
 use common::https::TestServer;
 use common::kube_api::FakeApi;
+use common::policy_watch::{KEY, NAME, Watched, sleep_policy};
+use common::wait::eventually;
 use common::*;
-use podgrace::cluster::policy_watch::watch_policies;
-use podgrace::observability::metrics::Metrics;
 use podgrace::store::PolicyStore;
-use podgrace::store::cache::PolicyCache;
 use serde_json::{Value, json};
 
 async fn review(server: &TestServer, path: &str, body: String) -> Value {
-    let resp = server
-        .client()
-        .post(server.url(path))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    resp.json().await.unwrap()
+    let (status, answer) = server.post(path, body).await;
+    assert_eq!(status, 200, "{answer}");
+    answer
 }
 
 /// The drain sleep in the patch the webhook returns for the captured pod (namespace `probe`).
 async fn sleep_in_patch(server: &TestServer) -> i64 {
     let body = read_fixture("admission/pod-create-kubectl-apply.json");
     let out = review(server, "/mutate", body.clone()).await;
-    let patch = base64::engine::general_purpose::STANDARD
-        .decode(out["response"]["patch"].as_str().unwrap())
-        .unwrap();
-    let patch: json_patch::Patch = serde_json::from_slice(&patch).unwrap();
+    let patch = decoded_patch(&out).expect("a patch");
     let mut object = serde_json::from_str::<Value>(&body).unwrap()["request"]["object"].clone();
     json_patch::patch(&mut object, &patch.0).unwrap();
     object["spec"]["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
@@ -58,57 +47,24 @@ async fn until_sleep(server: &TestServer, expected: i64) -> Duration {
 
 #[tokio::test]
 async fn a_configmap_created_changed_and_deleted_changes_the_patches_within_a_second() {
-    let api = FakeApi::start("podgrace-policy").await;
-    let metrics = Arc::new(Metrics::new());
-    let cache = Arc::new(PolicyCache::new(metrics.clone()));
-    let watch = watch_policies(
-        api.client(),
-        cache.clone(),
-        "podgrace-policy".into(),
-        "policy.yaml".into(),
-    );
-    let server = TestServer::start_with_cache(cache.clone(), metrics).await;
+    let watched = Watched::start(|_| {}).await;
+    let (api, cache) = (&watched.api, &watched.cache);
+    let server = TestServer::start_with_cache(cache.clone(), watched.metrics.clone()).await;
     let ready = server.client().get(server.url("/readyz"));
-    let start = Instant::now();
-    while !cache.is_ready() {
-        assert!(start.elapsed() < Duration::from_secs(5));
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually(Duration::from_secs(5), "policies synced", || {
+        cache.is_ready()
+    })
+    .await;
     assert_eq!(ready.send().await.unwrap().status(), 200);
     assert_eq!(sleep_in_patch(&server).await, 10);
 
-    api.put(
-        "probe",
-        "podgrace-policy",
-        &[("policy.yaml", "preStop: {sleepSeconds: 25}")],
-    );
+    api.put("probe", NAME, &[(KEY, &sleep_policy(25))]);
     until_sleep(&server, 25).await;
-    api.put(
-        "probe",
-        "podgrace-policy",
-        &[("policy.yaml", "preStop: {sleepSeconds: 33}")],
-    );
+    api.put("probe", NAME, &[(KEY, &sleep_policy(33))]);
     until_sleep(&server, 33).await;
-    api.delete("probe", "podgrace-policy");
+    api.delete("probe", NAME);
     until_sleep(&server, 10).await;
-    watch.abort();
     server.stop().await;
-}
-
-fn configmap_review(operation: &str, name: &str, policy: &str) -> String {
-    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
-        "uid": "7b0f4c1e-0000-4000-8000-000000000001",
-        "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
-        "resource": {"group": "", "version": "v1", "resource": "configmaps"},
-        "requestKind": {"group": "", "version": "v1", "kind": "ConfigMap"},
-        "requestResource": {"group": "", "version": "v1", "resource": "configmaps"},
-        "name": name, "namespace": "shop", "operation": operation,
-        "userInfo": {"username": "alice", "groups": ["system:authenticated"]},
-        "object": {"apiVersion": "v1", "kind": "ConfigMap",
-                   "metadata": {"name": name, "namespace": "shop"},
-                   "data": {"policy.yaml": policy}},
-        "oldObject": null, "dryRun": false}})
-    .to_string()
 }
 
 #[tokio::test]
@@ -213,22 +169,11 @@ async fn serve_with_a_kubeconfig_watches_the_cluster() {
     api.hold_lists(true);
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters: [{{name: test, cluster: {{server: 'http://{}'}}}}]\nusers: [{{name: test, user: {{}}}}]\ncontexts: [{{name: test, context: {{cluster: test, user: test}}}}]\ncurrent-context: test\n",
-            api.addr
-        ),
-    )
-    .unwrap();
+    std::fs::write(&kubeconfig, api.kubeconfig(None)).unwrap();
     let pki = common::https::pki();
     std::fs::write(dir.path().join("tls.crt"), &pki.cert_pem).unwrap();
     std::fs::write(dir.path().join("tls.key"), &pki.key_pem).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     // Killed and reaped when the test ends, whether its assertions pass or not.
     let _webhook = common::child::Guard::spawn(
         common::child::command(env!("CARGO_BIN_EXE_podgrace"))
@@ -296,10 +241,8 @@ async fn serve_with_a_kubeconfig_watches_the_cluster() {
             .json()
             .await
             .unwrap();
-        let patch = base64::engine::general_purpose::STANDARD
-            .decode(out["response"]["patch"].as_str().unwrap())
-            .unwrap();
-        if String::from_utf8_lossy(&patch).contains("\"seconds\":27") {
+        let patch = serde_json::to_string(&decoded_patch(&out).expect("a patch")).unwrap();
+        if patch.contains("\"seconds\":27") {
             break;
         }
         assert!(

@@ -154,10 +154,7 @@ fn every_api_generation_logs_in_and_disables_the_instance() {
 
 #[test]
 fn refused_connections_are_retried_with_backoff_inside_the_budget_and_the_sleep_still_runs() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = closed_addr();
     let url = format!("http://{closed}");
     let mut args = nacos_args(&url, "v1");
     args.extend(["--budget", "2", "--sleep", "1"]);

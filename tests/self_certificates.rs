@@ -15,9 +15,11 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::child::Guard;
+use common::free_port;
 use common::https::client_config;
 use common::kube_api::FakeApi;
 use common::kube_objects::{Objects, Rule};
+use common::wait::eventually;
 use rustls::pki_types::ServerName;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -85,14 +87,6 @@ struct Replica {
     dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Replica {
     /// Starts `podgrace serve --certificates self` as pod `name`, with `extra` flags; returns
     /// once it listens.
@@ -122,14 +116,7 @@ impl Replica {
     async fn start_with(api: &FakeApi, name: &str, args: &[String]) -> Replica {
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = dir.path().join("kubeconfig");
-        std::fs::write(
-            &kubeconfig,
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: \"http://{}\"}}\nusers:\n- name: podgrace\n  user: {{token: sa-token}}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: podgrace, namespace: {NS}}}\ncurrent-context: fake\n",
-                api.addr
-            ),
-        )
-        .unwrap();
+        std::fs::write(&kubeconfig, api.kubeconfig(Some(NS))).unwrap();
         let policies = dir.path().join("policies");
         std::fs::create_dir(&policies).unwrap();
         let (port, metrics) = (free_port(), free_port());
@@ -220,16 +207,6 @@ fn secret_data(objects: &Objects, key: &str) -> Option<String> {
         )
         .unwrap(),
     )
-}
-
-/// Waits until `cond` holds, `limit` at most; how long it took.
-async fn until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    start.elapsed()
 }
 
 /// One call as the API server makes it: trust `ca_pem`, dial the service name, verify, ask.
@@ -339,7 +316,7 @@ async fn two_replicas_starting_at_once_create_one_pair_and_both_serve_it() {
         Replica::start(&api, "podgrace-b", &[])
     );
     let objects = api.objects.clone();
-    until(Duration::from_secs(10), "caBundle written", || {
+    eventually(Duration::from_secs(10), "caBundle written", || {
         !ca_bundle(&objects, MWC).is_empty() && !ca_bundle(&objects, VWC).is_empty()
     })
     .await;
@@ -372,7 +349,7 @@ async fn a_ca_bundle_reset_by_an_apply_is_put_back_within_two_seconds() {
     let api = api().await;
     let replica = Replica::start(&api, "podgrace-a", &[]).await;
     let objects = api.objects.clone();
-    until(Duration::from_secs(10), "caBundle written", || {
+    eventually(Duration::from_secs(10), "caBundle written", || {
         !ca_bundle(&objects, MWC).is_empty() && !ca_bundle(&objects, VWC).is_empty()
     })
     .await;
@@ -381,7 +358,7 @@ async fn a_ca_bundle_reset_by_an_apply_is_put_back_within_two_seconds() {
     // `kubectl replace` (or Argo CD's Replace=true) of the chart's render: no caBundle.
     objects.put(MWC, mutating(), "kubectl-replace");
     assert_eq!(ca_bundle(&objects, MWC), "");
-    let took = until(Duration::from_secs(2), "mutating caBundle put back", || {
+    let took = eventually(Duration::from_secs(2), "mutating caBundle put back", || {
         ca_bundle(&objects, MWC) == ours
     })
     .await;
@@ -396,7 +373,7 @@ async fn a_ca_bundle_reset_by_an_apply_is_put_back_within_two_seconds() {
         .apply(VWC, foreign, "argocd-controller", true)
         .unwrap();
     assert_ne!(ca_bundle(&objects, VWC), ours);
-    let took = until(
+    let took = eventually(
         Duration::from_secs(2),
         "validating caBundle put back",
         || ca_bundle(&objects, VWC) == ours,
@@ -406,7 +383,7 @@ async fn a_ca_bundle_reset_by_an_apply_is_put_back_within_two_seconds() {
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(replica.metric("podgrace_ca_bundle_restores_total").await >= 2.0);
-    until(Duration::from_secs(5), "CABundleRestored Event", || {
+    eventually(Duration::from_secs(5), "CABundleRestored Event", || {
         !events_with_reason(&api, "CABundleRestored").is_empty()
     })
     .await;
@@ -418,7 +395,7 @@ async fn conflicting_patches_are_retried_and_said_while_serving_goes_on() {
     let api = api().await;
     let replica = Replica::start(&api, "podgrace-a", &[]).await;
     let objects = api.objects.clone();
-    until(Duration::from_secs(10), "caBundle written", || {
+    eventually(Duration::from_secs(10), "caBundle written", || {
         !ca_bundle(&objects, MWC).is_empty() && !ca_bundle(&objects, VWC).is_empty()
     })
     .await;
@@ -427,7 +404,7 @@ async fn conflicting_patches_are_retried_and_said_while_serving_goes_on() {
     let served_before = call(replica.addr, &ours).await.unwrap();
     objects.conflict_next_patches(2);
     objects.put(MWC, mutating(), "kubectl-replace");
-    let took = until(
+    let took = eventually(
         Duration::from_secs(5),
         "caBundle put back after the conflicts",
         || ca_bundle(&objects, MWC) == ours,
@@ -441,7 +418,7 @@ async fn conflicting_patches_are_retried_and_said_while_serving_goes_on() {
             .await
             >= 2.0
     );
-    until(
+    eventually(
         Duration::from_secs(5),
         "CertificateSyncFailed Event",
         || {
@@ -486,7 +463,7 @@ async fn the_serving_certificate_and_the_ca_renew_with_no_failed_handshake() {
         Replica::start(&api, "podgrace-b", &short)
     );
     let objects = api.objects.clone();
-    until(Duration::from_secs(10), "caBundle written", || {
+    eventually(Duration::from_secs(10), "caBundle written", || {
         !ca_bundle(&objects, MWC).is_empty() && !ca_bundle(&objects, VWC).is_empty()
     })
     .await;
@@ -542,14 +519,14 @@ async fn a_deleted_secret_is_re_created_with_the_same_ca_while_serving_goes_on()
     let api = api().await;
     let replica = Replica::start(&api, "podgrace-a", &["--cert-check-seconds", "1"]).await;
     let objects = api.objects.clone();
-    until(Duration::from_secs(10), "caBundle written", || {
+    eventually(Duration::from_secs(10), "caBundle written", || {
         !ca_bundle(&objects, MWC).is_empty()
     })
     .await;
     let ca = secret_data(&objects, "ca.crt").unwrap();
     let caller = Caller::start(objects.clone(), vec![replica.addr]);
     objects.delete("secrets", NS, SECRET);
-    until(Duration::from_secs(5), "Secret re-created", || {
+    eventually(Duration::from_secs(5), "Secret re-created", || {
         secret_data(&objects, "ca.crt").is_some()
     })
     .await;
@@ -564,7 +541,7 @@ async fn a_deleted_secret_is_re_created_with_the_same_ca_while_serving_goes_on()
             .await,
         1.0
     );
-    until(
+    eventually(
         Duration::from_secs(5),
         "CertificateSecretRecreated Event",
         || !events_with_reason(&api, "CertificateSecretRecreated").is_empty(),
@@ -588,7 +565,7 @@ async fn with_the_api_server_down_at_renewal_time_a_replica_keeps_serving_a_trus
     let mut api = api().await;
     let replica = Replica::start(&api, "podgrace-a", &short).await;
     let objects = api.objects.clone();
-    until(Duration::from_secs(10), "caBundle written", || {
+    eventually(Duration::from_secs(10), "caBundle written", || {
         !ca_bundle(&objects, MWC).is_empty()
     })
     .await;
@@ -622,7 +599,7 @@ async fn with_the_api_server_down_at_renewal_time_a_replica_keeps_serving_a_trus
     );
     // Back: the failure and the recovery are told, and the replica follows the Secret again.
     api.restart().await;
-    until(
+    eventually(
         Duration::from_secs(10),
         "CertificateSyncFailed Event",
         || !events_with_reason(&api, "CertificateSyncFailed").is_empty(),
@@ -643,7 +620,7 @@ async fn with_the_api_server_down_at_renewal_time_a_replica_keeps_serving_a_trus
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    until(
+    eventually(
         Duration::from_secs(10),
         "CertificateSyncRecovered Event",
         || !events_with_reason(&api, "CertificateSyncRecovered").is_empty(),
@@ -786,7 +763,7 @@ async fn applying_two_renders_of_the_chart_fails_no_handshake() {
             Replica::start(&api, "podgrace-b", &[])
         )
     };
-    until(Duration::from_secs(10), "caBundle written", || {
+    eventually(Duration::from_secs(10), "caBundle written", || {
         !ca_bundle(&objects, MWC).is_empty() && !ca_bundle(&objects, VWC).is_empty()
     })
     .await;

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use base64::Engine as _;
+use common::admission::decoded_patch;
 use common::https::*;
 use common::*;
 use k8s_openapi::api::core::v1::Pod;
@@ -19,38 +19,13 @@ const FIXTURES: [&str; 3] = [
     "admission/pod-create-dry-run.json",
 ];
 
-async fn post(server: &TestServer, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
-    let resp = server
-        .client()
-        .post(server.url(path))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-fn decoded_patch(review: &Value) -> Option<json_patch::Patch> {
-    let b64 = review["response"]["patch"].as_str()?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .unwrap();
-    Some(serde_json::from_slice(&bytes).unwrap())
-}
-
 #[tokio::test]
 async fn captured_reviews_get_patches_that_apply_to_the_request_object() {
     let server = TestServer::start(|_| {}).await;
     for f in FIXTURES {
         let body = read_fixture(f);
         let request: Value = serde_json::from_str(&body).unwrap();
-        let (status, review) = post(&server, "/mutate?timeout=5s", body.clone()).await;
+        let (status, review) = server.post("/mutate?timeout=5s", body.clone()).await;
         assert_eq!(status, 200, "{f}");
         assert_eq!(review["apiVersion"], "admission.k8s.io/v1");
         assert_eq!(review["kind"], "AdmissionReview");
@@ -104,12 +79,12 @@ async fn captured_reviews_get_patches_that_apply_to_the_request_object() {
 #[tokio::test]
 async fn the_patch_is_base64_and_warnings_reach_the_user() {
     let server = TestServer::start(|_| {}).await;
-    let (_, review) = post(
-        &server,
-        "/mutate",
-        read_fixture("admission/pod-create-kubectl-apply.json"),
-    )
-    .await;
+    let (_, review) = server
+        .post(
+            "/mutate",
+            read_fixture("admission/pod-create-kubectl-apply.json"),
+        )
+        .await;
     assert!(review["response"]["patch"].is_string());
     let warnings: Vec<&str> = review["response"]["warnings"]
         .as_array()
@@ -127,7 +102,7 @@ async fn the_patch_is_base64_and_warnings_reach_the_user() {
 #[tokio::test]
 async fn bad_requests_get_clear_statuses() {
     let server = TestServer::start(|o| o.max_body_bytes = 64 * 1024).await;
-    let (status, body) = post(&server, "/mutate", "{not json").await;
+    let (status, body) = server.post("/mutate", "{not json").await;
     assert_eq!(status, 400);
     assert!(
         body["error"]
@@ -137,16 +112,16 @@ async fn bad_requests_get_clear_statuses() {
         "{body}"
     );
 
-    let (status, body) = post(
-        &server,
-        "/mutate",
-        r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#,
-    )
-    .await;
+    let (status, body) = server
+        .post(
+            "/mutate",
+            r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#,
+        )
+        .await;
     assert_eq!(status, 400);
     assert_eq!(body["error"], "AdmissionReview has no request");
 
-    let (status, _) = post(&server, "/mutate", vec![b' '; 65 * 1024]).await;
+    let (status, _) = server.post("/mutate", vec![b' '; 65 * 1024]).await;
     assert_eq!(status, 413);
 
     let c = server.client();
@@ -212,7 +187,7 @@ async fn reviews_are_budgeted_by_what_decoding_builds_not_by_their_managed_field
     let body = review.to_string();
     // Over the quick estimate's limit (every `{` as a container: 32 MiB of decoding budget).
     assert!(body.matches('{').count() * 12 * 1024 > 32 * 1024 * 1024);
-    let (status, answer) = post(&server, "/mutate", body.clone()).await;
+    let (status, answer) = server.post("/mutate", body.clone()).await;
     assert_eq!(status, 200, "{answer}");
     let patch = decoded_patch(&answer).expect("a patch");
     let mut object = review["request"]["object"].clone();
@@ -229,7 +204,7 @@ async fn reviews_are_budgeted_by_what_decoding_builds_not_by_their_managed_field
         .map(|i| json!({"name": format!("c{i}"), "image": "x"}))
         .collect();
     review["request"]["object"]["spec"]["containers"] = Value::Array(containers);
-    let (status, answer) = post(&server, "/mutate", review.to_string()).await;
+    let (status, answer) = server.post("/mutate", review.to_string()).await;
     assert_eq!(status, 413, "{answer}");
     let error = answer["error"].as_str().unwrap();
     assert!(
@@ -245,7 +220,7 @@ async fn other_kinds_and_operations_are_allowed_without_a_patch() {
     let mut review: Value =
         serde_json::from_str(&read_fixture("admission/pod-create-kubectl-apply.json")).unwrap();
     review["request"]["operation"] = json!("UPDATE");
-    let (status, out) = post(&server, "/mutate", review.to_string()).await;
+    let (status, out) = server.post("/mutate", review.to_string()).await;
     assert_eq!((status, &out["response"]["allowed"]), (200, &json!(true)));
     assert!(out["response"].get("patch").is_none());
 
@@ -253,7 +228,7 @@ async fn other_kinds_and_operations_are_allowed_without_a_patch() {
         "uid": "u1", "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
         "resource": {"group": "", "version": "v1", "resource": "configmaps"}, "operation": "CREATE",
         "userInfo": {}, "object": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}, "oldObject": null}});
-    let (status, out) = post(&server, "/mutate", cm.to_string()).await;
+    let (status, out) = server.post("/mutate", cm.to_string()).await;
     assert_eq!(status, 200);
     assert_eq!(out["response"]["uid"], "u1");
     assert!(out["response"].get("patch").is_none());
@@ -264,7 +239,7 @@ async fn other_kinds_and_operations_are_allowed_without_a_patch() {
         "resource": {"group": "example.com", "version": "v1", "resource": "pods"}, "operation": "CREATE",
         "userInfo": {}, "object": {"metadata": {"name": "x"},
             "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}, "oldObject": null}});
-    let (status, out) = post(&server, "/mutate", crd.to_string()).await;
+    let (status, out) = server.post("/mutate", crd.to_string()).await;
     assert_eq!((status, &out["response"]["uid"]), (200, &json!("u2")));
     assert!(out["response"].get("patch").is_none(), "{out}");
     assert!(out["response"].get("warnings").is_none(), "{out}");
@@ -287,7 +262,7 @@ async fn wrongly_typed_metadata_or_spec_is_admitted_untouched_with_a_warning() {
     for (i, (path, value)) in cases.iter().enumerate() {
         let mut review = fixture.clone();
         *review["request"]["object"].pointer_mut(path).unwrap() = value.clone();
-        let (status, out) = post(&server, "/mutate", review.to_string()).await;
+        let (status, out) = server.post("/mutate", review.to_string()).await;
         assert_eq!(status, 200, "{path}");
         assert_eq!(out["response"]["allowed"], true, "{path}");
         assert!(out["response"].get("patch").is_none(), "{path}: {out}");
@@ -320,7 +295,7 @@ async fn the_patch_adds_into_any_metadata_and_never_replaces_it() {
     ] {
         let mut review = fixture.clone();
         review["request"]["object"]["metadata"] = metadata.clone();
-        let (status, out) = post(&server, "/mutate", review.to_string()).await;
+        let (status, out) = server.post("/mutate", review.to_string()).await;
         assert_eq!(status, 200);
         let patch = decoded_patch(&out).unwrap_or_else(|| panic!("no patch for {metadata}: {out}"));
         for op in &patch.0 {
@@ -341,7 +316,7 @@ async fn the_patch_adds_into_any_metadata_and_never_replaces_it() {
         .as_object_mut()
         .unwrap()
         .remove("metadata");
-    let (_, out) = post(&server, "/mutate", review.to_string()).await;
+    let (_, out) = server.post("/mutate", review.to_string()).await;
     let mut object = review["request"]["object"].clone();
     json_patch::patch(&mut object, &decoded_patch(&out).unwrap().0).unwrap();
     assert!(object["metadata"]["annotations"]["podgrace.io/injected"].is_string());
@@ -354,7 +329,7 @@ async fn a_pod_podgrace_cannot_read_is_admitted_untouched_with_a_warning() {
     let mut review: Value =
         serde_json::from_str(&read_fixture("admission/pod-create-kubectl-apply.json")).unwrap();
     review["request"]["object"]["spec"]["containers"] = json!("not a list");
-    let (status, out) = post(&server, "/mutate", review.to_string()).await;
+    let (status, out) = server.post("/mutate", review.to_string()).await;
     assert_eq!(status, 200);
     assert_eq!(out["response"]["allowed"], true);
     assert!(out["response"].get("patch").is_none());
@@ -373,12 +348,12 @@ async fn namespace_policies_from_the_store_shape_the_patch() {
     server
         .cache
         .apply("probe", Ok(layer("preStop: {sleepSeconds: 25}")));
-    let (_, review) = post(
-        &server,
-        "/mutate",
-        read_fixture("admission/pod-create-kubectl-apply.json"),
-    )
-    .await;
+    let (_, review) = server
+        .post(
+            "/mutate",
+            read_fixture("admission/pod-create-kubectl-apply.json"),
+        )
+        .await;
     let mut object: Value =
         serde_json::from_str::<Value>(&read_fixture("admission/pod-create-kubectl-apply.json"))
             .unwrap()["request"]["object"]

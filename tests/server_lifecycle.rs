@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::os::unix::fs::symlink;
-use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -19,24 +17,6 @@ use podgrace::observability::metrics::Metrics;
 use podgrace::server::tls::{self, Pair, ReloadingCert};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Writes a Secret volume revision the kubelet way: a new timestamped directory, a `..data_tmp`
-/// symlink to it renamed over `..data` (atomic), and the file names as symlinks into `..data`.
-fn kubelet_write(dir: &Path, revision: &str, cert: &str, key: &str) {
-    let rev = dir.join(revision);
-    std::fs::create_dir(&rev).unwrap();
-    std::fs::write(rev.join("tls.crt"), cert).unwrap();
-    std::fs::write(rev.join("tls.key"), key).unwrap();
-    let tmp = dir.join("..data_tmp");
-    symlink(revision, &tmp).unwrap();
-    std::fs::rename(&tmp, dir.join("..data")).unwrap();
-    for f in ["tls.crt", "tls.key"] {
-        let link = dir.join(f);
-        if std::fs::symlink_metadata(&link).is_err() {
-            symlink(format!("..data/{f}"), &link).unwrap();
-        }
-    }
-}
-
 #[tokio::test]
 async fn a_kubelet_rotation_reaches_the_next_connection_without_failing_a_request() {
     let dir = tempfile::tempdir().unwrap();
@@ -44,8 +24,7 @@ async fn a_kubelet_rotation_reaches_the_next_connection_without_failing_a_reques
     kubelet_write(
         dir.path(),
         "..2026_11_22_10_00_00.1",
-        &old.cert_pem,
-        &old.key_pem,
+        &[("tls.crt", &old.cert_pem), ("tls.key", &old.key_pem)],
     );
     let (cert_file, key_file) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
     let cert = ReloadingCert::new(Pair::from_files(&cert_file, &key_file).unwrap());
@@ -87,8 +66,7 @@ async fn a_kubelet_rotation_reaches_the_next_connection_without_failing_a_reques
     kubelet_write(
         dir.path(),
         "..2026_11_22_11_00_00.2",
-        &new.cert_pem,
-        &new.key_pem,
+        &[("tls.crt", &new.cert_pem), ("tls.key", &new.key_pem)],
     );
     let deadline = Instant::now() + Duration::from_secs(5);
     while served_certificate(server.addr, &[&cas[0], &cas[1]]).await != der(&new.cert_pem) {
@@ -105,8 +83,7 @@ async fn a_kubelet_rotation_reaches_the_next_connection_without_failing_a_reques
     kubelet_write(
         dir.path(),
         "..2026_11_22_12_00_00.3",
-        &a.cert_pem,
-        &b.key_pem,
+        &[("tls.crt", &a.cert_pem), ("tls.key", &b.key_pem)],
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(

@@ -33,23 +33,14 @@ impl Drop for Webhook {
 impl Webhook {
     /// Starts the binary with `args` after the standalone ones, and waits until it serves.
     pub async fn start(args: &[&str], stdout: Stdio) -> Webhook {
-        Self::start_command(
-            super::child::command(env!("CARGO_BIN_EXE_podgrace")),
-            args,
-            stdout,
-        )
-        .await
+        Self::start_command(super::child::command(super::BIN), args, stdout).await
     }
 
     /// [`Webhook::start`] from a prepared `command` of the binary (signal dispositions set).
     #[allow(clippy::zombie_processes)] // reaped by Drop
     pub async fn start_command(mut command: Command, args: &[&str], stdout: Stdio) -> Webhook {
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::free_port();
         let ca_path = dir.path().join("ca.pem");
         let child = command
             .args(["serve", "--standalone", "--listen"])

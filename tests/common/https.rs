@@ -15,6 +15,7 @@ use podgrace::store::cache::PolicyCache;
 use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
+use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -174,6 +175,25 @@ impl TestServer {
     /// A verifying client for this server.
     pub fn client(&self) -> reqwest::Client {
         client(&[&self.pki.ca_cert_pem])
+    }
+
+    /// POSTs `body` as JSON to `path`: the status and the answer, as JSON when it is JSON, as a
+    /// JSON string otherwise.
+    pub async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        let resp = self
+            .client()
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     /// Stops the server and waits for it.

@@ -151,6 +151,16 @@ impl FakeApi {
         *self.shared.version.lock().unwrap() = (major.to_owned(), minor.to_owned());
     }
 
+    /// A kubeconfig reaching this server as podgrace's service account would (a bearer token, which
+    /// this server does not check), with `namespace` as the context's namespace when given.
+    pub fn kubeconfig(&self, namespace: Option<&str>) -> String {
+        let namespace = namespace.map_or(String::new(), |ns| format!(", namespace: {ns}"));
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: \"http://{}\"}}\nusers:\n- name: podgrace\n  user: {{token: test}}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: podgrace{namespace}}}\ncurrent-context: fake\n",
+            self.addr
+        )
+    }
+
     /// A kube client for this server.
     pub fn client(&self) -> kube::Client {
         let config = kube::Config::new(format!("http://{}", self.addr).parse().unwrap());

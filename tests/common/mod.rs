@@ -2,6 +2,7 @@
 //! way the API server's object arrives, and applying patches to that raw JSON.
 #![allow(dead_code)]
 
+pub mod admission;
 pub mod binary;
 pub mod child;
 pub mod https;
@@ -9,10 +10,14 @@ pub mod kube_api;
 pub mod kube_objects;
 pub mod nacos_server;
 pub mod netns;
+pub mod policy_watch;
 pub mod tiny_http;
+pub mod wait;
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use podgrace::engine::{self, ClusterInfo, Mutation, PodView};
@@ -149,6 +154,9 @@ pub fn sleep_of(store: &dyn podgrace::store::PolicyStore, namespace: &str) -> u3
         .sleep
 }
 
+/// The podgrace binary cargo built for the tests.
+pub const BIN: &str = env!("CARGO_BIN_EXE_podgrace");
+
 /// The real binary with `args`, waited for with a deadline.
 pub fn podgrace(args: &[&str]) -> Output {
     podgrace_with_input(args, None)
@@ -156,11 +164,7 @@ pub fn podgrace(args: &[&str]) -> Output {
 
 /// The real binary with `args` and `input` on its standard input.
 pub fn podgrace_with_input(args: &[&str], input: Option<&[u8]>) -> Output {
-    child::output_within(
-        child::command(env!("CARGO_BIN_EXE_podgrace")).args(args),
-        input,
-        child::SHORT,
-    )
+    child::output_within(child::command(BIN).args(args), input, child::SHORT)
 }
 
 /// A process's output as text.
@@ -173,4 +177,38 @@ pub fn tmp(content: &str) -> tempfile::NamedTempFile {
     let mut f = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
     f.write_all(content.as_bytes()).unwrap();
     f
+}
+
+/// Writes a ConfigMap or Secret volume revision the kubelet way: a new directory `revision` in
+/// `dir` holding `files` (name, content), a `..data_tmp` symlink to it renamed over `..data`
+/// (atomic), and each file name a symlink into `..data`.
+pub fn kubelet_write(dir: &Path, revision: &str, files: &[(&str, &str)]) {
+    let rev = dir.join(revision);
+    std::fs::create_dir(&rev).unwrap();
+    for (name, content) in files {
+        std::fs::write(rev.join(name), content).unwrap();
+    }
+    let tmp = dir.join("..data_tmp");
+    symlink(revision, &tmp).unwrap();
+    std::fs::rename(&tmp, dir.join("..data")).unwrap();
+    for (name, _) in files {
+        let link = dir.join(name);
+        if std::fs::symlink_metadata(&link).is_err() {
+            symlink(format!("..data/{name}"), &link).unwrap();
+        }
+    }
+}
+
+/// A loopback address nothing listens on (bound a moment ago, then released): connections to it
+/// are refused, and a server the test starts can listen on it.
+pub fn closed_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// The port of a [`closed_addr`].
+pub fn free_port() -> u16 {
+    closed_addr().port()
 }

@@ -1,10 +1,10 @@
 """Running the real podgrace binary on the real-world corpus, once per (manifest, policy).
 
 The corpus is tests/fixtures/realworld/*.yaml (one public project's workload per file); the
-policies are tests/realworld/policies/*.yaml, each a namespace policy layered over the same cluster
-policy (cluster.yaml). For each pair the binary runs three times at most, cached for the session:
-`mutate -o patch` and `mutate -o pod` on the manifest, and `mutate -o patch` again on the result
-(idempotency). Everything else (applying the patch, schema and API checks, Pod Security) is done
+policies are tests/fixtures/policies/realworld/*.yaml, each a namespace policy layered over the
+same cluster policy (tests/fixtures/policies/cluster.yaml). For each pair the binary runs three
+times at most, cached for the session: `mutate -o patch` and `mutate -o pod` on the manifest, and
+`mutate -o patch` again on the result (idempotency). Everything else (applying the patch, schema and API checks, Pod Security) is done
 here, independently of podgrace.
 """
 
@@ -33,8 +33,8 @@ REPO = Path(__file__).resolve().parents[2]
 # points the tests at another build (e.g. an older release, to see what they catch).
 PODGRACE = Path(os.environ.get("PODGRACE_BIN", REPO / "target" / "debug" / "podgrace"))
 CORPUS = REPO / "tests" / "fixtures" / "realworld"
-POLICY_DIR = Path(__file__).resolve().parent / "policies"
-CLUSTER_POLICY = POLICY_DIR / "cluster.yaml"
+POLICY_DIR = REPO / "tests" / "fixtures" / "policies" / "realworld"
+CLUSTER_POLICY = REPO / "tests" / "fixtures" / "policies" / "cluster.yaml"
 KUBERNETES_VERSION = "1.36.0"
 # Every binary call is bounded: a hang is a failure, not a stuck `make test`.
 TIMEOUT = 60

@@ -1,8 +1,8 @@
 """Acceptance tests of podgrace on real-world workloads (issue 14).
 
 Every pod template of every manifest in tests/fixtures/realworld, under every policy of
-tests/realworld/policies (each over the same cluster policy), goes through the real binary, and
-each test below checks one promise on the result, independently of podgrace's own code:
+tests/fixtures/policies/realworld (each over the same cluster policy), goes through the real
+binary, and each test below checks one promise on the result, independently of podgrace's own code:
 
   a. the patch applies to the original document (RFC 6902, applied with `jsonpatch`) and equals
      what `-o pod` prints, read back as kubectl reads YAML (1.1);

@@ -1,10 +1,9 @@
 //! The engine's adaptive drain (`preStop.drain.mode: adaptive`): where it runs, what it watches,
 //! what the grace period counts, and where it cannot run.
 
-mod common;
-
+use super::run;
+use crate::common::{self, foreign_operations, mutate_raw, paths, pod_json, policy};
 use clap::Parser as _;
-use common::*;
 use podgrace::engine::ClusterInfo;
 use podgrace::policy::EffectivePolicy;
 use serde_json::{Value, json};
@@ -24,12 +23,6 @@ spec:
 "#;
 
 const ADAPTIVE: &str = "preStop: {drain: {mode: adaptive}}";
-
-fn run(raw: &Value, policy: &EffectivePolicy) -> (podgrace::engine::Mutation, Value) {
-    let m = mutate_raw(raw, policy, &ClusterInfo::default());
-    let out = apply(raw, &m);
-    (m, out)
-}
 
 fn hook_argv(out: &Value, container: usize) -> Vec<String> {
     serde_json::from_value(
