@@ -22,6 +22,7 @@ RUN case "${TARGETARCH:-amd64}" in \
 # come along although only the binary is built.
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+COPY crates ./crates
 COPY benches ./benches
 COPY bench/floor.rs ./bench/floor.rs
 # BuildKit caches: downloaded crates and compiled dependencies survive between builds, so a

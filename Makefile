@@ -26,7 +26,7 @@ deps:
 test: deps test-rust test-chart
 
 test-rust:
-	cargo test --all-targets
+	cargo test --workspace --all-targets
 
 # The Helm chart: rendered with the Helm Go SDK (helm-python-sdk, no helm binary), every manifest
 # validated against the Kubernetes 1.36 schemas; some tests run target/debug/podgrace, which
@@ -42,7 +42,7 @@ $(VENV)/.requirements-installed: tests/chart/requirements.txt
 
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets -- -D warnings
 
 bench:
 	cargo bench --bench mutate

@@ -38,8 +38,8 @@ async fn allow(body: Budgeted) -> Response {
 }
 
 fn main() -> anyhow::Result<()> {
-    // SAFETY: as in src/main.rs (`mi_option_purge_delay` is 15), before any other thread exists.
-    unsafe { libmimalloc_sys::mi_option_set(15, 0) };
+    // As podgrace's main does, before any other thread exists.
+    podgrace_alloc_tuning::purge_at_once();
     tokio::runtime::Runtime::new()?.block_on(serve())
 }
 

@@ -243,16 +243,7 @@ fn rollout(args: &Args, mode: &str) -> Run {
 fn main() {
     let args = Args::parse();
     // Thousands of short connections a minute, on both ends, in one process.
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain system calls on a local struct.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
-        limit.rlim_cur = limit.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-    }
+    podgrace_test_process::raise_open_files_limit().expect("raising the open files limit");
     println!(
         "rollout: {PODS} pods, {} req/s, client list refresh {} s, {}",
         args.rate,

@@ -1000,7 +1000,7 @@ fn a_file_of_more_than_1024_documents_is_audited_and_a_hostile_one_named() {
 }
 
 /// Times `podgrace audit -A` against the test API server holding the manifests that
-/// bench/audit_manifests.py wrote (docs/PERFORMANCE.md): not a test, a measurement, run by hand:
+/// bench/audit_manifests.py wrote (bench/results/audit.md, "End to end, cluster"): not a test, a measurement, run by hand:
 ///
 /// ```sh
 /// python3 bench/audit_manifests.py /tmp/audit5k

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use common::kube_api::FakeApi;
 use common::policy_watch::{KEY, NAME, Watched, sleep_policy};
+use podgrace::cluster::version_discovery;
 use podgrace::observability::metrics::Metrics;
 use podgrace::store::PolicyStore;
 use podgrace::store::cache::PolicyCache;
-use podgrace::cluster::version_discovery;
 
 #[tokio::test]
 async fn the_initial_list_loads_valid_policies_and_refuses_invalid_ones() {

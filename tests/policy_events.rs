@@ -19,12 +19,12 @@ use std::time::Duration;
 
 use common::kube_api::FakeApi;
 use common::policy_watch::{KEY, NAME, Watched, sleep_policy};
+use podgrace::cluster::policy_events::{self, PolicyEvents};
+use podgrace::cluster::policy_watch::watch_policies_reporting;
 use podgrace::observability::metrics::Metrics;
 use podgrace::store::PolicyStore;
 use podgrace::store::cache::PolicyCache;
 use podgrace::store::files::watch_cluster_policy;
-use podgrace::cluster::policy_watch::watch_policies_reporting;
-use podgrace::cluster::policy_events::{self, PolicyEvents};
 use serde_json::Value;
 
 const INSTANCE: &str = "podgrace-7d9f8b6c5-x2x9q";

@@ -117,13 +117,8 @@ async fn a_kubelet_rotation_reaches_the_next_connection_without_failing_a_reques
 
 /// Sends SIGTERM, as the kubelet does.
 fn sigterm(child: &Child) {
-    let pid = libc::pid_t::try_from(child.id()).unwrap();
-    // SAFETY: kill(2) on the pid of a child this test has not reaped yet.
-    assert_eq!(
-        unsafe { libc::kill(pid, libc::SIGTERM) },
-        0,
-        "kill -TERM {pid}"
-    );
+    podgrace_test_process::kill(child.id(), libc::SIGTERM)
+        .unwrap_or_else(|e| panic!("kill -TERM {}: {e}", child.id()));
 }
 
 /// How long the webhook may take to exit after SIGTERM (its drain included).

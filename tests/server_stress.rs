@@ -287,7 +287,7 @@ async fn memory_stays_bounded_with_64_large_bodies_at_once_and_is_returned_after
     assert_eq!(ok + busy, 64, "only 200 and 429 expected: {statuses:?}");
     // The one in flight at first is always answered.
     assert!(ok >= 1, "the budget admits some large bodies: {statuses:?}");
-    // Without the budget: 420 MiB (docs/PERFORMANCE.md).
+    // Without the budget: 420 MiB (bench/results/stress.md, "Issue 15: before and after").
     assert!(
         peak < 128.0,
         "peak RSS {peak:.1} MiB with 64 bodies of 5.9 MiB (before: {before:.1} MiB)"
@@ -368,7 +368,7 @@ async fn small_reviews_are_answered_quickly_during_a_large_body_attack() {
     // The debug build (TLS and JSON ten times slower), beside the attack's clients, on a shared
     // machine: generous bounds (measured p99 110-190 ms), yet below what waiting for the budget
     // (a second) or behind the large reviews' decoding would give. The release figures are in
-    // docs/PERFORMANCE.md.
+    // bench/results/stress.md.
     assert!(
         p50 < Duration::from_millis(100),
         "p50 {p50:?} (p99 {p99:?})"

@@ -41,7 +41,9 @@ const BATCH_BYTES: usize = 64 * 1024;
 /// The installed logger: keep `guard` alive until exit (dropping it writes the queued lines);
 /// `dropped` counts the lines lost to a stalled output.
 pub struct Installed {
+    /// Writes the queued lines when dropped.
     pub guard: WorkerGuard,
+    /// Lines lost to a stalled output.
     pub dropped: ErrorCounter,
 }
 
@@ -93,7 +95,7 @@ where
 /// `EnvFilter` is kept for span and field directives (`[admission{uid=…}]=debug`): it keeps
 /// every span in maps behind locks that all threads share: four lock round trips per admission
 /// even when no directive needs them, on cache lines the workers pass back and forth under load
-/// (docs/PERFORMANCE.md).
+/// (bench/results/load.md, "The log filter: `Targets` instead of `EnvFilter`").
 fn filter_layer(filter: &str) -> anyhow::Result<Box<dyn Layer<Registry> + Send + Sync>> {
     // EnvFilter's parser checks the syntax (Targets would take `[span]` for a target name).
     let env =

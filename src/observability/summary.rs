@@ -2,7 +2,7 @@
 //! the last one, read from the metrics' counters. Each admission has its own line at `debug`
 //! only: the API server's audit log and the pod's `podgrace.io/*` annotations already record
 //! every one, and at thousands of pods a minute a line each costs more than the admission
-//! (bench/results). Admissions that warned, failed or were refused keep their own line at `info`
+//! (docs/PERFORMANCE.md). Admissions that warned, failed or were refused keep their own line at `info`
 //! or above.
 
 use std::sync::Arc;

@@ -61,7 +61,7 @@ pub const OBJECT_COST: usize = 12 * 1024;
 /// (`tests::nested_objects_fit_their_cost`).
 pub const NESTED_OBJECT_COST: usize = 1024;
 /// Large bodies in flight at once, from the start of their reading to their answer (measured in
-/// docs/PERFORMANCE.md: with 64 clients sending 5.9 MiB bodies, small reviews' p99 was 6.5-9.4
+/// bench/results/stress.md ("One large review at a time"): with 64 clients sending 5.9 MiB bodies, small reviews' p99 was 6.5-9.4
 /// ms with one, an unattacked server's 6.4-7.7, 9.8-13 ms with two, 3 times the unattacked
 /// one's with five; two answer 1.6 times as many large reviews in such a flood, which no API
 /// server sends).

@@ -7,7 +7,7 @@
 //! clients go on sending their whole body, and during an attack of 5.9 MiB bodies copying them
 //! was 94 % of the bytes the server read. Even uncopied, discarding them as fast as they came was
 //! most of the attacked server's CPU (and of its attackers'), on the workers that answer the small
-//! reviews (docs/PERFORMANCE.md), so all lingering connections together discard at most
+//! reviews (bench/results/stress.md, "Refused bodies discarded at a shared pace"), so all lingering connections together discard at most
 //! [`DISCARD_BYTES_PER_SECOND`]: beyond it the clients' sending is held back by TCP's flow
 //! control. A client that sent everything only has its close to be read, which the first read
 //! does, unpaced. One still sending when [`LINGER`] ends is reset; it has had its answer for as
@@ -41,7 +41,7 @@ const DISCARD_BURST_BYTES: usize = 1024 * 1024;
 /// Connections lingering at once at most, by default: 64 MiB of full receive queues. With 200
 /// clients sending 5.9 MiB bodies, most of them refused, the server had up to 570 connections,
 /// waiting and lingering, and 50 MiB queued; a bound of 256 closed some at once there, saved 6
-/// MiB, and small reviews' p99 was worse in both rounds measured (docs/PERFORMANCE.md).
+/// MiB, and small reviews' p99 was worse in both rounds measured (bench/results/stress.md, "Refused bodies discarded at a shared pace").
 pub const LINGERING_AT_ONCE: usize = 512;
 
 thread_local! {

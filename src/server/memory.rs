@@ -1,5 +1,5 @@
 //! Returning the memory of large reviews to the OS. mimalloc, the binary's allocator, purges the
-//! pages freed into it (at once: src/main.rs), but a block freed by another thread than the one
+//! pages freed into it (at once: `podgrace_alloc_tuning::purge_at_once`), but a block freed by another thread than the one
 //! that allocated it (a body read on an async worker, dropped on the large-review thread) only
 //! frees its page when the owning thread next allocates or collects. After a burst the webhook
 //! is mostly idle, so that memory stayed resident. Instead, each large review marks a
@@ -28,7 +28,6 @@ pub fn collect_if_due() {
     let generation = GENERATION.load(Relaxed);
     if COLLECTED.get() != generation {
         COLLECTED.set(generation);
-        // SAFETY: asks mimalloc to process this thread's freed blocks; no pointer is involved.
-        unsafe { libmimalloc_sys::mi_collect(false) };
+        podgrace_alloc_tuning::collect();
     }
 }

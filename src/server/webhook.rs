@@ -361,14 +361,14 @@ impl Bound {
 /// How many task polls a busy worker runs between two looks for new I/O events (tokio's default
 /// is 61). During a flood of large reviews the workers are never idle: each poll decrypts up to
 /// 64 KiB of a body or lets a refused client's bytes go, and a small review that had arrived
-/// waited for up to 61 of them before its connection was even woken. Measured (bench/results):
+/// waited for up to 61 of them before its connection was even woken. Measured (bench/results/stress.md, "I/O events looked for every 8 polls"):
 /// small reviews' p99 with 200 attackers, median of nine rounds 11.4 → 9.0 ms; CPU per request
 /// unchanged.
 const EVENT_INTERVAL: u32 = 8;
 
 /// Async workers at most: each decodes one ordinary review at a time, so their number bounds
 /// that memory too (docs/ARCHITECTURE.md); four answer far more reviews than an API server sends
-/// (two serve 31,000 a second).
+/// (two serve over 20,000 a second, docs/PERFORMANCE.md).
 const MAX_WORKERS: usize = 4;
 
 fn worker_threads() -> usize {

@@ -8,7 +8,6 @@
 //! waited forever. std resets the signal mask and SIGPIPE in children, not the others.
 
 use std::io::{Read, Write};
-use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::thread;
@@ -20,17 +19,7 @@ pub const SHORT: Duration = Duration::from_secs(60);
 /// `program`, to be started with every signal at its default disposition.
 pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut cmd = Command::new(program);
-    // SAFETY: between fork and exec only async-signal-safe calls are allowed; signal(2) is one,
-    // and the closure touches nothing else.
-    unsafe {
-        cmd.pre_exec(|| {
-            // Every standard signal; SIGKILL and SIGSTOP refuse (EINVAL), and are never ignored.
-            for s in 1..32 {
-                libc::signal(s, libc::SIG_DFL);
-            }
-            Ok(())
-        });
-    }
+    podgrace_test_process::default_dispositions(&mut cmd);
     cmd
 }
 
@@ -41,16 +30,7 @@ pub fn with_dispositions(
     disposition: libc::sighandler_t,
     signals: &'static [libc::c_int],
 ) {
-    // SAFETY: between fork and exec only async-signal-safe calls are allowed; signal(2) is one,
-    // and the closure touches nothing else.
-    unsafe {
-        cmd.pre_exec(move || {
-            for &s in signals {
-                libc::signal(s, disposition);
-            }
-            Ok(())
-        });
-    }
+    podgrace_test_process::with_dispositions(cmd, disposition, signals);
 }
 
 /// Kills (SIGKILL) and reaps the child when dropped: a failed assertion leaves nothing running.

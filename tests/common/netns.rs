@@ -11,8 +11,6 @@
 
 use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -53,7 +51,7 @@ impl Net {
     /// A pod with one link per named peer.
     pub fn new(peers: &[&str]) -> Net {
         assert!(
-            unsafe { libc::geteuid() } == 0,
+            podgrace_test_process::is_root(),
             "network namespace tests run as root (CI does)"
         );
         let id = format!(
@@ -128,9 +126,7 @@ impl Net {
     ) -> std::thread::JoinHandle<T> {
         let file = File::open(format!("/run/netns/{ns}")).expect("namespace file");
         std::thread::spawn(move || {
-            // SAFETY: setns on a namespace file we hold open; it moves only this thread.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            podgrace_test_process::enter_netns(&file).expect("setns");
             f()
         })
     }
@@ -140,66 +136,14 @@ impl Net {
     pub fn command(ns: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let file = File::open(format!("/run/netns/{ns}")).expect("namespace file");
         let mut cmd = super::child::command(program);
-        // SAFETY: between fork and exec only async-signal-safe system calls are made.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) != 0
-                    || libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
-                    || libc::setgroups(0, std::ptr::null()) != 0
-                    || libc::setresgid(65532, 65532, 65532) != 0
-                    // Leaving uid 0 clears every capability.
-                    || libc::setresuid(65532, 65532, 65532) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        podgrace_test_process::in_netns_unprivileged(&mut cmd, file, 65532);
         cmd
     }
 
     /// Makes `cmd` unable to open netlink sockets, as a stricter seccomp profile than the
     /// runtime's default would (`socket(AF_NETLINK, …)` fails with EPERM).
     pub fn deny_netlink(cmd: &mut Command) {
-        // A classic BPF seccomp program: on x86-64, socket(2) with a first argument of
-        // AF_NETLINK returns EPERM; everything else is allowed.
-        const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
-        const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
-        const RET_K: u16 = 0x06; // BPF_RET | BPF_K
-        const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
-        const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
-        const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
-        let f = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
-        let program = vec![
-            f(LD_W_ABS, 0, 0, 4), // arch
-            f(JEQ_K, 0, 4, AUDIT_ARCH_X86_64),
-            f(LD_W_ABS, 0, 0, 0), // syscall number
-            f(JEQ_K, 0, 2, libc::SYS_socket as u32),
-            f(LD_W_ABS, 0, 0, 16), // args[0], low half
-            f(JEQ_K, 1, 0, libc::AF_NETLINK as u32),
-            f(RET_K, 0, 0, SECCOMP_RET_ALLOW),
-            f(RET_K, 0, 0, SECCOMP_RET_ERRNO | libc::EPERM as u32),
-        ];
-        let program: &'static [libc::sock_filter] = Box::leak(program.into_boxed_slice());
-        // SAFETY: prctl with a filter that lives for the whole process; async-signal-safe.
-        unsafe {
-            cmd.pre_exec(move || {
-                let prog = libc::sock_fprog {
-                    len: program.len() as u16,
-                    filter: program.as_ptr() as *mut _,
-                };
-                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
-                    || libc::prctl(
-                        libc::PR_SET_SECCOMP,
-                        libc::SECCOMP_MODE_FILTER,
-                        &prog as *const libc::sock_fprog,
-                    ) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        podgrace_test_process::deny_netlink(cmd);
     }
 }
 

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use podgrace::cluster::policy_events::PolicyEvents;
+use podgrace::cluster::policy_watch::{watch_policies, watch_policies_reporting};
 use podgrace::observability::metrics::Metrics;
 use podgrace::store::PolicyStore;
 use podgrace::store::cache::PolicyCache;
-use podgrace::cluster::policy_watch::{watch_policies, watch_policies_reporting};
-use podgrace::cluster::policy_events::PolicyEvents;
 use tokio::task::JoinHandle;
 
 use super::kube_api::FakeApi;

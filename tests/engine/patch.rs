@@ -4,8 +4,8 @@
 use super::{APP, run};
 use crate::common::{foreign_operations, mutate_raw, paths, pod_json, policy, review_object};
 use podgrace::engine::ClusterInfo;
-use podgrace::protocols::kube_version::KubeVersion;
 use podgrace::policy::EffectivePolicy;
+use podgrace::protocols::kube_version::KubeVersion;
 use serde_json::json;
 
 #[test]

@@ -4,8 +4,8 @@
 use super::{APP, run};
 use crate::common::{apply, mutate_raw, paths, pod_json, policy};
 use podgrace::engine::ClusterInfo;
-use podgrace::protocols::kube_version::KubeVersion;
 use podgrace::policy::EffectivePolicy;
+use podgrace::protocols::kube_version::KubeVersion;
 use serde_json::{Value, json};
 
 #[test]
