@@ -4,11 +4,11 @@
 //! that a rollout restart would change). The CLI (`cli/audit.rs`) gathers the inputs from
 //! manifests or a cluster and renders the [`report`].
 
-pub mod findings;
-pub mod input;
-pub mod manifests;
-pub mod namespace;
-pub mod ownership;
+pub(crate) mod findings;
+pub(crate) mod input;
+pub(crate) mod manifests;
+pub(crate) mod namespace;
+pub(crate) mod ownership;
 pub mod report;
 
 use serde::Serialize;

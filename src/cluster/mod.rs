@@ -4,8 +4,8 @@
 //! ([`workloads`]). The self-managed certificates keep their Secret and caBundles with the
 //! certificates, in `server::certificates::self_managed`.
 
-pub mod client;
+pub(crate) mod client;
 pub mod policy_events;
 pub mod policy_watch;
 pub mod version_discovery;
-pub mod workloads;
+pub(crate) mod workloads;

@@ -6,23 +6,23 @@
 //! an empty patch (so `reinvocationPolicy: IfNeeded` is safe); the grace period never decreases;
 //! the output depends only on the inputs.
 
-pub mod drain_watch;
-pub mod env;
-pub mod grace;
-pub mod helper_injection;
-pub mod hook_estimate;
-pub mod hook_plan;
-pub mod nacos_script;
-pub mod patch;
-pub mod pod_view;
-pub mod presets;
-pub mod probes;
+pub(crate) mod drain_watch;
+pub(crate) mod env;
+pub(crate) mod grace;
+pub(crate) mod helper_injection;
+pub(crate) mod hook_estimate;
+pub(crate) mod hook_plan;
+pub(crate) mod nacos_script;
+pub(crate) mod patch;
+pub(crate) mod pod_view;
+pub(crate) mod presets;
+pub(crate) mod probes;
 pub mod record;
-pub mod shell;
-pub mod spring_property;
-pub mod startup;
-pub mod unreached;
-pub mod warnings;
+pub(crate) mod shell;
+pub(crate) mod spring_property;
+pub(crate) mod startup;
+pub(crate) mod unreached;
+pub(crate) mod warnings;
 
 use std::sync::Arc;
 

@@ -7,12 +7,12 @@
 //! everything worked (a non-zero status makes the kubelet record the output in a
 //! FailedPreStopHook event, after the drain).
 
-pub mod drain;
-pub mod install;
-pub mod nacos_client;
-pub mod nginx_quit;
-pub mod sock_diag;
-pub mod traffic;
+pub(crate) mod drain;
+pub(crate) mod install;
+pub(crate) mod nacos_client;
+pub(crate) mod nginx_quit;
+pub(crate) mod sock_diag;
+pub(crate) mod traffic;
 
 /// What to do before SIGTERM.
 #[derive(Clone, Debug)]

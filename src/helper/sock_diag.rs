@@ -155,7 +155,8 @@ impl SockDiag {
     }
 
     /// Whether destroyed sockets are reported.
-    pub fn sees_destroyed(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn sees_destroyed(&self) -> bool {
         self.destroy.is_some()
     }
 }

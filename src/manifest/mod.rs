@@ -4,9 +4,9 @@
 //! them found and read ([`objects`]). [`files`] is the only part that touches the file system.
 
 pub mod documents;
-pub mod files;
-pub mod key_order;
-pub mod known_fields;
+pub(crate) mod files;
+pub(crate) mod key_order;
+pub(crate) mod known_fields;
 pub mod objects;
 
 pub use self::objects::*;

@@ -4,4 +4,4 @@
 
 pub mod logging;
 pub mod metrics;
-pub mod summary;
+pub(crate) mod summary;

@@ -1,17 +1,17 @@
 //! The policy layer: the file format, its validation, and how layers merge into the settings of
 //! one container. Pure data and functions; no I/O (callers hand in text and metadata).
 
-pub mod annotations;
-pub mod defaults;
-pub mod effective;
-pub mod error;
-pub mod merge;
-pub mod notes;
+pub(crate) mod annotations;
+pub(crate) mod defaults;
+pub(crate) mod effective;
+pub(crate) mod error;
+pub(crate) mod merge;
+pub(crate) mod notes;
 pub mod parse;
-pub mod resolved;
-pub mod seconds;
-pub mod spec;
-pub mod validate;
+pub(crate) mod resolved;
+pub(crate) mod seconds;
+pub(crate) mod spec;
+pub(crate) mod validate;
 
 pub use effective::{EffectivePolicy, Resolution};
 pub use error::{FieldError, PolicyError};

@@ -2,7 +2,7 @@
 //! grammars and versions, the Nacos HTTP API, and YAML as kubectl, Helm and PyYAML read it. Every
 //! layer may use these; they use nothing of podgrace's.
 
-pub mod kube_names;
+pub(crate) mod kube_names;
 pub mod kube_version;
-pub mod nacos;
+pub(crate) mod nacos;
 pub mod yaml;

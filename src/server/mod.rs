@@ -13,19 +13,19 @@
 //! `Retry-After` ([`body_budget`]), malformed reviews 400 with a JSON error. Connections, TLS and
 //! shutdown are in [`listener`] and [`connections`].
 
-pub mod activity;
+pub(crate) mod activity;
 pub mod body_budget;
 pub mod certificates;
-pub mod connections;
-pub mod large_reviews;
+pub(crate) mod connections;
+pub(crate) mod large_reviews;
 pub mod linger;
 pub mod listener;
-pub mod memory;
+pub(crate) mod memory;
 pub mod metrics_listener;
-pub mod pod_review;
-pub mod policy_review;
+pub(crate) mod pod_review;
+pub(crate) mod policy_review;
 pub mod review;
-pub mod status;
+pub(crate) mod status;
 pub mod tls;
 pub mod webhook;
 

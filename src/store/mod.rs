@@ -5,7 +5,7 @@
 //! [`crate::cluster::policy_watch`], which feeds the same cache.
 
 pub mod cache;
-pub mod dir_watch;
+pub(crate) mod dir_watch;
 pub mod files;
 
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! mode), for `serve --standalone` (in memory, CA written out for `curl --cacert`), and for the
 //! self-managed mode ([`self_managed`]), which keeps a CA and serving pair in a Secret.
 
-pub mod self_managed;
+pub(crate) mod self_managed;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,

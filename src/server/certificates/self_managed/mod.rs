@@ -12,12 +12,12 @@
 //! Roles in the cluster: get, create and update of the one Secret; get, list, watch and patch
 //! of the two named webhook configurations (see the chart's rbac.yaml).
 
-pub mod ca_bundle;
-pub mod events;
-pub mod material;
-pub mod rotation;
-pub mod secret_store;
-pub mod trust;
+pub(crate) mod ca_bundle;
+pub(crate) mod events;
+pub(crate) mod material;
+pub(crate) mod rotation;
+pub(crate) mod secret_store;
+pub(crate) mod trust;
 
 use std::sync::Arc;
 use std::time::Duration;
