@@ -9,6 +9,8 @@
 #   DURATION=30s ROUNDS=7 bench/load.sh
 #   KUBE_EXAMPLE=/path/to/admission_controller bench/load.sh    # a third server, see below
 #   PODGRACE_BIN=/tmp/podgrace-old FLOOR_BIN=/tmp/floor-old bench/load.sh   # saved builds, no build
+#   BASELINE_BIN=/tmp/podgrace-old bench/load.sh   # an earlier podgrace as a further server, in
+#                                                  # the same run (before and after a change)
 #
 # The servers are measured alternately, ROUNDS times per scenario, and the median round is
 # reported, with every round's ratio: on a shared 2-core machine single runs vary by 20 %.
@@ -32,6 +34,7 @@ DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-5}
 RATE=${RATE:-2000}
 KUBE_EXAMPLE=${KUBE_EXAMPLE:-}
+BASELINE_BIN=${BASELINE_BIN:-}
 OUT=bench/out
 BODY=tests/fixtures/admission/pod-create-kubectl-apply.json
 mkdir -p "$OUT"
@@ -46,6 +49,7 @@ FLOOR_BIN=${FLOOR_BIN:-./target/release/examples/floor}
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 targets=(podgrace:18443 floor:19443)
+if [[ -n $BASELINE_BIN ]]; then targets+=(baseline:17443); fi
 if [[ -n $KUBE_EXAMPLE ]]; then targets+=(kube:8443); fi
 for target in "${targets[@]}"; do
   if listening "${target##*:}"; then echo "port ${target##*:} is taken" >&2; exit 1; fi
@@ -64,6 +68,11 @@ declare -A pid_of
 "$PODGRACE_BIN" serve --standalone --listen 127.0.0.1:18443 --ca-out "$OUT/podgrace-ca.pem" \
   --cluster-policy tests/fixtures/policies/cluster.yaml >"$OUT/podgrace.log" 2>&1 &
 pids+=($!); pid_of[podgrace]=$!
+if [[ -n $BASELINE_BIN ]]; then
+  "$BASELINE_BIN" serve --standalone --listen 127.0.0.1:17443 --ca-out "$OUT/baseline-ca.pem" \
+    --cluster-policy tests/fixtures/policies/cluster.yaml >"$OUT/baseline.log" 2>&1 &
+  pids+=($!); pid_of[baseline]=$!
+fi
 "$FLOOR_BIN" 127.0.0.1:19443 "$OUT/floor-ca.pem" >"$OUT/floor.log" 2>&1 &
 pids+=($!); pid_of[floor]=$!
 if [[ -n $KUBE_EXAMPLE ]]; then
@@ -117,7 +126,7 @@ python3 - "$OUT" "$RATE" "$ROUNDS" "$(getconf CLK_TCK)" "${names[@]}" <<'PY'
 import json, sys, pathlib
 out, rate, rounds, hz = pathlib.Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 names = sys.argv[5:]
-title = {"podgrace": "podgrace", "floor": "floor", "kube": "kube-rs example"}
+title = {"podgrace": "podgrace", "floor": "floor", "kube": "kube-rs example", "baseline": "podgrace baseline"}
 def load(name, label):
     # The round with the median throughput (for the fixed rate: the median p99).
     runs = [one(name, label, r) for r in range(1, rounds + 1)]

@@ -8,7 +8,7 @@
 //! - [`manifest`] and [`audit`]: manifests read as kubectl reads them, and the audit of their
 //!   workloads, pure but for [`manifest::files`];
 //! - adapters: [`observability`] (metrics, logs), [`store`] (policy stores), [`cluster`] (the
-//!   Kubernetes API), [`server`] (HTTPS, TLS, certificates), [`helper`] (the program run inside
+//!   Kubernetes API), [`server`] (HTTPS, TLS, certificates), `helper` (the program run inside
 //!   pods) and [`cli`].
 //!
 //! The folders and what each may use are in docs/ARCHITECTURE.md ("Layout and layers"). The
