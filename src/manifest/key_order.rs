@@ -13,6 +13,8 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::Value;
 
+use crate::protocols::yaml::PLAIN;
+
 /// The shape of a document as written: each mapping's keys in order, with the order inside
 /// each value; each sequence's items.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -120,7 +122,7 @@ impl<'de> Deserialize<'de> for Key {
             }
             fn visit_bool<E: de::Error>(self, v: bool) -> Result<Key, E> {
                 // A plain `on`, `yes`, `true` key (kubectl's YAML 1.1 boolean): marked, so that
-                // it is written back unquoted (see [`PLAIN`]).
+                // it is written back unquoted (see [`crate::protocols::yaml::PLAIN`]).
                 Ok(Key(format!("{PLAIN}{v}")))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Key, E> {
@@ -139,14 +141,6 @@ impl<'de> Deserialize<'de> for Key {
         deserializer.deserialize_any(KeyVisitor)
     }
 }
-
-/// Marks a key written as a plain YAML 1.1 boolean (`on:`, `yes:`, `true:`): in [`KeyOrder`]
-/// before the boolean it reads as, and in what [`Ordered`] serializes before the key as written
-/// (`on`), which [`crate::protocols::yaml::to_string`] then writes unquoted. kubectl reads such a key as
-/// `"true"` (go-yaml v2, then JSON); quoting it (`"on":`) would change the object it reads, so
-/// `-o pod` keeps it plain where the user put it plain. A private-use character: no manifest
-/// carries it.
-pub const PLAIN: char = '\u{E000}';
 
 /// The boolean kubectl's YAML 1.1 reader takes a plain `word` for.
 fn yaml_1_1_bool(word: &str) -> Option<bool> {

@@ -319,28 +319,8 @@ pub struct NacosSpec {
     pub auth: Option<NacosAuthSpec>,
 }
 
-/// The Nacos HTTP API generation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NacosApi {
-    /// Nacos 1.x/2.x Open API `/nacos/v1/ns/instance`.
-    V1,
-    /// Nacos 2.x Open API `/nacos/v2/ns/instance`.
-    V2,
-    /// Nacos 3.x admin API `/nacos/v3/admin/ns/instance`.
-    V3,
-}
-
-impl NacosApi {
-    /// The policy spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NacosApi::V1 => "v1",
-            NacosApi::V2 => "v2",
-            NacosApi::V3 => "v3",
-        }
-    }
-}
+/// The Nacos HTTP API generation (the protocol's, used as the policy's field).
+pub use crate::protocols::nacos::NacosApi;
 
 /// Where the Nacos login comes from.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

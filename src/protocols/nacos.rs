@@ -13,7 +13,30 @@
 //! - `enabled=false` through an update is what works for instances registered over gRPC by 2.x
 //!   clients; DELETE does not (nacos#7070), and a live client would re-register anyway.
 
-use crate::policy::spec::NacosApi;
+use serde::{Deserialize, Serialize};
+
+/// The Nacos HTTP API generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NacosApi {
+    /// Nacos 1.x/2.x Open API `/nacos/v1/ns/instance`.
+    V1,
+    /// Nacos 2.x Open API `/nacos/v2/ns/instance`.
+    V2,
+    /// Nacos 3.x admin API `/nacos/v3/admin/ns/instance`.
+    V3,
+}
+
+impl NacosApi {
+    /// The policy spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NacosApi::V1 => "v1",
+            NacosApi::V2 => "v2",
+            NacosApi::V3 => "v3",
+        }
+    }
+}
 
 /// Environment variable carrying the Nacos user name (from the Secret).
 pub const USERNAME_ENV: &str = "PODGRACE_NACOS_USERNAME";

@@ -169,7 +169,7 @@ pub fn manifests<T: DeserializeOwned>(text: &str) -> Result<Vec<T>, YamlError> {
 }
 
 /// The options [`manifests`] reads `text` with, and their budget. Repeated mapping keys reach
-/// the reader's visitor (kubectl's reader keeps the last: see [`crate::manifest::documents`]).
+/// the reader's visitor (kubectl's reader keeps the last: see `manifest::documents`).
 pub(crate) fn manifest_options_for(text: &str) -> (serde_saphyr::Options, serde_saphyr::Budget) {
     let n = text.len();
     let mut budget = serde_saphyr::Budget::default();
@@ -377,14 +377,22 @@ impl serde_saphyr::MessageFormatter for UserWords {
     }
 }
 
+/// Marks a key written as a plain YAML 1.1 boolean (`on:`, `yes:`, `true:`): in
+/// `manifest::key_order`'s `KeyOrder` before the boolean it reads as, and in what its `Ordered`
+/// serializes before the key as written (`on`), which [`to_string`] then writes unquoted. kubectl reads such a key as
+/// `"true"` (go-yaml v2, then JSON); quoting it (`"on":`) would change the object it reads, so
+/// `-o pod` keeps it plain (`manifest::key_order` marks it) where the user put it plain. A private-use character: no manifest
+/// carries it.
+pub const PLAIN: char = '\u{E000}';
+
 /// `value` as one YAML document, keys in the value's own order (a `serde_json::Value` sorts
-/// them: see [`crate::manifest::key_order`] for the order they were written in), every string that a
+/// them: `manifest::key_order` keeps the order they were written in), every string that a
 /// YAML 1.1 reader would misread quoted.
 pub fn to_string<T: Serialize>(value: &T) -> Result<String, YamlError> {
     let text = serde_saphyr::to_string_with_options(value, write_options())?;
     // Keys the input had as plain YAML 1.1 booleans, marked by `key_order`: unquoted again.
-    Ok(if text.contains(crate::manifest::key_order::PLAIN) {
-        text.replace(crate::manifest::key_order::PLAIN, "")
+    Ok(if text.contains(PLAIN) {
+        text.replace(PLAIN, "")
     } else {
         text
     })
