@@ -39,7 +39,7 @@ def mutate(manifest: Path, policy: str | None) -> list[dict]:
     return [d for d in yaml.safe_load_all(out.stdout) if d]
 
 
-# Operators' workloads podgrace mutates (src/manifest.rs template_path): no Kubernetes schema for
+# Operators' workloads podgrace mutates (src/manifest/objects.rs template_path): no Kubernetes schema for
 # the object, but their pod template is a core/v1 PodTemplateSpec, validated as one.
 OPERATOR_WORKLOADS = {
     ("argoproj.io/v1alpha1", "Rollout"),

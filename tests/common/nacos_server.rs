@@ -1,6 +1,6 @@
 //! A Nacos server for tests. No real Nacos can run here (it is a Java service), so this speaks
 //! the documented HTTP protocol of the three API generations faithfully, from the Nacos sources
-//! and docs (see src/nacos.rs and docs/NACOS.md), including their failure modes:
+//! and docs (see src/protocols/nacos.rs and docs/NACOS.md), including their failure modes:
 //!
 //! - login `POST /nacos/v1/auth/login` (alias `/nacos/v1/auth/users/login`; 1.x-3.x) and
 //!   `POST /nacos/v3/auth/user/login` (3.x): form or query `username`/`password`; `200` with
