@@ -10,7 +10,8 @@ PYTHON ?= python3
 # namespace policies from examples/policies/, cluster default from examples/cluster-policy.yaml.
 run:
 	cargo run -- serve --standalone --listen 127.0.0.1:8443 --ca-out certs/standalone-ca.pem \
-	  --policy-dir examples/policies --cluster-policy examples/cluster-policy.yaml --log-format text
+	  --policy-dir examples/policies --cluster-policy examples/cluster-policy.yaml --log-format text \
+	  --log info,podgrace=debug
 
 # Tools the tests call: /bin/sh and curl run the generated preStop scripts; iproute2 makes the
 # network namespaces of the adaptive drain's tests (tests/adaptive_drain.rs, as root); strace
