@@ -299,6 +299,14 @@ fn lines_until_exit(hook: &mut Webhook) -> (String, Vec<serde_json::Value>) {
     (out, lines)
 }
 
+/// The per-admission lines among `lines`.
+fn admission_lines(lines: &[serde_json::Value]) -> Vec<&serde_json::Value> {
+    lines
+        .iter()
+        .filter(|l| l["message"] == "admission")
+        .collect()
+}
+
 /// The production log at `info`: JSON lines on stdout; no line for an admission that went as
 /// planned (the pod's annotations and the API server's audit log record it), one for an
 /// admission whose warnings ask the user to act, with the request's uid, namespace, pod name,
@@ -310,10 +318,7 @@ async fn at_info_only_admissions_that_warned_or_failed_are_logged_with_the_uid_a
     let (review, warned) = three_admissions(&hook).await;
     let (out, lines) = lines_until_exit(&mut hook);
 
-    let admissions: Vec<_> = lines
-        .iter()
-        .filter(|l| l["message"] == "admission")
-        .collect();
+    let admissions = admission_lines(&lines);
     assert_eq!(admissions.len(), 1, "{out}");
     let admission = admissions[0];
     assert_eq!(admission["level"], "INFO");
@@ -360,10 +365,7 @@ async fn at_debug_every_admission_is_logged_with_its_uid() {
     let mut hook = start_binary(0, Logs::JsonPipedDebug).await;
     let (review, warned) = three_admissions(&hook).await;
     let (out, lines) = lines_until_exit(&mut hook);
-    let admissions: Vec<_> = lines
-        .iter()
-        .filter(|l| l["message"] == "admission")
-        .collect();
+    let admissions = admission_lines(&lines);
     assert_eq!(admissions.len(), 2, "{out}");
     assert_eq!(admissions[0]["level"], "DEBUG");
     assert_eq!(admissions[0]["uid"], review["request"]["uid"]);

@@ -54,12 +54,12 @@ impl Counts {
         *self == Counts::default()
     }
 
-    fn mutate(&self, outcome: Outcome) -> u64 {
+    fn pods(&self, outcome: Outcome) -> u64 {
         let i = Outcome::MUTATE.iter().position(|&o| o == outcome);
         i.map_or(0, |i| self.mutate[i])
     }
 
-    fn validate(&self, outcome: Outcome) -> u64 {
+    fn policies(&self, outcome: Outcome) -> u64 {
         let i = Outcome::VALIDATE.iter().position(|&o| o == outcome);
         i.map_or(0, |i| self.validate[i])
     }
@@ -74,15 +74,15 @@ impl Counts {
             ($($period:ident,)? $message:literal) => {
                 tracing::info!(
                     $($period,)?
-                    patched = self.mutate(Outcome::Patched),
-                    unchanged = self.mutate(Outcome::Unchanged),
-                    skipped = self.mutate(Outcome::Skipped),
-                    ignored = self.mutate(Outcome::Ignored) + self.validate(Outcome::Ignored),
-                    errors = self.mutate(Outcome::Error),
+                    patched = self.pods(Outcome::Patched),
+                    unchanged = self.pods(Outcome::Unchanged),
+                    skipped = self.pods(Outcome::Skipped),
+                    ignored = self.pods(Outcome::Ignored) + self.policies(Outcome::Ignored),
+                    errors = self.pods(Outcome::Error),
                     bad_requests =
-                        self.mutate(Outcome::BadRequest) + self.validate(Outcome::BadRequest),
-                    policies_allowed = self.validate(Outcome::Allowed),
-                    policies_denied = self.validate(Outcome::Denied),
+                        self.pods(Outcome::BadRequest) + self.policies(Outcome::BadRequest),
+                    policies_allowed = self.policies(Outcome::Allowed),
+                    policies_denied = self.policies(Outcome::Denied),
                     refused = self.refused,
                     $message
                 )
@@ -132,9 +132,9 @@ mod tests {
         metrics.request(Endpoint::Validate, Outcome::Denied);
         metrics.request_refused(Refusal::BodyBudget);
         let period = Counts::read(&metrics).since(&before);
-        assert_eq!(period.mutate(Outcome::Patched), 3);
-        assert_eq!(period.mutate(Outcome::Error), 1);
-        assert_eq!(period.validate(Outcome::Denied), 1);
+        assert_eq!(period.pods(Outcome::Patched), 3);
+        assert_eq!(period.pods(Outcome::Error), 1);
+        assert_eq!(period.policies(Outcome::Denied), 1);
         assert_eq!(period.refused, 1);
         assert!(!period.is_empty());
         assert!(
