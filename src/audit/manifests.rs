@@ -171,6 +171,7 @@ impl ManifestInputs {
         let namespaces = self
             .by_namespace()
             .into_iter()
+            // `-n` narrows manifests too (kubectl passes its own `-n` to the plugin).
             .filter(|(ns, _)| ask.only.is_empty() || ask.only.contains(ns))
             .map(|(ns, objects)| {
                 let opt_in = opt_in_of(&ns, self.namespaces.get(&ns), ask.podgrace_namespace);

@@ -13,7 +13,7 @@ use crate::policy::{EffectivePolicy, PolicyLayer};
 
 /// Namespaces never audited as opted in whatever their labels: podgrace's own and
 /// `kube-system` (the webhook configuration excludes both).
-pub fn excluded(podgrace_namespace: &str, name: &str) -> bool {
+fn excluded(podgrace_namespace: &str, name: &str) -> bool {
     name == podgrace_namespace || name == "kube-system"
 }
 

@@ -175,11 +175,6 @@ impl Webhook {
         self.startup.metrics_addr
     }
 
-    /// The handlers' state.
-    pub fn state(&self) -> &Arc<AppState> {
-        &self.state
-    }
-
     /// Opens the HTTPS port.
     pub async fn bind(self) -> anyhow::Result<Bound> {
         let listen = self.startup.config.listen;
