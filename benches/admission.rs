@@ -35,9 +35,9 @@ fn floor(body: &[u8]) -> Vec<u8> {
 }
 
 fn podgrace(body: &[u8], policy: &EffectivePolicy) -> Vec<u8> {
-    let req = review::decode(body).unwrap();
-    let pod = PodView::from_json(req.object.unwrap().get()).unwrap();
-    let m = engine::mutation_for(&pod, policy, &ClusterInfo::default()).unwrap();
+    let req = review::decode_as::<PodView>(body).unwrap();
+    let pod = req.object.as_ref().unwrap();
+    let m = engine::mutation_for(pod, policy, &ClusterInfo::default()).unwrap();
     let mut answer = Answer::allow(&req).with_patch(m.patch);
     answer.warnings = m.warnings;
     answer.to_json()
@@ -114,6 +114,11 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.bench_function("decode_podgrace", |b| {
+        b.iter(|| review::decode_as::<PodView>(black_box(BODY)).unwrap())
+    });
+    // The fallback for a review whose object is not a pod podgrace reads: the envelope with the
+    // object raw, then the object.
+    g.bench_function("decode_podgrace_two_passes", |b| {
         b.iter(|| {
             let req = review::decode(black_box(BODY)).unwrap();
             PodView::from_json(req.object.unwrap().get()).unwrap()

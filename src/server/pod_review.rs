@@ -2,6 +2,7 @@
 //! answers with no patch, a warning, a log line and a metric, never with a blocked pod.
 
 use std::collections::BTreeMap;
+use std::fmt::Display;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,11 +28,25 @@ pub async fn review_pods(State(state): State<Arc<AppState>>, body: Budgeted) -> 
 
 fn review_pod(state: &AppState, body: &[u8]) -> Response {
     let start = Instant::now();
-    let req = match review::decode(body) {
-        Ok(req) => req,
-        Err(e) => return bad_request(state, ENDPOINT, e),
+    // The ordinary review: the envelope and the pod in one pass over the body.
+    let answer = match review::decode_as::<PodView>(body) {
+        Ok(req) => {
+            let pod = req.object.as_ref().map(Ok);
+            answer(state, &req, pod, start, engine::mutation_for)
+        }
+        // Not a review, or an object that is not a pod podgrace can read: decoded again with
+        // the object kept raw, to tell which.
+        Err(_) => match review::decode(body) {
+            Ok(req) => {
+                let pod = req.object.map(|o| PodView::from_json(o.get()));
+                let pod = pod
+                    .as_ref()
+                    .map(|p| p.as_ref().map_err(|e| e as &dyn Display));
+                answer(state, &req, pod, start, engine::mutation_for)
+            }
+            Err(e) => return bad_request(state, ENDPOINT, e),
+        },
     };
-    let answer = answer(state, &req, start, engine::mutation_for);
     state
         .metrics
         .observe_latency(ENDPOINT, start.elapsed().as_secs_f64());
@@ -42,20 +57,25 @@ fn review_pod(state: &AppState, body: &[u8]) -> Response {
 /// fails or panics.
 type Engine = fn(&PodView, &EffectivePolicy, &ClusterInfo) -> Result<Mutation, EngineError>;
 
-fn answer(state: &AppState, req: &Request, start: Instant, engine: Engine) -> Answer {
+/// The answer to `req`, whose object decoded to `pod` (`None` when it has none, an error when it
+/// is not a pod podgrace can read).
+fn answer<O>(
+    state: &AppState,
+    req: &Request<O>,
+    pod: Option<Result<&PodView, &dyn Display>>,
+    start: Instant,
+    engine: Engine,
+) -> Answer {
     let allow = Answer::allow(req);
     // The webhook configuration routes only pod creation here; anything else passes untouched.
-    let (true, Operation::Create, None, Some(object)) = (
-        req.is_core("Pod"),
-        &req.operation,
-        &req.sub_resource,
-        req.object,
-    ) else {
+    let (true, Operation::Create, None, Some(pod)) =
+        (req.is_core("Pod"), &req.operation, &req.sub_resource, pod)
+    else {
         state.metrics.request(ENDPOINT, Outcome::Ignored);
         return allow;
     };
     let namespace = req.namespace.as_deref().unwrap_or_default();
-    let pod = match PodView::from_json(object.get()) {
+    let pod = match pod {
         Ok(pod) => pod,
         Err(e) => {
             // A pod podgrace cannot read is still admitted, untouched. The API server has
@@ -70,7 +90,7 @@ fn answer(state: &AppState, req: &Request, start: Instant, engine: Engine) -> An
     let cluster = state.cluster_info();
     // The engine does not panic on any input the property tests found; this is the seat belt
     // that keeps a bug from failing pod creation.
-    let result = std::panic::catch_unwind(AssertUnwindSafe(|| engine(&pod, &policy, &cluster)));
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| engine(pod, &policy, &cluster)));
     let mutation = match result {
         Ok(Ok(m)) => m,
         Ok(Err(e)) => return internal_error(state, allow, req, name, &e.to_string()),
@@ -136,10 +156,10 @@ fn audit(record: &engine::record::Record) -> BTreeMap<String, String> {
     audit
 }
 
-fn internal_error(
+fn internal_error<O>(
     state: &AppState,
     allow: Answer,
-    req: &Request,
+    req: &Request<O>,
     name: &str,
     error: &str,
 ) -> Answer {
@@ -210,14 +230,45 @@ mod tests {
         })
     }
 
+    /// A review whose object does not decode as a pod in the one pass is decoded again, to
+    /// tell an object of another kind (ignored), a pod podgrace cannot read (admitted with a
+    /// warning, counted as an error) and a body that is not a review (400) apart.
+    #[test]
+    fn what_the_one_pass_cannot_decode_is_told_apart_by_the_second() {
+        let fixture: serde_json::Value = serde_json::from_slice(FIXTURE).unwrap();
+        let mut unreadable = fixture.clone();
+        unreadable["request"]["object"]["spec"]["containers"] = "not a list".into();
+        let mut other_kind = unreadable.clone();
+        other_kind["request"]["kind"]["group"] = "example.com".into();
+        let cases = [
+            (other_kind.to_string(), StatusCode::OK, "ignored"),
+            (unreadable.to_string(), StatusCode::OK, "error"),
+            (
+                r#"{"request": {"uid": 7}}"#.to_owned(),
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+            ),
+        ];
+        for (body, status, outcome) in cases {
+            let state = state();
+            assert!(review::decode_as::<PodView>(body.as_bytes()).is_err());
+            let response = review_pod(&state, body.as_bytes());
+            assert_eq!(response.status(), status, "{body}");
+            let metrics = state.metrics.render();
+            let counted = format!(r#"endpoint="mutate",outcome="{outcome}"}} 1"#);
+            assert!(metrics.contains(&counted), "{outcome}: {metrics}");
+        }
+    }
+
     /// The seat belt: an engine that panics or fails still admits the pod, untouched, with a
     /// warning, an error log line and the error metric.
     #[test]
     fn a_panicking_or_failing_engine_admits_the_pod_untouched() {
         for engine in [panicking as Engine, failing] {
             let state = state();
-            let req = review::decode(FIXTURE).unwrap();
-            let answer = answer(&state, &req, Instant::now(), engine);
+            let req = review::decode_as::<PodView>(FIXTURE).unwrap();
+            let pod = req.object.as_ref().map(Ok);
+            let answer = answer(&state, &req, pod, Instant::now(), engine);
             let json: serde_json::Value = serde_json::from_slice(&answer.to_json()).unwrap();
             let r = &json["response"];
             assert_eq!(r["allowed"], true);
@@ -234,7 +285,8 @@ mod tests {
         }
         // The real engine on the same review patches it.
         let state = state();
-        let req = review::decode(FIXTURE).unwrap();
-        assert!(answer(&state, &req, Instant::now(), engine::mutation_for).has_patch());
+        let req = review::decode_as::<PodView>(FIXTURE).unwrap();
+        let pod = req.object.as_ref().map(Ok);
+        assert!(answer(&state, &req, pod, Instant::now(), engine::mutation_for).has_patch());
     }
 }
