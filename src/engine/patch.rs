@@ -77,7 +77,8 @@ impl PatchBuilder {
 /// (`PointerBuf::from_tokens` grows its string token by token: a quarter of the engine's
 /// allocations were that). Tokens are copied whole; only one holding `~` or `/` (an annotation
 /// key such as `podgrace.io/injected`) is escaped character by character, which for every
-/// token was a fifth of the engine's time (bench/results/criterion.md, `parts/engine`).
+/// token was a fifth of the engine's time (bench/results/criterion.md, "One admission without
+/// sockets, after issue 30").
 fn pointer<'a, P>(tokens: P) -> PointerBuf
 where
     P: IntoIterator<Item = &'a str>,

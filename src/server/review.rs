@@ -226,8 +226,8 @@ impl Answer {
 
 /// `patch` as the API documents it: the JSON patch's text, base64-encoded. base64's alphabet
 /// needs no escaping in a JSON string, so the encoded text goes into the output as a raw value
-/// rather than through serde_json's escaping, byte by byte, which was half of encoding the
-/// answer (bench/results/criterion.md, `parts/encode`).
+/// rather than through serde_json's escaping, byte by byte, which was over half of encoding
+/// the answer (bench/results/criterion.md, "One admission without sockets, after issue 30").
 fn patch_as_base64<S: Serializer>(patch: &Option<Patch>, serializer: S) -> Result<S::Ok, S::Error> {
     match patch {
         Some(patch) => {
