@@ -37,6 +37,10 @@ pub enum ReviewError {
     /// Not JSON, or not shaped like an AdmissionReview.
     #[error("malformed AdmissionReview: {0}")]
     Malformed(serde_json::Error),
+    /// Not UTF-8, which JSON text must be (RFC 8259), anywhere in the body, members podgrace
+    /// skips included.
+    #[error("malformed AdmissionReview: not UTF-8: {0}")]
+    NotUtf8(std::str::Utf8Error),
     /// No `request` to answer.
     #[error("AdmissionReview has no request")]
     MissingRequest,
@@ -101,7 +105,10 @@ pub fn decode(body: &[u8]) -> Result<RawRequest<'_>, ReviewError> {
 /// Decodes the review in `body` and its object as `O`, in one pass. An error does not say
 /// which of the two did not fit: [`decode`] tells.
 pub fn decode_as<'a, O: Deserialize<'a>>(body: &'a [u8]) -> Result<Request<O>, ReviewError> {
-    let envelope: Envelope<O> = serde_json::from_slice(body).map_err(ReviewError::Malformed)?;
+    // serde_json checks the UTF-8 of the strings it reads, not of those it skips: the whole
+    // body is checked first, so that every member is held to it, whatever the handler reads.
+    let text = std::str::from_utf8(body).map_err(ReviewError::NotUtf8)?;
+    let envelope: Envelope<O> = serde_json::from_str(text).map_err(ReviewError::Malformed)?;
     let mut request = envelope.request.ok_or(ReviewError::MissingRequest)?;
     request.api_version = envelope
         .api_version
@@ -305,6 +312,33 @@ mod tests {
                 ),
                 "{bad}"
             );
+        }
+    }
+
+    /// Invalid UTF-8 is refused wherever it is: in the object, or in a member no handler reads
+    /// (which serde_json would skip without looking).
+    #[test]
+    fn a_body_that_is_not_utf8_is_refused_whatever_member_holds_it() {
+        let mut review: serde_json::Value = serde_json::from_slice(FIXTURE).unwrap();
+        review["request"]["userInfo"]["username"] = "USER".into();
+        review["request"]["object"]["metadata"]["managedFields"][0]["manager"] = "MANAGER".into();
+        let valid = review.to_string().into_bytes();
+        assert!(decode_as::<crate::engine::PodView>(&valid).is_ok());
+        for marker in ["USER", "MANAGER"] {
+            let mut body = valid.clone();
+            let at = body
+                .windows(marker.len())
+                .position(|w| w == marker.as_bytes())
+                .unwrap();
+            body.splice(at..at + marker.len(), [0xff, 0xfe]);
+            for result in [
+                decode(&body).map(drop),
+                decode_as::<crate::engine::PodView>(&body).map(drop),
+            ] {
+                let err = result.unwrap_err();
+                assert!(matches!(err, ReviewError::NotUtf8(_)), "{marker}: {err}");
+                assert!(err.to_string().contains("not UTF-8"), "{err}");
+            }
         }
     }
 
